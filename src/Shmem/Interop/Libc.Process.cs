@@ -1,0 +1,72 @@
+using System.Runtime.InteropServices;
+
+namespace Postmaster.Shmem.Interop;
+
+internal static unsafe partial class Libc
+{
+    public const int WNOHANG = 1;
+    public const int PR_SET_PDEATHSIG = 1;
+    public const int PR_SET_NAME = 15;
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
+    // returns the pid, 0 with WNOHANG when the child is still running, -1 on failure
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int waitpid(int pid, int* status, int options);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int setsid();
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int posix_spawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawn_file_actions_init(void* actions);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawn_file_actions_destroy(void* actions);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawn_file_actions_adddup2(void* actions, int fd, int newfd);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawn_file_actions_addopen(void* actions, int fd, byte* path, int oflag, int mode);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawnattr_init(void* attr);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawnattr_destroy(void* attr);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawnattr_setflags(void* attr, short flags);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawnattr_setsigmask(void* attr, void* sigmask);
+
+    [LibraryImport(Name)]
+    public static partial int posix_spawnattr_setsigdefault(void* attr, void* sigdefault);
+
+    [LibraryImport(Name)]
+    public static partial int sigemptyset(void* set);
+
+    [LibraryImport(Name)]
+    public static partial int sigfillset(void* set);
+
+    [LibraryImport(Name)]
+    public static partial int sigdelset(void* set, int signo);
+
+    [LibraryImport(Name, EntryPoint = "syscall", SetLastError = true)]
+    public static partial nint syscall3(nint number, nint a1, nint a2, nint a3);
+
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+    public const short POSIX_SPAWN_SETSID = 0x80;
+    public const int PosixSpawnAttrSize = 336;        // sizeof(posix_spawnattr_t), glibc 64-bit
+    public const int PosixSpawnFileActionsSize = 80;  // sizeof(posix_spawn_file_actions_t)
+    public const int SigsetSize = 128;                // sizeof(sigset_t)
+}

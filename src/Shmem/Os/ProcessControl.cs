@@ -1,0 +1,69 @@
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Interop;
+
+namespace Postmaster.Shmem.Os;
+
+/// <summary>Typed wrappers for signalling and liveness. Liveness is never judged by kill(pid, 0) alone: on these
+/// machines PID 1 does not reap orphans, so a dead process can remain a zombie for ever; the state letter in
+/// /proc/PID/stat tells ("Z" or "X" means dead).</summary>
+public static class ProcessControl
+{
+    public static int CurrentPid { get; } = Environment.ProcessId;
+
+    /// <summary>kill(pid, sig). True when delivered, false when the process does not exist (ESRCH); other errors
+    /// (EPERM) throw, naming the pid.</summary>
+    public static bool Signal(int pid, int signal)
+    {
+        if (pid <= 0)
+            throw new ArgumentOutOfRangeException(nameof(pid), $"refusing to signal pid {pid}");
+        if (Libc.kill(pid, signal) == 0)
+            return true;
+        int errno = Libc.Errno;
+        if (errno == Errno.ESRCH)
+            return false;
+        throw new OsCallException($"could not send signal {signal} to process {pid}", errno);
+    }
+
+    /// <summary>True when the process exists and is not a zombie.</summary>
+    public static bool IsAlive(int pid)
+    {
+        if (pid <= 0)
+            return false;
+        if (Libc.kill(pid, 0) != 0 && Libc.Errno == Errno.ESRCH)
+            return false;
+        var state = ReadState(pid);
+        return state is not null && state != 'Z' && state != 'X';
+    }
+
+    /// <summary>The state letter from /proc/PID/stat (R, S, D, Z, T, ...), or null when there is no such process.</summary>
+    public static char? ReadState(int pid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (IOException)
+        {
+            return null; // FileNotFound/DirectoryNotFound: the process is gone
+        }
+        // "pid (comm) S ...": comm may contain spaces or parentheses, so find the last ')'.
+        int close = text.LastIndexOf(')');
+        return close >= 0 && close + 2 < text.Length ? text[close + 2] : null;
+    }
+
+    /// <summary>The parent pid from /proc/PID/stat, or null.</summary>
+    public static int? ReadParentPid(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[1]);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}
