@@ -1,0 +1,25 @@
+namespace Postmaster.Shmem;
+
+public enum ShmemLogLevel
+{
+    Debug,
+    Log,
+    Warning,
+}
+
+/// <summary>How the shared-memory layer reports what it did (removals, fallbacks). The daemon adapts this to its
+/// logging; the library itself has no logging dependency.</summary>
+public interface IShmemLogger
+{
+    void Write(ShmemLogLevel level, string message);
+}
+
+/// <summary>Discards everything (tests, inspection commands).</summary>
+public sealed class NullShmemLogger : IShmemLogger
+{
+    public static readonly NullShmemLogger Instance = new();
+
+    public void Write(ShmemLogLevel level, string message)
+    {
+    }
+}

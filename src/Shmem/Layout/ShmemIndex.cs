@@ -1,0 +1,253 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Shmem.Layout;
+
+/// <summary>One row of the index: what <c>postmaster shmem</c> prints (pg_shmem_allocations).</summary>
+public readonly record struct ShmemAllocation(string? Name, long? Offset, long Size, long AllocatedSize);
+
+/// <summary>
+/// The "Shmem Index" of the main segment: a fixed-capacity table name → (offset, size), plus the bump allocator
+/// that hands out cache-line-aligned space after it. PostgreSQL's ShmemInitStruct: the first caller of a name
+/// allocates it (found = false) and every later caller, in any process, gets the same space (found = true).
+/// Nothing is ever freed. Protected by: <see cref="MainHeader.AllocLock"/>, a spin word taken for the few
+/// instructions of a lookup or insert; a holder that stays longer than <see cref="LockTimeout"/> makes the caller
+/// fail with an error naming the holder instead of hanging.
+/// </summary>
+public sealed class ShmemIndex
+{
+    public const int MaxNameBytes = 63;
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(5);
+    private const uint IndexMagic = 0x504D_4958; // "PMIX"
+    private const uint IndexLayoutVersion = 1;
+
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
+    private struct IndexHeader
+    {
+        [FieldOffset(0)] public uint Magic;
+        [FieldOffset(4)] public uint LayoutVersion;
+        [FieldOffset(8)] public int Capacity;
+        [FieldOffset(12)] public int Count;            // entries [0, Count) are in use; Protected by: AllocLock
+        [FieldOffset(16)] public long Size;            // bytes of header + entries
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 128)]
+    private unsafe struct IndexEntry
+    {
+        [FieldOffset(0)] public fixed byte Name[64];    // UTF-8, NUL-terminated
+        [FieldOffset(64)] public long Offset;           // from the segment base
+        [FieldOffset(72)] public long Size;             // as requested
+        [FieldOffset(80)] public long AllocatedSize;    // with alignment padding
+    }
+
+    private readonly ShmemRegion _segment;
+    private readonly long _offset;
+
+    private ShmemIndex(ShmemRegion segment, long offset)
+    {
+        _segment = segment;
+        _offset = offset;
+    }
+
+    public static long RequiredSize(int capacity) =>
+        ShmemSize.Add(Marshal.SizeOf<IndexHeader>(), ShmemSize.Multiply(capacity, Marshal.SizeOf<IndexEntry>()));
+
+    public int Capacity => HeaderRef.Capacity;
+
+    private ref IndexHeader HeaderRef => ref _segment.Ref<IndexHeader>(_offset);
+
+    private ref MainHeader Main => ref _segment.Ref<MainHeader>(0);
+
+    /// <summary>Lays out an empty index at <paramref name="offset"/> (creator only, before any other process).</summary>
+    internal static ShmemIndex Initialize(ShmemRegion segment, long offset, int capacity)
+    {
+        ref var h = ref segment.Ref<IndexHeader>(offset);
+        h.Capacity = capacity;
+        h.Count = 0;
+        h.Size = RequiredSize(capacity);
+        h.LayoutVersion = IndexLayoutVersion;
+        h.Magic = IndexMagic;
+        return new ShmemIndex(segment, offset);
+    }
+
+    /// <summary>Validates an index written by another process before trusting it.</summary>
+    internal static ShmemIndex Attach(ShmemRegion segment, long offset)
+    {
+        if (offset < MainHeader.Size || offset > segment.Size - Marshal.SizeOf<IndexHeader>())
+            throw new ShmemCorruptException($"shared memory index offset {offset} is outside the segment of {segment.Size} bytes");
+        ref var h = ref segment.Ref<IndexHeader>(offset);
+        if (h.Magic != IndexMagic || h.LayoutVersion != IndexLayoutVersion)
+            throw new ShmemCorruptException("shared memory index has a wrong magic number or layout version",
+                $"magic 0x{h.Magic:X8} version {h.LayoutVersion}, expected 0x{IndexMagic:X8} version {IndexLayoutVersion}");
+        if (h.Capacity < 0 || h.Count < 0 || h.Count > h.Capacity || h.Size != RequiredSize(h.Capacity) ||
+            offset + h.Size > segment.Size)
+            throw new ShmemCorruptException("shared memory index is corrupt",
+                $"capacity {h.Capacity}, count {h.Count}, size {h.Size}, segment {segment.Size} bytes");
+        return new ShmemIndex(segment, offset);
+    }
+
+    /// <summary>
+    /// PostgreSQL's ShmemInitStruct: returns the space registered under <paramref name="name"/>, allocating
+    /// <paramref name="size"/> bytes (cache-line aligned, zeroed) on first use. Errors: a name used with another
+    /// size, no space left, index full, a bad name.
+    /// </summary>
+    public ShmemRegion InitStruct(string name, long size, out bool found)
+    {
+        var key = EncodeName(name);
+        if (size < 0)
+            throw new ArgumentOutOfRangeException(nameof(size), $"negative size {size} for data structure \"{name}\"");
+        Lock();
+        try
+        {
+            int i = FindLocked(key);
+            if (i >= 0)
+            {
+                ref var e = ref EntryRef(i);
+                if (e.Size != size)
+                    throw new ShmemException(
+                        $"ShmemIndex entry size is wrong for data structure \"{name}\": expected {size}, actual {e.Size}");
+                found = true;
+                return _segment.Slice(e.Offset, e.Size);
+            }
+            ref var h = ref HeaderRef;
+            if (h.Count >= h.Capacity)
+                throw new ShmemException($"could not create ShmemIndex entry for data structure \"{name}\"",
+                    hint: $"The index holds at most {h.Capacity} named allocations.");
+            long allocated = ShmemSize.CacheLineAlign(size);
+            ref var main = ref Main;
+            long start = main.FreeOffset;
+            if (allocated > main.TotalSize - start)
+                throw new ShmemException($"not enough shared memory for data structure \"{name}\" ({size} bytes requested)",
+                    $"{main.TotalSize - start} bytes are left in the main segment.",
+                    "Increase \"shared_memory_size\".");
+            _segment.Span(start, 0); // bounds check before publishing
+            ref var entry = ref EntryRef(h.Count);
+            entry.Offset = start;
+            entry.Size = size;
+            entry.AllocatedSize = allocated;
+            WriteName(ref entry, key);
+            main.FreeOffset = start + allocated;
+            Volatile.Write(ref h.Count, h.Count + 1); // publish the entry after its fields
+            found = false;
+            return _segment.Slice(start, size);
+        }
+        finally
+        {
+            Unlock();
+        }
+    }
+
+    /// <summary>Looks a name up without allocating.</summary>
+    public bool TryFind(string name, out ShmemRegion region)
+    {
+        var key = EncodeName(name);
+        Lock();
+        try
+        {
+            int i = FindLocked(key);
+            if (i < 0)
+            {
+                region = default;
+                return false;
+            }
+            ref var e = ref EntryRef(i);
+            region = _segment.Slice(e.Offset, e.Size);
+            return true;
+        }
+        finally
+        {
+            Unlock();
+        }
+    }
+
+    /// <summary>All rows, pg_shmem_allocations style: named entries, then "&lt;anonymous&gt;" (space taken outside the
+    /// index: header and the index itself), then the free space (Name null). Reads without the lock, counting only
+    /// published entries, so an inspector never blocks on a stuck process.</summary>
+    public unsafe IReadOnlyList<ShmemAllocation> List()
+    {
+        var rows = new List<ShmemAllocation>();
+        int count = Volatile.Read(ref HeaderRef.Count);
+        long named = 0;
+        for (int i = 0; i < count && i < HeaderRef.Capacity; i++)
+        {
+            ref var e = ref EntryRef(i);
+            string n;
+            fixed (byte* p = e.Name)
+                n = Marshal.PtrToStringUTF8((nint)p) ?? "";
+            rows.Add(new ShmemAllocation(n, e.Offset, e.Size, e.AllocatedSize));
+            named += e.AllocatedSize;
+        }
+        ref var main = ref Main;
+        long free = main.FreeOffset;
+        rows.Add(new ShmemAllocation("<anonymous>", null, free - named, free - named));
+        rows.Add(new ShmemAllocation(null, free, main.TotalSize - free, main.TotalSize - free));
+        return rows;
+    }
+
+    private static byte[] EncodeName(string name)
+    {
+        if (string.IsNullOrEmpty(name))
+            throw new ArgumentException("shared memory data structure name cannot be empty", nameof(name));
+        var bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length > MaxNameBytes || bytes.Contains((byte)0))
+            throw new ArgumentException(
+                $"shared memory data structure name \"{name}\" is too long or contains NUL (at most {MaxNameBytes} bytes)",
+                nameof(name));
+        return bytes;
+    }
+
+    private unsafe int FindLocked(byte[] key)
+    {
+        int count = HeaderRef.Count;
+        for (int i = 0; i < count; i++)
+        {
+            ref var e = ref EntryRef(i);
+            fixed (byte* p = e.Name)
+            {
+                var stored = new ReadOnlySpan<byte>(p, MaxNameBytes + 1);
+                int len = stored.IndexOf((byte)0);
+                if (len == key.Length && stored[..len].SequenceEqual(key))
+                    return i;
+            }
+        }
+        return -1;
+    }
+
+    private static unsafe void WriteName(ref IndexEntry e, byte[] key)
+    {
+        fixed (byte* p = e.Name)
+        {
+            var dst = new Span<byte>(p, MaxNameBytes + 1);
+            dst.Clear();
+            key.CopyTo(dst);
+        }
+    }
+
+    private ref IndexEntry EntryRef(int i) =>
+        ref _segment.Ref<IndexEntry>(_offset + Marshal.SizeOf<IndexHeader>() + (long)i * Marshal.SizeOf<IndexEntry>());
+
+    private void Lock()
+    {
+        ref int word = ref Main.AllocLock;
+        int me = ProcessControl.CurrentPid;
+        if (Interlocked.CompareExchange(ref word, me, 0) == 0)
+            return;
+        var deadline = Environment.TickCount64 + (long)LockTimeout.TotalMilliseconds;
+        var spinner = new SpinWait();
+        while (Interlocked.CompareExchange(ref word, me, 0) != 0)
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                int holder = Volatile.Read(ref word);
+                throw new ShmemException("could not lock the shared memory index",
+                    $"It has been held by process {holder} for more than {LockTimeout.TotalSeconds:0} s" +
+                    (ProcessControl.IsAlive(holder) ? "." : ", which is no longer running."));
+            }
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    private void Unlock() => Volatile.Write(ref Main.AllocLock, 0);
+}

@@ -1,0 +1,66 @@
+namespace Postmaster.Shmem.Layout;
+
+/// <summary>A module's request for space in the main segment (PostgreSQL's size/init pair).</summary>
+/// <param name="Name">Index name, at most <see cref="ShmemIndex.MaxNameBytes"/> bytes.</param>
+/// <param name="Size">Bytes needed.</param>
+/// <param name="Initialize">Runs once in the creating process on the zeroed space; null for plain space.</param>
+public sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion>? Initialize = null);
+
+/// <summary>
+/// Collects the modules' requests and computes the segment size exactly (overflow-checked), PostgreSQL's
+/// CalculateShmemSize without the fudge: header + index + every request cache-line aligned + the free space for
+/// run-time named allocations, rounded up to the page size.
+/// </summary>
+public sealed class ShmemPlan
+{
+    /// <summary>Index slots beyond the modules' own, for run-time named allocations.</summary>
+    public const int ExtraIndexEntries = 64;
+
+    private readonly List<ShmemRequest> _requests = new();
+
+    public ShmemPlan(long freeSpace)
+    {
+        if (freeSpace < 0)
+            throw new ArgumentOutOfRangeException(nameof(freeSpace));
+        FreeSpace = freeSpace;
+    }
+
+    public long FreeSpace { get; }
+
+    public IReadOnlyList<ShmemRequest> Requests => _requests;
+
+    public int IndexCapacity => _requests.Count + ExtraIndexEntries;
+
+    public ShmemPlan Add(ShmemRequest request)
+    {
+        if (_requests.Any(r => r.Name == request.Name))
+            throw new ArgumentException($"shared memory request \"{request.Name}\" is declared twice");
+        if (request.Size < 0)
+            throw new ArgumentOutOfRangeException(nameof(request), $"request \"{request.Name}\" has negative size {request.Size}");
+        _requests.Add(request);
+        return this;
+    }
+
+    /// <summary>Per-part sizes in creation order: ("header", n), ("index", n), each request, ("free space", n).</summary>
+    public IReadOnlyList<(string Part, long Bytes)> Breakdown()
+    {
+        var parts = new List<(string, long)>
+        {
+            ("<header>", ShmemSize.CacheLineAlign(MainHeader.Size)),
+            ("<index>", ShmemSize.CacheLineAlign(ShmemIndex.RequiredSize(IndexCapacity))),
+        };
+        foreach (var r in _requests)
+            parts.Add((r.Name, ShmemSize.CacheLineAlign(r.Size)));
+        parts.Add(("<free space>", ShmemSize.CacheLineAlign(FreeSpace)));
+        return parts;
+    }
+
+    /// <summary>The total, page aligned. Throws a ShmemException on overflow.</summary>
+    public long TotalSize(long alignment = ShmemSize.PageSize)
+    {
+        long total = 0;
+        foreach (var (_, bytes) in Breakdown())
+            total = ShmemSize.Add(total, bytes);
+        return ShmemSize.AlignUp(total, alignment);
+    }
+}

@@ -1,0 +1,238 @@
+using System.Text;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Interop;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Shmem.LockFile;
+
+/// <summary>
+/// DIR/postmaster.pid: the interlock that makes a data directory belong to one postmaster.
+/// Overview: unlike PostgreSQL, liveness is not guessed from the pid in the file. The daemon holds an exclusive
+/// open-file-description (OFD) lock on the file for its whole life, on the one descriptor it created the file with
+/// and never reopens (closing any other descriptor of the file would not drop an OFD lock, but we keep the rule
+/// anyway); the kernel drops the lock when the process dies, zombie or not. A second postmaster, or a client
+/// (status/stop), tests that lock. Creation and stale-file replacement run under a short flock on the data directory
+/// itself, so two simultaneous starts cannot both decide that the file is stale. Lines are written once at fixed
+/// widths and later updated in place with pwrite, never shortened.
+/// </summary>
+public sealed class DataDirLockFile : IDisposable
+{
+    public const string FileName = "postmaster.pid";
+    private const int FileMode = 0x180; // 0600
+    private const int KeyWidth = 10;
+    private const int IdWidth = 20;
+    private const int TypeWidth = 5;
+    private const int SizeWidth = 20;
+    private static readonly TimeSpan DirLockTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly SafeFd _fd;
+    private readonly long _shmemLineOffset;
+    private readonly long _statusLineOffset;
+    private readonly long _infoLineOffset;
+    private bool _removed;
+
+    private DataDirLockFile(string path, SafeFd fd, long shmemLineOffset, long statusLineOffset, long infoLineOffset)
+    {
+        Path = path;
+        _fd = fd;
+        _shmemLineOffset = shmemLineOffset;
+        _statusLineOffset = statusLineOffset;
+        _infoLineOffset = infoLineOffset;
+    }
+
+    public string Path { get; }
+
+    /// <summary>
+    /// Creates DIR/postmaster.pid for this process, or fails with PostgreSQL's FATAL messages. A stale file (its lock
+    /// is free: the owner is dead) is handed to <paramref name="checkStale"/>, which throws if what it names is still
+    /// in use (e.g. a shared memory segment with live processes attached), and is then replaced.
+    /// </summary>
+    public static DataDirLockFile Create(string dataDir, long startTime, string? socketPath,
+        Action<LockFileContents>? checkStale, IShmemLogger log)
+    {
+        string path = System.IO.Path.Combine(dataDir, FileName);
+        using var dirLock = LockDirectory(dataDir);
+        int existing = Libc.open(path, Libc.O_RDWR | Libc.O_CLOEXEC, 0);
+        if (existing >= 0)
+        {
+            using var old = new SafeFd(existing);
+            if (!TryLockExclusive(old, out int errno))
+            {
+                if (errno is not (Errno.EAGAIN or Errno.EACCES))
+                    throw new OsCallException($"could not lock file \"{path}\"", errno);
+                var other = LockFileContents.Parse(ReadAll(old));
+                throw new ShmemException($"lock file \"{FileName}\" already exists",
+                    hint: $"Is another postmaster (PID {other?.Pid.ToString() ?? "unknown"}) running in data directory \"{dataDir}\"?");
+            }
+            var contents = LockFileContents.Parse(ReadAll(old));
+            if (contents is not null)
+                checkStale?.Invoke(contents);
+            log.Write(ShmemLogLevel.Log, contents is null
+                ? $"removing empty or corrupt lock file \"{path}\" (no process holds it)"
+                : $"removing stale lock file \"{path}\" of postmaster PID {contents.Pid}, which is no longer running");
+            if (Libc.unlink(path) != 0 && Libc.Errno != Errno.ENOENT)
+                throw new OsCallException($"could not remove old lock file \"{path}\"", Libc.Errno,
+                    hint: "The file seems accidentally left over, but it could not be removed. Please remove the file by hand and try again.");
+        }
+        else if (Libc.Errno != Errno.ENOENT)
+        {
+            throw new OsCallException($"could not open lock file \"{path}\"", Libc.Errno);
+        }
+
+        int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | Libc.O_CLOEXEC, FileMode);
+        if (fd < 0)
+            throw new OsCallException($"could not create lock file \"{path}\"", Libc.Errno);
+        var handle = new SafeFd(fd);
+        try
+        {
+            if (!TryLockExclusive(handle, out int errno))
+                throw new OsCallException($"could not lock file \"{path}\"", errno);
+            var sb = new StringBuilder();
+            sb.Append(ProcessControl.CurrentPid).Append('\n');
+            sb.Append(dataDir).Append('\n');
+            sb.Append(startTime).Append('\n');
+            sb.Append("0\n");                                   // line 4: no TCP port
+            sb.Append(socketPath ?? "").Append('\n');            // line 5: control socket
+            sb.Append('\n');                                     // line 6: listen address
+            long shmemOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            sb.Append(ShmemLine(0, 0)).Append('\n');             // line 7, rewritten in place once the segment exists
+            long statusOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            sb.Append(PmStatus.Starting).Append('\n');           // line 8
+            long infoOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            sb.Append(InfoLine("", 0)).Append('\n');              // line 9
+            WriteAt(handle, path, 0, sb.ToString());
+            if (Libc.fsync(handle.Fd) != 0)
+                throw new OsCallException($"could not write lock file \"{path}\"", Libc.Errno);
+            return new DataDirLockFile(path, handle, shmemOffset, statusOffset, infoOffset);
+        }
+        catch
+        {
+            Libc.unlink(path);
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Records the main segment (lines 7 and 9).</summary>
+    public void SetSharedMemory(long key, long id, string type, long size)
+    {
+        WriteAt(_fd, Path, _shmemLineOffset, ShmemLine(key, id));
+        WriteAt(_fd, Path, _infoLineOffset, InfoLine(type, size));
+    }
+
+    /// <summary>Rewrites line 8 in place (<see cref="PmStatus"/>).</summary>
+    public void SetStatus(string status)
+    {
+        if (status.Length != PmStatus.Starting.Length)
+            throw new ArgumentException($"status \"{status}\" must be padded to {PmStatus.Starting.Length} characters");
+        WriteAt(_fd, Path, _statusLineOffset, status);
+    }
+
+    /// <summary>True while the file at <see cref="Path"/> is still the one this process created (nobody removed or
+    /// replaced it). PostgreSQL's RecheckDataDirLockFile, without reopening the file.</summary>
+    public bool StillOurs()
+    {
+        var mine = FileStat.OfDescriptor(_fd.Fd, Path);
+        var now = FileStat.TryStat(Path);
+        return now is not null && now.Value.Device == mine.Device && now.Value.Inode == mine.Inode;
+    }
+
+    /// <summary>Unlinks the file and releases the lock (clean exit only).</summary>
+    public void Remove()
+    {
+        if (_removed)
+            return;
+        _removed = true;
+        if (StillOurs())
+            Libc.unlink(Path);
+        _fd.Dispose();
+    }
+
+    /// <summary>Releases the lock without removing the file (the process is going away abnormally).</summary>
+    public void Dispose() => _fd.Dispose();
+
+    /// <summary>
+    /// For clients (status, stop, start -w): is a live postmaster holding DIR/postmaster.pid, and what does the
+    /// file say? Contents are null when there is no file.
+    /// </summary>
+    public static (bool Locked, LockFileContents? Contents) Probe(string dataDir)
+    {
+        string path = System.IO.Path.Combine(dataDir, FileName);
+        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            int errno = Libc.Errno;
+            if (errno is Errno.ENOENT or Errno.ENOTDIR)
+                return (false, null);
+            throw new OsCallException($"could not open lock file \"{path}\"", errno);
+        }
+        using var handle = new SafeFd(fd);
+        bool locked = IsLocked(handle, path);
+        return (locked, LockFileContents.Parse(ReadAll(handle)));
+    }
+
+    private static string ShmemLine(long key, long id) => $"{key.ToString().PadLeft(KeyWidth)} {id.ToString().PadLeft(IdWidth)}";
+
+    private static string InfoLine(string type, long size) => $"{type.PadRight(TypeWidth)} {size.ToString().PadLeft(SizeWidth)}";
+
+    private static unsafe bool TryLockExclusive(SafeFd fd, out int errno)
+    {
+        var lk = new Libc.Flock { l_type = Libc.F_WRLCK, l_whence = Libc.SEEK_SET, l_start = 0, l_len = 0 };
+        if (Libc.fcntl_lock(fd.Fd, Libc.F_OFD_SETLK, &lk) == 0)
+        {
+            errno = 0;
+            return true;
+        }
+        errno = Libc.Errno;
+        return false;
+    }
+
+    private static unsafe bool IsLocked(SafeFd fd, string path)
+    {
+        var lk = new Libc.Flock { l_type = Libc.F_WRLCK, l_whence = Libc.SEEK_SET, l_start = 0, l_len = 0 };
+        if (Libc.fcntl_lock(fd.Fd, Libc.F_OFD_GETLK, &lk) != 0)
+            throw new OsCallException($"could not test lock on file \"{path}\"", Libc.Errno);
+        return lk.l_type != Libc.F_UNLCK;
+    }
+
+    private static SafeFd LockDirectory(string dataDir)
+    {
+        int fd = Libc.open(dataDir, Libc.O_RDONLY | Libc.O_CLOEXEC | NativeArch.Current.O_DIRECTORY, 0);
+        if (fd < 0)
+            throw new OsCallException($"could not open data directory \"{dataDir}\"", Libc.Errno);
+        var handle = new SafeFd(fd);
+        var deadline = Environment.TickCount64 + (long)DirLockTimeout.TotalMilliseconds;
+        var spinner = new SpinWait();
+        while (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)
+        {
+            int errno = Libc.Errno;
+            if (errno != Errno.EWOULDBLOCK || Environment.TickCount64 > deadline)
+            {
+                handle.Dispose();
+                throw new OsCallException($"could not lock data directory \"{dataDir}\"", errno,
+                    hint: "Another postmaster is starting in this data directory.");
+            }
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
+        return handle; // closing the descriptor releases the flock
+    }
+
+    private static unsafe string ReadAll(SafeFd fd)
+    {
+        const int MaxLockFile = 8192;
+        byte* buf = stackalloc byte[MaxLockFile];
+        nint n = Libc.pread(fd.Fd, buf, MaxLockFile, 0);
+        return n <= 0 ? "" : Encoding.UTF8.GetString(buf, (int)n);
+    }
+
+    private static unsafe void WriteAt(SafeFd fd, string path, long offset, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        fixed (byte* p = bytes)
+        {
+            nint n = Libc.pwrite(fd.Fd, p, (nuint)bytes.Length, offset);
+            if (n != bytes.Length)
+                throw new OsCallException($"could not write lock file \"{path}\"", n < 0 ? Libc.Errno : Errno.ENOSPC);
+        }
+    }
+}

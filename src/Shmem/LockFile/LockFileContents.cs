@@ -1,0 +1,54 @@
+namespace Postmaster.Shmem.LockFile;
+
+/// <summary>Status words of line 8, padded to one width so an in-place update never shortens the file.</summary>
+public static class PmStatus
+{
+    public const string Starting = "starting";
+    public const string Ready = "ready   ";
+    public const string Stopping = "stopping";
+}
+
+/// <summary>
+/// The parsed text of postmaster.pid (PostgreSQL's pidfile.h layout, plus our own lines after line 8):
+/// 1 pid, 2 data directory, 3 start time (Unix seconds), 4 port (0: no TCP port), 5 control socket path,
+/// 6 listen address (empty), 7 "KEY ID" of the main segment, 8 status, 9 "TYPE SIZE" of the main segment.
+/// Any line may be missing: the file is read by other processes while it is being written.
+/// </summary>
+public sealed record LockFileContents(
+    int Pid, string DataDir, long StartTime, long? ShmKey, long? ShmId, string? Status, string? ShmType, long? ShmSize,
+    string? Socket)
+{
+    public const int LinePid = 1;
+    public const int LineDataDir = 2;
+    public const int LineStartTime = 3;
+    public const int LinePort = 4;
+    public const int LineSocket = 5;
+    public const int LineListenAddr = 6;
+    public const int LineShmemKey = 7;
+    public const int LineStatus = 8;
+    public const int LineShmemInfo = 9;
+
+    public string? TrimmedStatus => Status?.Trim();
+
+    /// <summary>Parses what is there; null when line 1 is not a positive pid (empty or bogus file).</summary>
+    public static LockFileContents? Parse(string text)
+    {
+        var lines = text.Split('\n');
+        string Line(int n) => lines.Length >= n ? lines[n - 1] : "";
+        if (!int.TryParse(Line(LinePid).Trim(), out int pid) || pid == 0)
+            return null;
+        long.TryParse(Line(LineStartTime).Trim(), out long start);
+        long? key = null, id = null, size = null;
+        var shm = Line(LineShmemKey).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (shm.Length == 2 && long.TryParse(shm[0], out long k) && long.TryParse(shm[1], out long i))
+            (key, id) = (k, i);
+        string? type = null;
+        var info = Line(LineShmemInfo).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (info.Length == 2 && long.TryParse(info[1], out long s))
+            (type, size) = (info[0], s);
+        string status = Line(LineStatus);
+        string socket = Line(LineSocket).Trim();
+        return new LockFileContents(Math.Abs(pid), Line(LineDataDir), start, key, id,
+            status.Length == 0 ? null : status, type, size, socket.Length == 0 ? null : socket);
+    }
+}
