@@ -70,3 +70,28 @@ internal static unsafe partial class Libc
     public const int PosixSpawnFileActionsSize = 80;  // sizeof(posix_spawn_file_actions_t)
     public const int SigsetSize = 128;                // sizeof(sigset_t)
 }
+
+internal static unsafe partial class Libc
+{
+    public const short POLLIN = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int fd;
+        public short events;
+        public short revents;
+    }
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int pipe2(int* fds, int flags);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial nint read(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial nint write(int fd, byte* buf, nuint count);
+}

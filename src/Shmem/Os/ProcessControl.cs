@@ -10,6 +10,9 @@ public static class ProcessControl
 {
     public static int CurrentPid { get; } = Environment.ProcessId;
 
+    /// <summary>geteuid().</summary>
+    public static uint EffectiveUid => Libc.geteuid();
+
     /// <summary>kill(pid, sig). True when delivered, false when the process does not exist (ESRCH); other errors
     /// (EPERM) throw, naming the pid.</summary>
     public static bool Signal(int pid, int signal)

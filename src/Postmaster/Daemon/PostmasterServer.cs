@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using Postmaster.Configuration;
+using Postmaster.Logging;
+using Postmaster.Shmem;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
+using Postmaster.Supervision;
+
+namespace Postmaster.Daemon;
+
+/// <summary>
+/// The daemon's life: PostgreSQL's PostmasterMain order. Signals are routed first (so an early SIGTERM is queued,
+/// not fatal), then the data directory is checked, the configuration loaded, the lock file created, shared memory
+/// built, readiness reported, and the supervisor loop run until a shutdown completes. Everything created is torn
+/// down in reverse order on every exit path; the lock file is removed last, after the final log line.
+/// </summary>
+public static class PostmasterServer
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+
+    public static int Run(StartOptions options)
+    {
+        var queue = new BlockingCollection<PmEvent>();
+        using var signals = new SignalRouter(queue);
+        var log = new ServerLog(LogSinks.Stderr, null, Severity.Log);
+        DataDirLockFile? lockFile = null;
+        MainSegment? main = null;
+        try
+        {
+            string dataDir = options.DataDir;
+            if (!Directory.Exists(dataDir) && !File.Exists(dataDir))
+            {
+                DataDirectory.Initialize(dataDir, DefaultConfigFile.Render());
+                log.Log($"initialized new data directory \"{dataDir}\" with a default configuration");
+            }
+            if (DataDirectory.IsRoot())
+                log.Warning("running postmaster as root is not recommended",
+                    hint: "Run it as an unprivileged user that owns the data directory.");
+            var dirStat = DataDirectory.Check(dataDir);
+            var configPath = DataDirectory.ConfigPath(dataDir);
+            var settings = LoadSettings(configPath, options.Overrides, log);
+            if (settings is null)
+                return ExitFailure;
+            log.Dispose();
+            log = CreateLog(settings, dataDir);
+
+            long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            lockFile = DataDirLockFile.Create(dataDir, startTime, null,
+                stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
+            main = SharedMemoryBootstrap.Create(settings, dataDir, dirStat, log);
+            lockFile.SetSharedMemory(main.Mapping.Key, main.Mapping.Id,
+                settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", main.Mapping.Size);
+            WriteOptionsFile(dataDir, options.OptionsLine);
+
+            var loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides);
+            lockFile.SetStatus(PmStatus.Ready);
+            log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
+                    $"{main.Mapping.Size} bytes of {KindName(main)} shared memory, key {main.Mapping.Key})");
+            NotifyReady(options.ReadyFd);
+            int code = loop.Run();
+            lockFile.SetStatus(PmStatus.Stopping);
+            return code;
+        }
+        catch (StartupException e)
+        {
+            log.Fatal(e.Message, e.Detail, e.Hint);
+            return ExitFailure;
+        }
+        catch (ShmemException e)
+        {
+            log.Fatal(e.Message, e.Detail, e.Hint);
+            return ExitFailure;
+        }
+        finally
+        {
+            if (main is not null)
+            {
+                int err = main.Destroy();
+                if (err != 0)
+                    log.Warning($"could not remove shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id}): errno {err}");
+                main.Dispose();
+            }
+            if (lockFile is not null)
+            {
+                log.Log("postmaster is shut down");
+                lockFile.Remove();
+            }
+            log.Dispose();
+        }
+    }
+
+    /// <summary>Loads the configuration, logging every error with its file:line; null when it has errors.</summary>
+    public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, ServerLog log)
+    {
+        try
+        {
+            return ConfigLoader.Load(configPath, overrides);
+        }
+        catch (ConfigException e)
+        {
+            foreach (var err in e.Errors)
+                log.Write(Severity.Log, err.Message, hint: err.Hint);
+            log.Fatal($"configuration file \"{configPath}\" contains errors");
+            return null;
+        }
+    }
+
+    public static ServerLog CreateLog(Settings settings, string dataDir)
+    {
+        var sinks = settings.LogDestination switch
+        {
+            LogDestination.Json => LogSinks.Json,
+            LogDestination.Both => LogSinks.Stderr | LogSinks.Json,
+            _ => LogSinks.Stderr,
+        };
+        string? dir = null;
+        if (sinks.HasFlag(LogSinks.Json))
+        {
+            dir = settings.ResolveLogDirectory(dataDir);
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return new ServerLog(sinks, dir, ToSeverity(settings.LogMinMessages));
+    }
+
+    public static Severity ToSeverity(LogLevel level) => (Severity)(int)level; // same order, pinned by a test
+
+    /// <summary>A stale lock file may name a segment that old processes still use: refuse then (PostgreSQL's
+    /// PGSharedMemoryIsInUse check on line 7).</summary>
+    private static void CheckStaleSegment(LockFileContents stale, Settings settings, string dataDir, FileStat dirStat)
+    {
+        if (stale.ShmKey is not long key || key == 0)
+            return;
+        var kind = stale.ShmType switch
+        {
+            "sysv" => Shmem.Segments.SegmentKind.SysV,
+            "posix" => Shmem.Segments.SegmentKind.Posix,
+            _ => SharedMemoryBootstrap.KindOf(settings.SharedMemoryType),
+        };
+        var (state, id, _) = MainSegment.Classify(kind, key, dirStat);
+        if (state is SegmentState.Attached or SegmentState.AnalysisFailure)
+            throw MainSegment.InUse(new MainSegmentSpec(kind, dataDir, dirStat, HugePagesMode.Off), key, id);
+    }
+
+    private static void WriteOptionsFile(string dataDir, string line)
+    {
+        var path = Path.Combine(dataDir, DataDirectory.OptionsFileName);
+        File.WriteAllText(path, line + "\n");
+    }
+
+    private static void NotifyReady(int? readyFd)
+    {
+        if (readyFd is int fd)
+        {
+            ProcessSpawner.TryWrite(fd, "ready\n");
+            ProcessSpawner.Close(fd);
+        }
+        SystemdNotify.Send("READY=1\nSTATUS=ready");
+    }
+
+    private static string KindName(MainSegment m) => m.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "System V" : "POSIX";
+}

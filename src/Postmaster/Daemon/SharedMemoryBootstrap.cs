@@ -1,0 +1,44 @@
+using Postmaster.Configuration;
+using Postmaster.Logging;
+using Postmaster.Shmem;
+using Postmaster.Shmem.Layout;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
+
+namespace Postmaster.Daemon;
+
+/// <summary>
+/// Builds the main segment (PostgreSQL's CreateSharedMemoryAndSemaphores): collects the modules' requests into a
+/// <see cref="ShmemPlan"/>, logs the per-module breakdown at DEBUG1, creates the segment (cleaning up what a dead
+/// instance left at the same key), and initialises every module in order.
+/// </summary>
+public static class SharedMemoryBootstrap
+{
+    public static SegmentKind KindOf(SharedMemoryType t) => t == SharedMemoryType.SysV ? SegmentKind.SysV : SegmentKind.Posix;
+
+    public static HugePagesMode HugePagesOf(HugePages h) => h switch
+    {
+        HugePages.On => HugePagesMode.On,
+        HugePages.Try => HugePagesMode.Try,
+        _ => HugePagesMode.Off,
+    };
+
+    /// <summary>The plan for these settings. Modules add their requests here as they are built.</summary>
+    public static ShmemPlan Plan(Settings settings) => new ShmemPlan(settings.SharedMemorySize);
+
+    public static MainSegment Create(Settings settings, string dataDir, FileStat dataDirStat, ServerLog log)
+    {
+        var plan = Plan(settings);
+        long total = plan.TotalSize();
+        if (log.IsEnabled(Severity.Debug1))
+        {
+            foreach (var (part, bytes) in plan.Breakdown())
+                log.Debug1($"shared memory request \"{part}\": {bytes} bytes");
+            log.Debug1($"main shared memory segment: {total} bytes in total");
+        }
+        var spec = new MainSegmentSpec(KindOf(settings.SharedMemoryType), dataDir, dataDirStat, HugePagesOf(settings.HugePages));
+        return MainSegment.Create(spec, plan, new ShmemLogAdapter(log), orphan =>
+            log.Debug1($"orphaned main segment (key {orphan.Key}) was created by PID {orphan.Header.CreatorPid}" +
+                       (orphan.Header.DsmControlHandle != 0 ? $", DSM control segment {orphan.Header.DsmControlHandle}" : "")));
+    }
+}

@@ -1,0 +1,52 @@
+using Serilog.Events;
+
+namespace Postmaster.Logging;
+
+/// <summary>PostgreSQL's message severities, in server-log order: LOG ranks above ERROR, so LOG lines (lifecycle
+/// events) appear under the default threshold while debug chatter does not.</summary>
+public enum Severity
+{
+    Debug5,
+    Debug4,
+    Debug3,
+    Debug2,
+    Debug1,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Log,
+    Fatal,
+    Panic,
+}
+
+public static class SeverityText
+{
+    /// <summary>The word printed before the message ("LOG", "DEBUG1", ...).</summary>
+    public static string Label(this Severity s) => s switch
+    {
+        Severity.Debug5 => "DEBUG5",
+        Severity.Debug4 => "DEBUG4",
+        Severity.Debug3 => "DEBUG3",
+        Severity.Debug2 => "DEBUG2",
+        Severity.Debug1 => "DEBUG1",
+        Severity.Info => "INFO",
+        Severity.Notice => "NOTICE",
+        Severity.Warning => "WARNING",
+        Severity.Error => "ERROR",
+        Severity.Log => "LOG",
+        Severity.Fatal => "FATAL",
+        _ => "PANIC",
+    };
+
+    /// <summary>The Serilog level recorded in the JSON log (filtering is done on <see cref="Severity"/>).</summary>
+    public static LogEventLevel ToSerilog(this Severity s) => s switch
+    {
+        <= Severity.Debug2 => LogEventLevel.Verbose,
+        Severity.Debug1 => LogEventLevel.Debug,
+        Severity.Info or Severity.Notice or Severity.Log => LogEventLevel.Information,
+        Severity.Warning => LogEventLevel.Warning,
+        Severity.Error => LogEventLevel.Error,
+        _ => LogEventLevel.Fatal,
+    };
+}

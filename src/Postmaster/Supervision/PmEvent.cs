@@ -1,0 +1,24 @@
+namespace Postmaster.Supervision;
+
+/// <summary>Shutdown modes, ordered: a request is acted on only when stronger than the current one.</summary>
+public enum ShutdownMode
+{
+    None = 0,
+    Smart = 1,
+    Fast = 2,
+    Immediate = 3,
+}
+
+/// <summary>What wakes the supervisor loop. Signal handlers only post these; all work happens in the loop.</summary>
+public abstract record PmEvent
+{
+    public sealed record ShutdownRequested(ShutdownMode Mode) : PmEvent;
+
+    public sealed record ReloadRequested : PmEvent;
+
+    /// <summary>SIGCHLD: some child may have exited; the loop reaps its known children by pid.</summary>
+    public sealed record ChildSignal : PmEvent;
+
+    /// <summary>SIGUSR1: a backend posted a request in shared memory.</summary>
+    public sealed record PmSignal : PmEvent;
+}
