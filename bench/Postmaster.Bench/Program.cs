@@ -1,1 +1,1 @@
-Console.WriteLine("no benchmarks yet");
+Postmaster.Bench.StartupBench.Run();

@@ -80,6 +80,8 @@ public static class PostmasterServer
                 int err = main.Destroy();
                 if (err != 0)
                     log.Warning($"could not remove shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id}): errno {err}");
+                else
+                    log.Debug1($"removed main shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id})");
                 main.Dispose();
             }
             if (lockFile is not null)
