@@ -1,0 +1,183 @@
+namespace Postmaster.Configuration;
+
+/// <summary>
+/// The catalogue of every setting with a fixed name, in display order (grouped by <see cref="SettingGroup"/>).
+/// The <c>worker.NAME.*</c> family is described by <see cref="WorkerSettingCatalog"/>. This table is the single source
+/// of names, defaults and limits: the parser, <see cref="Settings"/>, <see cref="DefaultConfigFile"/> and the
+/// documentation test all read it.
+/// </summary>
+public static class SettingCatalog
+{
+    public const string SharedMemoryType = "shared_memory_type";
+    public const string SharedMemorySize = "shared_memory_size";
+    public const string MaxBackends = "max_backends";
+    public const string HugePages = "huge_pages";
+    public const string DynamicSharedMemoryType = "dynamic_shared_memory_type";
+    public const string MinDynamicSharedMemory = "min_dynamic_shared_memory";
+    public const string DsmMaxSegments = "dsm_max_segments";
+    public const string LogDestination = "log_destination";
+    public const string LogDirectory = "log_directory";
+    public const string LogMinMessages = "log_min_messages";
+    public const string ShutdownKillTimeout = "shutdown_kill_timeout";
+    public const string BackendPoolSize = "backend_pool_size";
+    public const string CrashRecovery = "crash_recovery";
+    public const string RestartAfterCrash = "restart_after_crash";
+    public const string CrashRestartLimit = "crash_restart_limit";
+    public const string CrashRestartInterval = "crash_restart_interval";
+
+    private const int MaxBackendsLimit = 10_000;
+    private const int DsmMaxSegmentsLimit = 1_000_000;
+    private const int BackendPoolSizeLimit = 1_000;
+    private const int CrashRestartLimitLimit = 1_000;
+
+    /// <summary>Every fixed-name setting, in display order.</summary>
+    public static IReadOnlyList<SettingDefinition> All { get; } =
+    [
+        new()
+        {
+            Name = SharedMemoryType, Kind = SettingKind.Enum, DefaultText = "sysv", AllowedValues = ["sysv", "posix"],
+            Context = SettingContext.Restart, Group = SettingGroup.SharedMemory,
+            Description = "kind of the main shared memory segment",
+            Documentation = "`sysv` uses shmget/shmat; `posix` uses shm_open and mmap.",
+        },
+        new()
+        {
+            Name = SharedMemorySize, Kind = SettingKind.Size, DefaultText = "8MB", Min = 0, Max = SettingUnits.Terabyte,
+            Context = SettingContext.Restart, Group = SettingGroup.SharedMemory,
+            Description = "extra space for named allocations in the main segment",
+            Documentation = "Space in the main segment for allocations that users and modules make by name, on top of "
+                + "what the server itself needs.",
+        },
+        new()
+        {
+            Name = HugePages, Kind = SettingKind.Enum, DefaultText = "try", AllowedValues = ["off", "try", "on"],
+            Context = SettingContext.Restart, Group = SettingGroup.SharedMemory,
+            Description = "use huge pages for the main segment",
+            Documentation = "`try` falls back to normal pages when huge pages cannot be had; `on` makes that failure "
+                + "stop the server from starting.",
+        },
+        new()
+        {
+            Name = DynamicSharedMemoryType, Kind = SettingKind.Enum, DefaultText = "posix",
+            AllowedValues = ["posix", "sysv", "mmap"],
+            Context = SettingContext.Restart, Group = SettingGroup.DynamicSharedMemory,
+            Description = "kind of dynamic shared memory segments",
+            Documentation = "`mmap` uses files under the data directory.",
+        },
+        new()
+        {
+            Name = MinDynamicSharedMemory, Kind = SettingKind.Size, DefaultText = "0", Min = 0, Max = SettingUnits.Terabyte,
+            Context = SettingContext.Restart, Group = SettingGroup.DynamicSharedMemory,
+            Description = "space reserved in the main segment for dynamic shared memory",
+            Documentation = "Dynamic shared memory segments are carved from this space first, before new OS segments "
+                + "are created.",
+        },
+        new()
+        {
+            Name = DsmMaxSegments, Kind = SettingKind.Int, DefaultText = "0", Min = 0, Max = DsmMaxSegmentsLimit,
+            Context = SettingContext.Restart, Group = SettingGroup.DynamicSharedMemory,
+            Description = "maximum number of dynamic shared memory segments; 0 means 64 + 5 * max_backends",
+            Documentation = "Size of the table of dynamic shared memory segments. 0 computes it from `max_backends` "
+                + "(see `Settings.EffectiveDsmMaxSegments`).",
+        },
+        new()
+        {
+            Name = MaxBackends, Kind = SettingKind.Int, DefaultText = "100", Min = 1, Max = MaxBackendsLimit,
+            Context = SettingContext.Restart, Group = SettingGroup.Backends,
+            Description = "maximum number of backend processes",
+            Documentation = "Shared memory is sized for this many backends, so it can only change at start.",
+        },
+        new()
+        {
+            Name = BackendPoolSize, Kind = SettingKind.Int, DefaultText = "2", Min = 0, Max = BackendPoolSizeLimit,
+            Context = SettingContext.Reload, Group = SettingGroup.Backends,
+            Description = "number of idle backends kept started in advance",
+            Documentation = "Backends started ahead of demand so that a request does not wait for a process start.",
+        },
+        new()
+        {
+            Name = LogDestination, Kind = SettingKind.Enum, DefaultText = "stderr", AllowedValues = ["stderr", "json", "both"],
+            Context = SettingContext.Restart, Group = SettingGroup.Logging,
+            Description = "where the server log goes",
+            Documentation = "`stderr` writes text lines to standard error; `json` writes JSON lines to files in "
+                + "`log_directory`; `both` does both.",
+        },
+        new()
+        {
+            Name = LogDirectory, Kind = SettingKind.String, DefaultText = "log", AllowEmpty = false,
+            Context = SettingContext.Restart, Group = SettingGroup.Logging,
+            Description = "directory of log files, relative to the data directory unless absolute",
+            Documentation = "Used when `log_destination` is `json` or `both`.",
+        },
+        new()
+        {
+            Name = LogMinMessages, Kind = SettingKind.Enum, DefaultText = "info",
+            AllowedValues = ["debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log",
+                "fatal", "panic"],
+            Context = SettingContext.Reload, Group = SettingGroup.Logging,
+            Description = "least severe message level written to the server log",
+            Documentation = "Levels are in PostgreSQL's server-log order: `log` ranks above `error` and below `fatal`.",
+        },
+        new()
+        {
+            Name = ShutdownKillTimeout, Kind = SettingKind.Time, DefaultText = "5s", Min = 0, Max = SettingUnits.Hour,
+            Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
+            Description = "time children get to exit at shutdown before they are sent SIGKILL",
+            Documentation = "0 sends SIGKILL at once.",
+        },
+        new()
+        {
+            Name = CrashRecovery, Kind = SettingKind.Enum, DefaultText = "reconcile",
+            AllowedValues = ["reconcile", "restart_all"],
+            Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
+            Description = "what to do after a child crashed",
+            Documentation = "`reconcile` checks shared state and restarts only what the crash affected; `restart_all` "
+                + "stops every child, reinitialises shared memory and starts again, as PostgreSQL does.",
+        },
+        new()
+        {
+            Name = RestartAfterCrash, Kind = SettingKind.Bool, DefaultText = "on",
+            Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
+            Description = "recover after a child crash instead of shutting down",
+            Documentation = "When off, a crash shuts the server down.",
+        },
+        new()
+        {
+            Name = CrashRestartLimit, Kind = SettingKind.Int, DefaultText = "5", Min = 1, Max = CrashRestartLimitLimit,
+            Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
+            Description = "crash recoveries allowed within crash_restart_interval before the server shuts down",
+            Documentation = "Stops a crash loop: one more crash within the interval shuts the server down.",
+        },
+        new()
+        {
+            Name = CrashRestartInterval, Kind = SettingKind.Time, DefaultText = "60s", Min = SettingUnits.Second,
+            Max = SettingUnits.Day,
+            Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
+            Description = "window in which crash_restart_limit is counted",
+        },
+    ];
+
+    private static readonly Dictionary<string, SettingDefinition> s_byName =
+        All.ToDictionary(definition => definition.Name, StringComparer.Ordinal);
+
+    /// <summary>Finds a fixed-name setting by its lower-case name.</summary>
+    public static bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SettingDefinition? definition)
+        => s_byName.TryGetValue(name, out definition);
+
+    /// <summary>The fixed-name setting called <paramref name="name"/>; throws for a name not in the catalogue.</summary>
+    public static SettingDefinition Get(string name) => s_byName.TryGetValue(name, out SettingDefinition? definition)
+        ? definition
+        : throw new ArgumentException($"internal error: \"{name}\" is not in the setting catalogue", nameof(name));
+
+    /// <summary>Section title of <paramref name="group"/> in the default configuration file and the documentation.</summary>
+    public static string GroupTitle(SettingGroup group) => group switch
+    {
+        SettingGroup.SharedMemory => "Shared memory",
+        SettingGroup.DynamicSharedMemory => "Dynamic shared memory",
+        SettingGroup.Backends => "Backends",
+        SettingGroup.Logging => "Logging",
+        SettingGroup.ShutdownAndCrashRecovery => "Shutdown and crash recovery",
+        SettingGroup.Workers => "Workers",
+        _ => throw new ArgumentOutOfRangeException(nameof(group), group, "internal error: setting group without a title"),
+    };
+}

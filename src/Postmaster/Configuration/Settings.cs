@@ -1,0 +1,168 @@
+using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
+
+namespace Postmaster.Configuration;
+
+/// <summary>
+/// An immutable, validated snapshot of the whole configuration: typed properties for every fixed setting, the
+/// configured workers, and for every setting its display text and source (<see cref="All"/>).
+/// Created by <see cref="ConfigLoader"/> (or <see cref="CreateDefault"/>); a reload makes a new snapshot and never
+/// changes an existing one, so a snapshot can be shared freely between threads.
+/// </summary>
+public sealed class Settings
+{
+    /// <summary>Base of the computed <c>dsm_max_segments</c>: slots that do not depend on the number of backends.</summary>
+    public const int DsmSegmentsBase = 64;
+
+    /// <summary>Dynamic shared memory segments allowed per backend in the computed <c>dsm_max_segments</c>.</summary>
+    public const int DsmSegmentsPerBackend = 5;
+
+    private readonly Dictionary<string, EffectiveSetting> _byName;
+
+    /// <summary>Builds a snapshot from one value per setting: every fixed setting, and every attribute of each worker.</summary>
+    internal Settings(IEnumerable<EffectiveSetting> settings)
+    {
+        _byName = settings.ToDictionary(setting => setting.Name, StringComparer.Ordinal);
+        foreach (SettingDefinition definition in SettingCatalog.All)
+        {
+            if (!_byName.ContainsKey(definition.Name))
+            {
+                throw new ArgumentException($"internal error: no value for \"{definition.Name}\"", nameof(settings));
+            }
+        }
+
+        Workers = BuildWorkers();
+        All = SettingCatalog.All.Select(definition => _byName[definition.Name])
+            .Concat(Workers.Keys.SelectMany(worker => WorkerSettingCatalog.Attributes
+                .Select(template => _byName[WorkerSettingCatalog.FullName(worker, template)])))
+            .ToImmutableArray();
+
+        SharedMemoryType = (SharedMemoryType)Number(SettingCatalog.SharedMemoryType);
+        SharedMemorySize = Number(SettingCatalog.SharedMemorySize);
+        MaxBackends = (int)Number(SettingCatalog.MaxBackends);
+        HugePages = (HugePages)Number(SettingCatalog.HugePages);
+        DynamicSharedMemoryType = (DynamicSharedMemoryType)Number(SettingCatalog.DynamicSharedMemoryType);
+        MinDynamicSharedMemory = Number(SettingCatalog.MinDynamicSharedMemory);
+        DsmMaxSegments = (int)Number(SettingCatalog.DsmMaxSegments);
+        LogDestination = (LogDestination)Number(SettingCatalog.LogDestination);
+        LogDirectory = _byName[SettingCatalog.LogDirectory].Value.Text;
+        LogMinMessages = (LogLevel)Number(SettingCatalog.LogMinMessages);
+        ShutdownKillTimeout = TimeSpan.FromMilliseconds(Number(SettingCatalog.ShutdownKillTimeout));
+        BackendPoolSize = (int)Number(SettingCatalog.BackendPoolSize);
+        CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
+        RestartAfterCrash = Number(SettingCatalog.RestartAfterCrash) != 0;
+        CrashRestartLimit = (int)Number(SettingCatalog.CrashRestartLimit);
+        CrashRestartInterval = TimeSpan.FromMilliseconds(Number(SettingCatalog.CrashRestartInterval));
+    }
+
+    /// <summary><c>shared_memory_type</c>. Restart.</summary>
+    public SharedMemoryType SharedMemoryType { get; }
+
+    /// <summary><c>shared_memory_size</c> in bytes. Restart.</summary>
+    public long SharedMemorySize { get; }
+
+    /// <summary><c>max_backends</c>. Restart.</summary>
+    public int MaxBackends { get; }
+
+    /// <summary><c>huge_pages</c>. Restart.</summary>
+    public HugePages HugePages { get; }
+
+    /// <summary><c>dynamic_shared_memory_type</c>. Restart.</summary>
+    public DynamicSharedMemoryType DynamicSharedMemoryType { get; }
+
+    /// <summary><c>min_dynamic_shared_memory</c> in bytes. Restart.</summary>
+    public long MinDynamicSharedMemory { get; }
+
+    /// <summary><c>dsm_max_segments</c> as configured; 0 means computed, see <see cref="EffectiveDsmMaxSegments"/>. Restart.</summary>
+    public int DsmMaxSegments { get; }
+
+    /// <summary><c>log_destination</c>. Restart.</summary>
+    public LogDestination LogDestination { get; }
+
+    /// <summary><c>log_directory</c> as configured; see <see cref="ResolveLogDirectory"/>. Restart.</summary>
+    public string LogDirectory { get; }
+
+    /// <summary><c>log_min_messages</c>. Reload.</summary>
+    public LogLevel LogMinMessages { get; }
+
+    /// <summary><c>shutdown_kill_timeout</c>. Reload.</summary>
+    public TimeSpan ShutdownKillTimeout { get; }
+
+    /// <summary><c>backend_pool_size</c>. Reload.</summary>
+    public int BackendPoolSize { get; }
+
+    /// <summary><c>crash_recovery</c>. Reload.</summary>
+    public CrashRecovery CrashRecovery { get; }
+
+    /// <summary><c>restart_after_crash</c>. Reload.</summary>
+    public bool RestartAfterCrash { get; }
+
+    /// <summary><c>crash_restart_limit</c>. Reload.</summary>
+    public int CrashRestartLimit { get; }
+
+    /// <summary><c>crash_restart_interval</c>. Reload.</summary>
+    public TimeSpan CrashRestartInterval { get; }
+
+    /// <summary>The configured workers by lower-case name, enumerated in ordinal name order. Reload.</summary>
+    public IReadOnlyDictionary<string, WorkerSettings> Workers { get; }
+
+    /// <summary>Every setting: the fixed ones in catalogue order, then each worker's (by worker name, attribute order).</summary>
+    public IReadOnlyList<EffectiveSetting> All { get; }
+
+    /// <summary><c>dsm_max_segments</c>, or when that is 0, <c>64 + 5 * max_backends</c>.</summary>
+    public int EffectiveDsmMaxSegments =>
+        DsmMaxSegments != 0 ? DsmMaxSegments : DsmSegmentsBase + DsmSegmentsPerBackend * MaxBackends;
+
+    /// <summary>A snapshot with every built-in default and no workers.</summary>
+    public static Settings CreateDefault() =>
+        new(SettingCatalog.All.Select(definition => EffectiveSetting.FromDefault(definition, definition.Name)));
+
+    /// <summary>The setting called <paramref name="name"/> (case-insensitive), e.g. for a <c>show</c> command.</summary>
+    public bool TryGet(string name, [NotNullWhen(true)] out EffectiveSetting? setting) =>
+        _byName.TryGetValue(name.ToLowerInvariant(), out setting);
+
+    /// <summary>The setting called <paramref name="name"/>; throws <see cref="KeyNotFoundException"/> when there is none.</summary>
+    public EffectiveSetting Get(string name) => TryGet(name, out EffectiveSetting? setting)
+        ? setting
+        : throw new KeyNotFoundException($"unrecognized configuration parameter \"{name}\"");
+
+    /// <summary><see cref="LogDirectory"/> as an absolute path: relative paths are relative to
+    /// <paramref name="dataDirectory"/>.</summary>
+    public string ResolveLogDirectory(string dataDirectory) =>
+        Path.GetFullPath(Path.Combine(dataDirectory, LogDirectory));
+
+    private long Number(string name) => _byName[name].Value.Number;
+
+    private ImmutableSortedDictionary<string, WorkerSettings> BuildWorkers()
+    {
+        var workers = ImmutableSortedDictionary.CreateBuilder<string, WorkerSettings>(StringComparer.Ordinal);
+        string entryName = WorkerSettingCatalog.Entry;
+        foreach (EffectiveSetting setting in _byName.Values)
+        {
+            if (WorkerSettingCatalog.TrySplit(setting.Name, out string worker, out string attribute) && attribute == entryName)
+            {
+                workers.Add(worker, BuildWorker(worker));
+            }
+        }
+
+        return workers.ToImmutable();
+    }
+
+    private WorkerSettings BuildWorker(string worker)
+    {
+        EffectiveSetting Attribute(string attribute) =>
+            _byName.TryGetValue(WorkerSettingCatalog.FullName(worker, attribute), out EffectiveSetting? setting)
+                ? setting
+                : throw new ArgumentException($"internal error: worker \"{worker}\" has no \"{attribute}\" value");
+
+        return new WorkerSettings(
+            worker,
+            Attribute(WorkerSettingCatalog.Entry).Value.Text,
+            (int)Attribute(WorkerSettingCatalog.Count).Value.Number,
+            Attribute(WorkerSettingCatalog.Argument).Value.Text,
+            (RestartPolicy)Attribute(WorkerSettingCatalog.Restart).Value.Number,
+            TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelay).Value.Number),
+            TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelayMax).Value.Number),
+            TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.StablePeriod).Value.Number));
+    }
+}
