@@ -45,12 +45,19 @@ case "${1:-}" in
       ${filter:+--filter "$filter"} --logger "console;verbosity=normal" "$@" 2>&1 | tee "$OUT/test.log" | grep -v -E '^\s*$'
     rc=${PIPESTATUS[0]}
     set -e
-    # The plain closing line CI reads, counted from the runner's own summary.
-    summary="$(grep -E '^(Passed|Failed)!' "$OUT/test.log" | tail -1 || true)"
-    passed="$(sed -n 's/.*Passed: *\([0-9]*\).*/\1/p' <<<"$summary")"
-    failed="$(sed -n 's/.*Failed: *\([0-9]*\).*/\1/p' <<<"$summary")"
-    skipped="$(sed -n 's/.*Skipped: *\([0-9]*\).*/\1/p' <<<"$summary")"
+    # The plain closing line CI reads, taken from the runner's own summary ("Passed: N" lines at normal
+    # verbosity, or "Failed!  - Failed: N, Passed: N, Skipped: N" at minimal).
+    count() { grep -E "^\s*$1: +[0-9]+" "$OUT/test.log" | tail -1 | grep -oE '[0-9]+' | tail -1; }
+    passed="$(count Passed || true)"; failed="$(count Failed || true)"; skipped="$(count Skipped || true)"
+    if [ -z "$passed$failed" ]; then
+      summary="$(grep -E '(Passed|Failed)! +- ' "$OUT/test.log" | tail -1 || true)"
+      passed="$(sed -n 's/.*Passed: *\([0-9]*\).*/\1/p' <<<"$summary")"
+      failed="$(sed -n 's/.*Failed: *\([0-9]*\).*/\1/p' <<<"$summary")"
+      skipped="$(sed -n 's/.*Skipped: *\([0-9]*\).*/\1/p' <<<"$summary")"
+    fi
     echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+    # A run that executed nothing is a failure, not a success.
+    if [ "$rc" = 0 ] && [ "${passed:-0}" = 0 ]; then echo "run.sh: no test was executed" >&2; rc=1; fi
     exit "$rc" ;;
   bench)
     shift

@@ -1,1 +1,1 @@
-Postmaster.Bench.StartupBench.Run();
+if (args.Length > 0 && args[0] == "quick") Postmaster.Bench.StartupBench.Quick(); else Postmaster.Bench.StartupBench.Run();

@@ -49,6 +49,20 @@ public static class StartupBench
         Console.WriteLine();
     }
 
+    /// <summary>Only the daemon's exec → ready median (quick check while tuning startup).</summary>
+    public static void Quick()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"pmbench-{Environment.ProcessId}-quick");
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, true);
+        Cli("init", "-D", dir);
+        var settings = new[] { "-c", "shared_memory_size=128MB" };
+        var exec = Enumerable.Range(0, Runs + 1).Select(_ => DirectStartStop(dir, settings).ReadyMs).Skip(1).ToList();
+        double hello = Stats.Median(Enumerable.Range(0, Runs + 2).Select(_ => TimeProcess(BenchPaths.Hello)).Skip(2).ToList());
+        Directory.Delete(dir, true);
+        Console.WriteLine($"exec -> ready median {Stats.Median(exec):F1} ms (hello {hello:F1} ms)");
+    }
+
     /// <summary>Spawns the daemon directly with a readiness pipe: exec → "ready"; then SIGINT → lock file removed.</summary>
     private static (double ReadyMs, double StopMs) DirectStartStop(string dir, string[] settings)
     {

@@ -75,6 +75,9 @@ public static class PostmasterServer
         }
         finally
         {
+            // Order: remove the segment's OS name first (a new postmaster can then create its own at once), log the
+            // last line, remove the lock file, and only then unmap: freeing a large populated segment takes the
+            // kernel a while and nothing needs to wait for it.
             if (main is not null)
             {
                 int err = main.Destroy();
@@ -82,7 +85,6 @@ public static class PostmasterServer
                     log.Warning($"could not remove shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id}): errno {err}");
                 else
                     log.Debug1($"removed main shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id})");
-                main.Dispose();
             }
             if (lockFile is not null)
             {
@@ -90,6 +92,7 @@ public static class PostmasterServer
                 lockFile.Remove();
             }
             log.Dispose();
+            main?.Dispose();
         }
     }
 

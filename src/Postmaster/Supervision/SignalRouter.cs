@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using Postmaster.Shmem.Os;
 
 namespace Postmaster.Supervision;
 
@@ -27,6 +28,16 @@ public sealed class SignalRouter : IDisposable
 
     private void Register(PosixSignal signal, PmEvent ev)
     {
+        int raw = signal switch
+        {
+            PosixSignal.SIGTERM => Signals.SIGTERM,
+            PosixSignal.SIGINT => Signals.SIGINT,
+            PosixSignal.SIGQUIT => Signals.SIGQUIT,
+            PosixSignal.SIGHUP => Signals.SIGHUP,
+            PosixSignal.SIGCHLD => Signals.SIGCHLD,
+            _ => (int)signal,
+        };
+        ProcessControl.UnignoreSignal(raw); // an inherited SIG_IGN would make the registration a no-op
         _registrations.Add(PosixSignalRegistration.Create(signal, ctx =>
         {
             ctx.Cancel = true;

@@ -95,3 +95,14 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, SetLastError = true)]
     public static partial nint write(int fd, byte* buf, nuint count);
 }
+
+internal static unsafe partial class Libc
+{
+    public const nint SIG_DFL = 0;
+    public const nint SIG_IGN = 1;
+    public const int SigactionSize = 152; // struct sigaction, glibc 64-bit: handler, mask[128], flags, restorer
+
+    // act/oldact point to struct sigaction; the handler is the first field on x86-64 and arm64
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int sigaction(int signum, byte* act, byte* oldact);
+}

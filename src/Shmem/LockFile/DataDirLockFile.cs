@@ -100,9 +100,9 @@ public sealed class DataDirLockFile : IDisposable
             sb.Append(PmStatus.Starting).Append('\n');           // line 8
             long infoOffset = Encoding.UTF8.GetByteCount(sb.ToString());
             sb.Append(InfoLine("", 0)).Append('\n');              // line 9
+            // No fsync: the file only means something while its creator lives and holds the lock, so surviving a
+            // power loss would only produce a stale file, which the next start replaces anyway.
             WriteAt(handle, path, 0, sb.ToString());
-            if (Libc.fsync(handle.Fd) != 0)
-                throw new OsCallException($"could not write lock file \"{path}\"", Libc.Errno);
             return new DataDirLockFile(path, handle, shmemOffset, statusOffset, infoOffset);
         }
         catch

@@ -69,4 +69,23 @@ public static class ProcessControl
             return null;
         }
     }
+
+    /// <summary>
+    /// Restores the default disposition of <paramref name="signal"/> if it was inherited as ignored (a shell starts
+    /// background jobs with SIGINT and SIGQUIT ignored, and the .NET runtime does not handle a signal that was
+    /// ignored at startup). Returns true when it changed something. Call before registering a handler.
+    /// </summary>
+    public static unsafe bool UnignoreSignal(int signal)
+    {
+        byte* old = stackalloc byte[Libc.SigactionSize];
+        if (Libc.sigaction(signal, null, old) != 0)
+            throw new OsCallException($"could not read the disposition of signal {signal}", Libc.Errno);
+        if (*(nint*)old != Libc.SIG_IGN)
+            return false;
+        byte* act = stackalloc byte[Libc.SigactionSize];
+        new Span<byte>(act, Libc.SigactionSize).Clear(); // SIG_DFL, empty mask, no flags
+        if (Libc.sigaction(signal, act, null) != 0)
+            throw new OsCallException($"could not reset the disposition of signal {signal}", Libc.Errno);
+        return true;
+    }
 }

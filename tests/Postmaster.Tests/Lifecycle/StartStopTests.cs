@@ -104,4 +104,23 @@ public sealed class StartStopTests
         Assert.Equal("ready   ", lines[7]);
         Assert.Equal(0, pm.Stop().ExitCode);
     }
+
+    [Fact]
+    public void Fast_stop_works_when_started_as_a_shell_background_job()
+    {
+        // A non-interactive shell starts background jobs with SIGINT and SIGQUIT ignored; the daemon must still
+        // honour them (PostgreSQL installs its handlers regardless of the inherited disposition).
+        using var pm = new PmInstance("bgjob");
+        Assert.Equal(0, pm.Init().ExitCode);
+        var sh = PmInstance.Run("/bin/sh", new[] { "-c", $"'{Paths.PostmasterExe}' start -D '{pm.DataDir}' >/dev/null 2>&1 &" });
+        Assert.Equal(0, sh.ExitCode);
+        Wait.Until(() => pm.LockFile?.TrimmedStatus == "ready", "the background postmaster to become ready");
+        pm.Track();
+        var stop = pm.Stop("fast");
+        Assert.True(stop.ExitCode == 0, stop.ToString());
+        var immediate = pm.Do("start", "--detach");
+        pm.Track();
+        Assert.Equal(0, immediate.ExitCode);
+        Assert.Equal(0, pm.Stop("immediate").ExitCode);
+    }
 }
