@@ -106,3 +106,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, SetLastError = true)]
     public static partial int sigaction(int signum, byte* act, byte* oldact);
 }
+
+internal static partial class Libc
+{
+    // ends the process at once: no atexit handlers, no runtime shutdown (PostgreSQL's _exit in quickdie)
+    [LibraryImport(Name, EntryPoint = "_exit")]
+    public static partial void _exit(int status);
+}

@@ -88,4 +88,8 @@ public static class ProcessControl
             throw new OsCallException($"could not reset the disposition of signal {signal}", Libc.Errno);
         return true;
     }
+
+    /// <summary>_exit(2): ends this process at once, running nothing (no finalizers, no exit callbacks).
+    /// For SIGQUIT and for a backend whose postmaster died and that did not stop in time.</summary>
+    public static void ExitImmediately(int code) => Libc._exit(code);
 }

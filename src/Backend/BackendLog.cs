@@ -1,0 +1,85 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Postmaster.Backend;
+
+/// <summary>
+/// A backend's log: the same PostgreSQL-style lines as the postmaster's on stderr (which the postmaster shares with
+/// its children, so all lines end up in one place), and/or one JSON file per backend process
+/// (<c>log_directory/NAME-PID.json</c>), as log_destination says. Deliberately not Serilog: a backend starts in a
+/// few milliseconds and a small footprint matters when hundreds run.
+/// </summary>
+public sealed class BackendLog : IDisposable
+{
+    private static readonly string[] s_labels =
+        { "DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "INFO", "NOTICE", "WARNING", "ERROR", "LOG", "FATAL", "PANIC" };
+    public const int Debug1 = 4;
+    public const int Warning = 7;
+    public const int Log = 9;
+    public const int Fatal = 10;
+
+    private readonly object _gate = new();
+    private readonly bool _stderr;
+    private readonly FileStream? _json;
+    private readonly int _minimum;
+    private readonly int _pid = Environment.ProcessId;
+    private readonly string _name;
+
+    public BackendLog(string name, string destination, string? directory, string level)
+    {
+        _name = name;
+        _stderr = destination is "stderr" or "both";
+        _minimum = Math.Max(0, Array.IndexOf(s_labels, level.ToUpperInvariant()));
+        if (destination is "json" or "both" && directory is not null)
+        {
+            Directory.CreateDirectory(directory);
+            _json = new FileStream(Path.Combine(directory, $"{name}-{_pid}.json"), new FileStreamOptions
+            {
+                Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+    }
+
+    public void Write(int severity, string message, string? detail = null, string? hint = null)
+    {
+        if (severity < _minimum)
+            return;
+        var now = DateTime.UtcNow;
+        lock (_gate)
+        {
+            if (_stderr)
+            {
+                string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" + _pid + "] ";
+                var sb = new StringBuilder();
+                sb.Append(prefix).Append(s_labels[severity]).Append(":  ").Append(message).Append('\n');
+                if (detail is not null)
+                    sb.Append(prefix).Append("DETAIL:  ").Append(detail).Append('\n');
+                if (hint is not null)
+                    sb.Append(prefix).Append("HINT:  ").Append(hint).Append('\n');
+                var err = Console.OpenStandardError();
+                var bytes = Encoding.UTF8.GetBytes(sb.ToString());
+                err.Write(bytes);
+            }
+            if (_json is not null)
+            {
+                using (var w = new Utf8JsonWriter(_json))
+                {
+                    w.WriteStartObject();
+                    w.WriteString("Timestamp", now.ToString("O"));
+                    w.WriteString("Severity", s_labels[severity]);
+                    w.WriteString("RenderedMessage", message);
+                    if (detail is not null) w.WriteString("Detail", detail);
+                    if (hint is not null) w.WriteString("Hint", hint);
+                    w.WriteNumber("ProcessId", _pid);
+                    w.WriteString("BackendType", _name);
+                    w.WriteEndObject();
+                }
+                _json.WriteByte((byte)'\n');
+                _json.Flush();
+            }
+        }
+    }
+
+    public void Dispose() => _json?.Dispose();
+}

@@ -1,0 +1,211 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Postmaster.Shmem.Errors;
+
+namespace Postmaster.Shmem.Backends;
+
+/// <summary>What the postmaster wants a pooled backend to become (written into the slot, then the futex word is woken).</summary>
+public readonly record struct PoolAssignment(string Name, string Entry, string Argument, long Generation);
+
+/// <summary>A read-only copy of one slot, for status and inspection.</summary>
+public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
+    string Entry, long StartedAtUnixMs, bool Pooled);
+
+/// <summary>
+/// The backend slots in the main segment: one per possible backend (max_backends). Overview: the postmaster assigns
+/// a slot (Unused → Assigned, new generation) before starting a process; the backend marks it Active once attached
+/// and back to Assigned as the last step of its exit path; the postmaster frees it (→ Unused) after reaping the
+/// process. Only atomic word operations are used (the postmaster never takes a shared lock), and the postmaster keeps
+/// its own private record of which slots it assigned, so a corrupt array cannot mislead it.
+/// Pooled backends park on <c>PoolWord</c> (a futex) until the postmaster posts a <see cref="PoolAssignment"/>.
+/// </summary>
+public sealed unsafe class BackendSlotArray
+{
+    public const int MaxNameBytes = 63;
+    public const int MaxEntryBytes = 255;
+    public const int MaxArgumentBytes = 1023;
+    public const int PoolIdle = 0;
+    public const int PoolAssigned = 1;
+    public const int PoolNotPooled = 2;
+    private const uint Magic = 0x504D_4253; // "PMBS"
+    private const uint LayoutVersion = 1;
+
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
+    private struct Header
+    {
+        [FieldOffset(0)] public uint Magic;
+        [FieldOffset(4)] public uint LayoutVersion;
+        [FieldOffset(8)] public int SlotCount;
+        [FieldOffset(12)] public int SlotSize;
+        [FieldOffset(16)] public long Size;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = SlotSize)]
+    private struct Slot
+    {
+        public const int SlotSize = 1536;
+        [FieldOffset(0)] public int State;            // BackendSlotState; written by postmaster (assign/free) and backend (active/assigned)
+        [FieldOffset(4)] public int Pid;              // written by the backend when it marks itself Active
+        [FieldOffset(8)] public long Generation;      // written by the postmaster on assignment
+        [FieldOffset(16)] public long StartedAtUnixMs;
+        [FieldOffset(24)] public int PoolWord;        // futex: PoolIdle / PoolAssigned / PoolNotPooled
+        [FieldOffset(28)] public int Pooled;          // 1 while the process is (or was started as) a pool member
+        [FieldOffset(64)] public fixed byte Name[MaxNameBytes + 1];
+        [FieldOffset(128)] public fixed byte Entry[MaxEntryBytes + 1];
+        [FieldOffset(384)] public fixed byte Argument[MaxArgumentBytes + 1];
+    }
+
+    private readonly ShmemRegion _region;
+
+    private BackendSlotArray(ShmemRegion region) => _region = region;
+
+    public static long RequiredSize(int slots) => Marshal.SizeOf<Header>() + (long)slots * Slot.SlotSize;
+
+    public int Count => _region.Ref<Header>(0).SlotCount;
+
+    public static BackendSlotArray Initialize(ShmemRegion region, int slots)
+    {
+        ref var h = ref region.Ref<Header>(0);
+        h.SlotCount = slots;
+        h.SlotSize = Slot.SlotSize;
+        h.Size = RequiredSize(slots);
+        h.LayoutVersion = LayoutVersion;
+        Volatile.Write(ref h.Magic, Magic);
+        return new BackendSlotArray(region);
+    }
+
+    public static BackendSlotArray Attach(ShmemRegion region)
+    {
+        if (region.Size < Marshal.SizeOf<Header>())
+            throw new ShmemCorruptException("backend slot array is too small to hold its header");
+        var h = region.Ref<Header>(0);
+        if (h.Magic != Magic || h.LayoutVersion != LayoutVersion || h.SlotSize != Slot.SlotSize || h.SlotCount < 0 ||
+            h.Size != RequiredSize(h.SlotCount) || h.Size > region.Size)
+            throw new ShmemCorruptException("backend slot array is corrupt",
+                $"magic 0x{h.Magic:X8} version {h.LayoutVersion} slots {h.SlotCount} slot size {h.SlotSize} size {h.Size}");
+        return new BackendSlotArray(region);
+    }
+
+    private ref Slot At(int slot)
+    {
+        if ((uint)slot >= (uint)Count)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"backend slot {slot} does not exist (there are {Count})");
+        return ref _region.Ref<Slot>(Marshal.SizeOf<Header>() + (long)slot * Slot.SlotSize);
+    }
+
+    /// <summary>Postmaster: reserve <paramref name="slot"/> for a process it is about to start.</summary>
+    public void Assign(int slot, long generation, string name, string entry, string argument, bool pooled)
+    {
+        ref var s = ref At(slot);
+        s.Pid = 0;
+        s.Generation = generation;
+        s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        s.Pooled = pooled ? 1 : 0;
+        s.PoolWord = pooled ? PoolIdle : PoolNotPooled;
+        WriteText(ref s, name, entry, argument);
+        Volatile.Write(ref s.State, (int)BackendSlotState.Assigned);
+    }
+
+    /// <summary>Postmaster: the process is gone and reaped; the slot is free again.</summary>
+    public void Free(int slot)
+    {
+        ref var s = ref At(slot);
+        s.Pid = 0;
+        Volatile.Write(ref s.State, (int)BackendSlotState.Unused);
+    }
+
+    /// <summary>Backend: attached and running (Assigned → Active). False if the slot is not ours to claim
+    /// (wrong generation or state): the backend must then exit without touching anything else.</summary>
+    public bool MarkActive(int slot, long generation, int pid)
+    {
+        ref var s = ref At(slot);
+        if (Volatile.Read(ref s.Generation) != generation)
+            return false;
+        s.Pid = pid;
+        return Interlocked.CompareExchange(ref s.State, (int)BackendSlotState.Active, (int)BackendSlotState.Assigned) ==
+               (int)BackendSlotState.Assigned;
+    }
+
+    /// <summary>Backend: the last step of a clean exit path (Active → Assigned).</summary>
+    public void MarkInactive(int slot) =>
+        Interlocked.CompareExchange(ref At(slot).State, (int)BackendSlotState.Assigned, (int)BackendSlotState.Active);
+
+    public BackendSlotState StateOf(int slot) => (BackendSlotState)Volatile.Read(ref At(slot).State);
+
+    /// <summary>Postmaster: hand a parked pool member its work, then wake it.</summary>
+    public void PostAssignment(int slot, PoolAssignment a)
+    {
+        ref var s = ref At(slot);
+        s.Generation = a.Generation;
+        s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        WriteText(ref s, a.Name, a.Entry, a.Argument);
+        Volatile.Write(ref s.PoolWord, PoolAssigned);
+        Locks.Futex.Wake(ref s.PoolWord, 1);
+    }
+
+    /// <summary>Backend (pool member): wait until the postmaster posts work, or <paramref name="cancel"/> fires.
+    /// Returns the assignment, or null when cancelled.</summary>
+    public PoolAssignment? WaitForAssignment(int slot, CancellationToken cancel)
+    {
+        ref var s = ref At(slot);
+        while (Volatile.Read(ref s.PoolWord) == PoolIdle)
+        {
+            if (cancel.IsCancellationRequested)
+                return null;
+            Locks.Futex.Wait(ref s.PoolWord, PoolIdle, Locks.Deadline.After(TimeSpan.FromMilliseconds(200)));
+        }
+        return new PoolAssignment(ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes),
+            ReadText(ref s, 384, MaxArgumentBytes), Volatile.Read(ref s.Generation));
+    }
+
+    /// <summary>Wakes a parked pool member without work (shutdown): it sees cancellation and exits.</summary>
+    public void WakePooled(int slot) => Locks.Futex.Wake(ref At(slot).PoolWord, 1);
+
+    public BackendSlotInfo Read(int slot)
+    {
+        ref var s = ref At(slot);
+        return new BackendSlotInfo(slot, (BackendSlotState)Volatile.Read(ref s.State), Volatile.Read(ref s.Pid), s.Generation,
+            ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0);
+    }
+
+    /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>
+    public static string? Validate(string name, string entry, string argument)
+    {
+        if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+            return $"worker name \"{name}\" is too long (at most {MaxNameBytes} bytes)";
+        if (Encoding.UTF8.GetByteCount(entry) > MaxEntryBytes)
+            return $"worker entry \"{entry}\" is too long (at most {MaxEntryBytes} bytes)";
+        if (Encoding.UTF8.GetByteCount(argument) > MaxArgumentBytes)
+            return $"worker argument is too long ({Encoding.UTF8.GetByteCount(argument)} bytes; at most {MaxArgumentBytes})";
+        return null;
+    }
+
+    private static void WriteText(ref Slot s, string name, string entry, string argument)
+    {
+        if (Validate(name, entry, argument) is { } error)
+            throw new ArgumentException(error);
+        fixed (Slot* p = &s)
+        {
+            Put((byte*)p + 64, MaxNameBytes, name);
+            Put((byte*)p + 128, MaxEntryBytes, entry);
+            Put((byte*)p + 384, MaxArgumentBytes, argument);
+        }
+    }
+
+    private static void Put(byte* dst, int max, string text)
+    {
+        var span = new Span<byte>(dst, max + 1);
+        span.Clear();
+        Encoding.UTF8.GetBytes(text, span);
+    }
+
+    private static string ReadText(ref Slot s, int offset, int max)
+    {
+        fixed (Slot* p = &s)
+        {
+            var span = new ReadOnlySpan<byte>((byte*)p + offset, max + 1);
+            int len = span.IndexOf((byte)0);
+            return Encoding.UTF8.GetString(span[..(len < 0 ? max : len)]);
+        }
+    }
+}
