@@ -1,0 +1,55 @@
+namespace Postmaster.Shmem.Locks;
+
+/// <summary>
+/// This process's reference to one lock in shared memory: its address here plus its cross-process
+/// <see cref="LWLockId"/>. Obtained from <see cref="LWLockSegment.Lock"/>, <see cref="LWLockSegment.InitializeLock"/>
+/// or <see cref="LWLockTrancheTable.Builtin"/>; valid while the segment stays mapped. Copying it is cheap and safe;
+/// it is never stored in shared memory (store <see cref="Id"/> or the offset instead). Locking goes through a
+/// <see cref="LockOwner"/>.
+/// </summary>
+public readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
+{
+    private readonly LWLock* _lock;
+    private readonly ushort _trancheId;
+
+    internal LWLockHandle(LWLock* lwlock, uint segmentId, long offset, ushort trancheId)
+    {
+        _lock = lwlock;
+        SegmentId = segmentId;
+        Offset = offset;
+        _trancheId = trancheId;
+    }
+
+    public uint SegmentId { get; }
+
+    public long Offset { get; }
+
+    /// <summary>The lock's tranche (cached: immutable after initialisation).</summary>
+    public int TrancheId => _trancheId;
+
+    public LWLockId Id => new(SegmentId, Offset);
+
+    public bool IsNull => _lock == null;
+
+    internal ref LWLock Lock => ref *_lock;
+
+    /// <summary>The tranche id as owner records store it.</summary>
+    internal ushort RecordedTrancheId => _trancheId;
+
+    /// <summary>A racy snapshot of the lock's state and exclusive owner (see <see cref="LWLockStatus"/>).</summary>
+    public LWLockStatus ReadStatus() =>
+        LWLockStatus.Decode(Volatile.Read(ref _lock->State), Volatile.Read(ref _lock->ExclusiveOwnerPid),
+            Volatile.Read(ref _lock->ExclusiveOwnerSlot));
+
+    public bool Equals(LWLockHandle other) => SegmentId == other.SegmentId && Offset == other.Offset;
+
+    public override bool Equals(object? obj) => obj is LWLockHandle other && Equals(other);
+
+    public override int GetHashCode() => HashCode.Combine(SegmentId, Offset);
+
+    public static bool operator ==(LWLockHandle left, LWLockHandle right) => left.Equals(right);
+
+    public static bool operator !=(LWLockHandle left, LWLockHandle right) => !left.Equals(right);
+
+    public override string ToString() => Id.ToString();
+}

@@ -1,0 +1,82 @@
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Shmem.Locks;
+
+/// <summary>One owner-record entry as the inspector reports it.</summary>
+/// <param name="Slot">The owner slot whose record lists the lock.</param>
+/// <param name="Pid">The pid recorded for that slot (0 if the slot was freed meanwhile).</param>
+/// <param name="IsAlive">Whether that pid is a live, non-zombie process when inspected.</param>
+public readonly record struct LWLockHolding(
+    int Slot, int Pid, bool IsAlive, LWLockId Lock, int TrancheId, string TrancheName, LWLockMode Mode, HeldLockPhase Phase);
+
+/// <summary>What is known about one lock: its word and exclusive-owner fields, and every owner record that lists it.</summary>
+public sealed record LWLockReport(LWLockId Lock, string TrancheName, LWLockStatus Status, IReadOnlyList<LWLockHolding> Holdings)
+{
+    /// <summary>True when the lock's exclusive owner, or any process whose record lists the lock (held or being
+    /// acquired), is dead: the lock's state cannot be trusted.</summary>
+    public bool IsOwnerDead =>
+        (Status.ExclusiveOwnerPid != 0 && !ProcessControl.IsAlive(Status.ExclusiveOwnerPid)) ||
+        Holdings.Any(h => !h.IsAlive);
+}
+
+/// <summary>
+/// Supervisor-side, read-only view of locks and owner records: who holds a lock, what a slot holds, and whether a
+/// holder is dead. It never takes a lock and never waits, so the supervisor can call it at any time; what it reads
+/// about live processes is a racy snapshot (see <see cref="LWLockOwnerRecord"/>), what it reads about dead ones is
+/// final. An entry in phase <see cref="HeldLockPhase.Acquiring"/> counts as a possible holder.
+/// </summary>
+public sealed class LWLockInspector
+{
+    private readonly LWLockOwnerTable _owners;
+    private readonly LWLockTrancheTable? _tranches;
+
+    public LWLockInspector(LWLockOwnerTable owners, LWLockTrancheTable? tranches = null)
+    {
+        _owners = owners;
+        _tranches = tranches;
+    }
+
+    /// <summary>The lock's decoded state plus every slot whose record lists it (scans all slots).</summary>
+    public LWLockReport Inspect(in LWLockHandle lwlock)
+    {
+        var id = lwlock.Id;
+        var holdings = new List<LWLockHolding>();
+        for (int slot = 0; slot < _owners.SlotCount; slot++)
+            foreach (var h in HeldBy(slot))
+                if (h.Lock == id)
+                    holdings.Add(h);
+        return new LWLockReport(id, NameOf(lwlock.TrancheId), lwlock.ReadStatus(), holdings);
+    }
+
+    /// <summary>The locks slot <paramref name="slot"/>'s record lists, oldest first (empty for a free slot).
+    /// Throws <see cref="Errors.ShmemCorruptException"/> when the record's count is out of range.</summary>
+    public unsafe IReadOnlyList<LWLockHolding> HeldBy(int slot)
+    {
+        var record = _owners.Record(slot);
+        int pid = Volatile.Read(ref record->Pid);
+        int count = _owners.ReadHeldCount(slot);
+        if (count == 0)
+            return [];
+        bool alive = ProcessControl.IsAlive(pid);
+        var result = new LWLockHolding[count];
+        for (int i = 0; i < count; i++)
+        {
+            var e = record->Held[i]; // a copy: the owner may be changing it
+            result[i] = new LWLockHolding(slot, pid, alive, new LWLockId(e.SegmentId, e.Offset), e.TrancheId,
+                NameOf(e.TrancheId), e.Mode, e.Phase);
+        }
+        return result;
+    }
+
+    /// <summary>True when a dead process may hold <paramref name="lwlock"/> (see <see cref="LWLockReport.IsOwnerDead"/>).</summary>
+    public bool IsOwnerDead(in LWLockHandle lwlock) => Inspect(lwlock).IsOwnerDead;
+
+    /// <summary>True when slot <paramref name="slot"/> records a pid that is no longer alive.</summary>
+    public bool IsSlotOwnerDead(int slot)
+    {
+        int pid = _owners.RecordedPid(slot);
+        return pid != 0 && !ProcessControl.IsAlive(pid);
+    }
+
+    private string NameOf(int trancheId) => _tranches?.TrancheName(trancheId) ?? $"tranche {trancheId}";
+}

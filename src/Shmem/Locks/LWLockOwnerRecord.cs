@@ -1,0 +1,65 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Postmaster.Shmem.Locks;
+
+/// <summary>
+/// One process slot's record of the locks it holds or is acquiring, in shared memory, so that the supervisor can
+/// tell what a dead process held (PostgreSQL keeps this list in process-local memory only, which is why any crash
+/// forces a full reset there). One record per owner slot, inside an <see cref="LWLockOwnerTable"/>.
+/// <para>Protected by: single writer, the process that owns the slot (through its <see cref="LockOwner"/>).
+/// Anyone may read it without locking: a live process's record is a racy snapshot, a dead process's record is
+/// final. Entries [0, HeldCount) are valid; an entry is written before HeldCount grows to include it and HeldCount
+/// shrinks only after the lock is released, so a reader never misses a lock the process might hold (it may see one
+/// that was just released, or a duplicate while an entry is being moved).</para>
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = Size)]
+internal struct LWLockOwnerRecord
+{
+    public const int HeldOffset = 64;
+    public const int Size = HeldOffset + LockOwner.MaxHeldLocks * HeldLockEntry.Size; // 3264 = 51 cache lines
+
+    /// <summary>Pid of the process using this slot, 0 = free. Set by <see cref="LWLockOwnerTable.CreateOwner"/>,
+    /// cleared by <see cref="LockOwner.Dispose"/> or the supervisor's <see cref="LWLockOwnerTable.ResetSlot"/>.</summary>
+    [FieldOffset(0)] public int Pid;
+
+    /// <summary>Number of valid entries in <see cref="Held"/>: 0..<see cref="LockOwner.MaxHeldLocks"/>.</summary>
+    [FieldOffset(4)] public int HeldCount;
+
+    /// <summary>Nesting depth of critical sections (code that must not die halfway: a death with depth &gt; 0
+    /// means shared state may be inconsistent and forces a full restart). 0 = none.</summary>
+    [FieldOffset(8)] public int CriticalSectionDepth;
+
+    /// <summary>The held (or being acquired) locks, oldest first; released locks are normally the newest (LIFO).</summary>
+    [FieldOffset(HeldOffset)] public HeldLockArray Held;
+}
+
+/// <summary>One owner-record entry: which lock (segment id, offset), its tranche (so it can be named without
+/// mapping the segment), the mode, and whether it is held yet.</summary>
+[StructLayout(LayoutKind.Explicit, Size = Size)]
+internal struct HeldLockEntry
+{
+    public const int Size = 16;
+
+    /// <summary>Byte offset of the lock from its segment's base.</summary>
+    [FieldOffset(0)] public long Offset;
+
+    /// <summary><see cref="LWLockSegment.MainSegmentId"/> (0) or a DSM handle.</summary>
+    [FieldOffset(8)] public uint SegmentId;
+
+    [FieldOffset(12)] public ushort TrancheId;
+
+    [FieldOffset(14)] public LWLockMode Mode;
+
+    [FieldOffset(15)] public HeldLockPhase Phase;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly bool Is(in LWLockHandle lwlock) => Offset == lwlock.Offset && SegmentId == lwlock.SegmentId;
+}
+
+/// <summary>Fixed array of <see cref="LockOwner.MaxHeldLocks"/> entries, inline in the record.</summary>
+[InlineArray(LockOwner.MaxHeldLocks)]
+internal struct HeldLockArray
+{
+    private HeldLockEntry _first;
+}
