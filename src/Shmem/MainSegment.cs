@@ -221,7 +221,7 @@ public sealed class MainSegment : IDisposable
             foreach (var request in plan.Requests)
             {
                 var space = index.InitStruct(request.Name, request.Size, out _);
-                request.Initialize?.Invoke(space);
+                request.Initialize?.Invoke(space, region);
             }
             return new MainSegment(mapping, index);
         }

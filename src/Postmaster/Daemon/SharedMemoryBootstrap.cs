@@ -1,6 +1,7 @@
 using Postmaster.Configuration;
 using Postmaster.Logging;
 using Postmaster.Shmem;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Layout;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Segments;
@@ -24,7 +25,8 @@ public static class SharedMemoryBootstrap
     };
 
     /// <summary>The plan for these settings. Modules add their requests here as they are built.</summary>
-    public static ShmemPlan Plan(Settings settings) => new ShmemPlan(settings.SharedMemorySize);
+    public static ShmemPlan Plan(Settings settings) =>
+        InstanceLayout.Plan(new InstanceLimits(settings.MaxBackends, settings.SharedMemorySize));
 
     public static MainSegment Create(Settings settings, string dataDir, FileStat dataDirStat, ServerLog log)
     {

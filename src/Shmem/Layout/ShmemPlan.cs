@@ -3,8 +3,9 @@ namespace Postmaster.Shmem.Layout;
 /// <summary>A module's request for space in the main segment (PostgreSQL's size/init pair).</summary>
 /// <param name="Name">Index name, at most <see cref="ShmemIndex.MaxNameBytes"/> bytes.</param>
 /// <param name="Size">Bytes needed.</param>
-/// <param name="Initialize">Runs once in the creating process on the zeroed space; null for plain space.</param>
-public sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion>? Initialize = null);
+/// <param name="Initialize">Runs once in the creating process on the zeroed space (first argument) of the whole
+/// segment (second argument: offsets inside shared structures are from the segment base); null for plain space.</param>
+public sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion, ShmemRegion>? Initialize = null);
 
 /// <summary>
 /// Collects the modules' requests and computes the segment size exactly (overflow-checked), PostgreSQL's

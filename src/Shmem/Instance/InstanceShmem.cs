@@ -1,0 +1,59 @@
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Locks;
+
+namespace Postmaster.Shmem.Instance;
+
+/// <summary>
+/// The instance's main segment as one process sees it: the segment plus its modules, found by name in the index
+/// and validated. The postmaster gets one from <see cref="Wrap"/> right after creating the segment; backends,
+/// tools and tests from <see cref="Attach"/>. Disposing detaches (it never destroys: that is the postmaster's job).
+/// </summary>
+public sealed class InstanceShmem : IDisposable
+{
+    private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots)
+    {
+        Main = main;
+        Tranches = tranches;
+        Owners = owners;
+        Slots = slots;
+    }
+
+    public MainSegment Main { get; }
+
+    public LWLockTrancheTable Tranches { get; }
+
+    public LWLockOwnerTable Owners { get; }
+
+    public BackendSlotArray Slots { get; }
+
+    public LWLockSegment LockSegment => LWLockSegment.Main(Main.Region);
+
+    /// <summary>Finds and validates every module of an attached (or just created) main segment.</summary>
+    public static InstanceShmem Wrap(MainSegment main)
+    {
+        ShmemRegion Find(string name) => main.Index.TryFind(name, out var r)
+            ? r : throw new ShmemCorruptException($"shared memory structure \"{name}\" is missing from the index");
+        return new InstanceShmem(main,
+            LWLockTrancheTable.Attach(Find(InstanceLayout.TrancheTableName), LWLockSegment.Main(main.Region)),
+            LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
+            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)));
+    }
+
+    /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>
+    public static InstanceShmem Attach(Segments.SegmentKind kind, long key, long id, Os.FileStat dataDir)
+    {
+        var main = MainSegment.Attach(kind, key, id, dataDir);
+        try
+        {
+            return Wrap(main);
+        }
+        catch
+        {
+            main.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => Main.Dispose();
+}

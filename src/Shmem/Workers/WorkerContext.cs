@@ -1,0 +1,44 @@
+using Postmaster.Shmem;
+using Postmaster.Shmem.Locks;
+
+namespace Postmaster.Workers;
+
+/// <summary>
+/// What a worker gets from its backend: its identity and argument, a token fired by SIGTERM (and by the
+/// postmaster's death), the instance's shared-memory services, and its exit callbacks. One per backend process;
+/// its members are safe to use from any thread of the worker.
+/// </summary>
+public abstract class WorkerContext
+{
+    /// <summary>The worker's name (worker.NAME in the configuration, or --name).</summary>
+    public abstract string Name { get; }
+
+    /// <summary>worker.NAME.argument, or --argument.</summary>
+    public abstract string Argument { get; }
+
+    /// <summary>This backend's slot (0 .. max_backends-1).</summary>
+    public abstract int Slot { get; }
+
+    /// <summary>Fired by SIGTERM (smart or fast shutdown, terminate) and when the postmaster dies.</summary>
+    public abstract CancellationToken Stopping { get; }
+
+    /// <summary>Ordered exit callbacks (before-shmem, DSM detach, on-shmem, on-proc).</summary>
+    public abstract ExitCallbacks Exit { get; }
+
+    /// <summary>This process's lock owner: acquire and release shared locks through it.</summary>
+    public abstract LockOwner Locks { get; }
+
+    /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
+    /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true.</summary>
+    public abstract ShmemRegion InitStruct(string name, long size, out bool found);
+
+    /// <summary>A lock in the main segment known by <paramref name="name"/>, created (with a tranche of that name)
+    /// by the first caller in the instance.</summary>
+    public abstract LWLockHandle NamedLock(string name);
+
+    /// <summary>Writes to the server log with this backend's pid (severity LOG).</summary>
+    public abstract void Log(string message);
+
+    /// <summary>Writes a WARNING to the server log.</summary>
+    public abstract void Warning(string message);
+}
