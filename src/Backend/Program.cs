@@ -1,4 +1,30 @@
-// Worker host. The backends issue turns this into the EXEC_BACKEND child: read the parameter block,
-// attach the main segment, claim the slot, run the worker, run the exit callbacks.
-Console.Error.WriteLine("pm-backend: backends are not implemented yet");
-return 1;
+using Postmaster.Backend;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Os;
+
+// A backend is started only by the postmaster: its parameters arrive on descriptor 3 (never on the command line).
+string text;
+try
+{
+    using var fd = new SafeFd(BackendParameters.ParameterFd);
+    using var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd.DangerousGetHandle(), ownsHandle: false), FileAccess.Read);
+    text = new StreamReader(stream).ReadToEnd();
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+{
+    Console.Error.WriteLine($"pm-backend: could not read backend parameters from descriptor {BackendParameters.ParameterFd}: {e.Message}");
+    Console.Error.WriteLine("pm-backend is started by postmaster; it is not meant to be run by hand.");
+    return BackendHost.ExitFailure;
+}
+BackendParameters parameters;
+try
+{
+    parameters = BackendParameters.Parse(text);
+}
+catch (FormatException e)
+{
+    Console.Error.WriteLine($"pm-backend: invalid backend parameters: {e.Message}");
+    return BackendHost.ExitFailure;
+}
+using var log = new BackendLog(parameters.WorkerName, parameters.LogDestination, parameters.LogDirectory, parameters.LogLevel);
+return new BackendHost(parameters, log).Run();

@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using Postmaster.Configuration;
 using Postmaster.Logging;
 using Postmaster.Shmem;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
@@ -49,12 +51,24 @@ public static class PostmasterServer
             long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             lockFile = DataDirLockFile.Create(dataDir, startTime, null,
                 stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
+            int staticBackends = BackendSupervisor.StaticCount(settings);
+            if (staticBackends > settings.MaxBackends)
+                throw new StartupException($"too many background workers: the configuration asks for {staticBackends}",
+                    $"Up to {settings.MaxBackends} backends can run with the current settings.",
+                    "Consider increasing the configuration parameter \"max_backends\".");
             main = SharedMemoryBootstrap.Create(settings, dataDir, dirStat, log);
+            var shmem = InstanceShmem.Wrap(main);
             lockFile.SetSharedMemory(main.Mapping.Key, main.Mapping.Id,
                 settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", main.Mapping.Size);
             WriteOptionsFile(dataDir, options.OptionsLine);
 
-            var loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides);
+            using var launcher = new BackendLauncher(BackendLauncher.DefaultExecutable);
+            PostmasterLoop? loop = null;
+            var backends = new BackendSupervisor(log, launcher, shmem, settings,
+                (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, dataDir, dirStat, main, slot, gen, spec, pooled));
+            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends);
+            backends.ApplyConfiguration(settings);
+            backends.StartDue();
             lockFile.SetStatus(PmStatus.Ready);
             log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
                     $"{main.Mapping.Size} bytes of {KindName(main)} shared memory, key {main.Mapping.Key})");
@@ -95,6 +109,31 @@ public static class PostmasterServer
             main?.Dispose();
         }
     }
+
+    /// <summary>The block a new backend reads from its descriptor 3.</summary>
+    private static BackendParameters BackendParametersFor(Settings settings, string dataDir, FileStat dirStat, MainSegment main,
+        int slot, long generation, WorkerSpec spec, bool pooled) => new()
+    {
+        DataDir = dataDir,
+        DataDirDevice = dirStat.Device,
+        DataDirInode = dirStat.Inode,
+        SegmentKind = main.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "sysv" : "posix",
+        SegmentKey = main.Mapping.Key,
+        SegmentId = main.Mapping.Id,
+        SegmentSize = main.Mapping.Size,
+        DsmControlHandle = main.Header.DsmControlHandle,
+        DsmType = settings.DynamicSharedMemoryType.ToString().ToLowerInvariant(),
+        Slot = slot,
+        Generation = generation,
+        PostmasterPid = ProcessControl.CurrentPid,
+        WorkerName = spec.Name,
+        Entry = spec.Entry,
+        Argument = spec.Argument,
+        Pooled = pooled,
+        LogDestination = settings.LogDestination.ToString().ToLowerInvariant(),
+        LogDirectory = settings.ResolveLogDirectory(dataDir),
+        LogLevel = settings.LogMinMessages.ToString().ToLowerInvariant(),
+    };
 
     /// <summary>Loads the configuration, logging every error with its file:line; null when it has errors.</summary>
     public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, ServerLog log)

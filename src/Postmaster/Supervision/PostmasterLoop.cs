@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using Postmaster.Configuration;
 using Postmaster.Daemon;
 using Postmaster.Logging;
+using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
 
 namespace Postmaster.Supervision;
 
@@ -21,13 +23,18 @@ public sealed class PostmasterLoop
     private readonly DataDirLockFile _lockFile;
     private readonly string _configPath;
     private readonly IReadOnlyList<string> _overrides;
+    private readonly BackendSupervisor _backends;
     private Settings _settings;
     private ShutdownMode _shutdown = ShutdownMode.None;
     private long _nextLockCheck;
 
+    /// <summary>While children exist, how often they are reaped even without SIGCHLD (a backstop, never the main path).</summary>
+    public static readonly TimeSpan ReapBackstopInterval = TimeSpan.FromSeconds(1);
+
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, Settings settings,
-        string configPath, IReadOnlyList<string> overrides)
+        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends)
     {
+        _backends = backends;
         _queue = queue;
         _log = log;
         _lockFile = lockFile;
@@ -42,17 +49,35 @@ public sealed class PostmasterLoop
     public int Run()
     {
         _nextLockCheck = Environment.TickCount64 + (long)LockFileRecheckInterval.TotalMilliseconds;
+        long nextReap = Environment.TickCount64 + (long)ReapBackstopInterval.TotalMilliseconds;
         while (true)
         {
-            int wait = (int)Math.Max(0, _nextLockCheck - Environment.TickCount64);
+            long now = Environment.TickCount64;
+            long due = Math.Min(_nextLockCheck, _backends.NextDeadline());
+            if (_backends.Count > 0)
+                due = Math.Min(due, nextReap);
+            int wait = (int)Math.Clamp(due - now, 0, int.MaxValue);
             if (_queue.TryTake(out var ev, wait))
                 Handle(ev);
-            if (Environment.TickCount64 >= _nextLockCheck)
+            now = Environment.TickCount64;
+            if (now >= nextReap)
+            {
+                nextReap = now + (long)ReapBackstopInterval.TotalMilliseconds;
+                _backends.ReapChildren();
+            }
+            if (now >= _nextLockCheck)
                 RecheckLockFile();
-            if (_shutdown != ShutdownMode.None && NoChildrenLeft())
-                return PostmasterServer.ExitOk;
+            _backends.EnforceKillDeadline();
+            _backends.StartDue();
+            if (_shutdown != ShutdownMode.None && _backends.Count == 0)
+                return ExitCode;
         }
     }
+
+    /// <summary>Exit status once everything has stopped: 0, or 1 after an abnormal shutdown.</summary>
+    public int ExitCode { get; set; } = PostmasterServer.ExitOk;
+
+    public ShutdownMode Shutdown => _shutdown;
 
     private void Handle(PmEvent ev)
     {
@@ -64,10 +89,44 @@ public sealed class PostmasterLoop
             case PmEvent.ReloadRequested:
                 Reload();
                 break;
-            case PmEvent.ChildSignal or PmEvent.PmSignal:
-                break; // no children yet
+            case PmEvent.ChildSignal:
+                _backends.ReapChildren();
+                break;
+            case PmEvent.PmSignal:
+                ServeRequests();
+                break;
             default:
                 throw new InvalidOperationException($"internal error: unknown supervisor event {ev}; please report this");
+        }
+    }
+
+    /// <summary>SIGUSR1: spawn and terminate requests posted in shared memory by the CLI or by backends.</summary>
+    private void ServeRequests()
+    {
+        var queue = _backends.Shmem.Requests;
+        queue.ReapAbandoned();
+        foreach (var r in queue.TakeSubmitted())
+        {
+            WorkerRequestResult result;
+            if (r.Kind == WorkerRequestKind.Spawn)
+            {
+                var p = _backends.StartDynamic(r.Name, r.Entry, r.Argument, out string? error);
+                result = p is null
+                    ? new WorkerRequestResult(false, 0, -1, 0, error)
+                    : new WorkerRequestResult(true, p.Pid, p.Slot, p.Generation, null);
+                if (p is null)
+                    _log.Log($"could not start dynamic background worker \"{r.Name}\" requested by PID {r.RequesterPid}: {error}");
+            }
+            else
+            {
+                var pids = _backends.Terminate(r.Target);
+                result = pids.Count == 0
+                    ? new WorkerRequestResult(false, 0, -1, 0, $"no backend \"{r.Target}\" is running")
+                    : new WorkerRequestResult(true, pids[0], -1, pids.Count, null);
+                if (pids.Count > 0)
+                    _log.Log($"terminating {string.Join(", ", pids.Select(x => $"PID {x}"))} at the request of PID {r.RequesterPid}");
+            }
+            queue.Complete(r.Index, result);
         }
     }
 
@@ -84,6 +143,7 @@ public sealed class PostmasterLoop
         });
         _lockFile.SetStatus(PmStatus.Stopping);
         SystemdNotify.Send("STOPPING=1");
+        _backends.BeginShutdown(mode);
     }
 
     private void Reload()
@@ -100,6 +160,9 @@ public sealed class PostmasterLoop
                 _log.Log(pending);
             _settings = result.Next;
             _log.MinimumSeverity = PostmasterServer.ToSeverity(_settings.LogMinMessages);
+            _backends.ForwardSignal(Signals.SIGHUP);
+            if (_shutdown == ShutdownMode.None)
+                _backends.ApplyConfiguration(_settings);
         }
         catch (ConfigException e)
         {
@@ -118,6 +181,4 @@ public sealed class PostmasterLoop
         _log.Log("performing immediate shutdown because data directory lock file is invalid");
         RequestShutdown(ShutdownMode.Immediate);
     }
-
-    private static bool NoChildrenLeft() => true;
 }

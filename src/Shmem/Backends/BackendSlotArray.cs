@@ -9,7 +9,7 @@ public readonly record struct PoolAssignment(string Name, string Entry, string A
 
 /// <summary>A read-only copy of one slot, for status and inspection.</summary>
 public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
-    string Entry, long StartedAtUnixMs, bool Pooled);
+    string Entry, long StartedAtUnixMs, bool Pooled, int Restarts);
 
 /// <summary>
 /// The backend slots in the main segment: one per possible backend (max_backends). Overview: the postmaster assigns
@@ -27,6 +27,9 @@ public sealed unsafe class BackendSlotArray
     public const int PoolIdle = 0;
     public const int PoolAssigned = 1;
     public const int PoolNotPooled = 2;
+
+    /// <summary>A parked pool member re-checks its word this often even without a wake-up (a backstop only).</summary>
+    public static readonly TimeSpan PoolRecheck = TimeSpan.FromSeconds(5);
     private const uint Magic = 0x504D_4253; // "PMBS"
     private const uint LayoutVersion = 1;
 
@@ -50,6 +53,7 @@ public sealed unsafe class BackendSlotArray
         [FieldOffset(16)] public long StartedAtUnixMs;
         [FieldOffset(24)] public int PoolWord;        // futex: PoolIdle / PoolAssigned / PoolNotPooled
         [FieldOffset(28)] public int Pooled;          // 1 while the process is (or was started as) a pool member
+        [FieldOffset(32)] public int Restarts;        // written by the postmaster: restarts of this worker so far
         [FieldOffset(64)] public fixed byte Name[MaxNameBytes + 1];
         [FieldOffset(128)] public fixed byte Entry[MaxEntryBytes + 1];
         [FieldOffset(384)] public fixed byte Argument[MaxArgumentBytes + 1];
@@ -94,9 +98,10 @@ public sealed unsafe class BackendSlotArray
     }
 
     /// <summary>Postmaster: reserve <paramref name="slot"/> for a process it is about to start.</summary>
-    public void Assign(int slot, long generation, string name, string entry, string argument, bool pooled)
+    public void Assign(int slot, long generation, string name, string entry, string argument, bool pooled, int restarts = 0)
     {
         ref var s = ref At(slot);
+        s.Restarts = restarts;
         s.Pid = 0;
         s.Generation = generation;
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -133,9 +138,11 @@ public sealed unsafe class BackendSlotArray
     public BackendSlotState StateOf(int slot) => (BackendSlotState)Volatile.Read(ref At(slot).State);
 
     /// <summary>Postmaster: hand a parked pool member its work, then wake it.</summary>
-    public void PostAssignment(int slot, PoolAssignment a)
+    public void PostAssignment(int slot, PoolAssignment a, int restarts = 0)
     {
         ref var s = ref At(slot);
+        s.Restarts = restarts;
+        s.Pooled = 0;
         s.Generation = a.Generation;
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         WriteText(ref s, a.Name, a.Entry, a.Argument);
@@ -148,11 +155,14 @@ public sealed unsafe class BackendSlotArray
     public PoolAssignment? WaitForAssignment(int slot, CancellationToken cancel)
     {
         ref var s = ref At(slot);
-        while (Volatile.Read(ref s.PoolWord) == PoolIdle)
+        using (cancel.Register(() => WakePooled(slot))) // SIGTERM wakes the futex at once
         {
-            if (cancel.IsCancellationRequested)
-                return null;
-            Locks.Futex.Wait(ref s.PoolWord, PoolIdle, Locks.Deadline.After(TimeSpan.FromMilliseconds(200)));
+            while (Volatile.Read(ref s.PoolWord) == PoolIdle)
+            {
+                if (cancel.IsCancellationRequested)
+                    return null;
+                Locks.Futex.Wait(ref s.PoolWord, PoolIdle, Locks.Deadline.After(PoolRecheck));
+            }
         }
         return new PoolAssignment(ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes),
             ReadText(ref s, 384, MaxArgumentBytes), Volatile.Read(ref s.Generation));
@@ -165,7 +175,7 @@ public sealed unsafe class BackendSlotArray
     {
         ref var s = ref At(slot);
         return new BackendSlotInfo(slot, (BackendSlotState)Volatile.Read(ref s.State), Volatile.Read(ref s.Pid), s.Generation,
-            ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0);
+            ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0, s.Restarts);
     }
 
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>

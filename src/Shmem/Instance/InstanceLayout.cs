@@ -18,6 +18,7 @@ public static class InstanceLayout
     public const string TrancheTableName = "LWLock tranches";
     public const string OwnerTableName = "LWLock owner records";
     public const string BackendSlotsName = "Backend slots";
+    public const string WorkerRequestsName = "Worker requests";
 
     public static ShmemPlan Plan(InstanceLimits limits, IEnumerable<ShmemRequest>? more = null)
     {
@@ -28,6 +29,8 @@ public static class InstanceLayout
             (r, _) => LWLockOwnerTable.Initialize(r, limits.MaxBackends)));
         plan.Add(new ShmemRequest(BackendSlotsName, BackendSlotArray.RequiredSize(limits.MaxBackends),
             (r, _) => BackendSlotArray.Initialize(r, limits.MaxBackends)));
+        plan.Add(new ShmemRequest(WorkerRequestsName, WorkerRequestQueue.RequiredSize(WorkerRequestQueue.DefaultCapacity),
+            (r, _) => WorkerRequestQueue.Initialize(r, WorkerRequestQueue.DefaultCapacity)));
         foreach (var r in more ?? Array.Empty<ShmemRequest>())
             plan.Add(r);
         return plan;

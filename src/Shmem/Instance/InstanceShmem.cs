@@ -11,8 +11,10 @@ namespace Postmaster.Shmem.Instance;
 /// </summary>
 public sealed class InstanceShmem : IDisposable
 {
-    private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots)
+    private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
+        WorkerRequestQueue requests)
     {
+        Requests = requests;
         Main = main;
         Tranches = tranches;
         Owners = owners;
@@ -27,6 +29,8 @@ public sealed class InstanceShmem : IDisposable
 
     public BackendSlotArray Slots { get; }
 
+    public WorkerRequestQueue Requests { get; }
+
     public LWLockSegment LockSegment => LWLockSegment.Main(Main.Region);
 
     /// <summary>Finds and validates every module of an attached (or just created) main segment.</summary>
@@ -37,7 +41,8 @@ public sealed class InstanceShmem : IDisposable
         return new InstanceShmem(main,
             LWLockTrancheTable.Attach(Find(InstanceLayout.TrancheTableName), LWLockSegment.Main(main.Region)),
             LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
-            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)));
+            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
+            WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)));
     }
 
     /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>

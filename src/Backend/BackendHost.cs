@@ -1,0 +1,153 @@
+using System.Runtime.InteropServices;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
+using Postmaster.Workers;
+
+namespace Postmaster.Backend;
+
+/// <summary>
+/// One backend's life (PostgreSQL's SubPostmasterMain for the EXEC_BACKEND case): install signal handling, watch
+/// for the postmaster's death, attach the main segment and validate it against the data directory, claim the slot
+/// (Assigned → Active: the dead-man switch), wait in the pool if pooled, resolve and run the worker, then run the
+/// ordered exit path: before-shmem callbacks, DSM detach-all, on-shmem callbacks (lock release, slot → Assigned),
+/// on-proc callbacks. SIGQUIT ends the process at once with exit 2 and runs nothing, as in PostgreSQL.
+/// </summary>
+public sealed class BackendHost
+{
+    public const int ExitDone = 0;
+    public const int ExitFailure = 1;
+    public const int ExitQuit = 2;
+
+    private readonly BackendParameters _p;
+    private readonly BackendLog _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ExitCallbacks _exit = new();
+    private readonly List<PosixSignalRegistration> _signals = new();
+    private string _name;
+
+    public BackendHost(BackendParameters parameters, BackendLog log)
+    {
+        _p = parameters;
+        _log = log;
+        _name = parameters.WorkerName;
+    }
+
+    public int Run()
+    {
+        InstallSignals();
+        PostmasterDeathWatch.Start(_p.PostmasterPid, BackendParameters.DeathWatchFd, OnPostmasterDeath, ProcessControl.ExitImmediately);
+        InstanceShmem shmem;
+        try
+        {
+            shmem = Attach();
+        }
+        catch (ShmemException e)
+        {
+            _log.Write(BackendLog.Fatal, e.Message, e.Detail, e.Hint);
+            return ExitFailure;
+        }
+        int code = ExitFailure;
+        try
+        {
+            if (!shmem.Slots.MarkActive(_p.Slot, _p.Generation, Environment.ProcessId))
+            {
+                _log.Write(BackendLog.Fatal, $"backend slot {_p.Slot} is not assigned to this process (generation {_p.Generation})");
+                return ExitFailure;
+            }
+            _exit.OnShmemExit("release backend slot", () => shmem.Slots.MarkInactive(_p.Slot));
+            var owner = shmem.Owners.CreateOwner(_p.Slot, shmem.Tranches);
+            _exit.OnShmemExit("release locks", owner.ReleaseAll);
+            code = RunWorker(shmem, owner);
+        }
+        finally
+        {
+            _exit.RunAll(() => { }, (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
+            shmem.Dispose();
+            _log.Dispose();
+        }
+        return code;
+    }
+
+    private InstanceShmem Attach()
+    {
+        var dir = FileStat.TryStat(_p.DataDir)
+                  ?? throw new ShmemException($"data directory \"{_p.DataDir}\" does not exist");
+        if (dir.Device != _p.DataDirDevice || dir.Inode != _p.DataDirInode)
+            throw new ShmemException($"data directory \"{_p.DataDir}\" is not the one the postmaster started with",
+                $"postmaster: device {_p.DataDirDevice} inode {_p.DataDirInode}; now: device {dir.Device} inode {dir.Inode}");
+        var kind = _p.SegmentKind == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+        try
+        {
+            return InstanceShmem.Attach(kind, _p.SegmentKey, _p.SegmentId, dir);
+        }
+        catch (ShmemCorruptException e)
+        {
+            throw new ShmemException($"could not attach to shared memory (key {_p.SegmentKey}, ID {_p.SegmentId}) of data directory \"{_p.DataDir}\": {e.Message}",
+                e.Detail);
+        }
+    }
+
+    private int RunWorker(InstanceShmem shmem, LockOwner owner)
+    {
+        string entry = _p.Entry, argument = _p.Argument;
+        if (_p.Pooled)
+        {
+            var assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
+            if (assignment is null)
+                return ExitDone; // stopped while parked: nothing was running
+            (_name, entry, argument) = (assignment.Value.Name, assignment.Value.Entry, assignment.Value.Argument);
+        }
+        IBackgroundWorker worker;
+        try
+        {
+            worker = WorkerResolver.Resolve(entry, _p.DataDir);
+        }
+        catch (WorkerLoadException e)
+        {
+            _log.Write(BackendLog.Fatal, $"background worker \"{_name}\": {e.Message}", hint: e.Hint);
+            return ExitFailure;
+        }
+        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit);
+        try
+        {
+            int code = worker.Run(context);
+            if (_stop.IsCancellationRequested && code == ExitFailure)
+                _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
+            return code;
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
+            return ExitFailure;
+        }
+        catch (Exception e)
+        {
+            _log.Write(BackendLog.Fatal, $"background worker \"{_name}\" failed: {e.GetType().Name}: {e.Message}");
+            return ExitFailure;
+        }
+    }
+
+    private void InstallSignals()
+    {
+        foreach (int s in new[] { Signals.SIGTERM, Signals.SIGINT, Signals.SIGQUIT, Signals.SIGHUP })
+            ProcessControl.UnignoreSignal(s);
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            _stop.Cancel();
+        }));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => ctx.Cancel = true));
+    }
+
+    private void OnPostmasterDeath()
+    {
+        _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to unexpected postmaster exit");
+        _stop.Cancel();
+    }
+}

@@ -1,0 +1,14 @@
+using Postmaster.Workers;
+
+namespace Postmaster.Backend.Workers;
+
+/// <summary>"idle": attaches and waits for SIGTERM. Exits 1 when stopped, like a PostgreSQL background worker
+/// terminated by an administrator.</summary>
+public sealed class IdleWorker : IBackgroundWorker
+{
+    public int Run(WorkerContext context)
+    {
+        context.Stopping.WaitHandle.WaitOne();
+        return 1;
+    }
+}

@@ -1,0 +1,26 @@
+using Postmaster.Shmem.Locks;
+using Postmaster.Workers;
+
+namespace Postmaster.Backend.Workers;
+
+/// <summary>"lock-hold": takes the named lock given as argument (default "test lock") exclusively, logs
+/// "holding lock", and keeps it until stopped. Used by the crash tests: a backend killed while holding a lock.</summary>
+public sealed class LockHoldWorker : IBackgroundWorker
+{
+    public int Run(WorkerContext context)
+    {
+        string name = context.Argument.Length > 0 ? context.Argument : "test lock";
+        var handle = context.NamedLock(name);
+        context.Locks.Acquire(handle, LWLockMode.Exclusive);
+        try
+        {
+            context.Log($"background worker \"{context.Name}\" is holding lock \"{name}\"");
+            context.Stopping.WaitHandle.WaitOne();
+            return 1;
+        }
+        finally
+        {
+            context.Locks.Release(handle);
+        }
+    }
+}

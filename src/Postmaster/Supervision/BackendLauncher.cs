@@ -1,0 +1,50 @@
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Supervision;
+
+/// <summary>
+/// Starts pm-backend processes: the one spawn path (posix_spawn, reaped by pid). The parameter block goes through a
+/// pipe that becomes the child's descriptor 3 (written before the spawn: it fits the pipe buffer, so nothing blocks);
+/// the read end of the postmaster's death-watch pipe becomes descriptor 4 in every child (the write end stays here,
+/// close-on-exec, so every backend sees end-of-file the moment the postmaster dies). stdout and stderr are shared
+/// with the postmaster, so all log lines end up in one place.
+/// </summary>
+public sealed class BackendLauncher : IDisposable
+{
+    private readonly SafeFd _deathRead;
+    private readonly SafeFd _deathWrite;
+
+    public BackendLauncher(string executable)
+    {
+        Executable = executable;
+        (_deathRead, _deathWrite) = ProcessSpawner.CreatePipe();
+    }
+
+    public string Executable { get; }
+
+    public static string DefaultExecutable => Path.Combine(AppContext.BaseDirectory, "pm-backend");
+
+    /// <summary>Starts one backend; returns its pid. Throws OsCallException when the process cannot be started.</summary>
+    public int Launch(BackendParameters parameters)
+    {
+        var (paramRead, paramWrite) = ProcessSpawner.CreatePipe();
+        using (paramRead)
+        {
+            using (paramWrite)
+            {
+                if (!ProcessSpawner.TryWrite(paramWrite.Fd, parameters.Serialize()))
+                    throw new InvalidOperationException("could not write the backend parameter block to its pipe");
+            }
+            return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(),
+                StdinPath: "/dev/null",
+                InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd), (_deathRead.Fd, BackendParameters.DeathWatchFd) }));
+        }
+    }
+
+    public void Dispose()
+    {
+        _deathWrite.Dispose();
+        _deathRead.Dispose();
+    }
+}

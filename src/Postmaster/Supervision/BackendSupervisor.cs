@@ -1,0 +1,396 @@
+using Postmaster.Configuration;
+using Postmaster.Logging;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Supervision;
+
+/// <summary>How a reaped backend ended, as the supervisor classifies it (PostgreSQL's bgworker rules).</summary>
+public enum BackendEnd
+{
+    /// <summary>exit 0 and its slot released: the work is done.</summary>
+    Done,
+
+    /// <summary>exit 1 and its slot released: restart per policy.</summary>
+    Failed,
+
+    /// <summary>Any other status, a signal, or exit 0/1 with the slot still Active (the dead-man switch).</summary>
+    Crashed,
+}
+
+/// <summary>
+/// The postmaster's view of its backends: starts static workers (worker.NAME.*), dynamic ones on request, and a pool
+/// of pre-started idle backends; reaps children by pid on SIGCHLD, classifies each exit, restarts per policy with
+/// exponential backoff, and drives the backends through the three shutdown modes. Runs on the supervisor loop's
+/// thread only. Slot bookkeeping is private (<see cref="_slotInUse"/>); shared slots are written, never trusted.
+/// Crashes are handed to <see cref="CrashHandler"/> (crash recovery decides between reconcile and full restart).
+/// </summary>
+public sealed class BackendSupervisor
+{
+    private readonly ServerLog _log;
+    private readonly BackendLauncher _launcher;
+    private readonly Func<int, long, WorkerSpec, bool, BackendParameters> _parameters;
+    private readonly Dictionary<int, BackendProcess> _byPid = new();
+    private readonly Dictionary<string, StaticInstance> _static = new(StringComparer.Ordinal);
+    private bool[] _slotInUse;
+    private InstanceShmem _shmem;
+    private Settings _settings;
+    private long _generation;
+    private ShutdownMode _shutdown = ShutdownMode.None;
+    private long _killDeadline = long.MaxValue;
+    private bool _holdStarts;
+
+    public BackendSupervisor(ServerLog log, BackendLauncher launcher, InstanceShmem shmem, Settings settings,
+        Func<int, long, WorkerSpec, bool, BackendParameters> parameters)
+    {
+        _log = log;
+        _launcher = launcher;
+        _shmem = shmem;
+        _settings = settings;
+        _parameters = parameters;
+        _slotInUse = new bool[shmem.Slots.Count];
+    }
+
+    /// <summary>Called for every crash (after logging the exit, before the slot is freed). Returns true when the
+    /// crash was dealt with locally (reconciled) and normal restart policy applies; false when it escalated.</summary>
+    public Func<BackendProcess, ChildExit, bool>? CrashHandler { get; set; }
+
+    public int Count => _byPid.Count;
+
+    public IEnumerable<BackendProcess> Processes => _byPid.Values;
+
+    public InstanceShmem Shmem => _shmem;
+
+    private sealed class StaticInstance(WorkerSpec spec)
+    {
+        public WorkerSpec Spec { get; set; } = spec;
+        public BackendProcess? Running { get; set; }
+        public int Failures { get; set; }
+        public int Restarts { get; set; }
+        public long DueAt { get; set; }        // Environment.TickCount64; long.MaxValue = not to be started
+        public bool Removed { get; set; }
+    }
+
+    /// <summary>Total static backends the settings ask for; must fit max_backends.</summary>
+    public static int StaticCount(Settings s) => s.Workers.Values.Sum(w => w.Count);
+
+    /// <summary>Registers the static workers of <paramref name="settings"/> (at start, and again on reload).</summary>
+    public void ApplyConfiguration(Settings settings)
+    {
+        _settings = settings;
+        var wanted = settings.Workers.Values.SelectMany(WorkerSpec.FromSettings).ToDictionary(s => s.Name, StringComparer.Ordinal);
+        foreach (var (name, inst) in _static)
+        {
+            if (wanted.TryGetValue(name, out var spec))
+            {
+                if (spec != inst.Spec)
+                {
+                    bool restartNeeded = spec.Entry != inst.Spec.Entry || spec.Argument != inst.Spec.Argument;
+                    inst.Spec = spec;
+                    if (restartNeeded && inst.Running is { } p)
+                    {
+                        _log.Log($"restarting background worker \"{name}\" because its configuration changed");
+                        Stop(p, Signals.SIGTERM);
+                        inst.DueAt = 0;
+                    }
+                }
+                continue;
+            }
+            inst.Removed = true;
+            inst.DueAt = long.MaxValue;
+            if (inst.Running is { } running)
+            {
+                _log.Log($"stopping background worker \"{name}\": it was removed from the configuration");
+                Stop(running, Signals.SIGTERM);
+            }
+        }
+        foreach (var (name, spec) in wanted)
+        {
+            if (_static.TryGetValue(name, out var existing) && !existing.Removed)
+                continue;
+            _static[name] = new StaticInstance(spec) { DueAt = 0 };
+        }
+        foreach (var gone in _static.Where(kv => kv.Value.Removed && kv.Value.Running is null).Select(kv => kv.Key).ToList())
+            _static.Remove(gone);
+    }
+
+    /// <summary>Starts whatever is due: static instances whose delay passed, and pool members up to the pool size.</summary>
+    public void StartDue()
+    {
+        if (_shutdown != ShutdownMode.None || _holdStarts)
+            return;
+        long now = Environment.TickCount64;
+        foreach (var (name, inst) in _static)
+        {
+            if (inst.Running is not null || inst.Removed || inst.DueAt > now)
+                continue;
+            var p = Start(inst.Spec, inst.Restarts, out string? error);
+            if (p is null)
+            {
+                _log.Log($"could not start background worker \"{name}\": {error}");
+                inst.Failures++;
+                inst.DueAt = now + (long)RestartBackoff.Delay(inst.Spec.RestartDelay, inst.Spec.RestartDelayMax, inst.Failures).TotalMilliseconds;
+                continue;
+            }
+            inst.Running = p;
+        }
+        RefillPool();
+    }
+
+    /// <summary>The next time <see cref="StartDue"/> or the SIGKILL deadline needs the loop (TickCount64), or MaxValue.</summary>
+    public long NextDeadline()
+    {
+        long next = _killDeadline;
+        if (_shutdown == ShutdownMode.None && !_holdStarts)
+            foreach (var inst in _static.Values)
+                if (inst.Running is null && !inst.Removed)
+                    next = Math.Min(next, inst.DueAt);
+        return next;
+    }
+
+    /// <summary>Starts a dynamic worker now (spawn request), from the pool when one is parked.</summary>
+    public BackendProcess? StartDynamic(string name, string entry, string argument, out string? error)
+    {
+        if (_shutdown != ShutdownMode.None || _holdStarts)
+        {
+            error = "the server is shutting down or restarting";
+            return null;
+        }
+        if (BackendSlotArray.Validate(name, entry, argument) is { } bad)
+        {
+            error = bad;
+            return null;
+        }
+        var p = Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
+        RefillPool();
+        return p;
+    }
+
+    /// <summary>Stops one backend by pid or name with SIGTERM; it is not restarted. Returns the pids signalled.</summary>
+    public IReadOnlyList<int> Terminate(string target)
+    {
+        var victims = int.TryParse(target, out int pid)
+            ? _byPid.Values.Where(p => p.Pid == pid).ToList()
+            : _byPid.Values.Where(p => !p.Pooled && (p.Spec.Name == target || p.Spec.ConfigName == target)).ToList();
+        foreach (var p in victims)
+        {
+            if (p.Spec.ConfigName is { } cfg && _static.TryGetValue(p.Spec.Name, out var inst))
+                inst.DueAt = long.MaxValue; // stays stopped until reload or restart
+            Stop(p, Signals.SIGTERM);
+        }
+        return victims.Select(p => p.Pid).ToList();
+    }
+
+    private BackendProcess? Start(WorkerSpec spec, int restarts, out string? error)
+    {
+        error = null;
+        var member = _byPid.Values.FirstOrDefault(p => p.Pooled && !p.StopRequested &&
+                                                       _shmem.Slots.StateOf(p.Slot) == BackendSlotState.Active);
+        if (member is not null)
+        {
+            long gen = ++_generation;
+            _shmem.Slots.PostAssignment(member.Slot, new PoolAssignment(spec.Name, spec.Entry, spec.Argument, gen), restarts);
+            member.Pooled = false;
+            member.Spec = spec;
+            member.Generation = gen;
+            member.StartedAt = DateTime.UtcNow;
+            _log.Debug1($"{member.Describe()} started from the pool (PID {member.Pid}, slot {member.Slot})");
+            return member;
+        }
+        return Launch(spec, pooled: false, restarts, out error);
+    }
+
+    private BackendProcess? Launch(WorkerSpec spec, bool pooled, int restarts, out string? error)
+    {
+        int slot = Array.IndexOf(_slotInUse, false);
+        if (slot < 0)
+        {
+            error = $"too many backends: all {_slotInUse.Length} slots are in use (max_backends = {_slotInUse.Length})";
+            return null;
+        }
+        long gen = ++_generation;
+        _shmem.Slots.Assign(slot, gen, spec.Name, spec.Entry, spec.Argument, pooled, restarts);
+        int pid;
+        try
+        {
+            pid = _launcher.Launch(_parameters(slot, gen, spec, pooled));
+        }
+        catch (OsCallException e)
+        {
+            _shmem.Slots.Free(slot);
+            error = $"could not start backend process: {e.Message}";
+            return null;
+        }
+        _slotInUse[slot] = true;
+        var p = new BackendProcess(pid, slot, gen, spec, pooled, restarts);
+        _byPid[pid] = p;
+        _log.Debug1($"started {p.Describe()} (PID {pid}, slot {slot})");
+        error = null;
+        return p;
+    }
+
+    private void RefillPool()
+    {
+        if (_shutdown != ShutdownMode.None || _holdStarts)
+            return;
+        int idle = _byPid.Values.Count(p => p.Pooled && !p.StopRequested);
+        int free = _slotInUse.Count(u => !u);
+        int reserved = _static.Values.Count(i => i.Running is null && !i.Removed && i.DueAt != long.MaxValue);
+        for (int n = idle; n < _settings.BackendPoolSize && free - reserved > 0; n++, free--)
+        {
+            if (Launch(PoolSpec, pooled: true, 0, out string? error) is null)
+            {
+                _log.Log($"could not start pool backend: {error}");
+                return;
+            }
+        }
+    }
+
+    private static readonly WorkerSpec PoolSpec = WorkerSpec.Dynamic("pool", "", "");
+
+    /// <summary>Reaps every child that has exited (SIGCHLD, or the periodic backstop).</summary>
+    public void ReapChildren()
+    {
+        foreach (int pid in _byPid.Keys.ToList())
+        {
+            ChildExit? exit;
+            try
+            {
+                exit = ProcessSpawner.TryReap(pid);
+            }
+            catch (OsCallException e)
+            {
+                _log.Warning($"could not wait for backend process {pid}: {e.Message}");
+                continue;
+            }
+            if (exit is { } x)
+                OnExit(_byPid[pid], x);
+        }
+    }
+
+    private void OnExit(BackendProcess p, ChildExit exit)
+    {
+        _byPid.Remove(p.Pid);
+        bool stillActive = _shmem.Slots.StateOf(p.Slot) == BackendSlotState.Active;
+        var end = exit.ExitCode switch
+        {
+            0 when !stillActive => BackendEnd.Done,
+            1 when !stillActive => BackendEnd.Failed,
+            _ => BackendEnd.Crashed,
+        };
+        string what = exit.Describe(p.Describe());
+        if (end == BackendEnd.Crashed && exit.ExitCode is 0 or 1)
+            what += " without releasing its slot";
+        if (end == BackendEnd.Done && !p.StopRequested)
+            _log.Debug1(what);
+        else if (_shutdown == ShutdownMode.None || end == BackendEnd.Crashed)
+            _log.Log(what);
+        else
+            _log.Debug1(what);
+
+        bool handled = true;
+        if (end == BackendEnd.Crashed && CrashHandler is { } onCrash)
+            handled = onCrash(p, exit);
+        if (handled)
+            ReleaseSlot(p.Slot);
+        if (p.Spec.ConfigName is null || !_static.TryGetValue(p.Spec.Name, out var inst) || inst.Running != p)
+            return;
+        inst.Running = null;
+        if (inst.Removed)
+        {
+            _static.Remove(p.Spec.Name);
+            return;
+        }
+        // Whoever stopped it set DueAt: 0 = start again with a changed spec, MaxValue = terminated; a shutdown or a
+        // crash restart starts nothing (Reinitialized resets the due times afterwards).
+        if (p.StopRequested || _shutdown != ShutdownMode.None || !handled)
+            return;
+        if (!inst.Spec.ShouldRestart(end == BackendEnd.Done))
+        {
+            inst.DueAt = long.MaxValue;
+            return;
+        }
+        inst.Failures = end == BackendEnd.Done ? 0 : RestartBackoff.NextFailureCount(inst.Failures, DateTime.UtcNow - p.StartedAt, inst.Spec.StablePeriod);
+        var delay = end == BackendEnd.Done ? inst.Spec.RestartDelay
+            : RestartBackoff.Delay(inst.Spec.RestartDelay, inst.Spec.RestartDelayMax, inst.Failures);
+        inst.Restarts++;
+        inst.DueAt = Environment.TickCount64 + (long)delay.TotalMilliseconds;
+        _log.Log($"background worker \"{p.Spec.Name}\" will be restarted in {delay.TotalMilliseconds:0} ms");
+    }
+
+    /// <summary>Frees a reaped backend's slot (and its lock-owner record, which a clean exit left empty).</summary>
+    public void ReleaseSlot(int slot)
+    {
+        _shmem.Owners.ResetSlot(slot);
+        _shmem.Slots.Free(slot);
+        _slotInUse[slot] = false;
+    }
+
+    /// <summary>Begins (or escalates) a shutdown: smart stops the idle pool and waits; fast sends SIGTERM, immediate
+    /// SIGQUIT; both arm the SIGKILL deadline (shutdown_kill_timeout).</summary>
+    public void BeginShutdown(ShutdownMode mode)
+    {
+        _shutdown = mode;
+        foreach (var p in _byPid.Values.ToList())
+        {
+            if (mode == ShutdownMode.Immediate)
+                Stop(p, Signals.SIGQUIT);
+            else if (mode == ShutdownMode.Fast || p.Pooled)
+                Stop(p, Signals.SIGTERM);
+        }
+        if (mode >= ShutdownMode.Fast)
+            ArmKillDeadline();
+    }
+
+    /// <summary>Crash recovery: SIGQUIT everyone, stop starting anything, arm the SIGKILL deadline.</summary>
+    public void QuitAllForCrash()
+    {
+        _holdStarts = true;
+        foreach (var p in _byPid.Values.ToList())
+            Stop(p, Signals.SIGQUIT);
+        ArmKillDeadline();
+    }
+
+    private void ArmKillDeadline() =>
+        _killDeadline = Math.Min(_killDeadline, Environment.TickCount64 + (long)_settings.ShutdownKillTimeout.TotalMilliseconds);
+
+    /// <summary>After a full reinitialisation: a fresh shared memory, everyone may start again immediately.</summary>
+    public void Reinitialized(InstanceShmem shmem)
+    {
+        _shmem = shmem;
+        _slotInUse = new bool[shmem.Slots.Count];
+        _holdStarts = false;
+        _killDeadline = long.MaxValue;
+        foreach (var inst in _static.Values)
+        {
+            inst.Running = null;
+            if (inst.DueAt != long.MaxValue)
+                inst.DueAt = 0;
+        }
+    }
+
+    /// <summary>SIGKILL whatever is still alive once the deadline has passed.</summary>
+    public void EnforceKillDeadline()
+    {
+        if (_byPid.Count == 0 || Environment.TickCount64 < _killDeadline)
+            return;
+        _log.Log("issuing SIGKILL to recalcitrant children");
+        foreach (var p in _byPid.Values)
+            ProcessControl.Signal(p.Pid, Signals.SIGKILL);
+        _killDeadline = long.MaxValue;
+    }
+
+    public void ForwardSignal(int signal)
+    {
+        foreach (var p in _byPid.Values)
+            ProcessControl.Signal(p.Pid, signal);
+    }
+
+    private void Stop(BackendProcess p, int signal)
+    {
+        p.StopRequested = true;
+        ProcessControl.Signal(p.Pid, signal);
+    }
+}

@@ -1,0 +1,202 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Shmem.Backends;
+
+public enum WorkerRequestKind
+{
+    Spawn = 1,
+    Terminate = 2,
+}
+
+/// <summary>A request as the postmaster reads it.</summary>
+public sealed record WorkerRequest(int Index, WorkerRequestKind Kind, int RequesterPid, string Name, string Entry, string Argument, string Target);
+
+/// <summary>What the postmaster answered: a started backend (pid, slot, generation) or an error.</summary>
+public readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, long Generation, string? Error);
+
+/// <summary>
+/// Requests from outside the postmaster to start a dynamic worker or terminate one (PostgreSQL's
+/// RegisterDynamicBackgroundWorker slots + PMSIGNAL_BACKGROUND_WORKER_CHANGE). Overview: a requester (the CLI, or a
+/// backend) claims a free entry with a compare-and-swap (Free → Filling), writes it, publishes it (→ Submitted) and
+/// sends SIGUSR1 to the postmaster; the postmaster reads submitted entries (→ Processing), acts, writes the result
+/// (→ Done or Failed) and wakes the requester's futex; the requester reads the result and frees the entry.
+/// No locks: the postmaster never blocks on a requester. Entries whose requester died are freed by the postmaster.
+/// </summary>
+public sealed unsafe class WorkerRequestQueue
+{
+    public const int Free = 0;
+    public const int Filling = 1;
+    public const int Submitted = 2;
+    public const int Processing = 3;
+    public const int Done = 4;
+    public const int Failed = 5;
+    public const int DefaultCapacity = 64;
+    private const uint Magic = 0x504D_5251; // "PMRQ"
+    private const uint LayoutVersion = 1;
+    private const int NameOffset = 64, EntryOffset = 128, ArgumentOffset = 384, TargetOffset = 1408, ErrorOffset = 1472;
+    private const int NameMax = 63, EntryMax = 255, ArgumentMax = 1023, TargetMax = 63, ErrorMax = 511;
+
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
+    private struct Header
+    {
+        [FieldOffset(0)] public uint Magic;
+        [FieldOffset(4)] public uint LayoutVersion;
+        [FieldOffset(8)] public int Capacity;
+        [FieldOffset(16)] public long Size;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = EntrySize)]
+    private struct Entry
+    {
+        public const int EntrySize = 2048;
+        [FieldOffset(0)] public int State;           // futex word; see the constants
+        [FieldOffset(4)] public int Kind;
+        [FieldOffset(8)] public int RequesterPid;
+        [FieldOffset(12)] public int ResultPid;
+        [FieldOffset(16)] public int ResultSlot;
+        [FieldOffset(24)] public long ResultGeneration;
+    }
+
+    private readonly ShmemRegion _region;
+
+    private WorkerRequestQueue(ShmemRegion region) => _region = region;
+
+    public static long RequiredSize(int capacity) => Marshal.SizeOf<Header>() + (long)capacity * Entry.EntrySize;
+
+    public int Capacity => _region.Ref<Header>(0).Capacity;
+
+    public static WorkerRequestQueue Initialize(ShmemRegion region, int capacity)
+    {
+        ref var h = ref region.Ref<Header>(0);
+        h.Capacity = capacity;
+        h.Size = RequiredSize(capacity);
+        h.LayoutVersion = LayoutVersion;
+        Volatile.Write(ref h.Magic, Magic);
+        return new WorkerRequestQueue(region);
+    }
+
+    public static WorkerRequestQueue Attach(ShmemRegion region)
+    {
+        var h = region.Ref<Header>(0);
+        if (h.Magic != Magic || h.LayoutVersion != LayoutVersion || h.Capacity < 0 || h.Size != RequiredSize(h.Capacity) || h.Size > region.Size)
+            throw new ShmemCorruptException("worker request queue is corrupt", $"magic 0x{h.Magic:X8} version {h.LayoutVersion} capacity {h.Capacity}");
+        return new WorkerRequestQueue(region);
+    }
+
+    private ref Entry At(int i)
+    {
+        if ((uint)i >= (uint)Capacity)
+            throw new ArgumentOutOfRangeException(nameof(i));
+        return ref _region.Ref<Entry>(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize);
+    }
+
+    /// <summary>Requester: claims an entry and submits. Returns its index, or null when every entry is busy.
+    /// The caller then signals the postmaster (SIGUSR1).</summary>
+    public int? Submit(WorkerRequestKind kind, string name, string entry, string argument, string target)
+    {
+        for (int i = 0; i < Capacity; i++)
+        {
+            ref var e = ref At(i);
+            if (Interlocked.CompareExchange(ref e.State, Filling, Free) != Free)
+                continue;
+            e.Kind = (int)kind;
+            e.RequesterPid = ProcessControl.CurrentPid;
+            e.ResultPid = 0;
+            e.ResultSlot = -1;
+            e.ResultGeneration = 0;
+            Put(i, NameOffset, NameMax, name);
+            Put(i, EntryOffset, EntryMax, entry);
+            Put(i, ArgumentOffset, ArgumentMax, argument);
+            Put(i, TargetOffset, TargetMax, target);
+            Put(i, ErrorOffset, ErrorMax, "");
+            Volatile.Write(ref e.State, Submitted);
+            return i;
+        }
+        return null;
+    }
+
+    /// <summary>Requester: waits for the postmaster's answer (null on timeout), then frees the entry.</summary>
+    public WorkerRequestResult? WaitForResult(int index, TimeSpan timeout)
+    {
+        ref var e = ref At(index);
+        long deadline = Deadline.After(timeout);
+        while (true)
+        {
+            int s = Volatile.Read(ref e.State);
+            if (s is Done or Failed)
+            {
+                var r = new WorkerRequestResult(s == Done, e.ResultPid, e.ResultSlot, e.ResultGeneration,
+                    s == Failed ? Get(index, ErrorOffset, ErrorMax) : null);
+                Volatile.Write(ref e.State, Free);
+                return r;
+            }
+            if (Deadline.RemainingNanoseconds(deadline) <= 0)
+                return null;
+            Futex.Wait(ref e.State, s, deadline);
+        }
+    }
+
+    /// <summary>Requester gave up waiting: withdraw the entry if the postmaster has not taken it yet.</summary>
+    public bool Withdraw(int index) => Interlocked.CompareExchange(ref At(index).State, Free, Submitted) == Submitted;
+
+    /// <summary>Postmaster: takes every submitted request (Submitted → Processing).</summary>
+    public List<WorkerRequest> TakeSubmitted()
+    {
+        var list = new List<WorkerRequest>();
+        for (int i = 0; i < Capacity; i++)
+        {
+            ref var e = ref At(i);
+            if (Interlocked.CompareExchange(ref e.State, Processing, Submitted) != Submitted)
+                continue;
+            list.Add(new WorkerRequest(i, (WorkerRequestKind)e.Kind, e.RequesterPid, Get(i, NameOffset, NameMax),
+                Get(i, EntryOffset, EntryMax), Get(i, ArgumentOffset, ArgumentMax), Get(i, TargetOffset, TargetMax)));
+        }
+        return list;
+    }
+
+    /// <summary>Postmaster: answers a request and wakes its requester.</summary>
+    public void Complete(int index, WorkerRequestResult result)
+    {
+        ref var e = ref At(index);
+        e.ResultPid = result.Pid;
+        e.ResultSlot = result.Slot;
+        e.ResultGeneration = result.Generation;
+        Put(index, ErrorOffset, ErrorMax, result.Error ?? "");
+        Volatile.Write(ref e.State, result.Ok ? Done : Failed);
+        Futex.Wake(ref e.State, Futex.WakeAllCount);
+    }
+
+    /// <summary>Postmaster: frees answered entries whose requester died before reading them.</summary>
+    public int ReapAbandoned()
+    {
+        int n = 0;
+        for (int i = 0; i < Capacity; i++)
+        {
+            ref var e = ref At(i);
+            int s = Volatile.Read(ref e.State);
+            if (s is Done or Failed or Filling or Submitted && !ProcessControl.IsAlive(e.RequesterPid) &&
+                Interlocked.CompareExchange(ref e.State, Free, s) == s)
+                n++;
+        }
+        return n;
+    }
+
+    private void Put(int i, int offset, int max, string text)
+    {
+        var span = _region.Span(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
+        span.Clear();
+        var bytes = Encoding.UTF8.GetBytes(text);
+        bytes.AsSpan(0, Math.Min(bytes.Length, max)).CopyTo(span); // callers validate lengths; never overflow the field
+    }
+
+    private string Get(int i, int offset, int max)
+    {
+        var span = _region.Span(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
+        int len = span.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(span[..(len < 0 ? max : len)]);
+    }
+}
