@@ -16,6 +16,8 @@ var root = new RootCommand("postmaster: a PostgreSQL-style process supervisor wi
     ReloadCommand.Create(),
     StatusCommand.Create(),
     ShmemCommand.Create(),
+    SpawnCommand.Create(),
+    TerminateCommand.Create(),
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -1,7 +1,11 @@
 using System.CommandLine;
 using System.Text.Json;
 using Postmaster.Daemon;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
 
 namespace Postmaster.Cli;
 
@@ -52,10 +56,11 @@ public static class StatusCommand
                     Console.WriteLine("postmaster: no server running");
                 return ExitCodes.NotRunning;
             }
+            var backends = ReadBackends(dir, running);
             if (json)
-                JsonOut.Print(w => WriteJson(w, dir, running));
+                JsonOut.Print(w => WriteJson(w, dir, running, backends));
             else
-                WriteText(dir, running);
+                WriteText(dir, running, backends);
             return ExitCodes.Ok;
         });
         return cmd;
@@ -64,16 +69,57 @@ public static class StatusCommand
     private static string StartedAt(LockFileContents c) =>
         DateTimeOffset.FromUnixTimeSeconds(c.StartTime).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ");
 
-    private static void WriteText(string dir, LockFileContents c)
+    /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read).</summary>
+    private static List<BackendSlotInfo> ReadBackends(string dir, LockFileContents c)
+    {
+        var list = new List<BackendSlotInfo>();
+        if (c.TrimmedStatus == PmStatus.Starting || c.ShmKey is not long key || c.ShmId is not long id)
+            return list;
+        try
+        {
+            var dirStat = FileStat.TryStat(dir);
+            if (dirStat is null)
+                return list;
+            using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV, key, id, dirStat.Value);
+            for (int i = 0; i < shmem.Slots.Count; i++)
+            {
+                var info = shmem.Slots.Read(i);
+                if (info.State != BackendSlotState.Unused)
+                    list.Add(info);
+            }
+        }
+        catch (Shmem.Errors.ShmemException)
+        {
+            // the server is stopping and removed its segment meanwhile: report it without backends
+        }
+        return list;
+    }
+
+    private static string StateText(BackendSlotInfo b) => b switch
+    {
+        { Pooled: true, State: BackendSlotState.Active } => "idle (pool)",
+        { State: BackendSlotState.Active } => "running",
+        _ => "starting",
+    };
+
+    private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
+
+    private static void WriteText(string dir, LockFileContents c, List<BackendSlotInfo> backends)
     {
         Console.WriteLine($"postmaster: server is running (PID: {c.Pid})");
         Console.WriteLine($"state:            {c.TrimmedStatus}");
         Console.WriteLine($"data directory:   {dir}");
         Console.WriteLine($"started at:       {StartedAt(c)}");
         Console.WriteLine($"shared memory:    {c.ShmType} key {c.ShmKey} id {c.ShmId} size {c.ShmSize}");
+        Console.WriteLine($"backends:         {backends.Count}");
+        if (backends.Count == 0)
+            return;
+        Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8}  started at");
+        foreach (var b in backends)
+            Console.WriteLine($"  {b.Pid,8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8}  {Iso(b.StartedAtUnixMs)}");
     }
 
-    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c)
+    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<BackendSlotInfo> backends)
     {
         w.WriteStartObject();
         w.WriteBoolean("running", true);
@@ -87,6 +133,21 @@ public static class StatusCommand
         if (c.ShmId is long id) w.WriteNumber("id", id); else w.WriteNull("id");
         if (c.ShmSize is long size) w.WriteNumber("size", size); else w.WriteNull("size");
         w.WriteEndObject();
+        w.WriteStartArray("backends");
+        foreach (var b in backends)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("pid", b.Pid);
+            w.WriteNumber("slot", b.Slot);
+            w.WriteString("name", b.Name);
+            w.WriteString("entry", b.Entry);
+            w.WriteString("state", StateText(b));
+            w.WriteString("startedAt", Iso(b.StartedAtUnixMs));
+            w.WriteNumber("restarts", b.Restarts);
+            w.WriteNumber("dsmSegments", 0);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
         w.WriteEndObject();
     }
 }

@@ -28,7 +28,7 @@ public static class PostmasterServer
         using var signals = new SignalRouter(queue);
         var log = new ServerLog(LogSinks.Stderr, null, Severity.Log);
         DataDirLockFile? lockFile = null;
-        MainSegment? main = null;
+        InstanceMemory? memory = null;
         try
         {
             string dataDir = options.DataDir;
@@ -47,31 +47,29 @@ public static class PostmasterServer
                 return ExitFailure;
             log.Dispose();
             log = CreateLog(settings, dataDir);
-
-            long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            lockFile = DataDirLockFile.Create(dataDir, startTime, null,
-                stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
             int staticBackends = BackendSupervisor.StaticCount(settings);
             if (staticBackends > settings.MaxBackends)
                 throw new StartupException($"too many background workers: the configuration asks for {staticBackends}",
                     $"Up to {settings.MaxBackends} backends can run with the current settings.",
                     "Consider increasing the configuration parameter \"max_backends\".");
-            main = SharedMemoryBootstrap.Create(settings, dataDir, dirStat, log);
-            var shmem = InstanceShmem.Wrap(main);
-            lockFile.SetSharedMemory(main.Mapping.Key, main.Mapping.Id,
-                settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", main.Mapping.Size);
+
+            long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            lockFile = DataDirLockFile.Create(dataDir, startTime, null,
+                stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
+            memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile);
+            memory.Create();
             WriteOptionsFile(dataDir, options.OptionsLine);
 
             using var launcher = new BackendLauncher(BackendLauncher.DefaultExecutable);
             PostmasterLoop? loop = null;
-            var backends = new BackendSupervisor(log, launcher, shmem, settings,
-                (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, dataDir, dirStat, main, slot, gen, spec, pooled));
-            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends);
+            var backends = new BackendSupervisor(log, launcher, memory.Shmem, settings,
+                (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, memory, slot, gen, spec, pooled));
+            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends, memory);
             backends.ApplyConfiguration(settings);
             backends.StartDue();
             lockFile.SetStatus(PmStatus.Ready);
             log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
-                    $"{main.Mapping.Size} bytes of {KindName(main)} shared memory, key {main.Mapping.Key})");
+                    $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
             NotifyReady(options.ReadyFd);
             int code = loop.Run();
             lockFile.SetStatus(PmStatus.Stopping);
@@ -89,28 +87,25 @@ public static class PostmasterServer
         }
         finally
         {
-            // Order: remove the segment's OS name first (a new postmaster can then create its own at once), log the
+            // Order: remove the segments' OS names first (a new postmaster can then create its own at once), log the
             // last line, remove the lock file, and only then unmap: freeing a large populated segment takes the
             // kernel a while and nothing needs to wait for it.
-            if (main is not null)
-            {
-                int err = main.Destroy();
-                if (err != 0)
-                    log.Warning($"could not remove shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id}): errno {err}");
-                else
-                    log.Debug1($"removed main shared memory segment (key {main.Mapping.Key}, ID {main.Mapping.Id})");
-            }
+            memory?.RemoveNames();
             if (lockFile is not null)
             {
                 log.Log("postmaster is shut down");
                 lockFile.Remove();
             }
             log.Dispose();
-            main?.Dispose();
+            memory?.Unmap();
         }
     }
 
     /// <summary>The block a new backend reads from its descriptor 3.</summary>
+    private static BackendParameters BackendParametersFor(Settings settings, InstanceMemory memory,
+        int slot, long generation, WorkerSpec spec, bool pooled) => BackendParametersFor(settings, memory.DataDir, memory.DataDirStat,
+        memory.Main, slot, generation, spec, pooled);
+
     private static BackendParameters BackendParametersFor(Settings settings, string dataDir, FileStat dirStat, MainSegment main,
         int slot, long generation, WorkerSpec spec, bool pooled) => new()
     {

@@ -283,12 +283,11 @@ public sealed class BackendSupervisor
         string what = exit.Describe(p.Describe());
         if (end == BackendEnd.Crashed && exit.ExitCode is 0 or 1)
             what += " without releasing its slot";
-        if (end == BackendEnd.Done && !p.StopRequested)
+        bool expected = p.StopRequested && (_holdStarts || _shutdown != ShutdownMode.None); // we asked it to go
+        if (end == BackendEnd.Done || expected)
             _log.Debug1(what);
-        else if (_shutdown == ShutdownMode.None || end == BackendEnd.Crashed)
-            _log.Log(what);
         else
-            _log.Debug1(what);
+            _log.Log(what);
 
         bool handled = true;
         if (end == BackendEnd.Crashed && CrashHandler is { } onCrash)

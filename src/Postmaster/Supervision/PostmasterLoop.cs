@@ -24,6 +24,8 @@ public sealed class PostmasterLoop
     private readonly string _configPath;
     private readonly IReadOnlyList<string> _overrides;
     private readonly BackendSupervisor _backends;
+    private readonly InstanceMemory _memory;
+    private readonly CrashRecovery _crash;
     private Settings _settings;
     private ShutdownMode _shutdown = ShutdownMode.None;
     private long _nextLockCheck;
@@ -32,15 +34,18 @@ public sealed class PostmasterLoop
     public static readonly TimeSpan ReapBackstopInterval = TimeSpan.FromSeconds(1);
 
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, Settings settings,
-        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends)
+        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends, InstanceMemory memory)
     {
         _backends = backends;
+        _memory = memory;
         _queue = queue;
         _log = log;
         _lockFile = lockFile;
         _settings = settings;
         _configPath = configPath;
         _overrides = overrides;
+        _crash = new CrashRecovery(log, backends, () => _settings, () => _shutdown);
+        backends.CrashHandler = OnCrash;
     }
 
     public Settings Settings => _settings;
@@ -68,9 +73,23 @@ public sealed class PostmasterLoop
             if (now >= _nextLockCheck)
                 RecheckLockFile();
             _backends.EnforceKillDeadline();
+            if (_crash.InProgress && _backends.Count == 0 && _shutdown == ShutdownMode.None)
+            {
+                if (_crash.Finish(_memory))
+                    _lockFile.SetStatus(PmStatus.Ready);
+                else
+                    RequestShutdown(ShutdownMode.Immediate);
+            }
             _backends.StartDue();
             if (_shutdown != ShutdownMode.None && _backends.Count == 0)
+            {
+                if (_crash.Abnormal)
+                {
+                    _log.Log("abnormal postmaster shutdown");
+                    return PostmasterServer.ExitFailure;
+                }
                 return ExitCode;
+            }
         }
     }
 
@@ -78,6 +97,17 @@ public sealed class PostmasterLoop
     public int ExitCode { get; set; } = PostmasterServer.ExitOk;
 
     public ShutdownMode Shutdown => _shutdown;
+
+    /// <summary>Crash recovery state (tests and status).</summary>
+    public CrashRecovery Crash => _crash;
+
+    private bool OnCrash(BackendProcess p, ChildExit exit)
+    {
+        bool handled = _crash.OnCrash(p, exit);
+        if (!handled)
+            _lockFile.SetStatus(PmStatus.Starting); // shared memory is about to be rebuilt
+        return handled;
+    }
 
     private void Handle(PmEvent ev)
     {

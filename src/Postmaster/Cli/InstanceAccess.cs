@@ -1,0 +1,33 @@
+using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
+
+namespace Postmaster.Cli;
+
+/// <summary>Attaches the running instance's shared memory for a CLI command (status, shmem, spawn, terminate).</summary>
+public static class InstanceAccess
+{
+    /// <summary>The running server and its attached shared memory; null (after printing why) when there is none.</summary>
+    public static (LockFileContents Server, InstanceShmem Shmem)? AttachRunning(string dir)
+    {
+        var running = ServerControl.FindRunning(dir);
+        if (running?.ShmKey is not long key || running.ShmId is not long id || running.TrimmedStatus == PmStatus.Starting)
+        {
+            Report.Error($"no server running in data directory \"{dir}\"");
+            return null;
+        }
+        try
+        {
+            var dirStat = FileStat.TryStat(dir) ?? throw new ShmemException($"data directory \"{dir}\" vanished");
+            var kind = running.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+            return (running, InstanceShmem.Attach(kind, key, id, dirStat));
+        }
+        catch (ShmemException e)
+        {
+            Report.Error(e.Message, e.Detail, e.Hint);
+            return null;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using Postmaster.Configuration;
+using Postmaster.Logging;
+using Postmaster.Shmem;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Daemon;
+
+/// <summary>
+/// Owns the instance's shared memory in the postmaster: the main segment (and, with it, everything created for the
+/// instance). <see cref="Create"/> builds it and records it in the lock file; <see cref="RemoveNames"/> removes the OS
+/// names (a new instance could start at once) and <see cref="Unmap"/> releases the memory; <see cref="Reinitialize"/>
+/// is the crash-restart cycle (PostgreSQL's shmem_exit(1) + CreateSharedMemoryAndSemaphores). Creation and removal
+/// happen only while no backend is alive.
+/// </summary>
+public sealed class InstanceMemory : IDisposable
+{
+    private readonly Settings _settings;
+    private readonly string _dataDir;
+    private readonly FileStat _dirStat;
+    private readonly ServerLog _log;
+    private readonly DataDirLockFile _lockFile;
+    private MainSegment? _main;
+    private InstanceShmem? _shmem;
+
+    public InstanceMemory(Settings settings, string dataDir, FileStat dirStat, ServerLog log, DataDirLockFile lockFile)
+    {
+        _settings = settings;
+        _dataDir = dataDir;
+        _dirStat = dirStat;
+        _log = log;
+        _lockFile = lockFile;
+    }
+
+    public MainSegment Main => _main ?? throw new InvalidOperationException("shared memory does not exist");
+
+    public InstanceShmem Shmem => _shmem ?? throw new InvalidOperationException("shared memory does not exist");
+
+    public string DataDir => _dataDir;
+
+    public FileStat DataDirStat => _dirStat;
+
+    /// <summary>Creates the main segment and every module in it, and records it in postmaster.pid.</summary>
+    public void Create()
+    {
+        _main = SharedMemoryBootstrap.Create(_settings, _dataDir, _dirStat, _log);
+        try
+        {
+            _shmem = InstanceShmem.Wrap(_main);
+        }
+        catch
+        {
+            _main.Destroy();
+            _main.Dispose();
+            _main = null;
+            throw;
+        }
+        _lockFile.SetSharedMemory(_main.Mapping.Key, _main.Mapping.Id,
+            _settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", _main.Mapping.Size);
+    }
+
+    /// <summary>Removes the OS names of everything (segments disappear once unmapped). Never throws.</summary>
+    public void RemoveNames()
+    {
+        if (_main is null)
+            return;
+        int err = _main.Destroy();
+        if (err != 0)
+            _log.Warning($"could not remove shared memory segment (key {_main.Mapping.Key}, ID {_main.Mapping.Id}): errno {err}");
+        else
+            _log.Debug1($"removed main shared memory segment (key {_main.Mapping.Key}, ID {_main.Mapping.Id})");
+    }
+
+    /// <summary>Unmaps everything (after <see cref="RemoveNames"/>).</summary>
+    public void Unmap()
+    {
+        _main?.Dispose();
+        _main = null;
+        _shmem = null;
+    }
+
+    /// <summary>The crash-restart cycle: everything is destroyed and created anew (new segment, new control handle).</summary>
+    public void Reinitialize()
+    {
+        RemoveNames();
+        Unmap();
+        Create();
+    }
+
+    public void Dispose()
+    {
+        RemoveNames();
+        Unmap();
+    }
+}
