@@ -283,7 +283,8 @@ public sealed class BackendSupervisor
         string what = exit.Describe(p.Describe());
         if (end == BackendEnd.Crashed && exit.ExitCode is 0 or 1)
             what += " without releasing its slot";
-        bool expected = p.StopRequested && (_holdStarts || _shutdown != ShutdownMode.None); // we asked it to go
+        // We asked it to go (SIGTERM → 1, SIGQUIT → 2): worth a debug line only. Anything else is always logged.
+        bool expected = p.StopRequested && exit.ExitCode is 0 or 1 or 2;
         if (end == BackendEnd.Done || expected)
             _log.Debug1(what);
         else
