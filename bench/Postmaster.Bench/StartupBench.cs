@@ -17,7 +17,7 @@ public static class StartupBench
     public static void Run()
     {
         double hello = Stats.Median(Enumerable.Range(0, Runs + 2).Select(_ => TimeProcess(BenchPaths.Hello)).Skip(2).ToList());
-        Console.WriteLine($"## startup (medians of {Runs} runs; baseline: bare .NET hello world start-to-exit {hello:F1} ms)\n");
+        Console.WriteLine($"Medians of {Runs} runs; baseline: bare .NET hello world, start to exit, {hello:F1} ms.\n");
         Console.WriteLine("| shared memory | type | CLI `start --detach -w` | daemon exec → ready | CLI `stop -m fast` | SIGINT → lock file gone | start ÷ hello |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var type in new[] { "sysv", "posix" })
@@ -105,4 +105,26 @@ public static class StartupBench
     }
 
     private static void Cli(params string[] args) => TimeProcess(BenchPaths.Postmaster, args);
+}
+
+/// <summary>Suite "startup": issue 2's start/stop figures.</summary>
+public sealed class StartupSuite : IBenchSuite
+{
+    public string Name => "startup";
+
+    public string Description => "start --detach -w, exec → ready, stop -m fast, with 128MB and 1GB of shared memory";
+
+    public void Run() => StartupBench.Run();
+}
+
+/// <summary>Suite "startup-quick": only the daemon's exec → ready median (while tuning start-up).</summary>
+public sealed class StartupQuickSuite : IBenchSuite
+{
+    public string Name => "startup-quick";
+
+    public string Description => "daemon exec → ready only";
+
+    public bool InDefaultRun => false;
+
+    public void Run() => StartupBench.Quick();
 }

@@ -31,9 +31,18 @@ internal struct LWLock
     /// <summary>Pid of the exclusive holder, 0 = none. Diagnostics only (the owner records are authoritative):
     /// written by the holder right after its acquiring CAS and cleared right before its release, so a process killed
     /// in between leaves it empty or stale. Protected by: the exclusive lock itself.</summary>
-    [FieldOffset(12)] public int ExclusiveOwnerPid;
+    [FieldOffset(16)] public int ExclusiveOwnerPid;
 
     /// <summary>Owner slot of the exclusive holder, <see cref="LockOwner.NoSlot"/> = none. Same rules as
     /// <see cref="ExclusiveOwnerPid"/>.</summary>
-    [FieldOffset(16)] public int ExclusiveOwnerSlot;
+    [FieldOffset(20)] public int ExclusiveOwnerSlot;
+
+    /// <summary><see cref="ExclusiveOwnerPid"/> (low half) and <see cref="ExclusiveOwnerSlot"/> (high half) as one
+    /// word, so the fast path sets or clears both with one store (both supported architectures are little-endian).</summary>
+    [FieldOffset(16)] public long ExclusiveOwner;
+
+    /// <summary>The value of <see cref="ExclusiveOwner"/> when nobody holds the lock exclusively.</summary>
+    public const long NoExclusiveOwner = (long)LockOwner.NoSlot << 32;
+
+    public static long MakeExclusiveOwner(int pid, int slot) => ((long)slot << 32) | (uint)pid;
 }

@@ -11,6 +11,7 @@ public readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
 {
     private readonly LWLock* _lock;
     private readonly ushort _trancheId;
+    private readonly ulong _recordTag;
 
     internal LWLockHandle(LWLock* lwlock, uint segmentId, long offset, ushort trancheId)
     {
@@ -18,6 +19,7 @@ public readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
         SegmentId = segmentId;
         Offset = offset;
         _trancheId = trancheId;
+        _recordTag = HeldLockEntry.MakeTag(segmentId, trancheId);
     }
 
     public uint SegmentId { get; }
@@ -33,13 +35,17 @@ public readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
 
     internal ref LWLock Lock => ref *_lock;
 
-    /// <summary>The tranche id as owner records store it.</summary>
-    internal ushort RecordedTrancheId => _trancheId;
+    internal LWLock* Address => _lock;
+
+    /// <summary>Segment id and tranche id as an owner-record entry's <see cref="HeldLockEntry.Tag"/> holds them.</summary>
+    internal ulong RecordTag => _recordTag;
 
     /// <summary>A racy snapshot of the lock's state and exclusive owner (see <see cref="LWLockStatus"/>).</summary>
-    public LWLockStatus ReadStatus() =>
-        LWLockStatus.Decode(Volatile.Read(ref _lock->State), Volatile.Read(ref _lock->ExclusiveOwnerPid),
-            Volatile.Read(ref _lock->ExclusiveOwnerSlot));
+    public LWLockStatus ReadStatus()
+    {
+        long owner = Volatile.Read(ref _lock->ExclusiveOwner);
+        return LWLockStatus.Decode(Volatile.Read(ref _lock->State), pid: (int)owner, slot: (int)(owner >> 32));
+    }
 
     public bool Equals(LWLockHandle other) => SegmentId == other.SegmentId && Offset == other.Offset;
 

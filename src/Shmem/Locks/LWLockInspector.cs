@@ -2,23 +2,6 @@ using Postmaster.Shmem.Os;
 
 namespace Postmaster.Shmem.Locks;
 
-/// <summary>One owner-record entry as the inspector reports it.</summary>
-/// <param name="Slot">The owner slot whose record lists the lock.</param>
-/// <param name="Pid">The pid recorded for that slot (0 if the slot was freed meanwhile).</param>
-/// <param name="IsAlive">Whether that pid is a live, non-zombie process when inspected.</param>
-public readonly record struct LWLockHolding(
-    int Slot, int Pid, bool IsAlive, LWLockId Lock, int TrancheId, string TrancheName, LWLockMode Mode, HeldLockPhase Phase);
-
-/// <summary>What is known about one lock: its word and exclusive-owner fields, and every owner record that lists it.</summary>
-public sealed record LWLockReport(LWLockId Lock, string TrancheName, LWLockStatus Status, IReadOnlyList<LWLockHolding> Holdings)
-{
-    /// <summary>True when the lock's exclusive owner, or any process whose record lists the lock (held or being
-    /// acquired), is dead: the lock's state cannot be trusted.</summary>
-    public bool IsOwnerDead =>
-        (Status.ExclusiveOwnerPid != 0 && !ProcessControl.IsAlive(Status.ExclusiveOwnerPid)) ||
-        Holdings.Any(h => !h.IsAlive);
-}
-
 /// <summary>
 /// Supervisor-side, read-only view of locks and owner records: who holds a lock, what a slot holds, and whether a
 /// holder is dead. It never takes a lock and never waits, so the supervisor can call it at any time; what it reads

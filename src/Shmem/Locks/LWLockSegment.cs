@@ -52,7 +52,7 @@ public readonly unsafe struct LWLockSegment
         ref var l = ref Region.Ref<LWLock>(offset);
         l = default;
         l.TrancheId = trancheId;
-        l.ExclusiveOwnerSlot = LockOwner.NoSlot;
+        l.ExclusiveOwner = LWLock.NoExclusiveOwner;
         Volatile.Write(ref l.Magic, LWLock.ExpectedMagic);
         return new LWLockHandle((LWLock*)Region.Pointer(offset), Id, offset, (ushort)trancheId);
     }

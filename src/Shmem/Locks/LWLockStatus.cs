@@ -12,11 +12,11 @@ public readonly record struct LWLockStatus(
 {
     public bool IsFree => !IsExclusive && SharedHolders == 0;
 
-    internal static LWLockStatus Decode(int state, int ownerPid, int ownerSlot) => new(
+    internal static LWLockStatus Decode(int state, int pid, int slot) => new(
         (state & LWLockOps.ExclusiveBit) != 0,
         LWLockOps.SharedHolders(state),
         LWLockOps.ExclusiveWaiters(state),
         (state & LWLockOps.HasWaitersBit) != 0,
-        ownerPid,
-        ownerSlot);
+        pid,
+        slot);
 }

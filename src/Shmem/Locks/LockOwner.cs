@@ -34,9 +34,12 @@ public sealed unsafe class LockOwner : IDisposable
     private readonly LWLockTrancheTable? _tranches;
     private readonly int _threadId = Environment.CurrentManagedThreadId;
 
-    /// <summary>This process's addresses of the recorded locks, parallel to the record's entries (shared memory holds
-    /// offsets only; releasing needs the address).</summary>
-    private readonly LWLockHandle[] _handles = new LWLockHandle[MaxHeldLocks];
+    /// <summary>What this owner writes into a lock's <see cref="LWLock.ExclusiveOwner"/> (pid and slot).</summary>
+    private readonly long _exclusiveOwner;
+
+    /// <summary>This process's addresses of the recorded locks, parallel to the record's entries: shared memory holds
+    /// offsets only, and <see cref="ReleaseAll"/> needs the addresses.</summary>
+    private readonly nint[] _addresses = new nint[MaxHeldLocks];
 
     private bool _disposed;
 
@@ -46,6 +49,7 @@ public sealed unsafe class LockOwner : IDisposable
         _tranches = tranches;
         Slot = slot;
         Pid = pid;
+        _exclusiveOwner = LWLock.MakeExclusiveOwner(pid, slot);
     }
 
     public int Slot { get; }
@@ -57,15 +61,21 @@ public sealed unsafe class LockOwner : IDisposable
 
     public int CriticalSectionDepth => _record->CriticalSectionDepth;
 
+    /// <summary>Whether a contended acquire spins briefly (<see cref="LWLockOps.SpinBudget"/>) before sleeping.
+    /// Always true in production; the benchmarks turn it off to measure the pure futex sleep/wake path.</summary>
+    internal bool SpinBeforeSleep { get; set; } = true;
+
     /// <summary>Waits as long as needed for <paramref name="lwlock"/> in <paramref name="mode"/>. Not for the
     /// supervisor (see the class summary).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Acquire(in LWLockHandle lwlock, LWLockMode mode)
     {
-        int index = RecordAcquiring(lwlock, mode);
-        if (!LWLockOps.TryAcquireFast(ref lwlock.Lock.State, mode))
+        var record = _record;
+        LWLock* l = lwlock.Address;
+        int index = RecordAcquiring(record, l, lwlock, mode);
+        if (!LWLockOps.TryAcquireFast(ref l->State, mode))
             AcquireSlow(lwlock, index, mode, Deadline.Infinite);
-        MarkHeld(lwlock, index, mode);
+        MarkHeld(record, l, index, mode);
     }
 
     /// <summary>Waits at most <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/> = no bound). True
@@ -73,10 +83,12 @@ public sealed unsafe class LockOwner : IDisposable
     public bool Acquire(in LWLockHandle lwlock, LWLockMode mode, TimeSpan timeout)
     {
         long deadline = Deadline.After(timeout);
-        int index = RecordAcquiring(lwlock, mode);
-        if (!LWLockOps.TryAcquireFast(ref lwlock.Lock.State, mode) && !AcquireSlow(lwlock, index, mode, deadline))
+        var record = _record;
+        LWLock* l = lwlock.Address;
+        int index = RecordAcquiring(record, l, lwlock, mode);
+        if (!LWLockOps.TryAcquireFast(ref l->State, mode) && !AcquireSlow(lwlock, index, mode, deadline))
             return false;
-        MarkHeld(lwlock, index, mode);
+        MarkHeld(record, l, index, mode);
         return true;
     }
 
@@ -84,13 +96,15 @@ public sealed unsafe class LockOwner : IDisposable
     /// unavailable while a writer waits (so conditional readers cannot starve writers either).</summary>
     public bool TryAcquire(in LWLockHandle lwlock, LWLockMode mode)
     {
-        int index = RecordAcquiring(lwlock, mode);
-        if (!LWLockOps.TryAcquire(ref lwlock.Lock.State, mode))
+        var record = _record;
+        LWLock* l = lwlock.Address;
+        int index = RecordAcquiring(record, l, lwlock, mode);
+        if (!LWLockOps.TryAcquire(ref l->State, mode))
         {
             Forget(index);
             return false;
         }
-        MarkHeld(lwlock, index, mode);
+        MarkHeld(record, l, index, mode);
         return true;
     }
 
@@ -99,11 +113,17 @@ public sealed unsafe class LockOwner : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Release(in LWLockHandle lwlock)
     {
-        int count = _record->HeldCount;
+        // Everything is read into locals before the first store: the JIT would otherwise reload fields and the handle
+        // after each store through a pointer (it cannot prove they do not alias).
+        var record = _record;
+        LWLock* l = lwlock.Address;
+        long offset = lwlock.Offset;
+        uint segmentId = lwlock.SegmentId;
+        int count = record->HeldCount;
         int index = count - 1;
-        if (index < 0 || !_record->Held[index].Is(lwlock))
+        if (index < 0 || !record->Held[index].Is(offset, segmentId))
             index = IndexOfHeld(lwlock, count);
-        ReleaseAt(index, count);
+        ReleaseAt(record, l, index, count);
     }
 
     /// <summary>Releases everything this owner holds, newest first, and drops entries of interrupted acquires.
@@ -113,7 +133,7 @@ public sealed unsafe class LockOwner : IDisposable
         for (int count = _record->HeldCount; count > 0; count--)
         {
             if (_record->Held[count - 1].Phase == HeldLockPhase.Held)
-                ReleaseAt(count - 1, count);
+                ReleaseAt(_record, (LWLock*)_addresses[count - 1], count - 1, count);
             else
                 Forget(count - 1);
         }
@@ -167,53 +187,46 @@ public sealed unsafe class LockOwner : IDisposable
     /// <summary>Appends an <see cref="HeldLockPhase.Acquiring"/> entry and publishes it (the count) before the
     /// caller's CAS; returns its index. Validates everything first, so a throw leaves no trace.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int RecordAcquiring(in LWLockHandle lwlock, LWLockMode mode)
+    private int RecordAcquiring(LWLockOwnerRecord* record, LWLock* l, in LWLockHandle lwlock, LWLockMode mode)
     {
         Debug.Assert(Environment.CurrentManagedThreadId == _threadId,
             "a LockOwner is single-threaded: give each thread that takes locks its own slot");
-        int count = _record->HeldCount;
-        if (count != 0 || _disposed || (uint)((byte)mode - 1) > 1u) // 1u: Shared (1) and Exclusive (2) pass
+        int count = record->HeldCount;
+        if (count != 0 || _disposed || l == null || (uint)((byte)mode - 1) > 1u) // 1u: Shared (1), Exclusive (2) pass
             CheckCanRecord(lwlock, mode, count);
-        ref var e = ref _record->Held[count];
-        e.Offset = lwlock.Offset;
-        e.SegmentId = lwlock.SegmentId;
-        e.TrancheId = lwlock.RecordedTrancheId;
-        e.Mode = mode;
-        e.Phase = HeldLockPhase.Acquiring;
-        _handles[count] = lwlock;
+        // Loads first, stores after (see Release).
+        long offset = lwlock.Offset;
+        ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
+        var addresses = _addresses;
+        ref var e = ref record->Held[count];
+        e.Offset = offset;
+        e.Tag = tag;
+        addresses[count] = (nint)l;
         // Ordering: the entry is visible (program order; the CAS that follows is a full fence) before we try.
-        Volatile.Write(ref _record->HeldCount, count + 1);
+        Volatile.Write(ref record->HeldCount, count + 1);
         return count;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void MarkHeld(in LWLockHandle lwlock, int index, LWLockMode mode)
+    private void MarkHeld(LWLockOwnerRecord* record, LWLock* l, int index, LWLockMode mode)
     {
         if (mode == LWLockMode.Exclusive)
-        {
-            ref var l = ref lwlock.Lock;
-            l.ExclusiveOwnerPid = Pid;
-            l.ExclusiveOwnerSlot = Slot;
-        }
-        _record->Held[index].Phase = HeldLockPhase.Held;
+            l->ExclusiveOwner = _exclusiveOwner;
+        record->Held[index].Phase = HeldLockPhase.Held;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ReleaseAt(int index, int count)
+    private void ReleaseAt(LWLockOwnerRecord* record, LWLock* l, int index, int count)
     {
-        ref var e = ref _record->Held[index];
+        ref var e = ref record->Held[index];
         Debug.Assert(e.Phase == HeldLockPhase.Held, "releasing a lock whose acquisition has not completed");
-        ref var l = ref _handles[index].Lock;
+        Debug.Assert((nint)l == _addresses[index], "owner record and local addresses disagree");
         LWLockMode mode = e.Mode;
         if (mode == LWLockMode.Exclusive)
-        {
-            // Cleared before the release: afterwards the next holder owns these fields.
-            l.ExclusiveOwnerSlot = NoSlot;
-            l.ExclusiveOwnerPid = 0;
-        }
-        LWLockOps.Release(ref l.State, mode);
+            l->ExclusiveOwner = LWLock.NoExclusiveOwner; // cleared before the release: afterwards the next holder owns it
+        LWLockOps.Release(ref l->State, mode);
         if (index == count - 1)
-            Volatile.Write(ref _record->HeldCount, index); // the common LIFO case: pop
+            Volatile.Write(ref record->HeldCount, index); // the common LIFO case: pop
         else
             RemoveAt(index, count);
     }
@@ -224,7 +237,7 @@ public sealed unsafe class LockOwner : IDisposable
         bool acquired = false;
         try
         {
-            acquired = LWLockOps.AcquireSlow(ref lwlock.Lock.State, mode, deadline);
+            acquired = LWLockOps.AcquireSlow(ref lwlock.Lock.State, mode, deadline, SpinBeforeSleep);
         }
         finally
         {
@@ -238,7 +251,6 @@ public sealed unsafe class LockOwner : IDisposable
     private void Forget(int index)
     {
         Debug.Assert(index == _record->HeldCount - 1, "only the newest entry can be an acquire in progress");
-        _handles[index] = default;
         Volatile.Write(ref _record->HeldCount, index);
     }
 
@@ -249,9 +261,8 @@ public sealed unsafe class LockOwner : IDisposable
         for (int i = index; i < count - 1; i++)
         {
             _record->Held[i] = _record->Held[i + 1];
-            _handles[i] = _handles[i + 1];
+            _addresses[i] = _addresses[i + 1];
         }
-        _handles[count - 1] = default;
         Volatile.Write(ref _record->HeldCount, count - 1);
     }
 

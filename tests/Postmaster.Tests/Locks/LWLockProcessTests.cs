@@ -101,6 +101,29 @@ public sealed class LWLockProcessTests : IDisposable
     }
 
     [Fact]
+    public void A_process_killed_while_waiting_for_a_lock_is_still_listed_as_acquiring_it()
+    {
+        const int Slot = 4;
+        using var owner = _seg.Owner(0);
+        owner.Acquire(_seg.Lock(3), LWLockMode.Exclusive);
+        var child = Start("lock-hold", Slot, $"locks={_seg.LockOffset(3)}", "modes=X");
+        var inspector = _seg.Inspector();
+        Wait.Until(() => _seg.Lock(3).ReadStatus().ExclusiveWaiters == 1, "the child to wait for the lock");
+
+        child.Kill(Signals.SIGKILL);
+        child.WaitForExit();
+
+        var entry = Assert.Single(inspector.HeldBy(Slot));
+        Assert.Equal((HeldLockPhase.Acquiring, LWLockMode.Exclusive, false), (entry.Phase, entry.Mode, entry.IsAlive));
+        Assert.True(inspector.IsOwnerDead(_seg.Lock(3)));
+        // Why "acquiring" must count as holding: the dead waiter is still counted in the word, so readers stay blocked.
+        owner.Release(_seg.Lock(3));
+        Assert.Equal(1, _seg.Lock(3).ReadStatus().ExclusiveWaiters);
+        Assert.False(owner.TryAcquire(_seg.Lock(3), LWLockMode.Shared));
+        _seg.Owners.ResetSlot(Slot);
+    }
+
+    [Fact]
     public void A_waiter_with_a_timeout_in_another_process_returns_false_instead_of_hanging()
     {
         using var owner = _seg.Owner(0);

@@ -239,5 +239,9 @@ public sealed class LWLockTests : IDisposable
     {
         Assert.Throws<ShmemCorruptException>(() => _seg.Segment.Lock(_seg.DataOffset));
         Assert.Throws<ArgumentOutOfRangeException>(() => _seg.Segment.Lock(_seg.LocksOffset + 4));
+        using var owner = _seg.Owner(0);
+        Assert.Throws<ArgumentException>(() => owner.Acquire(default, LWLockMode.Exclusive));
+        Assert.Throws<ArgumentOutOfRangeException>(() => owner.TryAcquire(_seg.Lock(0), (LWLockMode)3));
+        Assert.Equal(0, owner.HeldCount);
     }
 }

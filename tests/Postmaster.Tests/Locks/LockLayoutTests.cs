@@ -17,8 +17,14 @@ public sealed class LockLayoutTests
         Assert.Equal(0, Offset<LWLock>(nameof(LWLock.State)));
         Assert.Equal(4, Offset<LWLock>(nameof(LWLock.Magic)));
         Assert.Equal(8, Offset<LWLock>(nameof(LWLock.TrancheId)));
-        Assert.Equal(12, Offset<LWLock>(nameof(LWLock.ExclusiveOwnerPid)));
-        Assert.Equal(16, Offset<LWLock>(nameof(LWLock.ExclusiveOwnerSlot)));
+        Assert.Equal(16, Offset<LWLock>(nameof(LWLock.ExclusiveOwnerPid)));
+        Assert.Equal(20, Offset<LWLock>(nameof(LWLock.ExclusiveOwnerSlot)));
+        Assert.Equal(16, Offset<LWLock>(nameof(LWLock.ExclusiveOwner)));
+
+        var l = new LWLock { ExclusiveOwner = LWLock.MakeExclusiveOwner(pid: 4242, slot: 7) };
+        Assert.Equal((4242, 7), (l.ExclusiveOwnerPid, l.ExclusiveOwnerSlot));
+        l.ExclusiveOwner = LWLock.NoExclusiveOwner;
+        Assert.Equal((0, LockOwner.NoSlot), (l.ExclusiveOwnerPid, l.ExclusiveOwnerSlot));
     }
 
     [Fact]
@@ -41,6 +47,13 @@ public sealed class LockLayoutTests
         Assert.Equal(12, Offset<HeldLockEntry>(nameof(HeldLockEntry.TrancheId)));
         Assert.Equal(14, Offset<HeldLockEntry>(nameof(HeldLockEntry.Mode)));
         Assert.Equal(15, Offset<HeldLockEntry>(nameof(HeldLockEntry.Phase)));
+        Assert.Equal(8, Offset<HeldLockEntry>(nameof(HeldLockEntry.Tag)));
+
+        var e = new HeldLockEntry
+        {
+            Tag = HeldLockEntry.WithModeAndPhase(HeldLockEntry.MakeTag(0xDEADBEEF, 0x1234), LWLockMode.Exclusive, HeldLockPhase.Held),
+        };
+        Assert.Equal((0xDEADBEEFu, (ushort)0x1234, LWLockMode.Exclusive, HeldLockPhase.Held), (e.SegmentId, e.TrancheId, e.Mode, e.Phase));
 
         Assert.Equal(3264, Unsafe.SizeOf<LWLockOwnerRecord>());
         Assert.Equal(0, LWLockOwnerRecord.Size % 64);

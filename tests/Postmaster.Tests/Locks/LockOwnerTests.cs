@@ -86,6 +86,27 @@ public sealed class LockOwnerTests : IDisposable
     }
 
     [Fact]
+    public void Locks_in_a_dsm_segment_are_identified_by_its_handle_and_their_offset()
+    {
+        const uint DsmHandle = 0x1234_5678;
+        using var dsm = new LockTestSegment("dsm-locks");
+        var dsmSegment = new LWLockSegment(DsmHandle, dsm.Region);
+        using var owner = _seg.Owner(0);
+        int tranche = _seg.Tranches.Register(owner, "DsmWorkerLocks");
+        var lwlock = dsmSegment.InitializeLock(dsm.DataOffset, tranche);
+
+        owner.Acquire(lwlock, LWLockMode.Exclusive);
+        var entry = Assert.Single(_seg.Inspector().HeldBy(0));
+        Assert.Equal(new LWLockId(DsmHandle, dsm.DataOffset), entry.Lock);
+        Assert.Equal("DsmWorkerLocks", entry.TrancheName);
+        // Same offset, other segment: a different lock.
+        owner.Acquire(_seg.Segment.InitializeLock(dsm.DataOffset, tranche), LWLockMode.Exclusive);
+        Assert.Equal(2, owner.HeldCount);
+        owner.ReleaseAll();
+        Assert.True(lwlock.ReadStatus().IsFree);
+    }
+
+    [Fact]
     public void Dispose_releases_everything_and_frees_the_slot_for_reuse()
     {
         var owner = _seg.Owner(3);
