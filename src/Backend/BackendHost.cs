@@ -111,7 +111,7 @@ public sealed class BackendHost
             _log.Write(BackendLog.Fatal, $"background worker \"{_name}\": {e.Message}", hint: e.Hint);
             return ExitFailure;
         }
-        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit);
+        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid);
         try
         {
             int code = worker.Run(context);

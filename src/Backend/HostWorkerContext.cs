@@ -1,4 +1,6 @@
 using Postmaster.Shmem;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
 using Postmaster.Workers;
@@ -15,9 +17,12 @@ public sealed class HostWorkerContext : WorkerContext
     private readonly CancellationToken _stopping;
     private readonly ExitCallbacks _exit;
 
+    private readonly int _postmasterPid;
+
     public HostWorkerContext(string name, string argument, int slot, InstanceShmem shmem, LockOwner owner, BackendLog log,
-        CancellationToken stopping, ExitCallbacks exit)
+        CancellationToken stopping, ExitCallbacks exit, int postmasterPid)
     {
+        _postmasterPid = postmasterPid;
         Name = name;
         Argument = argument;
         Slot = slot;
@@ -66,6 +71,39 @@ public sealed class HostWorkerContext : WorkerContext
             _owner.Release(indexLock);
         }
     }
+
+    public override DynamicWorkerHandle StartDynamicWorker(string name, string entry, string argument, TimeSpan timeout)
+    {
+        var queue = _shmem.Requests;
+        int index = queue.Submit(WorkerRequestKind.Spawn, name, entry, argument, "")
+                    ?? throw new InvalidOperationException("the postmaster's request queue is full");
+        ProcessControl.Signal(_postmasterPid, Signals.SIGUSR1);
+        var r = queue.WaitForResult(index, timeout);
+        if (r is null)
+        {
+            queue.Withdraw(index);
+            throw new InvalidOperationException($"the postmaster did not start worker \"{name}\" within {timeout.TotalSeconds:0} s");
+        }
+        if (!r.Value.Ok)
+            throw new InvalidOperationException($"could not start worker \"{name}\": {r.Value.Error}");
+        return new DynamicWorkerHandle(r.Value.Pid, r.Value.Slot, r.Value.Generation);
+    }
+
+    public override bool WaitForExit(DynamicWorkerHandle handle, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            var info = _shmem.Slots.Read(handle.Slot);
+            if (info.Generation != handle.Generation || info.State == BackendSlotState.Unused || !ProcessControl.IsAlive(handle.Pid))
+                return true;
+            if (_stopping.WaitHandle.WaitOne(WaitPoll))
+                return false;
+        }
+        return false;
+    }
+
+    private static readonly TimeSpan WaitPoll = TimeSpan.FromMilliseconds(5);
 
     public override void Log(string message) => _log.Write(BackendLog.Log, message);
 

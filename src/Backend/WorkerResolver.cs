@@ -19,6 +19,7 @@ public static class WorkerResolver
             ["exit"] = () => new ExitWorker(),
             ["demo"] = () => new DemoWorker(),
             ["lock-hold"] = () => new LockHoldWorker(),
+            ["spawn"] = () => new SpawnWorker(),
         };
 
     public static IBackgroundWorker Resolve(string entry, string dataDir)

@@ -18,6 +18,7 @@ var root = new RootCommand("postmaster: a PostgreSQL-style process supervisor wi
     ShmemCommand.Create(),
     SpawnCommand.Create(),
     TerminateCommand.Create(),
+    CleanupCommand.Create(),
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -90,22 +90,31 @@ public sealed class MainSegment : IDisposable
                     key = NextKey(key);
                     continue;
                 case SegmentState.Unattached:
-                    log.Write(ShmemLogLevel.Log,
-                        $"removing shared memory block (key {key}, ID {id}) left behind by a previous postmaster (PID {header?.CreatorPid})");
-                    onOrphan?.Invoke(new MainSegmentOrphan(spec.Kind, key, id, header!.Value));
-                    int err = RemoveExisting(spec.Kind, key, id);
-                    if (err != 0 && err != Errno.ENOENT && err != Errno.EINVAL && err != Errno.EIDRM)
-                    {
-                        log.Write(ShmemLogLevel.Warning,
-                            $"could not remove shared memory block (key {key}, ID {id}): {Libc.StrError(err)}");
+                    if (!RemoveOrphan(spec.Kind, key, id, header!.Value, log, onOrphan))
                         key = NextKey(key);
-                    }
                     continue;
                 default:
                     throw InUse(spec, key, id);
             }
         }
         throw new ShmemException($"could not find a free shared memory key after {MaxKeyProbes} attempts");
+    }
+
+    /// <summary>
+    /// Removes a dead instance's main segment (state <see cref="SegmentState.Unattached"/>), after handing its header
+    /// to <paramref name="onOrphan"/> (which cleans up what it lists). False when it could not be removed.
+    /// </summary>
+    public static bool RemoveOrphan(SegmentKind kind, long key, long id, MainHeader header, IShmemLogger log,
+        Action<MainSegmentOrphan>? onOrphan)
+    {
+        log.Write(ShmemLogLevel.Log,
+            $"removing shared memory block (key {key}, ID {id}) left behind by a previous postmaster (PID {header.CreatorPid})");
+        onOrphan?.Invoke(new MainSegmentOrphan(kind, key, id, header));
+        int err = RemoveExisting(kind, key, id);
+        if (err == 0 || err == Errno.ENOENT || err == Errno.EINVAL || err == Errno.EIDRM)
+            return true;
+        log.Write(ShmemLogLevel.Warning, $"could not remove shared memory block (key {key}, ID {id}): {Libc.StrError(err)}");
+        return false;
     }
 
     /// <summary>

@@ -36,6 +36,16 @@ public abstract class WorkerContext
     /// by the first caller in the instance.</summary>
     public abstract LWLockHandle NamedLock(string name);
 
+    /// <summary>
+    /// PostgreSQL's RegisterDynamicBackgroundWorker + WaitForBackgroundWorkerStartup: asks the postmaster to start a
+    /// dynamic worker (never restarted) and waits until it has a pid. Throws <see cref="InvalidOperationException"/>
+    /// with the postmaster's reason when it refuses (e.g. max_backends reached), or on timeout.
+    /// </summary>
+    public abstract DynamicWorkerHandle StartDynamicWorker(string name, string entry, string argument, TimeSpan timeout);
+
+    /// <summary>Waits until the worker behind <paramref name="handle"/> has exited; false on timeout.</summary>
+    public abstract bool WaitForExit(DynamicWorkerHandle handle, TimeSpan timeout);
+
     /// <summary>Writes to the server log with this backend's pid (severity LOG).</summary>
     public abstract void Log(string message);
 

@@ -94,6 +94,33 @@ public sealed class PmInstance : IDisposable
         return JsonDocument.Parse(r.Stdout).RootElement.Clone();
     }
 
+    /// <summary>The backends `status --json` lists (empty when not running).</summary>
+    public List<BackendRow> Backends()
+    {
+        var r = Do("status", "--json");
+        if (r.ExitCode != 0)
+            return new List<BackendRow>();
+        var rows = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("backends").EnumerateArray()
+            .Select(b => new BackendRow(b.GetProperty("pid").GetInt32(), b.GetProperty("slot").GetInt32(),
+                b.GetProperty("name").GetString()!, b.GetProperty("entry").GetString()!, b.GetProperty("state").GetString()!,
+                b.GetProperty("restarts").GetInt32(), b.GetProperty("dsmSegments").GetInt32()))
+            .ToList();
+        foreach (var b in rows)
+            _pids.Add(b.Pid);
+        return rows;
+    }
+
+    /// <summary>Waits until the running backends (excluding idle pool members) satisfy <paramref name="condition"/>.</summary>
+    public List<BackendRow> WaitForBackends(Func<List<BackendRow>, bool> condition, string what)
+    {
+        List<BackendRow> rows = new();
+        Wait.Until(() => condition(rows = Backends().Where(b => b.State == "running").ToList()), what);
+        return rows;
+    }
+
+    /// <summary>Waits until the log contains <paramref name="text"/>.</summary>
+    public void WaitForLog(string text) => Wait.Until(() => Log.Contains(text), $"the log to contain \"{text}\"; log:\n{Log}");
+
     /// <summary>Records what the lock file names now, so Dispose can clean up even after a crash.</summary>
     public void Track()
     {
@@ -111,10 +138,19 @@ public sealed class PmInstance : IDisposable
     {
         Track();
         if (Running)
+            Backends();
+        if (Running)
             Stop("immediate");
-        foreach (var pid in _pids)
+        // Backends of a killed postmaster leave by themselves (death watch): give them the global timeout, then
+        // kill and report whatever is still there.
+        var alive = new List<int>();
+        try
         {
-            if (ProcessControl.IsAlive(pid))
+            Wait.Until(() => (alive = _pids.Where(ProcessControl.IsAlive).ToList()).Count == 0, "the instance's processes to exit");
+        }
+        catch (TimeoutException)
+        {
+            foreach (var pid in alive)
                 ProcessControl.Signal(pid, Signals.SIGKILL);
         }
         var leftovers = new List<string>();
@@ -126,9 +162,7 @@ public sealed class PmInstance : IDisposable
                 Leaks.RemoveSegment(type, key, id);
             }
         }
-        foreach (var pid in _pids)
-            if (ProcessControl.IsAlive(pid))
-                leftovers.Add($"process {pid}");
+        leftovers.AddRange(alive.Select(pid => $"process {pid}"));
         if (Directory.Exists(DataDir))
             Directory.Delete(DataDir, recursive: true);
         if (leftovers.Count > 0)

@@ -1,0 +1,245 @@
+using Postmaster.Shmem.Os;
+using Postmaster.Tests.Support;
+using Xunit;
+
+namespace Postmaster.Tests.Backends;
+
+/// <summary>Worker backends: static, dynamic, pool, restart policies, limits, supervisor death, user assemblies.</summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class BackendTests
+{
+    private static PmInstance Instance(string label, params string[] config)
+    {
+        var pm = new PmInstance(label);
+        Assert.Equal(0, pm.Init().ExitCode);
+        // the default configuration's demonstration workers are replaced by the test's own
+        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo")));
+        pm.Configure(config);
+        return pm;
+    }
+
+    [Theory]
+    [InlineData("fast")]
+    [InlineData("immediate")]
+    public void Static_workers_start_with_the_instance_and_stop_with_it(string mode)
+    {
+        using var pm = Instance("static-" + mode, "worker.w.entry = 'idle'", "worker.w.count = 3", "backend_pool_size = 0");
+        pm.StartOk();
+        var rows = pm.WaitForBackends(b => b.Count == 3, "three idle workers");
+        Assert.Equal(new[] { "w.1", "w.2", "w.3" }, rows.Select(r => r.Name).Order());
+        Assert.All(rows, r => Assert.Equal("idle", r.Entry));
+        Assert.Equal(0, pm.Stop(mode).ExitCode);
+        Assert.All(rows, r => Assert.False(ProcessControl.IsAlive(r.Pid), $"backend {r.Pid} is gone after {mode} stop"));
+    }
+
+    [Fact]
+    public void Smart_shutdown_waits_for_backends_and_fast_then_stops_them()
+    {
+        using var pm = Instance("smart", "worker.w.entry = 'idle'", "backend_pool_size = 1");
+        pm.StartOk();
+        pm.WaitForBackends(b => b.Count == 1, "the idle worker");
+        var smart = pm.Do("stop", "-m", "smart", "-t", "1");
+        Assert.Equal(1, smart.ExitCode);
+        Assert.Contains("does not shut down", smart.Stderr);
+        Assert.True(pm.Running, "smart shutdown waits while a worker runs");
+        Assert.Equal(0, pm.Stop("fast").ExitCode);
+        Assert.Contains("received smart shutdown request", pm.Log);
+        Assert.Contains("received fast shutdown request", pm.Log);
+    }
+
+    [Fact]
+    public void Smart_shutdown_completes_when_the_workers_finish()
+    {
+        using var pm = Instance("smartdone", "worker.w.entry = 'exit'", "worker.w.argument = '0:1500ms'", "backend_pool_size = 0");
+        pm.StartOk();
+        pm.WaitForBackends(b => b.Count == 1, "the exit worker");
+        var r = pm.Stop("smart");
+        Assert.True(r.ExitCode == 0, r.ToString());
+    }
+
+    [Theory]
+    [InlineData("on-failure", "1", true)]
+    [InlineData("on-failure", "0", false)]
+    [InlineData("always", "0", true)]
+    [InlineData("never", "1", false)]
+    public void Restart_policy_decides_whether_an_exit_is_restarted(string policy, string code, bool restarted)
+    {
+        using var pm = Instance("policy", "worker.w.entry = 'exit'", $"worker.w.argument = '{code}:200ms'",
+            $"worker.w.restart = {policy}", "worker.w.restart_delay = 50ms", "backend_pool_size = 0", "log_min_messages = debug1");
+        pm.StartOk();
+        pm.WaitForLog($") exited with exit code {code}");
+        if (restarted)
+        {
+            pm.WaitForLog("background worker \"w\" will be restarted in 50 ms");
+            Wait.Until(() => pm.Backends().Any(b => b.Restarts >= 1), "the restarted worker to show restarts = 1");
+        }
+        Assert.Equal(0, pm.Stop().ExitCode);
+        // The supervisor decides in the same step that logs the exit, before it handles the later shutdown request.
+        var beforeStop = pm.Log[..pm.Log.IndexOf("received fast shutdown request", StringComparison.Ordinal)];
+        Assert.Equal(restarted, beforeStop.Contains("will be restarted"));
+    }
+
+    [Fact]
+    public void Consecutive_failures_double_the_restart_delay_up_to_the_cap()
+    {
+        using var pm = Instance("backoff", "worker.w.entry = 'exit'", "worker.w.argument = '1'",
+            "worker.w.restart_delay = 40ms", "worker.w.restart_delay_max = 160ms", "backend_pool_size = 0");
+        pm.StartOk();
+        Wait.Until(() => CountOf(pm.Log, "will be restarted in 160 ms") >= 2, "the delay to reach its cap twice");
+        var delays = pm.Log.Split('\n').Where(l => l.Contains("will be restarted in"))
+            .Select(l => int.Parse(l.Split(" in ")[1].Split(' ')[0])).Take(5).ToList();
+        Assert.Equal(new[] { 40, 80, 160, 160 }, delays.Take(4));
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void Spawn_from_the_cli_starts_a_dynamic_worker_that_status_lists()
+    {
+        using var pm = Instance("spawn", "backend_pool_size = 0");
+        pm.StartOk();
+        var r = pm.Do("spawn", "--worker", "idle", "--name", "dyn", "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var rows = pm.WaitForBackends(b => b.Any(x => x.Name == "dyn"), "the dynamic worker");
+        Assert.Contains($"\"pid\": {rows.Single().Pid}", r.Stdout);
+        var t = pm.Do("terminate", "dyn");
+        Assert.True(t.ExitCode == 0, t.ToString());
+        Assert.False(ProcessControl.IsAlive(rows.Single().Pid));
+        Assert.Empty(pm.Backends());
+        Assert.DoesNotContain("will be restarted", pm.Log);
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void A_backend_can_start_a_dynamic_worker()
+    {
+        using var pm = Instance("spawn-from-backend", "backend_pool_size = 0");
+        pm.StartOk();
+        Assert.Equal(0, pm.Do("spawn", "--worker", "spawn", "--argument", "idle", "--name", "parent").ExitCode);
+        var rows = pm.WaitForBackends(b => b.Any(x => x.Name == "parent-child"), "the child started by the parent backend");
+        pm.WaitForLog("background worker \"parent\" started dynamic worker \"parent-child\"");
+        Assert.Equal(0, pm.Do("terminate", "parent-child").ExitCode);
+        Wait.Until(() => pm.Backends().Count == 0, "the parent to finish after its child exited");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void The_pool_hands_out_a_parked_backend_and_refills()
+    {
+        using var pm = Instance("pool", "backend_pool_size = 2");
+        pm.StartOk();
+        Wait.Until(() => pm.Backends().Count(b => b.State == "idle (pool)") == 2, "two parked pool backends");
+        var parked = pm.Backends().Select(b => b.Pid).ToHashSet();
+        var r = pm.Do("spawn", "--worker", "idle", "--name", "from-pool", "--json");
+        Assert.Equal(0, r.ExitCode);
+        var worker = pm.WaitForBackends(b => b.Any(x => x.Name == "from-pool"), "the pooled worker").Single(b => b.Name == "from-pool");
+        Assert.Contains(worker.Pid, parked);
+        Wait.Until(() => pm.Backends().Count(b => b.State == "idle (pool)") == 2, "the pool to refill");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void Max_backends_bounds_every_backend()
+    {
+        using var pm = Instance("max", "max_backends = 2", "backend_pool_size = 0");
+        pm.StartOk();
+        Assert.Equal(0, pm.Do("spawn", "--worker", "idle", "--name", "a").ExitCode);
+        Assert.Equal(0, pm.Do("spawn", "--worker", "idle", "--name", "b").ExitCode);
+        var third = pm.Do("spawn", "--worker", "idle", "--name", "c");
+        Assert.Equal(1, third.ExitCode);
+        Assert.Contains("too many backends", third.Stderr);
+        Assert.Equal(2, pm.Backends().Count);
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void More_static_workers_than_max_backends_is_refused_at_start()
+    {
+        using var pm = Instance("maxstatic", "max_backends = 2", "worker.w.entry = 'idle'", "worker.w.count = 3");
+        var r = pm.Do("start");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("too many background workers", r.Stderr);
+        Assert.Contains("max_backends", r.Stderr);
+    }
+
+    [Fact]
+    public void Backends_exit_by_themselves_when_the_postmaster_is_killed_and_the_next_start_succeeds()
+    {
+        using var pm = Instance("pmdeath", "worker.w.entry = 'idle'", "worker.w.count = 2", "backend_pool_size = 1");
+        pm.StartOk();
+        var rows = pm.WaitForBackends(b => b.Count == 2, "two workers");
+        var all = pm.Backends().Select(b => b.Pid).ToList();
+        Assert.True(ProcessControl.Signal(pm.Pid, Signals.SIGKILL));
+        Wait.Until(() => all.All(p => !ProcessControl.IsAlive(p)), "every backend to exit after the postmaster died");
+        pm.StartOk();
+        pm.WaitForBackends(b => b.Count == 2, "the workers of the new instance");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void A_user_worker_is_loaded_from_an_assembly_and_runs_its_exit_callbacks()
+    {
+        string marker = Path.Combine(Path.GetTempPath(), $"pmtest-marker-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        string dll = Path.Combine(Paths.OutDir, "testchild", "TestChild.dll");
+        try
+        {
+            using var pm = Instance("userworker", $"worker.u.entry = '{dll}:Postmaster.TestChild.Workers.MarkerWorker'",
+                $"worker.u.argument = '{marker}'", "backend_pool_size = 0");
+            pm.StartOk();
+            var u = pm.WaitForBackends(b => b.Count == 1, "the user worker").Single();
+            Wait.Until(() => File.Exists(marker), "the marker file");
+            Assert.Equal(0, pm.Stop().ExitCode);
+            Assert.Equal($"started {u.Slot}\nstopped\nexit callback\n", File.ReadAllText(marker));
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
+    [Theory]
+    [InlineData("/nonexistent/Worker.dll:X.Y", "could not access worker library \"/nonexistent/Worker.dll\"")]
+    [InlineData("TESTCHILD:Postmaster.TestChild.Workers.Missing", "could not find type \"Postmaster.TestChild.Workers.Missing\"")]
+    [InlineData("TESTCHILD:Postmaster.TestChild.Workers.NotAWorker", "does not implement Postmaster.Workers.IBackgroundWorker")]
+    [InlineData("no-such-builtin", "invalid worker entry \"no-such-builtin\"")]
+    public void A_bad_entry_point_fails_with_a_clear_error(string entry, string message)
+    {
+        entry = entry.Replace("TESTCHILD", Path.Combine(Paths.OutDir, "testchild", "TestChild.dll"));
+        using var pm = Instance("badentry", "backend_pool_size = 0");
+        pm.StartOk();
+        Assert.Equal(0, pm.Do("spawn", "--worker", entry, "--name", "bad").ExitCode);
+        pm.WaitForLog(message);
+        pm.WaitForLog("background worker \"bad\"");
+        Wait.Until(() => pm.Backends().Count == 0, "the failed worker to be gone (dynamic workers are not restarted)");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void Exit_status_tells_an_exit_code_from_a_signal()
+    {
+        using var pm = Instance("status137", "backend_pool_size = 0", "crash_recovery = reconcile");
+        pm.StartOk();
+        Assert.Equal(0, pm.Do("spawn", "--worker", "exit", "--argument", "137", "--name", "x137").ExitCode);
+        Assert.Equal(0, pm.Do("spawn", "--worker", "exit", "--argument", "KILL", "--name", "xkill").ExitCode);
+        pm.WaitForLog("background worker \"x137\" (PID");
+        pm.WaitForLog("background worker \"xkill\" (PID");
+        Assert.Matches("background worker \"x137\" \\(PID \\d+\\) exited with exit code 137", pm.Log);
+        Assert.Matches("background worker \"xkill\" \\(PID \\d+\\) was terminated by signal 9: Killed", pm.Log);
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void Reload_starts_added_workers_and_stops_removed_ones()
+    {
+        using var pm = Instance("reloadworkers", "worker.a.entry = 'idle'", "backend_pool_size = 0");
+        pm.StartOk();
+        var a = pm.WaitForBackends(b => b.Count == 1, "worker a").Single();
+        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.a")).Append("worker.b.entry = 'idle'"));
+        Assert.Equal(0, pm.Do("reload").ExitCode);
+        pm.WaitForBackends(b => b.Count == 1 && b[0].Name == "b", "worker b alone");
+        Assert.False(ProcessControl.IsAlive(a.Pid));
+        pm.WaitForLog("stopping background worker \"a\": it was removed from the configuration");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    private static int CountOf(string text, string what) => text.Split(what).Length - 1;
+}
