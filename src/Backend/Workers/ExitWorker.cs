@@ -5,22 +5,25 @@ namespace Postmaster.Backend.Workers;
 
 /// <summary>
 /// "exit": leaves in a chosen way, for crash and restart tests. Argument "CODE[:DELAY]" exits with CODE, or
-/// "SIGNAME[:DELAY]" (KILL, SEGV, QUIT, ...) kills itself with that signal; DELAY is "250ms", "2s" or plain
+/// "SIGNAME[:DELAY]" (KILL, SEGV, QUIT, ...) kills itself with that signal, "raw:CODE[:DELAY]" calls _exit(CODE) at
+/// once, skipping the exit path (the dead-man switch then reports it); DELAY is "250ms", "2s" or plain
 /// milliseconds (default 0). SIGTERM during the delay ends it with exit 1 like any stopped worker.
 /// A code exit goes through the normal exit path; a signal does not (the dead-man switch sees that).
 /// </summary>
 public sealed class ExitWorker : IBackgroundWorker
 {
+    public const string RawPrefix = "raw:";
+
     public int Run(WorkerContext context)
     {
-        var (how, delay) = Parse(context.Argument);
+        bool raw = context.Argument.StartsWith(RawPrefix, StringComparison.Ordinal);
+        var (how, delay) = Parse(raw ? context.Argument[RawPrefix.Length..] : context.Argument);
         if (delay > TimeSpan.Zero && context.Stopping.WaitHandle.WaitOne(delay))
             return 1;
         if (how.Signal is int sig)
-        {
-            ProcessControl.Signal(Environment.ProcessId, sig);
-            Thread.Sleep(Timeout.Infinite); // the signal ends the process
-        }
+            ProcessControl.DieBySignal(sig);
+        if (raw)
+            ProcessControl.ExitImmediately(how.Code!.Value);
         return how.Code!.Value;
     }
 

@@ -55,14 +55,15 @@ public static class ServerControl
         return ExitCodes.Ok;
     }
 
-    /// <summary>True once no live process holds the lock and the file no longer names <paramref name="pid"/>.</summary>
+    /// <summary>True once the lock file is released and removed (or names another server) and the process is gone
+    /// (a zombie counts as gone: it holds nothing).</summary>
     public static bool WaitUntilStopped(string dir, int pid, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var (locked, contents) = DataDirLockFile.Probe(dir);
-            if (!locked && (contents is null || contents.Pid != pid || !ProcessControl.IsAlive(pid)))
+            if (!locked && (contents is null || contents.Pid != pid) && !ProcessControl.IsAlive(pid))
                 return true;
             if (DateTime.UtcNow >= deadline)
                 return false;

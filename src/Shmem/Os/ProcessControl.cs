@@ -92,4 +92,18 @@ public static class ProcessControl
     /// <summary>_exit(2): ends this process at once, running nothing (no finalizers, no exit callbacks).
     /// For SIGQUIT and for a backend whose postmaster died and that did not stop in time.</summary>
     public static void ExitImmediately(int code) => Libc._exit(code);
+
+    /// <summary>
+    /// Ends this process by <paramref name="signal"/> with the default action (the runtime installs its own handlers
+    /// for some signals, e.g. SIGSEGV for null references, which would otherwise swallow a self-sent one).
+    /// Used by test workers that must die exactly like a crashed process.
+    /// </summary>
+    public static unsafe void DieBySignal(int signal)
+    {
+        byte* act = stackalloc byte[Libc.SigactionSize];
+        new Span<byte>(act, Libc.SigactionSize).Clear(); // SIG_DFL
+        Libc.sigaction(signal, act, null);
+        Libc.kill(CurrentPid, signal);
+        ExitImmediately(128 + signal); // not reached for signals whose default action terminates
+    }
 }
