@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 
@@ -11,12 +12,14 @@ namespace Postmaster.Shmem.Instance;
 /// </summary>
 public sealed class InstanceShmem : IDisposable
 {
-    private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots)
+    private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
+        DsmPageAllocator? dsmMainRegion)
     {
         Main = main;
         Tranches = tranches;
         Owners = owners;
         Slots = slots;
+        DsmMainRegion = dsmMainRegion;
     }
 
     public MainSegment Main { get; }
@@ -26,6 +29,9 @@ public sealed class InstanceShmem : IDisposable
     public LWLockOwnerTable Owners { get; }
 
     public BackendSlotArray Slots { get; }
+
+    /// <summary>The "Preallocated DSM" page allocator, or null when min_dynamic_shared_memory is 0.</summary>
+    public DsmPageAllocator? DsmMainRegion { get; }
 
     public LWLockSegment LockSegment => LWLockSegment.Main(Main.Region);
 
@@ -37,7 +43,8 @@ public sealed class InstanceShmem : IDisposable
         return new InstanceShmem(main,
             LWLockTrancheTable.Attach(Find(InstanceLayout.TrancheTableName), LWLockSegment.Main(main.Region)),
             LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
-            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)));
+            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
+            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null);
     }
 
     /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>
