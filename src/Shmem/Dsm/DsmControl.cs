@@ -91,7 +91,6 @@ public sealed unsafe class DsmControl : IDisposable
             uint handle = (uint)Random.Shared.Next(1, int.MaxValue);
             if (!DsmOs.TryCreate(config.Names, impl, DsmObjectKind.Control, handle, objectSize, out var mapping))
                 continue; // taken (a leftover, or a foreign SysV key): try another handle
-            mapping.Header = DsmSegmentHeader.For(config.Tag, DsmObjectKind.Control, handle, areaSize);
             var table = DsmControlTable.Initialize(mapping.Address + DsmSegmentHeader.Size, areaSize, capacity, slots, config.Tag, handle);
             log.Write(ShmemLogLevel.Debug, $"dynamic shared memory system will support {capacity} segments");
             log.Write(ShmemLogLevel.Debug, $"created dynamic shared memory control segment {handle} ({objectSize} bytes)");

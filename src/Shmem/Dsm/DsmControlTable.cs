@@ -258,6 +258,35 @@ internal sealed unsafe class DsmControlTable
         return false;
     }
 
+    /// <summary>
+    /// Drops <paramref name="slot"/>'s entries that only record a pin (the process detached but its pin stays: a pin
+    /// belongs to the segment, not to the process), marking those items' pinner unknown. Returns the number of
+    /// entries left, all with the Attached flag. Lock held (or no other process alive).
+    /// </summary>
+    public int ForgetPins(int slot)
+    {
+        ref var record = ref Record(slot);
+        var entries = Entries(slot);
+        int count = EntryCount(slot);
+        for (int i = count - 1; i >= 0; i--)
+        {
+            if ((entries[i].Flags & DsmAttachmentEntry.Attached) != 0)
+                continue;
+            uint handle = entries[i].Handle;
+            int index = Codec.IndexOf(handle);
+            if (handle != 0 && index < Header.ItemCount)
+            {
+                ref var item = ref Item(index);
+                if (item.Handle == handle && item.PinnerSlot == slot)
+                    item.PinnerSlot = -1;
+            }
+            entries[i] = entries[count - 1];
+            count--;
+        }
+        record.Count = count;
+        return count;
+    }
+
     /// <summary>Renames <paramref name="slot"/>'s entry from <paramref name="oldHandle"/> to <paramref name="newHandle"/>
     /// (creation retried with a new generation after a name collision). Lock held.</summary>
     public void RenameEntry(int slot, uint oldHandle, uint newHandle)

@@ -87,23 +87,6 @@ internal sealed class DsmNames
         return key == 0 ? 1 : key;
     }
 
-    /// <summary>The handle in a POSIX file name of this instance ("pm.TAG.123" → 123, "pm.TAG.ctl.7" → 7 as a
-    /// control handle), or null when the name does not have that form.</summary>
-    public (DsmObjectKind Kind, uint Handle)? ParsePosixFileName(string fileName)
-    {
-        if (!fileName.StartsWith(PosixFilePrefix, StringComparison.Ordinal))
-            return null;
-        var rest = fileName.AsSpan(PosixFilePrefix.Length);
-        var kind = DsmObjectKind.Segment;
-        if (rest.StartsWith("ctl."))
-        {
-            kind = DsmObjectKind.Control;
-            rest = rest[4..];
-        }
-        return uint.TryParse(rest, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint handle)
-            ? (kind, handle) : null;
-    }
-
     private byte[] Prefix(DsmImplementation impl, DsmObjectKind kind) => (impl, kind) switch
     {
         (DsmImplementation.Posix, DsmObjectKind.Segment) => _posixSegment,

@@ -84,10 +84,12 @@ public sealed unsafe class DsmSession : IDisposable
                 try
                 {
                     ref var record = ref _table.Record(_slot);
-                    int count = _table.EntryCount(_slot);
-                    if (count != 0 && record.Pid != _pid)
+                    // Pins of an earlier process of this slot stay (they belong to their segments); attachments of
+                    // one that was not reconciled mean the reference counts are off: refuse the slot.
+                    int attached = record.Pid == _pid ? 0 : _table.ForgetPins(_slot);
+                    if (attached != 0)
                         throw new ShmemException(
-                            $"dynamic shared memory attachment record of slot {_slot} still lists {count} segments of process {record.Pid}",
+                            $"dynamic shared memory attachment record of slot {_slot} still lists {attached} segments of process {record.Pid}",
                             hint: "The supervisor must reconcile a dead process's slot (DsmControl.ReconcileSlot) before the slot is reused.");
                     record.Pid = _pid;
                 }
@@ -495,7 +497,6 @@ public sealed unsafe class DsmSession : IDisposable
             Abandon(index, handle);
             throw;
         }
-        mapping.Header = DsmSegmentHeader.For(_names.Tag, DsmObjectKind.Segment, handle, size);
         AfterOsObjectCreated?.Invoke(new DsmHandle(handle));
         var segment = new DsmSegment(this, new DsmHandle(handle), index, _implementation, mapping, mapping.User);
         lock (_gate)

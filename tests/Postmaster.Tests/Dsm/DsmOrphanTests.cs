@@ -75,7 +75,6 @@ public sealed class DsmOrphanTests
         // An object of this instance that no table lists (e.g. left by a run whose control segment was lost).
         const uint Untracked = 0x7FFF_FFF0;
         Assert.True(DsmOs.TryCreate(names, impl, DsmObjectKind.Segment, Untracked, 4096 + DsmSegmentHeader.Size, out var stray));
-        stray.Header = DsmSegmentHeader.For(pm.Config.Tag, DsmObjectKind.Segment, Untracked, 4096);
         Assert.Equal(0, DsmOs.Detach(impl, stray));
         if (type == DsmType.Mmap)
             File.WriteAllText(Path.Combine(pm.Config.DynShmemDirectory, "leftover.tmp"), "x");

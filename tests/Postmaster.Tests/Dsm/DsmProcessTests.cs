@@ -114,6 +114,13 @@ public sealed class DsmProcessTests
         var row = pm.Row(h)!;
         Assert.Equal(2, row.ReferenceCount);
         Assert.True(row.Pinned);
+        Assert.Equal([new DsmAttachment(4, row.PinnerPid, false, true)], row.AttachedBy);
+        using (var next = pm.StartChild(4))       // the slot is reusable: a pin is not an attachment
+        {
+            Assert.Empty(pm.Row(h)!.AttachedBy);
+            next.WriteLine("exit");
+            Assert.Equal(0, next.WaitForExit());
+        }
         var a = pm.Session(0);
         using (var seg = a.Attach(h)!)
             Assert.Equal(-1, seg.Region.Span(0, 8192).IndexOfAnyExcept((byte)42));

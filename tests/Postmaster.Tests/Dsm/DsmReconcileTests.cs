@@ -127,6 +127,26 @@ public sealed class DsmReconcileTests
     }
 
     [Fact]
+    public void A_slot_whose_dead_process_was_not_reconciled_cannot_be_reused_until_it_is()
+    {
+        using var pm = new DsmTestInstance("reconcile-reuse", DsmType.Posix);
+        using (var child = pm.StartChild(7))
+        {
+            child.WriteLine("create 4096");
+            child.WaitForLine("created");
+            child.Kill(Signals.SIGKILL);
+            child.WaitForExit();
+        }
+        var owner = pm.Instance.Owners.CreateOwner(7, pm.Instance.Tranches);
+        var e = Assert.Throws<Postmaster.Shmem.Errors.ShmemException>(() => new DsmSession(pm.Instance, owner, pm.Config));
+        Assert.StartsWith("dynamic shared memory attachment record of slot 7 still lists 1 segments of process", e.Message);
+        owner.Dispose();
+        Assert.Equal(1, pm.Control.ReconcileSlot(7).SegmentsDestroyed);
+        using var session = pm.Session(7);
+        Assert.Equal(0, session.AttachedCount);
+    }
+
+    [Fact]
     public void Reconciling_the_slot_of_a_live_process_is_refused()
     {
         using var pm = new DsmTestInstance("reconcile-live", DsmType.Posix);
