@@ -1,5 +1,4 @@
 using Postmaster.Shmem.Dsm;
-using Postmaster.Tests.Support;
 using Xunit;
 
 namespace Postmaster.Tests.Dsm;

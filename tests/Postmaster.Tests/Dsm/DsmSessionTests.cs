@@ -1,4 +1,3 @@
-using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Xunit;
