@@ -159,4 +159,62 @@ public sealed class DsmControlTests
         Assert.Equal(Environment.ProcessId, row.CreatorPid);
         Assert.Throws<InvalidOperationException>(() => view.DestroyAll());
     }
+
+    /// <summary>A name or key already taken (a foreign SysV segment, a stale POSIX object) makes creation move on
+    /// to the item's next generation; the other object is left alone.</summary>
+    [Theory]
+    [InlineData(DsmType.Posix)]
+    [InlineData(DsmType.SysV)]
+    public void A_taken_name_or_key_is_skipped_by_moving_to_the_next_generation(DsmType type)
+    {
+        const int Capacity = 16;
+        using var pm = new DsmTestInstance("collision", type, capacity: Capacity);
+        var codec = new DsmHandleCodec(DsmHandleCodec.IndexBitsFor(Capacity));
+        uint first = codec.Encode(0, 1, mainRegion: false); // what the first creation would get
+        var names = pm.Config.Names;
+        using var squatter = type == DsmType.SysV
+            ? MappedSegment.CreateSysV(names.SysVKey(DsmObjectKind.Segment, first), 4096)!
+            : MappedSegment.CreatePosix(names.Describe(DsmImplementation.Posix, DsmObjectKind.Segment, first), 4096)!;
+        try
+        {
+            squatter.Region.Ref<long>(0) = 77;
+            var a = pm.Session(0);
+            using var seg = a.Create(4096)!;
+            Assert.NotEqual(first, seg.Handle.Value);
+            Assert.Equal(0, codec.IndexOf(seg.Handle.Value));
+            Assert.Equal(2u, codec.GenerationOf(seg.Handle.Value));
+            Assert.Equal(seg.Handle, Assert.Single(pm.Control.Inspect()).Handle);
+            Assert.Equal([new DsmAttachment(0, Environment.ProcessId, true, false)], pm.Row(seg.Handle)!.AttachedBy);
+            Assert.Equal(77, squatter.Region.Ref<long>(0));
+        }
+        finally
+        {
+            squatter.Destroy();
+        }
+    }
+
+    [Fact]
+    public void After_a_full_restart_a_new_control_segment_serves_new_sessions()
+    {
+        using var pm = new DsmTestInstance("restart", DsmType.Posix, mainRegion: 64 * 1024);
+        using (var owner = pm.Instance.Owners.CreateOwner(0, pm.Instance.Tranches))
+        {
+            var before = new DsmSession(pm.Instance, owner, pm.Config);
+            var seg = before.Create(4096)!;
+            before.Pin(seg);
+            before.Create(100_000);
+            Assert.Equal(DsmImplementation.MainRegion, seg.Implementation);
+            // Every backend is dead (here: its session is simply abandoned), then the supervisor resets.
+            Assert.Equal(new DsmShutdownSummary(false, 1, 0), pm.Control.DestroyAll());
+            pm.Control.Dispose();
+        }
+        pm.Instance.Owners.ResetSlot(0);
+        var fresh = DsmControl.Create(pm.Instance, pm.Config, 32, pm.Log);
+        pm.Main.Header.DsmControlHandle = fresh.Handle.Value;
+        pm.ReplaceControl(fresh);
+        var a = pm.Session(0);
+        using var again = a.Create(64 * 1024)!;
+        Assert.Equal(DsmImplementation.MainRegion, again.Implementation); // every page was given back
+        Assert.Single(pm.Control.Inspect());
+    }
 }

@@ -128,6 +128,9 @@ public sealed class DsmTestInstance : IDisposable
         return Control.Handle;
     }
 
+    /// <summary>After a full restart: the new control segment (the old one must have been destroyed).</summary>
+    public void ReplaceControl(DsmControl control) => Control = control;
+
     /// <summary>Every object tagged with this instance that exists now.</summary>
     public IReadOnlyList<DsmOsObject> Tagged() => DsmOrphanCleanup.FindTagged(Config);
 
