@@ -9,6 +9,7 @@ IBenchSuite[] suites =
     new LocksSuite(),
     new StartupSuite(),
     new StartupQuickSuite(),
+    new DsmBenchSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

@@ -11,6 +11,7 @@ var scenarios = new Dictionary<string, Func<ScenarioArgs, int>>(StringComparer.O
     ["lock-hold"] = LockHoldScenario.Run,
     ["lock-timeout"] = LockTimeoutScenario.Run,
     ["cv-wait"] = ConditionVariableWaitScenario.Run,
+    ["dsm"] = DsmScenario.Run,
 };
 
 if (args.Length == 0 || !scenarios.TryGetValue(args[0], out var scenario))

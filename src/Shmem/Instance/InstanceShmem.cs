@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 
@@ -12,13 +13,14 @@ namespace Postmaster.Shmem.Instance;
 public sealed class InstanceShmem : IDisposable
 {
     private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
-        WorkerRequestQueue requests)
+        WorkerRequestQueue requests, DsmPageAllocator? dsmMainRegion)
     {
         Requests = requests;
         Main = main;
         Tranches = tranches;
         Owners = owners;
         Slots = slots;
+        DsmMainRegion = dsmMainRegion;
     }
 
     public MainSegment Main { get; }
@@ -31,6 +33,9 @@ public sealed class InstanceShmem : IDisposable
 
     public WorkerRequestQueue Requests { get; }
 
+    /// <summary>The "Preallocated DSM" page allocator, or null when min_dynamic_shared_memory is 0.</summary>
+    public DsmPageAllocator? DsmMainRegion { get; }
+
     public LWLockSegment LockSegment => LWLockSegment.Main(Main.Region);
 
     /// <summary>Finds and validates every module of an attached (or just created) main segment.</summary>
@@ -42,7 +47,8 @@ public sealed class InstanceShmem : IDisposable
             LWLockTrancheTable.Attach(Find(InstanceLayout.TrancheTableName), LWLockSegment.Main(main.Region)),
             LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
             BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
-            WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)));
+            WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)),
+            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null);
     }
 
     /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>

@@ -40,6 +40,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int open(string path, int flags, int mode);
 
+    // NUL-terminated UTF-8 path already in a caller's buffer (allocation-free hot paths)
+    [LibraryImport(Name, EntryPoint = "open", SetLastError = true)]
+    public static partial int open(byte* path, int flags, int mode);
+
     [LibraryImport(Name, SetLastError = true)]
     public static partial int close(int fd);
 
@@ -60,6 +64,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int unlink(string path);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int unlink(byte* path);
 
     [LibraryImport(Name, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int link(string oldpath, string newpath);

@@ -25,4 +25,11 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int shm_unlink(string name);
+
+    // NUL-terminated UTF-8 name already in a caller's buffer (allocation-free hot paths)
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int shm_open(byte* name, int oflag, int mode);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int shm_unlink(byte* name);
 }

@@ -13,6 +13,7 @@ internal static unsafe partial class Libc
 
     /// <summary>Size of struct shmid_ds and the offsets read from it (same on x86-64 and arm64).</summary>
     public const int ShmidDsSize = 112;
+    public const int ShmidDsKeyOffset = 0;    // shm_perm.__key
     public const int ShmidDsUidOffset = 4;
     public const int ShmidDsModeOffset = 20;
     public const int ShmidDsSegszOffset = 48;
@@ -33,4 +34,8 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, SetLastError = true)]
     public static partial int shmctl(int shmid, int cmd, byte* buf);
+
+    // for callers without an unsafe context (the benchmark's raw baseline): buf is a struct shmid_ds* or 0
+    [LibraryImport(Name, EntryPoint = "shmctl", SetLastError = true)]
+    public static partial int shmctl(int shmid, int cmd, nint buf);
 }

@@ -1,0 +1,168 @@
+using System.Collections.Concurrent;
+using Postmaster.Shmem;
+using Postmaster.Shmem.Dsm;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
+using Postmaster.Tests.Support;
+
+namespace Postmaster.Tests.Dsm;
+
+/// <summary>Collects what the DSM layer logs, for assertions.</summary>
+public sealed class ListLogger : IShmemLogger
+{
+    private readonly ConcurrentQueue<(ShmemLogLevel Level, string Message)> _lines = new();
+
+    public IReadOnlyList<(ShmemLogLevel Level, string Message)> Lines => _lines.ToList();
+
+    public void Write(ShmemLogLevel level, string message) => _lines.Enqueue((level, message));
+
+    public bool Contains(ShmemLogLevel level, string fragment) =>
+        _lines.Any(l => l.Level == level && l.Message.Contains(fragment, StringComparison.Ordinal));
+}
+
+/// <summary>
+/// One instance for one test: a unique data directory under /tmp, a real POSIX main segment laid out by
+/// <see cref="InstanceLayout.Plan"/> (optionally with a preallocated DSM region) and a DSM control segment of the
+/// chosen type, its handle published in the main header like the supervisor does. <see cref="Session"/> opens
+/// backend-side sessions on chosen slots. Dispose, also after a failure: disposes the sessions, destroys all DSM
+/// (<see cref="DsmControl.DestroyAll"/>), the main segment and the directory, and then fails the test if any object
+/// tagged with the instance is still there (removing it first, so nothing is left either way).
+/// </summary>
+public sealed class DsmTestInstance : IDisposable
+{
+    public const int DefaultMaxBackends = 8;
+    private static int s_counter;
+    private readonly List<DsmSession> _sessions = new();
+    private readonly List<LockOwner> _owners = new();
+    private bool _controlAbandoned;
+
+    public DsmTestInstance(string label, DsmType type, int maxBackends = DefaultMaxBackends, long mainRegion = 0, int? capacity = null)
+    {
+        DataDir = Path.Combine(Path.GetTempPath(), $"pmdsm-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}-{label}");
+        if (Directory.Exists(DataDir))
+            Directory.Delete(DataDir, recursive: true);
+        Directory.CreateDirectory(DataDir);
+        Type = type;
+        MaxBackends = maxBackends;
+        DataDirStat = FileStat.TryStat(DataDir)!.Value;
+        Config = DsmConfig.For(type, DataDir, DataDirStat);
+        var plan = InstanceLayout.Plan(new InstanceLimits(maxBackends, FreeSpace: 64 * 1024, DsmMainRegionSize: mainRegion));
+        Main = MainSegment.Create(new MainSegmentSpec(SegmentKind.Posix, DataDir, DataDirStat, HugePagesMode.Off), plan,
+            NullShmemLogger.Instance);
+        try
+        {
+            Instance = InstanceShmem.Wrap(Main);
+            Control = DsmControl.Create(Instance, Config, capacity ?? DsmControlLayout.DefaultCapacity(maxBackends), Log);
+            Main.Header.DsmControlHandle = Control.Handle.Value;
+        }
+        catch
+        {
+            Main.Destroy();
+            Main.Dispose();
+            Directory.Delete(DataDir, recursive: true);
+            throw;
+        }
+    }
+
+    public string DataDir { get; }
+
+    public DsmType Type { get; }
+
+    public int MaxBackends { get; }
+
+    public FileStat DataDirStat { get; }
+
+    public DsmConfig Config { get; }
+
+    public MainSegment Main { get; }
+
+    public InstanceShmem Instance { get; }
+
+    public DsmControl Control { get; private set; }
+
+    public ListLogger Log { get; } = new();
+
+    public string TypeName => Type.ToString().ToLowerInvariant();
+
+    /// <summary>A backend-side session on <paramref name="slot"/> (create it on the thread that uses its owner).</summary>
+    public DsmSession Session(int slot)
+    {
+        var owner = Instance.Owners.CreateOwner(slot, Instance.Tranches);
+        _owners.Add(owner);
+        var session = new DsmSession(Instance, owner, Config, Log);
+        _sessions.Add(session);
+        return session;
+    }
+
+    /// <summary>The control segment's rows for <paramref name="handle"/>, or null when it has none.</summary>
+    public DsmSegmentInfo? Row(DsmHandle handle) => Control.Inspect().SingleOrDefault(r => r.Handle == handle);
+
+    /// <summary>Arguments for the TestChild "dsm" scenario on <paramref name="slot"/>.</summary>
+    public string[] ChildArgs(int slot) =>
+        [$"datadir={DataDir}", $"key={Main.Mapping.Key}", $"id={Main.Mapping.Id}", $"type={TypeName}", $"slot={slot}"];
+
+    /// <summary>Starts a TestChild "dsm" scenario on <paramref name="slot"/> and waits until it is ready.</summary>
+    public ChildProcess StartChild(int slot)
+    {
+        var child = ChildProcess.TestChild("dsm", ChildArgs(slot));
+        try
+        {
+            child.WaitForLine("ready");
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
+        }
+        return child;
+    }
+
+    /// <summary>Simulates the supervisor dying: unmaps the control segment without destroying anything and returns
+    /// its handle (what the old main header would say). Dispose then cleans up by orphan cleanup.</summary>
+    public DsmHandle AbandonControl()
+    {
+        _controlAbandoned = true;
+        Control.Dispose();
+        return Control.Handle;
+    }
+
+    /// <summary>After a full restart: the new control segment (the old one must have been destroyed).</summary>
+    public void ReplaceControl(DsmControl control) => Control = control;
+
+    /// <summary>Every object tagged with this instance that exists now.</summary>
+    public IReadOnlyList<DsmOsObject> Tagged() => DsmOrphanCleanup.FindTagged(Config);
+
+    public void Dispose()
+    {
+        var problems = new List<string>();
+        foreach (var session in _sessions)
+        {
+            try
+            {
+                session.Dispose();
+            }
+            catch (Exception e)
+            {
+                problems.Add($"session of slot {session.Slot}: {e.Message}");
+            }
+        }
+        foreach (var owner in _owners)
+            owner.Dispose();
+        if (!_controlAbandoned)
+            Control.DestroyAll();
+        Control.Dispose();
+        Main.Destroy();
+        Main.Dispose();
+        var leftovers = Tagged();
+        if (leftovers.Count > 0)
+        {
+            problems.Add("left behind: " + string.Join(", ", leftovers));
+            DsmOrphanCleanup.Run(Config, DsmHandle.Invalid);
+        }
+        Directory.Delete(DataDir, recursive: true);
+        if (problems.Count > 0)
+            throw new Xunit.Sdk.XunitException(string.Join("; ", problems));
+    }
+}
