@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
@@ -51,6 +52,7 @@ public sealed class BackendHost
             return ExitFailure;
         }
         int code = ExitFailure;
+        DsmSession? dsm = null;
         try
         {
             if (!shmem.Slots.MarkActive(_p.Slot, _p.Generation, Environment.ProcessId))
@@ -61,11 +63,12 @@ public sealed class BackendHost
             _exit.OnShmemExit("release backend slot", () => shmem.Slots.MarkInactive(_p.Slot));
             var owner = shmem.Owners.CreateOwner(_p.Slot, shmem.Tranches);
             _exit.OnShmemExit("release locks", owner.ReleaseAll);
-            code = RunWorker(shmem, owner);
+            dsm = new DsmSession(shmem, owner, DsmConfigFor(_p), new BackendShmemLog(_log));
+            code = RunWorker(shmem, owner, dsm);
         }
         finally
         {
-            _exit.RunAll(() => { }, (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
+            _exit.RunAll(() => dsm?.DetachAll(), (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
             shmem.Dispose();
             _log.Dispose();
         }
@@ -91,7 +94,14 @@ public sealed class BackendHost
         }
     }
 
-    private int RunWorker(InstanceShmem shmem, LockOwner owner)
+    private static DsmConfig DsmConfigFor(BackendParameters p) => DsmConfig.For(p.DsmType switch
+    {
+        "sysv" => DsmType.SysV,
+        "mmap" => DsmType.Mmap,
+        _ => DsmType.Posix,
+    }, p.DataDir, new FileStat(p.DataDirDevice, p.DataDirInode, 0, 0, 0));
+
+    private int RunWorker(InstanceShmem shmem, LockOwner owner, DsmSession dsm)
     {
         string entry = _p.Entry, argument = _p.Argument;
         if (_p.Pooled)
@@ -111,7 +121,7 @@ public sealed class BackendHost
             _log.Write(BackendLog.Fatal, $"background worker \"{_name}\": {e.Message}", hint: e.Hint);
             return ExitFailure;
         }
-        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid);
+        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid, dsm);
         try
         {
             int code = worker.Run(context);

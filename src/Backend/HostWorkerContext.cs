@@ -1,5 +1,6 @@
 using Postmaster.Shmem;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
@@ -18,11 +19,13 @@ public sealed class HostWorkerContext : WorkerContext
     private readonly ExitCallbacks _exit;
 
     private readonly int _postmasterPid;
+    private readonly DsmSession _dsm;
 
     public HostWorkerContext(string name, string argument, int slot, InstanceShmem shmem, LockOwner owner, BackendLog log,
-        CancellationToken stopping, ExitCallbacks exit, int postmasterPid)
+        CancellationToken stopping, ExitCallbacks exit, int postmasterPid, DsmSession dsm)
     {
         _postmasterPid = postmasterPid;
+        _dsm = dsm;
         Name = name;
         Argument = argument;
         Slot = slot;
@@ -44,6 +47,8 @@ public sealed class HostWorkerContext : WorkerContext
     public override ExitCallbacks Exit => _exit;
 
     public override LockOwner Locks => _owner;
+
+    public override DsmSession Dsm => _dsm;
 
     public InstanceShmem Shmem => _shmem;
 

@@ -20,6 +20,8 @@ public static class WorkerResolver
             ["demo"] = () => new DemoWorker(),
             ["lock-hold"] = () => new LockHoldWorker(),
             ["spawn"] = () => new SpawnWorker(),
+            ["dsm-hold"] = () => new DsmHoldWorker(),
+            ["dsm-attach"] = () => new DsmAttachWorker(),
         };
 
     public static IBackgroundWorker Resolve(string entry, string dataDir)

@@ -1,3 +1,4 @@
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.LockFile;
@@ -28,6 +29,26 @@ public static class InstanceAccess
         {
             Report.Error(e.Message, e.Detail, e.Hint);
             return null;
+        }
+    }
+
+    /// <summary>The running instance's DSM control segment, read-only (null when it cannot be attached).</summary>
+    public static DsmControl? AttachDsm(InstanceShmem shmem, LockFileContents server, string dir)
+    {
+        var type = server.DsmType switch
+        {
+            "sysv" => DsmType.SysV,
+            "mmap" => DsmType.Mmap,
+            _ => DsmType.Posix,
+        };
+        try
+        {
+            var dirStat = FileStat.TryStat(dir);
+            return dirStat is null ? null : DsmControl.Attach(shmem, DsmConfig.For(type, dir, dirStat.Value));
+        }
+        catch (ShmemException)
+        {
+            return null; // stopping, or not created yet
         }
     }
 }

@@ -1,21 +1,24 @@
 using System.CommandLine;
-using Postmaster.Shmem;
-using Postmaster.Shmem.Errors;
+using System.Text.Json;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Dsm;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Layout;
-using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
+using Postmaster.Shmem.Locks;
 
 namespace Postmaster.Cli;
 
 /// <summary>
-/// <c>postmaster shmem</c>: the running instance's main-segment allocations, like pg_shmem_allocations (name, offset,
-/// size, allocated size, plus the anonymous and free rows), read from the segment itself.
+/// <c>postmaster shmem</c>: one view of everything in the running instance's shared memory, read from the segments
+/// themselves without taking any lock: main-segment allocations (like pg_shmem_allocations: name, offset, size,
+/// allocated size, plus the anonymous and free rows), DSM slots, lock tranches with holders and waiters, and
+/// backend slots. JSON keys are documented in docs/architecture.md.
 /// </summary>
 public static class ShmemCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("shmem", "List the named allocations in the running server's shared memory")
+        var cmd = new Command("shmem", "Show the running server's shared memory: allocations, DSM segments, locks, backends")
         {
             CliOptions.DataDir, CliOptions.Json,
         };
@@ -24,54 +27,130 @@ public static class ShmemCommand
             var dir = CliOptions.ResolveDataDir(pr);
             if (dir is null)
                 return ExitCodes.Failure;
-            var running = ServerControl.FindRunning(dir);
-            if (running?.ShmKey is not long key || running.ShmId is not long id)
-            {
-                Report.Error($"no server running in data directory \"{dir}\"");
+            if (InstanceAccess.AttachRunning(dir) is not var (server, shmem))
                 return ExitCodes.NotRunning;
-            }
-            var kind = running.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
-            IReadOnlyList<ShmemAllocation> rows;
-            long total;
-            try
+            using (shmem)
             {
-                var dirStat = FileStat.TryStat(dir) ?? throw new ShmemException($"data directory \"{dir}\" vanished");
-                using var seg = MainSegment.Attach(kind, key, id, dirStat);
-                rows = seg.Index.List();
-                total = seg.Header.TotalSize;
-            }
-            catch (ShmemException e)
-            {
-                Report.Error(e.Message, e.Detail, e.Hint);
-                return ExitCodes.Failure;
-            }
-            if (pr.GetValue(CliOptions.Json))
-                JsonOut.Print(w =>
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("totalSize", total);
-                    w.WriteStartArray("allocations");
-                    foreach (var r in rows)
-                    {
-                        w.WriteStartObject();
-                        if (r.Name is null) w.WriteNull("name"); else w.WriteString("name", r.Name);
-                        if (r.Offset is long o) w.WriteNumber("offset", o); else w.WriteNull("offset");
-                        w.WriteNumber("size", r.Size);
-                        w.WriteNumber("allocatedSize", r.AllocatedSize);
-                        w.WriteEndObject();
-                    }
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                });
-            else
-            {
-                Console.WriteLine($"{"name",-40} {"offset",12} {"size",14} {"allocated_size",14}");
-                foreach (var r in rows)
-                    Console.WriteLine($"{r.Name ?? "<free>",-40} {r.Offset?.ToString() ?? "",12} {r.Size,14} {r.AllocatedSize,14}");
-                Console.WriteLine($"({rows.Count} rows; segment {total} bytes)");
+                using var dsm = InstanceAccess.AttachDsm(shmem, server, dir);
+                var view = Snapshot.Take(shmem, dsm);
+                if (pr.GetValue(CliOptions.Json))
+                    JsonOut.Print(view.WriteJson);
+                else
+                    view.WriteText();
             }
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    private sealed record Snapshot(uint DsmControlHandle, long TotalSize, IReadOnlyList<ShmemAllocation> Allocations, IReadOnlyList<DsmSegmentInfo> Dsm,
+        IReadOnlyList<KeyValuePair<int, string>> Tranches, IReadOnlyList<LWLockHolding> Holdings, IReadOnlyList<BackendSlotInfo> Slots)
+    {
+        public static Snapshot Take(InstanceShmem shmem, DsmControl? dsm)
+        {
+            var inspector = new LWLockInspector(shmem.Owners, shmem.Tranches);
+            var slots = Enumerable.Range(0, shmem.Slots.Count).Select(shmem.Slots.Read).Where(s => s.State != BackendSlotState.Unused).ToList();
+            var holdings = Enumerable.Range(0, shmem.Slots.Count).SelectMany(inspector.HeldBy).ToList();
+            return new Snapshot(shmem.Main.Header.DsmControlHandle, shmem.Main.Header.TotalSize, shmem.Main.Index.List(), dsm?.Inspect() ?? Array.Empty<DsmSegmentInfo>(),
+                shmem.Tranches.Names(), holdings, slots);
+        }
+
+        public void WriteText()
+        {
+            Console.WriteLine($"main segment: {TotalSize} bytes");
+            Console.WriteLine($"  {"name",-40} {"offset",12} {"size",14} {"allocated_size",14}");
+            foreach (var r in Allocations)
+                Console.WriteLine($"  {r.Name ?? "<free>",-40} {r.Offset?.ToString() ?? "",12} {r.Size,14} {r.AllocatedSize,14}");
+            Console.WriteLine($"dynamic shared memory segments: {Dsm.Count} (control segment {DsmControlHandle})");
+            foreach (var d in Dsm)
+                Console.WriteLine($"  handle {d.Handle,-12} {d.Size,12} bytes {d.Implementation,-11} refcount {d.ReferenceCount,-3} " +
+                                  $"{(d.Pinned ? "pinned" : "      ")} {d.State,-10} attached: {string.Join(", ", AttachedPids(d))}");
+            Console.WriteLine($"lock tranches: {Tranches.Count}");
+            foreach (var (id, name) in Tranches)
+            {
+                var held = Holdings.Where(h => h.TrancheId == id).ToList();
+                Console.WriteLine($"  {id,5} {name,-40}" + (held.Count == 0 ? "" :
+                    " " + string.Join("; ", held.Select(h => $"{(h.Phase == HeldLockPhase.Held ? "held" : "waited for")} by PID {h.Pid} ({h.Mode})"))));
+            }
+            Console.WriteLine($"backend slots in use: {Slots.Count}");
+            foreach (var s in Slots)
+                Console.WriteLine($"  slot {s.Slot,4} PID {s.Pid,8} {s.State,-9} {s.Name} ({s.Entry})");
+        }
+
+        public void WriteJson(Utf8JsonWriter w)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("totalSize", TotalSize);
+            w.WriteNumber("dsmControlHandle", DsmControlHandle);
+            w.WriteStartArray("allocations");
+            foreach (var r in Allocations)
+            {
+                w.WriteStartObject();
+                if (r.Name is null) w.WriteNull("name"); else w.WriteString("name", r.Name);
+                if (r.Offset is long o) w.WriteNumber("offset", o); else w.WriteNull("offset");
+                w.WriteNumber("size", r.Size);
+                w.WriteNumber("allocatedSize", r.AllocatedSize);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("dsmSegments");
+            foreach (var d in Dsm)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("handle", d.Handle.Value);
+                w.WriteNumber("size", d.Size);
+                w.WriteString("implementation", d.Implementation.ToString().ToLowerInvariant());
+                w.WriteNumber("referenceCount", d.ReferenceCount);
+                w.WriteBoolean("pinned", d.Pinned);
+                w.WriteString("state", d.State.ToString().ToLowerInvariant());
+                w.WriteStartArray("attachedPids");
+                foreach (var pid in AttachedPids(d))
+                    w.WriteNumberValue(pid);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("lockTranches");
+            foreach (var (id, name) in Tranches)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", id);
+                w.WriteString("name", name);
+                foreach (var (key, phase) in new[] { ("holders", HeldLockPhase.Held), ("waiters", HeldLockPhase.Acquiring) })
+                {
+                    w.WriteStartArray(key);
+                    foreach (var h in Holdings.Where(h => h.TrancheId == id && h.Phase == phase))
+                    {
+                        w.WriteStartObject();
+                        w.WriteNumber("pid", h.Pid);
+                        w.WriteNumber("slot", h.Slot);
+                        w.WriteString("mode", h.Mode.ToString().ToLowerInvariant());
+                        w.WriteBoolean("alive", h.IsAlive);
+                        w.WriteString("lock", h.Lock.ToString());
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("backendSlots");
+            foreach (var s in Slots)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("slot", s.Slot);
+                w.WriteNumber("pid", s.Pid);
+                w.WriteString("state", s.State.ToString().ToLowerInvariant());
+                w.WriteString("name", s.Name);
+                w.WriteString("entry", s.Entry);
+                w.WriteNumber("generation", s.Generation);
+                w.WriteBoolean("pooled", s.Pooled);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        private static IEnumerable<int> AttachedPids(DsmSegmentInfo d) => d.AttachedBy.Where(a => a.Attached).Select(a => a.Pid);
     }
 }

@@ -70,9 +70,9 @@ public static class StatusCommand
         DateTimeOffset.FromUnixTimeSeconds(c.StartTime).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ");
 
     /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read).</summary>
-    private static List<BackendSlotInfo> ReadBackends(string dir, LockFileContents c)
+    private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c)
     {
-        var list = new List<BackendSlotInfo>();
+        var list = new List<(BackendSlotInfo, int)>();
         if (c.TrimmedStatus == PmStatus.Starting || c.ShmKey is not long key || c.ShmId is not long id)
             return list;
         try
@@ -81,11 +81,15 @@ public static class StatusCommand
             if (dirStat is null)
                 return list;
             using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV, key, id, dirStat.Value);
+            using var dsm = InstanceAccess.AttachDsm(shmem, c, dir);
+            var attached = (dsm?.Inspect() ?? Array.Empty<Shmem.Dsm.DsmSegmentInfo>())
+                .SelectMany(seg => seg.AttachedBy.Where(a => a.Attached).Select(a => a.Slot))
+                .GroupBy(slot => slot).ToDictionary(g => g.Key, g => g.Count());
             for (int i = 0; i < shmem.Slots.Count; i++)
             {
                 var info = shmem.Slots.Read(i);
                 if (info.State != BackendSlotState.Unused)
-                    list.Add(info);
+                    list.Add((info, attached.GetValueOrDefault(i)));
             }
         }
         catch (Shmem.Errors.ShmemException)
@@ -104,7 +108,7 @@ public static class StatusCommand
 
     private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
 
-    private static void WriteText(string dir, LockFileContents c, List<BackendSlotInfo> backends)
+    private static void WriteText(string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends)
     {
         Console.WriteLine($"postmaster: server is running (PID: {c.Pid})");
         Console.WriteLine($"state:            {c.TrimmedStatus}");
@@ -114,12 +118,12 @@ public static class StatusCommand
         Console.WriteLine($"backends:         {backends.Count}");
         if (backends.Count == 0)
             return;
-        Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8}  started at");
-        foreach (var b in backends)
-            Console.WriteLine($"  {b.Pid,8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8}  {Iso(b.StartedAtUnixMs)}");
+        Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8} {"dsm",4}  started at");
+        foreach (var (b, dsm) in backends)
+            Console.WriteLine($"  {b.Pid,8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}");
     }
 
-    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<BackendSlotInfo> backends)
+    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends)
     {
         w.WriteStartObject();
         w.WriteBoolean("running", true);
@@ -134,7 +138,7 @@ public static class StatusCommand
         if (c.ShmSize is long size) w.WriteNumber("size", size); else w.WriteNull("size");
         w.WriteEndObject();
         w.WriteStartArray("backends");
-        foreach (var b in backends)
+        foreach (var (b, dsm) in backends)
         {
             w.WriteStartObject();
             w.WriteNumber("pid", b.Pid);
@@ -144,7 +148,7 @@ public static class StatusCommand
             w.WriteString("state", StateText(b));
             w.WriteString("startedAt", Iso(b.StartedAtUnixMs));
             w.WriteNumber("restarts", b.Restarts);
-            w.WriteNumber("dsmSegments", 0);
+            w.WriteNumber("dsmSegments", dsm);
             w.WriteEndObject();
         }
         w.WriteEndArray();

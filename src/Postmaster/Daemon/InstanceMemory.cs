@@ -1,6 +1,7 @@
 using Postmaster.Configuration;
 using Postmaster.Logging;
 using Postmaster.Shmem;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
@@ -21,8 +22,10 @@ public sealed class InstanceMemory : IDisposable
     private readonly FileStat _dirStat;
     private readonly ServerLog _log;
     private readonly DataDirLockFile _lockFile;
+    private readonly DsmConfig _dsmConfig;
     private MainSegment? _main;
     private InstanceShmem? _shmem;
+    private DsmControl? _dsm;
 
     public InstanceMemory(Settings settings, string dataDir, FileStat dirStat, ServerLog log, DataDirLockFile lockFile)
     {
@@ -31,7 +34,12 @@ public sealed class InstanceMemory : IDisposable
         _dirStat = dirStat;
         _log = log;
         _lockFile = lockFile;
+        _dsmConfig = DsmConfig.For(SharedMemoryBootstrap.DsmTypeOf(settings.DynamicSharedMemoryType), dataDir, dirStat);
     }
+
+    public DsmControl Dsm => _dsm ?? throw new InvalidOperationException("dynamic shared memory does not exist");
+
+    public DsmConfig DsmConfig => _dsmConfig;
 
     public MainSegment Main => _main ?? throw new InvalidOperationException("shared memory does not exist");
 
@@ -41,28 +49,47 @@ public sealed class InstanceMemory : IDisposable
 
     public FileStat DataDirStat => _dirStat;
 
-    /// <summary>Creates the main segment and every module in it, and records it in postmaster.pid.</summary>
+    /// <summary>Creates the main segment and every module in it, removes whatever a dead instance of this data
+    /// directory left (its main segment, every DSM segment its control segment lists, and every object tagged with
+    /// this instance that no table lists), creates the DSM control segment, and records it all in postmaster.pid.</summary>
     public void Create()
     {
-        _main = SharedMemoryBootstrap.Create(_settings, _dataDir, _dirStat, _log);
+        var oldControl = DsmHandle.Invalid;
+        _main = SharedMemoryBootstrap.Create(_settings, _dataDir, _dirStat, _log,
+            orphan => oldControl = new DsmHandle(orphan.Header.DsmControlHandle));
         try
         {
             _shmem = InstanceShmem.Wrap(_main);
+            var log = new ShmemLogAdapter(_log);
+            var cleanup = DsmOrphanCleanup.Run(_dsmConfig, oldControl, log);
+            if (cleanup.ListedRemoved + cleanup.UntrackedRemoved + cleanup.Failures > 0)
+                _log.Log(cleanup.Describe());
+            _dsm = DsmControl.Create(_shmem, _dsmConfig, _settings.EffectiveDsmMaxSegments, log);
+            _main.Header.DsmControlHandle = _dsm.Handle.Value;
+            _log.Debug1($"created dynamic shared memory control segment {_dsm.Handle} for {_settings.EffectiveDsmMaxSegments} segments");
         }
         catch
         {
-            _main.Destroy();
-            _main.Dispose();
-            _main = null;
+            RemoveNames();
+            Unmap();
             throw;
         }
         _lockFile.SetSharedMemory(_main.Mapping.Key, _main.Mapping.Id,
-            _settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", _main.Mapping.Size);
+            _settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", _main.Mapping.Size,
+            _dsmConfig.Type.ToString().ToLowerInvariant());
     }
 
     /// <summary>Removes the OS names of everything (segments disappear once unmapped). Never throws.</summary>
     public void RemoveNames()
     {
+        if (_dsm is not null)
+        {
+            var summary = _dsm.DestroyAll(); // never throws; a corrupt control segment is logged inside
+            if (summary.SegmentsRemoved + summary.Failures > 0)
+                _log.Debug1($"destroyed {summary.SegmentsRemoved} dynamic shared memory segments ({summary.Failures} failures)");
+            _dsm.Dispose();
+            _dsm = null;
+        }
         if (_main is null)
             return;
         int err = _main.Destroy();

@@ -1,6 +1,7 @@
 using Postmaster.Configuration;
 using Postmaster.Logging;
 using Postmaster.Shmem;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Layout;
 using Postmaster.Shmem.Os;
@@ -26,9 +27,18 @@ public static class SharedMemoryBootstrap
 
     /// <summary>The plan for these settings. Modules add their requests here as they are built.</summary>
     public static ShmemPlan Plan(Settings settings) =>
-        InstanceLayout.Plan(new InstanceLimits(settings.MaxBackends, settings.SharedMemorySize));
+        InstanceLayout.Plan(new InstanceLimits(settings.MaxBackends, settings.SharedMemorySize,
+            DsmMainRegionSize: settings.MinDynamicSharedMemory));
 
-    public static MainSegment Create(Settings settings, string dataDir, FileStat dataDirStat, ServerLog log)
+    public static DsmType DsmTypeOf(DynamicSharedMemoryType t) => t switch
+    {
+        DynamicSharedMemoryType.SysV => DsmType.SysV,
+        DynamicSharedMemoryType.Mmap => DsmType.Mmap,
+        _ => DsmType.Posix,
+    };
+
+    public static MainSegment Create(Settings settings, string dataDir, FileStat dataDirStat, ServerLog log,
+        Action<MainSegmentOrphan> onOrphan)
     {
         var plan = Plan(settings);
         long total = plan.TotalSize();
@@ -40,7 +50,10 @@ public static class SharedMemoryBootstrap
         }
         var spec = new MainSegmentSpec(KindOf(settings.SharedMemoryType), dataDir, dataDirStat, HugePagesOf(settings.HugePages));
         return MainSegment.Create(spec, plan, new ShmemLogAdapter(log), orphan =>
+        {
             log.Debug1($"orphaned main segment (key {orphan.Key}) was created by PID {orphan.Header.CreatorPid}" +
-                       (orphan.Header.DsmControlHandle != 0 ? $", DSM control segment {orphan.Header.DsmControlHandle}" : "")));
+                       (orphan.Header.DsmControlHandle != 0 ? $", DSM control segment {orphan.Header.DsmControlHandle}" : ""));
+            onOrphan(orphan);
+        });
     }
 }

@@ -44,7 +44,7 @@ public sealed class PostmasterLoop
         _settings = settings;
         _configPath = configPath;
         _overrides = overrides;
-        _crash = new CrashRecovery(log, backends, () => _settings, () => _shutdown);
+        _crash = new CrashRecovery(log, backends, () => _settings, () => _shutdown) { ReconcileDsm = ReconcileDsm };
         backends.CrashHandler = OnCrash;
     }
 
@@ -100,6 +100,19 @@ public sealed class PostmasterLoop
 
     /// <summary>Crash recovery state (tests and status).</summary>
     public CrashRecovery Crash => _crash;
+
+    /// <summary>How long the supervisor may wait for the DSM control lock while reconciling (then: full restart).</summary>
+    public static readonly TimeSpan ReconcileLockTimeout = TimeSpan.FromMilliseconds(200);
+
+    private int? ReconcileDsm(int slot)
+    {
+        var r = _memory.Dsm.ReconcileSlot(slot, ReconcileLockTimeout);
+        if (r.Status != Shmem.Dsm.DsmReconcileStatus.Done)
+            return null;
+        if (r.SegmentsDestroyed + r.AbandonedFinished + r.Failures > 0)
+            _log.Debug1($"reconcile of slot {slot}: {r.SegmentsDestroyed} segments destroyed, {r.AbandonedFinished} abandoned items finished, {r.Failures} failures");
+        return r.ReferencesDropped;
+    }
 
     private bool OnCrash(BackendProcess p, ChildExit exit)
     {

@@ -99,7 +99,7 @@ public sealed class DataDirLockFile : IDisposable
             long statusOffset = Encoding.UTF8.GetByteCount(sb.ToString());
             sb.Append(PmStatus.Starting).Append('\n');           // line 8
             long infoOffset = Encoding.UTF8.GetByteCount(sb.ToString());
-            sb.Append(InfoLine("", 0)).Append('\n');              // line 9
+            sb.Append(InfoLine("", 0, "")).Append('\n');          // line 9
             // No fsync: the file only means something while its creator lives and holds the lock, so surviving a
             // power loss would only produce a stale file, which the next start replaces anyway.
             WriteAt(handle, path, 0, sb.ToString());
@@ -113,11 +113,11 @@ public sealed class DataDirLockFile : IDisposable
         }
     }
 
-    /// <summary>Records the main segment (lines 7 and 9).</summary>
-    public void SetSharedMemory(long key, long id, string type, long size)
+    /// <summary>Records the main segment and the dynamic shared memory type (lines 7 and 9).</summary>
+    public void SetSharedMemory(long key, long id, string type, long size, string dsmType)
     {
         WriteAt(_fd, Path, _shmemLineOffset, ShmemLine(key, id));
-        WriteAt(_fd, Path, _infoLineOffset, InfoLine(type, size));
+        WriteAt(_fd, Path, _infoLineOffset, InfoLine(type, size, dsmType));
     }
 
     /// <summary>Rewrites line 8 in place (<see cref="PmStatus"/>).</summary>
@@ -173,7 +173,8 @@ public sealed class DataDirLockFile : IDisposable
 
     private static string ShmemLine(long key, long id) => $"{key.ToString().PadLeft(KeyWidth)} {id.ToString().PadLeft(IdWidth)}";
 
-    private static string InfoLine(string type, long size) => $"{type.PadRight(TypeWidth)} {size.ToString().PadLeft(SizeWidth)}";
+    private static string InfoLine(string type, long size, string dsmType) =>
+        $"{type.PadRight(TypeWidth)} {size.ToString().PadLeft(SizeWidth)} {dsmType.PadRight(TypeWidth)}";
 
     private static unsafe bool TryLockExclusive(SafeFd fd, out int errno)
     {

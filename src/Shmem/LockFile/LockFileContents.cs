@@ -11,12 +11,13 @@ public static class PmStatus
 /// <summary>
 /// The parsed text of postmaster.pid (PostgreSQL's pidfile.h layout, plus our own lines after line 8):
 /// 1 pid, 2 data directory, 3 start time (Unix seconds), 4 port (0: no TCP port), 5 control socket path,
-/// 6 listen address (empty), 7 "KEY ID" of the main segment, 8 status, 9 "TYPE SIZE" of the main segment.
+/// 6 listen address (empty), 7 "KEY ID" of the main segment, 8 status, 9 "TYPE SIZE DSMTYPE" (main segment type and
+/// size, dynamic shared memory type).
 /// Any line may be missing: the file is read by other processes while it is being written.
 /// </summary>
 public sealed record LockFileContents(
     int Pid, string DataDir, long StartTime, long? ShmKey, long? ShmId, string? Status, string? ShmType, long? ShmSize,
-    string? Socket)
+    string? Socket, string? DsmType = null)
 {
     public const int LinePid = 1;
     public const int LineDataDir = 2;
@@ -42,13 +43,15 @@ public sealed record LockFileContents(
         var shm = Line(LineShmemKey).Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (shm.Length == 2 && long.TryParse(shm[0], out long k) && long.TryParse(shm[1], out long i))
             (key, id) = (k, i);
-        string? type = null;
+        string? type = null, dsmType = null;
         var info = Line(LineShmemInfo).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (info.Length == 2 && long.TryParse(info[1], out long s))
+        if (info.Length >= 2 && long.TryParse(info[1], out long s))
             (type, size) = (info[0], s);
+        if (info.Length >= 3)
+            dsmType = info[2];
         string status = Line(LineStatus);
         string socket = Line(LineSocket).Trim();
         return new LockFileContents(Math.Abs(pid), Line(LineDataDir), start, key, id,
-            status.Length == 0 ? null : status, type, size, socket.Length == 0 ? null : socket);
+            status.Length == 0 ? null : status, type, size, socket.Length == 0 ? null : socket, dsmType);
     }
 }

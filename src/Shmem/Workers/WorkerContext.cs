@@ -1,4 +1,5 @@
 using Postmaster.Shmem;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Locks;
 
 namespace Postmaster.Workers;
@@ -27,6 +28,10 @@ public abstract class WorkerContext
 
     /// <summary>This process's lock owner: acquire and release shared locks through it.</summary>
     public abstract LockOwner Locks { get; }
+
+    /// <summary>Dynamic shared memory for this process: create, attach, detach, pin segments. Everything still
+    /// attached is detached by the exit path, between the before-shmem and on-shmem callbacks.</summary>
+    public abstract DsmSession Dsm { get; }
 
     /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
     /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true.</summary>
