@@ -2,6 +2,10 @@ using Postmaster.Backend;
 using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Os;
 
+// Signal dispositions first (see src/Postmaster/Program.cs): the runtime must not record an inherited SIG_IGN.
+foreach (int signal in new[] { Signals.SIGINT, Signals.SIGQUIT, Signals.SIGTERM, Signals.SIGHUP })
+    ProcessControl.UnignoreSignal(signal);
+
 // A backend is started only by the postmaster: its parameters arrive on descriptor 3 (never on the command line).
 string text;
 try

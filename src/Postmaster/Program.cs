@@ -1,5 +1,12 @@
 using System.CommandLine;
 using Postmaster.Cli;
+using Postmaster.Shmem.Os;
+
+// First of all: a shell starts background jobs with SIGINT and SIGQUIT ignored, and the .NET runtime remembers the
+// dispositions it finds when its signal layer starts (on first console use) and then refuses to handle an ignored
+// signal. Restore the defaults before anything else runs, so the daemon's handlers are installed.
+foreach (int signal in new[] { Signals.SIGINT, Signals.SIGQUIT, Signals.SIGTERM, Signals.SIGHUP })
+    ProcessControl.UnignoreSignal(signal);
 
 // A daemon child started by `start --detach` gets arguments we generated ourselves: skip the parser (startup time).
 if (StartCommand.TryRunDaemonChild(args) is int daemonExit)

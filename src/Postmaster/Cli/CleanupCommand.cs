@@ -49,6 +49,7 @@ public static class CleanupCommand
             if (!keys.Contains(first))
                 keys.Add(first == 0 ? 1 : first);
             int removed = 0;
+            var oldControl = Shmem.Dsm.DsmHandle.Invalid;
             foreach (long key in keys)
             {
                 var (state, id, header) = MainSegment.Classify(kind, key, dirStat.Value);
@@ -58,9 +59,20 @@ public static class CleanupCommand
                     Report.Error(e.Message, e.Detail, e.Hint);
                     return ExitCodes.Failure;
                 }
-                if (state == SegmentState.Unattached && MainSegment.RemoveOrphan(kind, key, id, header!.Value, shmemLog, null))
+                if (state == SegmentState.Unattached &&
+                    MainSegment.RemoveOrphan(kind, key, id, header!.Value, shmemLog, o => oldControl = new Shmem.Dsm.DsmHandle(o.Header.DsmControlHandle)))
                     removed++;
             }
+            // Dynamic shared memory: what the old control segment lists, and everything tagged with this instance.
+            var dsmType = contents?.DsmType switch
+            {
+                "sysv" => Shmem.Dsm.DsmType.SysV,
+                "mmap" => Shmem.Dsm.DsmType.Mmap,
+                "posix" => Shmem.Dsm.DsmType.Posix,
+                _ => SharedMemoryBootstrap.DsmTypeOf(LoadDsmType(dir)),
+            };
+            var dsm = Shmem.Dsm.DsmOrphanCleanup.Run(Shmem.Dsm.DsmConfig.For(dsmType, dir, dirStat.Value), oldControl, shmemLog);
+            removed += dsm.ListedRemoved + dsm.UntrackedRemoved;
             string pidFile = Path.Combine(dir, DataDirLockFile.FileName);
             if (File.Exists(pidFile))
             {
@@ -73,15 +85,22 @@ public static class CleanupCommand
         return cmd;
     }
 
-    private static SharedMemoryType LoadKind(string dir)
+    private static SharedMemoryType LoadKind(string dir) => LoadSettings(dir)?.SharedMemoryType ?? SharedMemoryType.SysV;
+
+    private static DynamicSharedMemoryType LoadDsmType(string dir) =>
+        LoadSettings(dir)?.DynamicSharedMemoryType ?? DynamicSharedMemoryType.Posix;
+
+    /// <summary>The configuration, or null when it is broken: a broken configuration must not prevent cleanup
+    /// (the defaults are used then).</summary>
+    private static Settings? LoadSettings(string dir)
     {
         try
         {
-            return ConfigLoader.Load(DataDirectory.ConfigPath(dir), Array.Empty<string>()).SharedMemoryType;
+            return ConfigLoader.Load(DataDirectory.ConfigPath(dir), Array.Empty<string>());
         }
         catch (ConfigException)
         {
-            return SharedMemoryType.SysV; // the default; a broken configuration must not prevent cleanup
+            return null;
         }
     }
 }

@@ -328,8 +328,10 @@ public sealed class BackendSupervisor
         _slotInUse[slot] = false;
     }
 
-    /// <summary>Begins (or escalates) a shutdown: smart stops the idle pool and waits; fast sends SIGTERM, immediate
-    /// SIGQUIT; both arm the SIGKILL deadline (shutdown_kill_timeout).</summary>
+    /// <summary>Begins (or escalates) a shutdown. Smart (PostgreSQL's): start nothing new and let dynamic workers (the
+    /// "sessions") finish on their own; once none is left, the static workers and the pool get SIGTERM
+    /// (<see cref="AdvanceSmartShutdown"/>). Fast sends SIGTERM to everyone, immediate SIGQUIT; both arm the SIGKILL
+    /// deadline (shutdown_kill_timeout).</summary>
     public void BeginShutdown(ShutdownMode mode)
     {
         _shutdown = mode;
@@ -342,6 +344,16 @@ public sealed class BackendSupervisor
         }
         if (mode >= ShutdownMode.Fast)
             ArmKillDeadline();
+        AdvanceSmartShutdown();
+    }
+
+    /// <summary>Smart shutdown, second phase: when no dynamic worker is left, stop the static workers.</summary>
+    public void AdvanceSmartShutdown()
+    {
+        if (_shutdown != ShutdownMode.Smart || _byPid.Values.Any(p => !p.Pooled && !p.Spec.IsStatic))
+            return;
+        foreach (var p in _byPid.Values.Where(p => !p.StopRequested).ToList())
+            Stop(p, Signals.SIGTERM);
     }
 
     /// <summary>Crash recovery: SIGQUIT everyone, stop starting anything, arm the SIGKILL deadline.</summary>

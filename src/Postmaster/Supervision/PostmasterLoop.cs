@@ -73,6 +73,7 @@ public sealed class PostmasterLoop
             if (now >= _nextLockCheck)
                 RecheckLockFile();
             _backends.EnforceKillDeadline();
+            _backends.AdvanceSmartShutdown();
             if (_crash.InProgress && _backends.Count == 0 && _shutdown == ShutdownMode.None)
             {
                 if (_crash.Finish(_memory))

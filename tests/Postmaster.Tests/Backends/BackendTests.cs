@@ -33,28 +33,33 @@ public sealed class BackendTests
     }
 
     [Fact]
-    public void Smart_shutdown_waits_for_backends_and_fast_then_stops_them()
+    public void Smart_shutdown_waits_for_dynamic_workers_and_fast_then_stops_them()
     {
         using var pm = Instance("smart", "worker.w.entry = 'idle'", "backend_pool_size = 1");
         pm.StartOk();
-        pm.WaitForBackends(b => b.Count == 1, "the idle worker");
+        Assert.Equal(0, pm.Do("spawn", "--worker", "idle", "--name", "session").ExitCode);
+        pm.WaitForBackends(b => b.Count == 2, "the static and the dynamic worker");
         var smart = pm.Do("stop", "-m", "smart", "-t", "1");
         Assert.Equal(1, smart.ExitCode);
         Assert.Contains("does not shut down", smart.Stderr);
-        Assert.True(pm.Running, "smart shutdown waits while a worker runs");
+        Assert.True(pm.Running, "smart shutdown waits while a dynamic worker runs");
+        Assert.Contains(pm.Backends(), b => b.Name == "w"); // static workers keep running until then
         Assert.Equal(0, pm.Stop("fast").ExitCode);
         Assert.Contains("received smart shutdown request", pm.Log);
         Assert.Contains("received fast shutdown request", pm.Log);
     }
 
     [Fact]
-    public void Smart_shutdown_completes_when_the_workers_finish()
+    public void Smart_shutdown_completes_when_the_dynamic_workers_finish_and_then_stops_static_ones()
     {
-        using var pm = Instance("smartdone", "worker.w.entry = 'exit'", "worker.w.argument = '0:1500ms'", "backend_pool_size = 0");
+        using var pm = Instance("smartdone", "worker.w.entry = 'idle'", "backend_pool_size = 0");
         pm.StartOk();
-        pm.WaitForBackends(b => b.Count == 1, "the exit worker");
+        Assert.Equal(0, pm.Do("spawn", "--worker", "exit", "--argument", "0:1500ms", "--name", "job").ExitCode);
         var r = pm.Stop("smart");
         Assert.True(r.ExitCode == 0, r.ToString());
+        var log = pm.Log;
+        Assert.True(log.IndexOf("terminating background worker \"w\"", StringComparison.Ordinal) >
+                    log.IndexOf("received smart shutdown request", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -159,7 +159,7 @@ public sealed class CrashRecoveryTests
         Assert.True(Leaks.SegmentExists("sysv", old.ShmKey!.Value, old.ShmId!.Value));
         var r = pm.Do("cleanup");
         Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Contains("cleaned up 2 objects", r.Stdout);
+        Assert.Contains("cleaned up 3 objects", r.Stdout); // main segment, DSM control segment, lock file
         Assert.False(Leaks.SegmentExists("sysv", old.ShmKey!.Value, old.ShmId!.Value));
         Assert.False(File.Exists(Path.Combine(pm.DataDir, "postmaster.pid")));
         Assert.Contains("nothing to clean up", pm.Do("cleanup").Stdout);

@@ -79,8 +79,10 @@ public sealed class InterlockTests
         Assert.NotNull(attached);
         try
         {
+            var backends = pm.Backends().Select(b => b.Pid).ToList();
             Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
             Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
+            Wait.Until(() => backends.All(p => !ProcessControl.IsAlive(p)), "its backends to leave by themselves");
             if (!keepLockFile)
                 File.Delete(Path.Combine(pm.DataDir, "postmaster.pid"));
 
@@ -109,8 +111,10 @@ public sealed class InterlockTests
         using var pm = new PmInstance("kill9-" + type);
         pm.StartOk("-c", "shared_memory_type=" + type);
         var c = pm.LockFile!;
+        var backends = pm.Backends().Select(b => b.Pid).ToList();
         Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
         Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
+        Wait.Until(() => backends.All(p => !ProcessControl.IsAlive(p)), "its backends to leave by themselves");
         Assert.True(Leaks.SegmentExists(type, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the segment behind");
         pm.StartOk("-c", "shared_memory_type=" + type);
         Assert.Equal(c.ShmKey, pm.LockFile!.ShmKey);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
 using Xunit;
@@ -163,9 +164,21 @@ public sealed class PmInstance : IDisposable
             }
         }
         leftovers.AddRange(alive.Select(pid => $"process {pid}"));
+        if (FileStat.TryStat(DataDir) is { } dirStat)
+        {
+            foreach (var type in new[] { DsmType.Posix, DsmType.SysV, DsmType.Mmap })
+            {
+                var config = DsmConfig.For(type, DataDir, dirStat);
+                var tagged = DsmOrphanCleanup.FindTagged(config);
+                if (tagged.Count == 0)
+                    continue;
+                leftovers.AddRange(tagged.Select(o => $"dynamic shared memory {o.Implementation} \"{o.Name}\""));
+                DsmOrphanCleanup.Run(config, DsmHandle.Invalid);
+            }
+        }
         if (Directory.Exists(DataDir))
             Directory.Delete(DataDir, recursive: true);
-        if (leftovers.Count > 0)
+        if (leftovers.Count > 0 && Environment.GetEnvironmentVariable("PMTEST_NO_LEAK_THROW") is null)
             throw new Xunit.Sdk.XunitException("left behind after the test: " + string.Join(", ", leftovers));
     }
 
