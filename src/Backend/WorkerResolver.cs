@@ -22,6 +22,7 @@ public static class WorkerResolver
             ["spawn"] = () => new SpawnWorker(),
             ["dsm-hold"] = () => new DsmHoldWorker(),
             ["dsm-attach"] = () => new DsmAttachWorker(),
+            ["dsm-churn"] = () => new DsmChurnWorker(),
         };
 
     public static IBackgroundWorker Resolve(string entry, string dataDir)
