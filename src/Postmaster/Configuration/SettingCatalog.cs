@@ -92,7 +92,9 @@ public static class SettingCatalog
             Name = BackendPoolSize, Kind = SettingKind.Int, DefaultText = "2", Min = 0, Max = BackendPoolSizeLimit,
             Context = SettingContext.Reload, Group = SettingGroup.Backends,
             Description = "number of idle backends kept started in advance",
-            Documentation = "Backends started ahead of demand so that a request does not wait for a process start.",
+            Documentation = "Backends started ahead of demand, attached and parked, so that a spawn request (or a static "
+                + "worker's restart) does not wait for a process start. They count against `max_backends`; the pool "
+                + "refills in the background.",
         },
         new()
         {
@@ -131,8 +133,10 @@ public static class SettingCatalog
             AllowedValues = ["reconcile", "restart_all"],
             Context = SettingContext.Reload, Group = SettingGroup.ShutdownAndCrashRecovery,
             Description = "what to do after a child crashed",
-            Documentation = "`reconcile` checks shared state and restarts only what the crash affected; `restart_all` "
-                + "stops every child, reinitialises shared memory and starts again, as PostgreSQL does.",
+            Documentation = "`reconcile`: when the dead backend held no lock and was outside any critical section, only "
+                + "its dynamic shared memory references are given back and it is restarted per its policy; everyone else "
+                + "keeps running. Otherwise, and always with `restart_all`, every backend is stopped (SIGQUIT), all shared "
+                + "memory is destroyed and created again, and the static workers start again, as PostgreSQL does.",
         },
         new()
         {
