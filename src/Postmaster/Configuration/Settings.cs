@@ -1,4 +1,4 @@
-using System.Collections.Immutable;
+
 using System.Diagnostics.CodeAnalysis;
 
 namespace Postmaster.Configuration;
@@ -35,7 +35,7 @@ public sealed class Settings
         All = SettingCatalog.All.Select(definition => _byName[definition.Name])
             .Concat(Workers.Keys.SelectMany(worker => WorkerSettingCatalog.Attributes
                 .Select(template => _byName[WorkerSettingCatalog.FullName(worker, template)])))
-            .ToImmutableArray();
+            .ToArray();
 
         SharedMemoryType = (SharedMemoryType)Number(SettingCatalog.SharedMemoryType);
         SharedMemorySize = Number(SettingCatalog.SharedMemorySize);
@@ -133,9 +133,9 @@ public sealed class Settings
 
     private long Number(string name) => _byName[name].Value.Number;
 
-    private ImmutableSortedDictionary<string, WorkerSettings> BuildWorkers()
+    private OrderedWorkerMap BuildWorkers()
     {
-        var workers = ImmutableSortedDictionary.CreateBuilder<string, WorkerSettings>(StringComparer.Ordinal);
+        var workers = new Dictionary<string, WorkerSettings>(StringComparer.Ordinal);
         string entryName = WorkerSettingCatalog.Entry;
         foreach (EffectiveSetting setting in _byName.Values)
         {
@@ -145,7 +145,7 @@ public sealed class Settings
             }
         }
 
-        return workers.ToImmutable();
+        return new OrderedWorkerMap(workers);
     }
 
     private WorkerSettings BuildWorker(string worker)

@@ -16,7 +16,7 @@ internal sealed class SettingsBuilder
     /// <summary>Parts of a worker setting name split at dots: "worker", NAME, attribute.</summary>
     private const int WorkerNameParts = 3;
 
-    private readonly SortedDictionary<string, WorkerDraft> _workers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, WorkerDraft> _workers = new(StringComparer.Ordinal);
     private readonly List<ConfigError> _errors = [];
 
     public void AddError(ConfigError error) => _errors.Add(error);
@@ -48,9 +48,11 @@ internal sealed class SettingsBuilder
     public Settings Build()
     {
         var settings = new List<EffectiveSetting>(_fixed.Values);
-        foreach (WorkerDraft draft in _workers.Values)
+        var names = _workers.Keys.ToArray();
+        Array.Sort(names, StringComparer.Ordinal); // workers in name order, as the file order does not matter
+        foreach (string name in names)
         {
-            settings.AddRange(CompleteWorker(draft));
+            settings.AddRange(CompleteWorker(_workers[name]));
         }
 
         if (_errors.Count > 0)

@@ -26,7 +26,10 @@ public static class PostmasterServer
     {
         var queue = new BlockingCollection<PmEvent>();
         using var signals = new SignalRouter(queue);
-        var log = new ServerLog(LogSinks.Stderr, null, Severity.Log);
+        // Until the configuration is read, messages go to a stderr log built only if something is logged.
+        var bootstrap = new Lazy<ServerLog>(() => new ServerLog(LogSinks.Stderr, null, Severity.Log));
+        ServerLog? configured = null;
+        ServerLog Log() => configured ?? bootstrap.Value;
         DataDirLockFile? lockFile = null;
         InstanceMemory? memory = null;
         try
@@ -35,18 +38,20 @@ public static class PostmasterServer
             if (!Directory.Exists(dataDir) && !File.Exists(dataDir))
             {
                 DataDirectory.Initialize(dataDir, DefaultConfigFile.Render());
-                log.Log($"initialized new data directory \"{dataDir}\" with a default configuration");
+                Log().Log($"initialized new data directory \"{dataDir}\" with a default configuration");
             }
             if (DataDirectory.IsRoot())
-                log.Warning("running postmaster as root is not recommended",
+                Log().Warning("running postmaster as root is not recommended",
                     hint: "Run it as an unprivileged user that owns the data directory.");
             var dirStat = DataDirectory.Check(dataDir);
             var configPath = DataDirectory.ConfigPath(dataDir);
-            var settings = LoadSettings(configPath, options.Overrides, log);
+            var settings = LoadSettings(configPath, options.Overrides, bootstrap);
             if (settings is null)
                 return ExitFailure;
-            log.Dispose();
-            log = CreateLog(settings, dataDir);
+            if (bootstrap.IsValueCreated)
+                bootstrap.Value.Dispose();
+            configured = CreateLog(settings, dataDir);
+            var log = configured;
             int staticBackends = BackendSupervisor.StaticCount(settings);
             if (staticBackends > settings.MaxBackends)
                 throw new StartupException($"too many background workers: the configuration asks for {staticBackends}",
@@ -66,7 +71,8 @@ public static class PostmasterServer
                 (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, memory, slot, gen, spec, pooled));
             loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends, memory);
             backends.ApplyConfiguration(settings);
-            backends.StartDue();
+            // Ready first, then the loop starts the static workers and the pool (PostgreSQL starts its background
+            // workers after "ready to accept connections"): their start-up would otherwise compete with ours.
             lockFile.SetStatus(PmStatus.Ready);
             log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
                     $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
@@ -77,12 +83,12 @@ public static class PostmasterServer
         }
         catch (StartupException e)
         {
-            log.Fatal(e.Message, e.Detail, e.Hint);
+            Log().Fatal(e.Message, e.Detail, e.Hint);
             return ExitFailure;
         }
         catch (ShmemException e)
         {
-            log.Fatal(e.Message, e.Detail, e.Hint);
+            Log().Fatal(e.Message, e.Detail, e.Hint);
             return ExitFailure;
         }
         finally
@@ -93,10 +99,13 @@ public static class PostmasterServer
             memory?.RemoveNames();
             if (lockFile is not null)
             {
-                log.Log("postmaster is shut down");
+                Log().Log("postmaster is shut down");
                 lockFile.Remove();
             }
-            log.Dispose();
+            if (configured is not null)
+                configured.Dispose();
+            else if (bootstrap.IsValueCreated)
+                bootstrap.Value.Dispose();
             memory?.Unmap();
         }
     }
@@ -131,7 +140,7 @@ public static class PostmasterServer
     };
 
     /// <summary>Loads the configuration, logging every error with its file:line; null when it has errors.</summary>
-    public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, ServerLog log)
+    public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, Lazy<ServerLog> log)
     {
         try
         {
@@ -140,8 +149,8 @@ public static class PostmasterServer
         catch (ConfigException e)
         {
             foreach (var err in e.Errors)
-                log.Write(Severity.Log, err.Message, hint: err.Hint);
-            log.Fatal($"configuration file \"{configPath}\" contains errors");
+                log.Value.Write(Severity.Log, err.Message, hint: err.Hint);
+            log.Value.Fatal($"configuration file \"{configPath}\" contains errors");
             return null;
         }
     }

@@ -55,6 +55,7 @@ public sealed class PostmasterLoop
     {
         _nextLockCheck = Environment.TickCount64 + (long)LockFileRecheckInterval.TotalMilliseconds;
         long nextReap = Environment.TickCount64 + (long)ReapBackstopInterval.TotalMilliseconds;
+        _backends.StartDue(); // the static workers and the pool, right after "ready"
         while (true)
         {
             long now = Environment.TickCount64;

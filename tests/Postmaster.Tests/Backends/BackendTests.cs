@@ -171,7 +171,8 @@ public sealed class BackendTests
     {
         using var pm = Instance("pmdeath", "worker.w.entry = 'idle'", "worker.w.count = 2", "backend_pool_size = 1");
         pm.StartOk();
-        var rows = pm.WaitForBackends(b => b.Count == 2, "two workers");
+        pm.WaitForBackends(b => b.Count == 2, "two workers");
+        Wait.Until(() => pm.Backends().Count == 3, "the two workers and the pool member");
         var all = pm.Backends().Select(b => b.Pid).ToList();
         Assert.True(ProcessControl.Signal(pm.Pid, Signals.SIGKILL));
         Wait.Until(() => all.All(p => !ProcessControl.IsAlive(p)), "every backend to exit after the postmaster died");

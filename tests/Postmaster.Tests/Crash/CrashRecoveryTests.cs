@@ -151,7 +151,9 @@ public sealed class CrashRecoveryTests
     {
         using var pm = Instance("cleanup", "worker.w.entry = 'idle'", "backend_pool_size = 1");
         pm.StartOk();
-        var pids = pm.WaitForBackends(b => b.Count == 1, "the worker").Select(b => b.Pid).Concat(pm.Backends().Select(b => b.Pid)).ToList();
+        pm.WaitForBackends(b => b.Count == 1, "the worker");
+        Wait.Until(() => pm.Backends().Count == 2, "the worker and the pool member");
+        var pids = pm.Backends().Select(b => b.Pid).ToList();
         var old = pm.LockFile!;
         Assert.Equal(1, pm.Do("cleanup").ExitCode); // refuses while the server runs
         ProcessControl.Signal(old.Pid, Signals.SIGKILL);

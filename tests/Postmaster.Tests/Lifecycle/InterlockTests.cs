@@ -71,6 +71,7 @@ public sealed class InterlockTests
     public void Segment_still_attached_after_a_crash_blocks_start_until_released(string type, bool keepLockFile)
     {
         using var pm = new PmInstance($"inuse-{type}-{keepLockFile}");
+        pm.InitBare();
         pm.StartOk("-c", "shared_memory_type=" + type);
         var c = pm.LockFile!;
         long key = c.ShmKey!.Value, id = c.ShmId!.Value;
@@ -109,6 +110,7 @@ public sealed class InterlockTests
     public void Start_after_SIGKILL_of_the_postmaster_removes_the_orphan_and_reuses_the_key(string type)
     {
         using var pm = new PmInstance("kill9-" + type);
+        pm.InitBare();
         pm.StartOk("-c", "shared_memory_type=" + type);
         var c = pm.LockFile!;
         var backends = pm.Backends().Select(b => b.Pid).ToList();

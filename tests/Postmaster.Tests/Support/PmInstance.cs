@@ -62,6 +62,15 @@ public sealed class PmInstance : IDisposable
 
     public CliResult Init() => Do("init");
 
+    /// <summary>init, then drop the default demonstration workers and the pool: only what a test configures runs.</summary>
+    public void InitBare(params string[] config)
+    {
+        var r = Init();
+        Assert.True(r.ExitCode == 0, r.ToString());
+        File.WriteAllLines(ConfigPath, File.ReadAllLines(ConfigPath).Where(l => !l.StartsWith("worker.demo"))
+            .Append("backend_pool_size = 0").Concat(config));
+    }
+
     /// <summary>Detached start with -w; records the pid and segment for cleanup.</summary>
     public CliResult Start(params string[] extra)
     {
