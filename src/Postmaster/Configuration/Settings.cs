@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 
 using System.Diagnostics.CodeAnalysis;
 
@@ -46,7 +47,7 @@ public sealed class Settings
         DsmMaxSegments = (int)Number(SettingCatalog.DsmMaxSegments);
         LogDestination = (LogDestination)Number(SettingCatalog.LogDestination);
         LogDirectory = _byName[SettingCatalog.LogDirectory].Value.Text;
-        LogMinMessages = (LogLevel)Number(SettingCatalog.LogMinMessages);
+        LogMinMessages = (Severity)Number(SettingCatalog.LogMinMessages);
         ShutdownKillTimeout = TimeSpan.FromMilliseconds(Number(SettingCatalog.ShutdownKillTimeout));
         BackendPoolSize = (int)Number(SettingCatalog.BackendPoolSize);
         CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
@@ -83,7 +84,7 @@ public sealed class Settings
     public string LogDirectory { get; }
 
     /// <summary><c>log_min_messages</c>. Reload.</summary>
-    public LogLevel LogMinMessages { get; }
+    public Severity LogMinMessages { get; }
 
     /// <summary><c>shutdown_kill_timeout</c>. Reload.</summary>
     public TimeSpan ShutdownKillTimeout { get; }

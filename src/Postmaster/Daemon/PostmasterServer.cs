@@ -169,10 +169,9 @@ public static class PostmasterServer
             dir = settings.ResolveLogDirectory(dataDir);
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        return new ServerLog(sinks, dir, ToSeverity(settings.LogMinMessages));
+        return new ServerLog(sinks, dir, settings.LogMinMessages);
     }
 
-    public static Severity ToSeverity(LogLevel level) => (Severity)(int)level; // same order, pinned by a test
 
     /// <summary>A stale lock file may name a segment that old processes still use: refuse then (PostgreSQL's
     /// PGSharedMemoryIsInUse check on line 7).</summary>

@@ -3,7 +3,8 @@ using Serilog.Events;
 namespace Postmaster.Logging;
 
 /// <summary>PostgreSQL's message severities, in server-log order: LOG ranks above ERROR, so LOG lines (lifecycle
-/// events) appear under the default threshold while debug chatter does not.</summary>
+/// events) appear under the default threshold while debug chatter does not. Also the type of the
+/// <c>log_min_messages</c> setting (the configuration parses the lower-case names in this order).</summary>
 public enum Severity
 {
     Debug5,

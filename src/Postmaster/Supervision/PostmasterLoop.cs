@@ -204,7 +204,7 @@ public sealed class PostmasterLoop
             foreach (var pending in result.PendingRestart)
                 _log.Log(pending);
             _settings = result.Next;
-            _log.MinimumSeverity = PostmasterServer.ToSeverity(_settings.LogMinMessages);
+            _log.MinimumSeverity = _settings.LogMinMessages;
             _backends.ForwardSignal(Signals.SIGHUP);
             if (_shutdown == ShutdownMode.None)
                 _backends.ApplyConfiguration(_settings);

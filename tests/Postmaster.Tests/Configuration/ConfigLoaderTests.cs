@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 using Postmaster.Configuration;
 using Xunit;
 
@@ -109,7 +110,7 @@ public sealed class ConfigLoaderTests : IDisposable
         Settings settings = ConfigLoader.Load(path, ["max_backends=70", "LOG_MIN_MESSAGES=debug2", "max_backends=80"]);
 
         Assert.Equal(80, settings.MaxBackends);
-        Assert.Equal(LogLevel.Debug2, settings.LogMinMessages);
+        Assert.Equal(Severity.Debug2, settings.LogMinMessages);
         Assert.Equal("command line option \"-c max_backends=80\"", settings.Get("max_backends").Source.Location);
         Assert.Equal(SettingSourceKind.CommandLine, settings.Get("max_backends").Source.Kind);
     }

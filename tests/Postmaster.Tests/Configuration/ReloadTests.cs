@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 using Postmaster.Configuration;
 using Xunit;
 
@@ -17,7 +18,7 @@ public sealed class ReloadTests : IDisposable
         ReloadResult result = ConfigLoader.Reload(current,
             _directory.WriteLines("max_backends = 60", "log_min_messages = debug1", "shared_memory_type = posix"), []);
 
-        Assert.Equal(LogLevel.Debug1, result.Next.LogMinMessages);
+        Assert.Equal(Severity.Debug1, result.Next.LogMinMessages);
         Assert.Equal(50, result.Next.MaxBackends);
         Assert.Equal(SharedMemoryType.SysV, result.Next.SharedMemoryType);
         Assert.Equal(current.Get("max_backends").Source, result.Next.Get("max_backends").Source);
@@ -103,6 +104,6 @@ public sealed class ReloadTests : IDisposable
             _directory.WriteLines("log_min_messages = debug1", "huge_pages = maybe"), []));
 
         Assert.Equal(2, Assert.Single(exception.Errors).Line);
-        Assert.Equal(LogLevel.Warning, current.LogMinMessages);
+        Assert.Equal(Severity.Warning, current.LogMinMessages);
     }
 }

@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 using Postmaster.Configuration;
 using Xunit;
 
@@ -11,7 +12,7 @@ public sealed class SettingCatalogTests
         { SettingCatalog.HugePages, typeof(HugePages) },
         { SettingCatalog.DynamicSharedMemoryType, typeof(DynamicSharedMemoryType) },
         { SettingCatalog.LogDestination, typeof(LogDestination) },
-        { SettingCatalog.LogMinMessages, typeof(LogLevel) },
+        { SettingCatalog.LogMinMessages, typeof(Severity) },
         { SettingCatalog.CrashRecovery, typeof(CrashRecovery) },
         { WorkerSettingCatalog.Restart, typeof(RestartPolicy) },
     };

@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 using Postmaster.Configuration;
 using Xunit;
 using static Postmaster.Tests.Configuration.ConfigAssert;
@@ -20,7 +21,7 @@ public sealed class SettingsTests
         Assert.Equal(0, settings.DsmMaxSegments);
         Assert.Equal(LogDestination.Stderr, settings.LogDestination);
         Assert.Equal("log", settings.LogDirectory);
-        Assert.Equal(LogLevel.Info, settings.LogMinMessages);
+        Assert.Equal(Severity.Info, settings.LogMinMessages);
         Assert.Equal(TimeSpan.FromSeconds(5), settings.ShutdownKillTimeout);
         Assert.Equal(2, settings.BackendPoolSize);
         Assert.Equal(CrashRecovery.Reconcile, settings.CrashRecovery);

@@ -1,3 +1,4 @@
+using Postmaster.Logging;
 using Postmaster.Configuration;
 using Xunit;
 using static Postmaster.Tests.Configuration.ConfigAssert;
@@ -199,9 +200,9 @@ public sealed class ValueParsingTests
     [Fact]
     public void Log_levels_follow_the_server_log_order_where_log_ranks_above_error()
     {
-        Assert.True(LogLevel.Log > LogLevel.Error);
-        Assert.True(LogLevel.Fatal > LogLevel.Log);
-        Assert.True(LogLevel.Debug1 > LogLevel.Debug5);
-        Assert.Equal(LogLevel.Debug1, LoadLine("log_min_messages", "DEBUG1").LogMinMessages);
+        Assert.True(Severity.Log > Severity.Error);
+        Assert.True(Severity.Fatal > Severity.Log);
+        Assert.True(Severity.Debug1 > Severity.Debug5);
+        Assert.Equal(Severity.Debug1, LoadLine("log_min_messages", "DEBUG1").LogMinMessages);
     }
 }
