@@ -1,0 +1,110 @@
+using Postmaster.Cli;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.LockFile;
+using Postmaster.Shmem.Os;
+using Postmaster.Supervision;
+using Postmaster.Workers;
+using Xunit;
+
+namespace Postmaster.Tests.Units;
+
+public sealed class SupervisionUnitTests
+{
+    [Theory]
+    [InlineData(1, 100)]
+    [InlineData(2, 200)]
+    [InlineData(3, 400)]
+    [InlineData(4, 800)]
+    [InlineData(5, 1000)]
+    [InlineData(60, 1000)]
+    public void Restart_delay_doubles_per_consecutive_failure_up_to_the_cap(int failures, int expectedMs) =>
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedMs),
+            RestartBackoff.Delay(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1), failures));
+
+    [Fact]
+    public void A_stable_run_resets_the_failure_count()
+    {
+        Assert.Equal(1, RestartBackoff.NextFailureCount(7, TimeSpan.FromSeconds(31), TimeSpan.FromSeconds(30)));
+        Assert.Equal(8, RestartBackoff.NextFailureCount(7, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30)));
+    }
+
+    [Theory]
+    [InlineData(0x0000, 0, null, "exited with exit code 0")]
+    [InlineData(0x8900, 137, null, "exited with exit code 137")]
+    [InlineData(0x0009, null, 9, "was terminated by signal 9: Killed")]
+    [InlineData(0x008B, null, 11, "was terminated by signal 11: Segmentation fault (core dumped)")]
+    public void Wait_status_tells_exit_codes_from_signals(int status, int? code, int? signal, string text)
+    {
+        var exit = ChildExit.FromWaitStatus(42, status);
+        Assert.Equal(code, exit.ExitCode);
+        Assert.Equal(signal, exit.Signal);
+        Assert.Equal($"background worker \"w\" (PID 42) {text}", exit.Describe("background worker \"w\""));
+    }
+
+    [Fact]
+    public void Backend_parameters_round_trip_and_reject_other_versions()
+    {
+        var p = new BackendParameters
+        {
+            DataDir = "/data dir/with spaces=and%", DataDirDevice = 2049, DataDirInode = 123456789, SegmentKind = "sysv",
+            SegmentKey = 42, SegmentId = 7, SegmentSize = 1 << 20, DsmControlHandle = 12345, DsmType = "posix", Slot = 3,
+            Generation = 99, PostmasterPid = 1000, WorkerName = "w.1", Entry = "a.dll:B.C", Argument = "x\ny=z", Pooled = true,
+            LogDestination = "both", LogDirectory = "/log", LogLevel = "debug1",
+        };
+        Assert.Equal(p, BackendParameters.Parse(p.Serialize()));
+        Assert.Contains("version 2", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse(p.Serialize().Replace("version=1", "version=2"))).Message);
+        Assert.Contains("truncated", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse(p.Serialize().Replace("end=1\n", ""))).Message);
+        Assert.Contains("unknown backend parameter \"extra\"", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse("extra=1\n" + p.Serialize())).Message);
+    }
+
+    [Fact]
+    public void Options_file_quotes_round_trip()
+    {
+        var args = new[] { "start", "-D", "/a b/\"c\"", "-c", "x=y\\z", "" };
+        Assert.Equal(args, OptionsFile.Parse(OptionsFile.Format(args)));
+    }
+
+    [Fact]
+    public void Lock_file_parsing_tolerates_partial_files()
+    {
+        Assert.Null(LockFileContents.Parse(""));
+        Assert.Null(LockFileContents.Parse("bogus\n"));
+        var partial = LockFileContents.Parse("123\n/data\n");
+        Assert.Equal(123, partial!.Pid);
+        Assert.Null(partial.ShmKey);
+        var full = LockFileContents.Parse("123\n/data\n1700000000\n0\n\n\n    424242                    7\nready   \nsysv               8400896 posix\n");
+        Assert.Equal((424242L, 7L, "ready", "sysv", 8400896L, "posix"),
+            (full!.ShmKey!.Value, full.ShmId!.Value, full.TrimmedStatus, full.ShmType, full.ShmSize!.Value, full.DsmType));
+    }
+
+    [Fact]
+    public void Exit_callbacks_run_in_postgres_order_each_once_and_survive_failures()
+    {
+        var order = new List<string>();
+        var cb = new ExitCallbacks();
+        cb.OnProcExit("p1", () => order.Add("proc 1"));
+        cb.BeforeShmemExit("b1", () => order.Add("before 1"));
+        cb.OnShmemExit("s1", () => order.Add("shmem 1"));
+        cb.BeforeShmemExit("b2", () => throw new InvalidOperationException("boom"));
+        cb.OnShmemExit("s2", () => order.Add("shmem 2"));
+        var errors = new List<string>();
+        cb.RunAll(() => order.Add("dsm"), (name, e) => errors.Add($"{name}: {e.Message}"));
+        cb.RunAll(() => order.Add("dsm again"), (_, _) => { });
+        Assert.Equal(new[] { "before 1", "dsm", "shmem 2", "shmem 1", "proc 1" }, order);
+        Assert.Equal(new[] { "b2: boom" }, errors);
+        Assert.Throws<InvalidOperationException>(() => cb.OnProcExit("late", () => { }));
+    }
+
+    [Theory]
+    [InlineData("KILL", 9)]
+    [InlineData("SIGSEGV", 11)]
+    [InlineData("15", 15)]
+    public void Signal_names_parse(string text, int expected)
+    {
+        Assert.True(Signals.TryParse(text, out int s));
+        Assert.Equal(expected, s);
+    }
+}
