@@ -152,7 +152,11 @@ public sealed class BackendHost
         }));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
-        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => ctx.Cancel = true));
+        _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            _log.Write(BackendLog.Debug1, $"background worker \"{_name}\" received SIGHUP");
+        }));
     }
 
     private void OnPostmasterDeath()
