@@ -10,6 +10,7 @@ IBenchSuite[] suites =
     new StartupSuite(),
     new StartupQuickSuite(),
     new DsmBenchSuite(),
+    new RegistrySuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

@@ -12,6 +12,7 @@ var scenarios = new Dictionary<string, Func<ScenarioArgs, int>>(StringComparer.O
     ["lock-timeout"] = LockTimeoutScenario.Run,
     ["cv-wait"] = ConditionVariableWaitScenario.Run,
     ["dsm"] = DsmScenario.Run,
+    ["registry"] = RegistryScenario.Run,
 };
 
 if (args.Length == 0 || !scenarios.TryGetValue(args[0], out var scenario))

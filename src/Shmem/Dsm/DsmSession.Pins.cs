@@ -40,7 +40,18 @@ public sealed unsafe partial class DsmSession
 
     /// <summary>Removes the pin of the segment <paramref name="handle"/> names; the caller need not be attached
     /// (PostgreSQL's dsm_unpin_segment). If that was the last reference, the segment is destroyed.</summary>
-    public void Unpin(DsmHandle handle)
+    public void Unpin(DsmHandle handle) => UnpinCore(handle, strict: true);
+
+    /// <summary>
+    /// Removes the pin of <paramref name="handle"/> if the segment still exists and is pinned, and says whether it did;
+    /// never throws for a segment that is gone or unpinned. For cleaning up after a process that died between pinning
+    /// a segment and recording that it had (the DSM registry's takeover of a dead initialiser's entry).
+    /// </summary>
+    internal bool UnpinIfPinned(DsmHandle handle) => UnpinCore(handle, strict: false);
+
+    /// <summary><see cref="Unpin"/>; with <paramref name="strict"/> false, an unknown or unpinned segment returns false
+    /// instead of throwing.</summary>
+    private bool UnpinCore(DsmHandle handle, bool strict)
     {
         uint h = handle.Value;
         int index;
@@ -55,10 +66,18 @@ public sealed unsafe partial class DsmSession
             {
                 index = _table.FindLive(h);
                 if (index < 0)
-                    throw new ShmemException("cannot unpin unknown segment handle", $"No live segment has handle {handle}.");
+                {
+                    if (strict)
+                        throw new ShmemException("cannot unpin unknown segment handle", $"No live segment has handle {handle}.");
+                    return false;
+                }
                 ref var item = ref _table.Item(index);
                 if (item.Pinned == 0)
-                    throw new ShmemException("cannot unpin a segment that is not pinned", $"Segment {handle} is not pinned.");
+                {
+                    if (strict)
+                        throw new ShmemException("cannot unpin a segment that is not pinned", $"Segment {handle} is not pinned.");
+                    return false;
+                }
                 if (item.PinnerSlot >= 0)
                     _table.ClearEntry(item.PinnerSlot, h, DsmAttachmentEntry.Pinned);
                 item.Pinned = 0;
@@ -75,6 +94,7 @@ public sealed unsafe partial class DsmSession
         }
         if (destroy)
             FinishDestroy(index, h, impl, sysVId);
+        return true;
     }
 
     /// <summary>Makes the mapping last until <see cref="Detach"/> or <see cref="DetachAll"/>: <see cref="DsmSegment.Dispose"/>

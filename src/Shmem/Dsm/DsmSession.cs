@@ -119,6 +119,14 @@ public sealed unsafe partial class DsmSession : IDisposable
         }
     }
 
+    /// <summary>The process-local gate that serialises this session's use of its <see cref="LockOwner"/>. Modules built
+    /// on the session with the same owner (the DSM registry) take it around their own short critical sections, so
+    /// that the owner still has one user at a time. Never held across a system call or a wait.</summary>
+    internal object Gate => _gate;
+
+    /// <summary>The lock owner this session was built with.</summary>
+    internal LockOwner Owner => _owner;
+
     /// <summary>Test hook: runs after the OS object of a new segment exists and before the item is published
     /// (the "creating" window).</summary>
     internal Action<DsmHandle>? AfterOsObjectCreated { get; set; }

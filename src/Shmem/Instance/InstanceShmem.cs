@@ -2,6 +2,7 @@ using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Registry;
 
 namespace Postmaster.Shmem.Instance;
 
@@ -13,8 +14,9 @@ namespace Postmaster.Shmem.Instance;
 public sealed class InstanceShmem : IDisposable
 {
     private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
-        WorkerRequestQueue requests, DsmPageAllocator? dsmMainRegion)
+        WorkerRequestQueue requests, DsmRegistryTable dsmRegistryTable, DsmPageAllocator? dsmMainRegion)
     {
+        DsmRegistryTable = dsmRegistryTable;
         Requests = requests;
         Main = main;
         Tranches = tranches;
@@ -33,6 +35,10 @@ public sealed class InstanceShmem : IDisposable
 
     public WorkerRequestQueue Requests { get; }
 
+    /// <summary>The DSM registry's shared name table ("DSM registry"). Backends use it through a
+    /// <see cref="DsmRegistry"/>; inspection lists it with <see cref="DsmRegistryTable.List"/>.</summary>
+    public DsmRegistryTable DsmRegistryTable { get; }
+
     /// <summary>The "Preallocated DSM" page allocator, or null when min_dynamic_shared_memory is 0.</summary>
     public DsmPageAllocator? DsmMainRegion { get; }
 
@@ -48,6 +54,7 @@ public sealed class InstanceShmem : IDisposable
             LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
             BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
             WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)),
+            DsmRegistryTable.Attach(Find(InstanceLayout.DsmRegistryName)),
             main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null);
     }
 

@@ -66,6 +66,32 @@ public struct SharedConditionVariable
     public void Wait(LockOwner owner, in LWLockHandle lwlock, Func<bool> predicate) =>
         Wait(owner, lwlock, predicate, Timeout.InfiniteTimeSpan);
 
+    /// <summary>
+    /// The first step of a wait split in three (PostgreSQL's ConditionVariablePrepareToSleep / ConditionVariableSleep /
+    /// ConditionVariableCancelSleep), for callers that must do something of their own between releasing the lock and
+    /// sleeping, such as leaving a process-local gate that serialises their <see cref="LockOwner"/> between threads.
+    /// Call it with the lock held and the predicate found false; it counts the caller as a waiter and returns the
+    /// ticket to pass to <see cref="Sleep"/>. Then release the lock, <see cref="Sleep"/>, and call
+    /// <see cref="CancelSleep"/> exactly once whatever happens (a try/finally).
+    /// </summary>
+    public int PrepareToSleep()
+    {
+        Interlocked.Increment(ref _waiters);
+        return Volatile.Read(ref _sequence); // after counting ourselves: see the class summary
+    }
+
+    /// <summary>Sleeps until a Signal/Broadcast after <see cref="PrepareToSleep"/> returned <paramref name="ticket"/>,
+    /// or until <paramref name="timeout"/>. Returns at once if one already happened. Wake-ups may be spurious: re-check
+    /// the predicate under the lock. False when the timeout passed.</summary>
+    public bool Sleep(int ticket, TimeSpan timeout) =>
+        Futex.Wait(ref _sequence, ticket, Deadline.After(timeout)) != FutexWaitResult.TimedOut;
+
+    /// <summary>Ends a wait begun with <see cref="PrepareToSleep"/>: no longer counted as a waiter.</summary>
+    public void CancelSleep() => Interlocked.Decrement(ref _waiters);
+
+    /// <summary>Processes counted as waiting now: a racy snapshot for inspection (a waiter that died stays counted).</summary>
+    public int Waiters => Volatile.Read(ref _waiters);
+
     /// <summary>Wakes one waiter. Call after changing the state, with or without the lock held.</summary>
     public void Signal() => Notify(1);
 

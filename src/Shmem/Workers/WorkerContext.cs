@@ -1,6 +1,7 @@
 using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Registry;
 
 namespace Postmaster.Workers;
 
@@ -32,6 +33,17 @@ public abstract class WorkerContext
     /// <summary>Dynamic shared memory for this process: create, attach, detach, pin segments. Everything still
     /// attached is detached by the exit path, between the before-shmem and on-shmem callbacks.</summary>
     public abstract DsmSession Dsm { get; }
+
+    /// <summary>
+    /// The DSM registry (PostgreSQL's GetNamedDSMSegment): dynamic shared memory known by name to every process of the
+    /// instance. <c>Registry.GetNamedSegment(name, size, init, out found)</c> creates and initialises the segment on
+    /// first use in the instance (found = false; <c>init</c> runs exactly once, on zeroed memory) and attaches it
+    /// everywhere else (found = true); the mapping lasts until the worker exits. Segments outlive the worker that made
+    /// them, until <c>Registry.Release(name)</c>, shutdown or a full restart. Safe from any thread of the worker.
+    /// The default throws <see cref="NotSupportedException"/>: hosts override it.
+    /// </summary>
+    public virtual DsmRegistry Registry =>
+        throw new NotSupportedException("this worker host does not provide the DSM registry");
 
     /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
     /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true.</summary>

@@ -4,6 +4,7 @@ using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Registry;
 using Postmaster.Shmem.Segments;
 using Postmaster.Tests.Support;
 
@@ -26,9 +27,11 @@ public sealed class ListLogger : IShmemLogger
 /// One instance for one test: a unique data directory under /tmp, a real POSIX main segment laid out by
 /// <see cref="InstanceLayout.Plan"/> (optionally with a preallocated DSM region) and a DSM control segment of the
 /// chosen type, its handle published in the main header like the supervisor does. <see cref="Session"/> opens
-/// backend-side sessions on chosen slots. Dispose, also after a failure: disposes the sessions, destroys all DSM
-/// (<see cref="DsmControl.DestroyAll"/>), the main segment and the directory, and then fails the test if any object
-/// tagged with the instance is still there (removing it first, so nothing is left either way).
+/// backend-side sessions on chosen slots, <see cref="Registry"/> DSM registries on them, and
+/// <see cref="SimulateFullRestart"/> replays the supervisor's full restart. Dispose, also after a failure: disposes
+/// the sessions, destroys all DSM (<see cref="DsmControl.DestroyAll"/>), the main segment and the directory, and then
+/// fails the test if any object tagged with the instance is still there (removing it first, so nothing is left either
+/// way).
 /// </summary>
 public sealed class DsmTestInstance : IDisposable
 {
@@ -36,9 +39,12 @@ public sealed class DsmTestInstance : IDisposable
     private static int s_counter;
     private readonly List<DsmSession> _sessions = new();
     private readonly List<LockOwner> _owners = new();
+    private readonly InstanceLimits _limits;
+    private readonly int _controlCapacity;
     private bool _controlAbandoned;
 
-    public DsmTestInstance(string label, DsmType type, int maxBackends = DefaultMaxBackends, long mainRegion = 0, int? capacity = null)
+    public DsmTestInstance(string label, DsmType type, int maxBackends = DefaultMaxBackends, long mainRegion = 0, int? capacity = null,
+        int registryCapacity = DsmRegistryTable.DefaultCapacity)
     {
         DataDir = Path.Combine(Path.GetTempPath(), $"pmdsm-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}-{label}");
         if (Directory.Exists(DataDir))
@@ -48,19 +54,15 @@ public sealed class DsmTestInstance : IDisposable
         MaxBackends = maxBackends;
         DataDirStat = FileStat.TryStat(DataDir)!.Value;
         Config = DsmConfig.For(type, DataDir, DataDirStat);
-        var plan = InstanceLayout.Plan(new InstanceLimits(maxBackends, FreeSpace: 64 * 1024, DsmMainRegionSize: mainRegion));
-        Main = MainSegment.Create(new MainSegmentSpec(SegmentKind.Posix, DataDir, DataDirStat, HugePagesMode.Off), plan,
-            NullShmemLogger.Instance);
+        _limits = new InstanceLimits(maxBackends, FreeSpace: 64 * 1024, DsmMainRegionSize: mainRegion,
+            DsmRegistryCapacity: registryCapacity);
+        _controlCapacity = capacity ?? DsmControlLayout.DefaultCapacity(maxBackends);
         try
         {
-            Instance = InstanceShmem.Wrap(Main);
-            Control = DsmControl.Create(Instance, Config, capacity ?? DsmControlLayout.DefaultCapacity(maxBackends), Log);
-            Main.Header.DsmControlHandle = Control.Handle.Value;
+            (Main, Instance, Control) = CreateShmem();
         }
         catch
         {
-            Main.Destroy();
-            Main.Dispose();
             Directory.Delete(DataDir, recursive: true);
             throw;
         }
@@ -76,9 +78,9 @@ public sealed class DsmTestInstance : IDisposable
 
     public DsmConfig Config { get; }
 
-    public MainSegment Main { get; }
+    public MainSegment Main { get; private set; }
 
-    public InstanceShmem Instance { get; }
+    public InstanceShmem Instance { get; private set; }
 
     public DsmControl Control { get; private set; }
 
@@ -96,6 +98,54 @@ public sealed class DsmTestInstance : IDisposable
         return session;
     }
 
+    /// <summary>A DSM registry on <paramref name="slot"/> (its own lock owner and session; create it on the thread that
+    /// uses it), as a backend host builds one.</summary>
+    public DsmRegistry Registry(int slot)
+    {
+        var session = Session(slot);
+        return new DsmRegistry(Instance, _owners[^1], session);
+    }
+
+    /// <summary>
+    /// The supervisor's full restart (crash with shared state that cannot be trusted), once every backend is gone:
+    /// sessions opened here are disposed (the backends' exit), <see cref="DsmControl.DestroyAll"/> removes every
+    /// segment, pinned ones included, the main segment is destroyed and a new one created with a new control segment.
+    /// Sessions, registries and children from before are unusable afterwards.
+    /// </summary>
+    public void SimulateFullRestart()
+    {
+        foreach (var session in _sessions)
+            session.Dispose();
+        foreach (var owner in _owners)
+            owner.Dispose();
+        _sessions.Clear();
+        _owners.Clear();
+        Control.DestroyAll();
+        Control.Dispose();
+        Main.Destroy();
+        Main.Dispose();
+        (Main, Instance, Control) = CreateShmem();
+    }
+
+    private (MainSegment, InstanceShmem, DsmControl) CreateShmem()
+    {
+        var main = MainSegment.Create(new MainSegmentSpec(SegmentKind.Posix, DataDir, DataDirStat, HugePagesMode.Off),
+            InstanceLayout.Plan(_limits), NullShmemLogger.Instance);
+        try
+        {
+            var instance = InstanceShmem.Wrap(main);
+            var control = DsmControl.Create(instance, Config, _controlCapacity, Log);
+            main.Header.DsmControlHandle = control.Handle.Value;
+            return (main, instance, control);
+        }
+        catch
+        {
+            main.Destroy();
+            main.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The control segment's rows for <paramref name="handle"/>, or null when it has none.</summary>
     public DsmSegmentInfo? Row(DsmHandle handle) => Control.Inspect().SingleOrDefault(r => r.Handle == handle);
 
@@ -103,10 +153,11 @@ public sealed class DsmTestInstance : IDisposable
     public string[] ChildArgs(int slot) =>
         [$"datadir={DataDir}", $"key={Main.Mapping.Key}", $"id={Main.Mapping.Id}", $"type={TypeName}", $"slot={slot}"];
 
-    /// <summary>Starts a TestChild "dsm" scenario on <paramref name="slot"/> and waits until it is ready.</summary>
-    public ChildProcess StartChild(int slot)
+    /// <summary>Starts a TestChild <paramref name="scenario"/> ("dsm", "registry") on <paramref name="slot"/> and waits
+    /// until it is ready.</summary>
+    public ChildProcess StartChild(int slot, string scenario = "dsm")
     {
-        var child = ChildProcess.TestChild("dsm", ChildArgs(slot));
+        var child = ChildProcess.TestChild(scenario, ChildArgs(slot));
         try
         {
             child.WaitForLine("ready");
