@@ -1,6 +1,7 @@
 using Postmaster.Shmem;
 using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Dsm;
+using Postmaster.Shmem.Registry;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
@@ -20,6 +21,7 @@ public sealed class HostWorkerContext : WorkerContext
 
     private readonly int _postmasterPid;
     private readonly DsmSession _dsm;
+    private DsmRegistry? _registry;
 
     public HostWorkerContext(string name, string argument, int slot, InstanceShmem shmem, LockOwner owner, BackendLog log,
         CancellationToken stopping, ExitCallbacks exit, int postmasterPid, DsmSession dsm)
@@ -49,6 +51,8 @@ public sealed class HostWorkerContext : WorkerContext
     public override LockOwner Locks => _owner;
 
     public override DsmSession Dsm => _dsm;
+
+    public override DsmRegistry Registry => _registry ??= new DsmRegistry(_shmem, _owner, _dsm);
 
     public InstanceShmem Shmem => _shmem;
 

@@ -23,6 +23,8 @@ public static class WorkerResolver
             ["dsm-hold"] = () => new DsmHoldWorker(),
             ["dsm-attach"] = () => new DsmAttachWorker(),
             ["dsm-churn"] = () => new DsmChurnWorker(),
+            ["registry-set"] = () => new RegistrySetWorker(),
+            ["registry-get"] = () => new RegistryGetWorker(),
         };
 
     public static IBackgroundWorker Resolve(string entry, string dataDir)

@@ -5,6 +5,7 @@ using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Layout;
 using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Registry;
 
 namespace Postmaster.Cli;
 
@@ -44,7 +45,8 @@ public static class ShmemCommand
     }
 
     private sealed record Snapshot(uint DsmControlHandle, long TotalSize, IReadOnlyList<ShmemAllocation> Allocations, IReadOnlyList<DsmSegmentInfo> Dsm,
-        IReadOnlyList<KeyValuePair<int, string>> Tranches, IReadOnlyList<LWLockHolding> Holdings, IReadOnlyList<BackendSlotInfo> Slots)
+        IReadOnlyList<KeyValuePair<int, string>> Tranches, IReadOnlyList<LWLockHolding> Holdings, IReadOnlyList<BackendSlotInfo> Slots,
+        IReadOnlyList<DsmRegistryEntryInfo> Registry)
     {
         public static Snapshot Take(InstanceShmem shmem, DsmControl? dsm)
         {
@@ -52,7 +54,7 @@ public static class ShmemCommand
             var slots = Enumerable.Range(0, shmem.Slots.Count).Select(shmem.Slots.Read).Where(s => s.State != BackendSlotState.Unused).ToList();
             var holdings = Enumerable.Range(0, shmem.Slots.Count).SelectMany(inspector.HeldBy).ToList();
             return new Snapshot(shmem.Main.Header.DsmControlHandle, shmem.Main.Header.TotalSize, shmem.Main.Index.List(), dsm?.Inspect() ?? Array.Empty<DsmSegmentInfo>(),
-                shmem.Tranches.Names(), holdings, slots);
+                shmem.Tranches.Names(), holdings, slots, shmem.DsmRegistryTable.List());
         }
 
         public void WriteText()
@@ -65,6 +67,10 @@ public static class ShmemCommand
             foreach (var d in Dsm)
                 Console.WriteLine($"  handle {d.Handle,-12} {d.Size,12} bytes {d.Implementation,-11} refcount {d.ReferenceCount,-3} " +
                                   $"{(d.Pinned ? "pinned" : "      ")} {d.State,-10} attached: {string.Join(", ", AttachedPids(d))}");
+            Console.WriteLine($"DSM registry entries: {Registry.Count}");
+            foreach (var e in Registry)
+                Console.WriteLine($"  {e.Name,-40} handle {e.Handle,-12} {e.Size,12} bytes {e.State}" +
+                                  (e.OwnerPid != 0 ? $" (initialising by PID {e.OwnerPid})" : ""));
             Console.WriteLine($"lock tranches: {Tranches.Count}");
             foreach (var (id, name) in Tranches)
             {
@@ -107,6 +113,18 @@ public static class ShmemCommand
                 foreach (var pid in AttachedPids(d))
                     w.WriteNumberValue(pid);
                 w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("registry");
+            foreach (var e in Registry)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", e.Name);
+                w.WriteNumber("handle", e.Handle.Value);
+                w.WriteNumber("size", e.Size);
+                w.WriteString("state", e.State.ToString().ToLowerInvariant());
+                if (e.OwnerPid != 0) w.WriteNumber("initialiserPid", e.OwnerPid); else w.WriteNull("initialiserPid");
                 w.WriteEndObject();
             }
             w.WriteEndArray();

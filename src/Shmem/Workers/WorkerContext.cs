@@ -40,10 +40,8 @@ public abstract class WorkerContext
     /// first use in the instance (found = false; <c>init</c> runs exactly once, on zeroed memory) and attaches it
     /// everywhere else (found = true); the mapping lasts until the worker exits. Segments outlive the worker that made
     /// them, until <c>Registry.Release(name)</c>, shutdown or a full restart. Safe from any thread of the worker.
-    /// The default throws <see cref="NotSupportedException"/>: hosts override it.
     /// </summary>
-    public virtual DsmRegistry Registry =>
-        throw new NotSupportedException("this worker host does not provide the DSM registry");
+    public abstract DsmRegistry Registry { get; }
 
     /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
     /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true.</summary>
