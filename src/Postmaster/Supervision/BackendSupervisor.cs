@@ -80,9 +80,13 @@ public sealed class BackendSupervisor
     public void ApplyConfiguration(Settings settings)
     {
         _settings = settings;
-        var wanted = settings.Workers.Values.SelectMany(WorkerSpec.FromSettings).ToDictionary(s => s.Name, StringComparer.Ordinal);
-        foreach (var (name, inst) in _static)
+        var wanted = new Dictionary<string, WorkerSpec>(StringComparer.Ordinal);
+        foreach (var w in settings.Workers.Values)
+            foreach (var spec in WorkerSpec.FromSettings(w))
+                wanted[spec.Name] = spec;
+        foreach (var name in _static.Keys)
         {
+            var inst = _static[name];
             if (wanted.TryGetValue(name, out var spec))
             {
                 if (spec != inst.Spec)
@@ -106,14 +110,21 @@ public sealed class BackendSupervisor
                 Stop(running, Signals.SIGTERM);
             }
         }
-        foreach (var (name, spec) in wanted)
+        foreach (var spec in wanted.Values)
         {
-            if (_static.TryGetValue(name, out var existing) && !existing.Removed)
+            if (_static.TryGetValue(spec.Name, out var existing) && !existing.Removed)
                 continue;
-            _static[name] = new StaticInstance(spec) { DueAt = 0 };
+            _static[spec.Name] = new StaticInstance(spec) { DueAt = 0 };
         }
-        foreach (var gone in _static.Where(kv => kv.Value.Removed && kv.Value.Running is null).Select(kv => kv.Key).ToList())
-            _static.Remove(gone);
+        var gone = new List<string>();
+        foreach (var name in _static.Keys)
+        {
+            var inst = _static[name];
+            if (inst.Removed && inst.Running is null)
+                gone.Add(name);
+        }
+        foreach (var name in gone)
+            _static.Remove(name);
     }
 
     /// <summary>Starts whatever is due: static instances whose delay passed, and pool members up to the pool size.</summary>
@@ -235,9 +246,16 @@ public sealed class BackendSupervisor
     {
         if (_shutdown != ShutdownMode.None || _holdStarts)
             return;
-        int idle = _byPid.Values.Count(p => p.Pooled && !p.StopRequested);
-        int free = _slotInUse.Count(u => !u);
-        int reserved = _static.Values.Count(i => i.Running is null && !i.Removed && i.DueAt != long.MaxValue);
+        int idle = 0, free = 0, reserved = 0;
+        foreach (var p in _byPid.Values)
+            if (p.Pooled && !p.StopRequested)
+                idle++;
+        foreach (bool used in _slotInUse)
+            if (!used)
+                free++;
+        foreach (var i in _static.Values)
+            if (i.Running is null && !i.Removed && i.DueAt != long.MaxValue)
+                reserved++;
         for (int n = idle; n < _settings.BackendPoolSize && free - reserved > 0; n++, free--)
         {
             if (Launch(PoolSpec, pooled: true, 0, out string? error) is null)

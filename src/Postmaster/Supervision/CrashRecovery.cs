@@ -23,7 +23,7 @@ public sealed class CrashRecovery
     private readonly BackendSupervisor _backends;
     private readonly Func<Settings> _settings;
     private readonly Func<ShutdownMode> _shutdown;
-    private readonly Queue<DateTime> _restarts = new();
+    private Queue<DateTime>? _restarts; // created on the first full restart
 
     public CrashRecovery(ServerLog log, BackendSupervisor backends, Func<Settings> settings, Func<ShutdownMode> shutdown)
     {
@@ -103,6 +103,7 @@ public sealed class CrashRecovery
             return false;
         }
         var now = DateTime.UtcNow;
+        _restarts ??= new Queue<DateTime>();
         while (_restarts.Count > 0 && now - _restarts.Peek() > settings.CrashRestartInterval)
             _restarts.Dequeue();
         if (_restarts.Count >= settings.CrashRestartLimit)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
@@ -63,7 +64,7 @@ public sealed unsafe class BackendSlotArray
 
     private BackendSlotArray(ShmemRegion region) => _region = region;
 
-    public static long RequiredSize(int slots) => Marshal.SizeOf<Header>() + (long)slots * Slot.SlotSize;
+    public static long RequiredSize(int slots) => Unsafe.SizeOf<Header>() + (long)slots * Slot.SlotSize;
 
     public int Count => _region.Ref<Header>(0).SlotCount;
 
@@ -80,7 +81,7 @@ public sealed unsafe class BackendSlotArray
 
     public static BackendSlotArray Attach(ShmemRegion region)
     {
-        if (region.Size < Marshal.SizeOf<Header>())
+        if (region.Size < Unsafe.SizeOf<Header>())
             throw new ShmemCorruptException("backend slot array is too small to hold its header");
         var h = region.Ref<Header>(0);
         if (h.Magic != Magic || h.LayoutVersion != LayoutVersion || h.SlotSize != Slot.SlotSize || h.SlotCount < 0 ||
@@ -94,7 +95,7 @@ public sealed unsafe class BackendSlotArray
     {
         if ((uint)slot >= (uint)Count)
             throw new ArgumentOutOfRangeException(nameof(slot), $"backend slot {slot} does not exist (there are {Count})");
-        return ref _region.Ref<Slot>(Marshal.SizeOf<Header>() + (long)slot * Slot.SlotSize);
+        return ref _region.Ref<Slot>(Unsafe.SizeOf<Header>() + (long)slot * Slot.SlotSize);
     }
 
     /// <summary>Postmaster: reserve <paramref name="slot"/> for a process it is about to start.</summary>

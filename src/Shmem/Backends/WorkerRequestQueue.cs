@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
@@ -65,7 +66,7 @@ public sealed unsafe class WorkerRequestQueue
 
     private WorkerRequestQueue(ShmemRegion region) => _region = region;
 
-    public static long RequiredSize(int capacity) => Marshal.SizeOf<Header>() + (long)capacity * Entry.EntrySize;
+    public static long RequiredSize(int capacity) => Unsafe.SizeOf<Header>() + (long)capacity * Entry.EntrySize;
 
     public int Capacity => _region.Ref<Header>(0).Capacity;
 
@@ -91,7 +92,7 @@ public sealed unsafe class WorkerRequestQueue
     {
         if ((uint)i >= (uint)Capacity)
             throw new ArgumentOutOfRangeException(nameof(i));
-        return ref _region.Ref<Entry>(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize);
+        return ref _region.Ref<Entry>(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize);
     }
 
     /// <summary>Requester: claims an entry and submits. Returns its index, or null when every entry is busy.
@@ -187,7 +188,7 @@ public sealed unsafe class WorkerRequestQueue
 
     private void Put(int i, int offset, int max, string text)
     {
-        var span = _region.Span(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
+        var span = _region.Span(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
         span.Clear();
         var bytes = Encoding.UTF8.GetBytes(text);
         bytes.AsSpan(0, Math.Min(bytes.Length, max)).CopyTo(span); // callers validate lengths; never overflow the field
@@ -195,7 +196,7 @@ public sealed unsafe class WorkerRequestQueue
 
     private string Get(int i, int offset, int max)
     {
-        var span = _region.Span(Marshal.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
+        var span = _region.Span(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
         int len = span.IndexOf((byte)0);
         return Encoding.UTF8.GetString(span[..(len < 0 ? max : len)]);
     }

@@ -16,7 +16,7 @@ public sealed record DsmConfig(DsmType Type, string DataDirectory, DsmInstanceTa
     /// <paramref name="dataDirStat"/> (the tag comes from its device and inode).</summary>
     public static DsmConfig For(DsmType type, string dataDirectory, FileStat dataDirStat)
     {
-        if (!Enum.IsDefined(type))
+        if (type is not (DsmType.Posix or DsmType.SysV or DsmType.Mmap))
             throw new ArgumentOutOfRangeException(nameof(type), type, "dynamic_shared_memory_type must be posix, sysv or mmap");
         return new DsmConfig(type, dataDirectory, DsmInstanceTag.From(dataDirStat));
     }

@@ -7,7 +7,7 @@ namespace Postmaster.Shmem.Dsm;
 /// <param name="Implementation">Posix, SysV or Mmap (a file in pm_dynshmem).</param>
 /// <param name="Name">The POSIX name ("/pm.TAG.123"), the SysV key in decimal, or the file path.</param>
 /// <param name="SysVId">The shmid for SysV, else -1.</param>
-public readonly record struct DsmOsObject(DsmImplementation Implementation, string Name, int SysVId);
+public sealed record DsmOsObject(DsmImplementation Implementation, string Name, int SysVId);
 
 /// <summary>
 /// Startup cleanup of what a dead instance of the same data directory left (PostgreSQL's

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
@@ -52,7 +53,7 @@ public sealed class ShmemIndex
     }
 
     public static long RequiredSize(int capacity) =>
-        ShmemSize.Add(Marshal.SizeOf<IndexHeader>(), ShmemSize.Multiply(capacity, Marshal.SizeOf<IndexEntry>()));
+        ShmemSize.Add(Unsafe.SizeOf<IndexHeader>(), ShmemSize.Multiply(capacity, Unsafe.SizeOf<IndexEntry>()));
 
     public int Capacity => HeaderRef.Capacity;
 
@@ -75,7 +76,7 @@ public sealed class ShmemIndex
     /// <summary>Validates an index written by another process before trusting it.</summary>
     internal static ShmemIndex Attach(ShmemRegion segment, long offset)
     {
-        if (offset < MainHeader.Size || offset > segment.Size - Marshal.SizeOf<IndexHeader>())
+        if (offset < MainHeader.Size || offset > segment.Size - Unsafe.SizeOf<IndexHeader>())
             throw new ShmemCorruptException($"shared memory index offset {offset} is outside the segment of {segment.Size} bytes");
         ref var h = ref segment.Ref<IndexHeader>(offset);
         if (h.Magic != IndexMagic || h.LayoutVersion != IndexLayoutVersion)
@@ -226,7 +227,7 @@ public sealed class ShmemIndex
     }
 
     private ref IndexEntry EntryRef(int i) =>
-        ref _segment.Ref<IndexEntry>(_offset + Marshal.SizeOf<IndexHeader>() + (long)i * Marshal.SizeOf<IndexEntry>());
+        ref _segment.Ref<IndexEntry>(_offset + Unsafe.SizeOf<IndexHeader>() + (long)i * Unsafe.SizeOf<IndexEntry>());
 
     private void Lock()
     {

@@ -7,6 +7,9 @@ namespace Postmaster.Shmem.Layout;
 /// segment (second argument: offsets inside shared structures are from the segment base); null for plain space.</param>
 public sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion, ShmemRegion>? Initialize = null);
 
+/// <summary>One part of the main segment's size (a class, not a tuple: generic code over structs is not precompiled).</summary>
+public sealed record ShmemPart(string Part, long Bytes);
+
 /// <summary>
 /// Collects the modules' requests and computes the segment size exactly (overflow-checked), PostgreSQL's
 /// CalculateShmemSize without the fudge: header + index + every request cache-line aligned + the free space for
@@ -42,17 +45,17 @@ public sealed class ShmemPlan
         return this;
     }
 
-    /// <summary>Per-part sizes in creation order: ("header", n), ("index", n), each request, ("free space", n).</summary>
-    public IReadOnlyList<(string Part, long Bytes)> Breakdown()
+    /// <summary>Per-part sizes in creation order: header, index, each request, free space.</summary>
+    public IReadOnlyList<ShmemPart> Breakdown()
     {
-        var parts = new List<(string, long)>
+        var parts = new List<ShmemPart>
         {
-            ("<header>", ShmemSize.CacheLineAlign(MainHeader.Size)),
-            ("<index>", ShmemSize.CacheLineAlign(ShmemIndex.RequiredSize(IndexCapacity))),
+            new("<header>", ShmemSize.CacheLineAlign(MainHeader.Size)),
+            new("<index>", ShmemSize.CacheLineAlign(ShmemIndex.RequiredSize(IndexCapacity))),
         };
         foreach (var r in _requests)
-            parts.Add((r.Name, ShmemSize.CacheLineAlign(r.Size)));
-        parts.Add(("<free space>", ShmemSize.CacheLineAlign(FreeSpace)));
+            parts.Add(new ShmemPart(r.Name, ShmemSize.CacheLineAlign(r.Size)));
+        parts.Add(new ShmemPart("<free space>", ShmemSize.CacheLineAlign(FreeSpace)));
         return parts;
     }
 
@@ -60,8 +63,8 @@ public sealed class ShmemPlan
     public long TotalSize(long alignment = ShmemSize.PageSize)
     {
         long total = 0;
-        foreach (var (_, bytes) in Breakdown())
-            total = ShmemSize.Add(total, bytes);
+        foreach (var part in Breakdown())
+            total = ShmemSize.Add(total, part.Bytes);
         return ShmemSize.AlignUp(total, alignment);
     }
 }

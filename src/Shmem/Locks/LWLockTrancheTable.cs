@@ -29,7 +29,7 @@ public sealed unsafe class LWLockTrancheTable
     /// <summary>Most tranches: ids must fit owner records' 16 bits.</summary>
     public const int MaxCapacity = LWLockSegment.MaxTrancheId + 1;
 
-    public static readonly int BuiltinCount = Enum.GetValues<BuiltinLWLock>().Length;
+    public static readonly int BuiltinCount = (int)BuiltinLWLock.TrancheTable + 1; // ids are 0..TrancheTable, pinned by a test
 
     private readonly ShmemRegion _region;
     private readonly LWLockSegment _segment;
@@ -79,7 +79,7 @@ public sealed unsafe class LWLockTrancheTable
         h.BuiltinCount = BuiltinCount;
         h.NameSlotSize = NameSlotSize;
         long tableOffset = segment.OffsetOf(region);
-        foreach (var id in Enum.GetValues<BuiltinLWLock>())
+        for (var id = (BuiltinLWLock)0; (int)id < BuiltinCount; id++)
         {
             segment.InitializeLock(tableOffset + LocksOffset + (long)id * LWLock.Size, (int)id);
             WriteName(region, (int)id, id.ToString());
@@ -97,7 +97,7 @@ public sealed unsafe class LWLockTrancheTable
         if (problem is not null)
             throw new ShmemCorruptException("lock tranche table is corrupt", problem);
         var table = new LWLockTrancheTable(region, segment);
-        foreach (var id in Enum.GetValues<BuiltinLWLock>())
+        for (var id = (BuiltinLWLock)0; (int)id < BuiltinCount; id++)
             table.Builtin(id); // validates each lock's magic
         return table;
     }

@@ -108,3 +108,10 @@ public sealed class SupervisionUnitTests
         Assert.Equal(expected, s);
     }
 }
+
+public sealed class LayoutPinTests
+{
+    [Fact]
+    public void Builtin_lock_count_matches_the_enum() =>
+        Assert.Equal(Enum.GetValues<Postmaster.Shmem.Locks.BuiltinLWLock>().Length, Postmaster.Shmem.Locks.LWLockTrancheTable.BuiltinCount);
+}
