@@ -27,6 +27,7 @@ public static class StartupBench
             if (Directory.Exists(dir))
                 Directory.Delete(dir, true);
             Cli("init", "-D", dir);
+            WithoutBackends(dir);
             var cliStart = new List<double>();
             var cliStop = new List<double>();
             var exec = new List<double>();
@@ -56,6 +57,7 @@ public static class StartupBench
         if (Directory.Exists(dir))
             Directory.Delete(dir, true);
         Cli("init", "-D", dir);
+        WithoutBackends(dir);
         var settings = new[] { "-c", "shared_memory_size=128MB" };
         var exec = Enumerable.Range(0, Runs + 1).Select(_ => DirectStartStop(dir, settings).ReadyMs).Skip(1).ToList();
         double hello = Stats.Median(Enumerable.Range(0, Runs + 2).Select(_ => TimeProcess(BenchPaths.Hello)).Skip(2).ToList());
@@ -105,6 +107,13 @@ public static class StartupBench
     }
 
     private static void Cli(params string[] args) => TimeProcess(BenchPaths.Postmaster, args);
+
+    /// <summary>The daemon alone (issue 2's figures): no demonstration workers, no pool. Backends: suite "backends".</summary>
+    private static void WithoutBackends(string dir)
+    {
+        string conf = Path.Combine(dir, "postmaster.conf");
+        File.WriteAllLines(conf, File.ReadAllLines(conf).Where(l => !l.StartsWith("worker.")).Append("backend_pool_size = 0"));
+    }
 }
 
 /// <summary>Suite "startup": issue 2's start/stop figures.</summary>

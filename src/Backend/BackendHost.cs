@@ -106,6 +106,7 @@ public sealed class BackendHost
         string entry = _p.Entry, argument = _p.Argument;
         if (_p.Pooled)
         {
+            WorkerResolver.Warm();
             var assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
             if (assignment is null)
                 return ExitDone; // stopped while parked: nothing was running

@@ -25,6 +25,18 @@ public sealed class BackendLauncher : IDisposable
 
     public static string DefaultExecutable => Path.Combine(AppContext.BaseDirectory, "pm-backend");
 
+    /// <summary>
+    /// Backends run without the runtime's diagnostics threads (debugger, debug pipe, EventPipe): about 6 ms less per
+    /// start and three threads less per backend. An operator who wants to attach dotnet-trace or a debugger to
+    /// backends sets DOTNET_EnableDiagnostics in the postmaster's environment, which then wins.
+    /// </summary>
+    private static readonly IReadOnlyDictionary<string, string>? s_environment =
+        Environment.GetEnvironmentVariable(DiagnosticsVariable) is null
+            ? new Dictionary<string, string> { [DiagnosticsVariable] = "0" }
+            : null;
+
+    private const string DiagnosticsVariable = "DOTNET_EnableDiagnostics";
+
     /// <summary>Starts one backend; returns its pid. Throws OsCallException when the process cannot be started.</summary>
     public int Launch(BackendParameters parameters)
     {
@@ -36,7 +48,7 @@ public sealed class BackendLauncher : IDisposable
                 if (!ProcessSpawner.TryWrite(paramWrite.Fd, parameters.Serialize()))
                     throw new InvalidOperationException("could not write the backend parameter block to its pipe");
             }
-            return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(),
+            return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), s_environment,
                 StdinPath: "/dev/null",
                 InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd), (_deathRead.Fd, BackendParameters.DeathWatchFd) }));
         }

@@ -174,9 +174,9 @@ public sealed class BackendSupervisor
             error = bad;
             return null;
         }
-        var p = Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
-        RefillPool();
-        return p;
+        // The pool is refilled by the loop right after the answer is posted (StartDue), not before: a process
+        // start here would delay the requester by its cost.
+        return Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
     }
 
     /// <summary>Stops one backend by pid or name with SIGTERM; it is not restarted. Returns the pids signalled.</summary>

@@ -39,7 +39,7 @@ public sealed record BackendParameters
     {
         var sb = new StringBuilder();
         void Put(string k, object v) =>
-            sb.Append(k).Append('=').Append(Uri.EscapeDataString(Convert.ToString(v, CultureInfo.InvariantCulture) ?? "")).Append('\n');
+            sb.Append(k).Append('=').Append(Escape(Convert.ToString(v, CultureInfo.InvariantCulture) ?? "")).Append('\n');
         Put("version", CurrentVersion);
         Put("data_dir", DataDir);
         Put("data_dir_device", DataDirDevice);
@@ -64,6 +64,11 @@ public sealed record BackendParameters
         return sb.ToString();
     }
 
+    /// <summary>Values may hold any text: '%', line feeds and carriage returns are written as %25, %0A, %0D.</summary>
+    private static string Escape(string v) => v.Replace("%", "%25").Replace("\n", "%0A").Replace("\r", "%0D");
+
+    private static string Unescape(string v) => v.Replace("%0A", "\n").Replace("%0D", "\r").Replace("%25", "%");
+
     /// <summary>Parses a block; throws FormatException naming the problem (version, missing or unknown field).</summary>
     public static BackendParameters Parse(string text)
     {
@@ -73,7 +78,7 @@ public sealed record BackendParameters
             int eq = line.IndexOf('=');
             if (eq <= 0)
                 throw new FormatException($"malformed backend parameter line \"{line}\"");
-            d[line[..eq]] = Uri.UnescapeDataString(line[(eq + 1)..]);
+            d[line[..eq]] = Unescape(line[(eq + 1)..]);
         }
         if (!d.ContainsKey("end"))
             throw new FormatException("backend parameter block is truncated");
