@@ -1,1 +1,59 @@
-System.Console.WriteLine("hello");
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.Loader;
+
+// The bare .NET baseline process. Each mode is a method of its own, so that the code of the others is never prepared.
+//   (no argument)        print "hello" and exit (start-to-exit figures)
+//   wait                 sleep until killed, printing nothing (memory and idle-CPU figures)
+//   stamp DIR            write Stopwatch.GetTimestamp() (CLOCK_MONOTONIC ns) to DIR/PID the moment Main runs, and exit
+//   reflect DLL TYPE     time what resolving a worker type costs in a fresh process: load DLL, Assembly.GetType(TYPE),
+//                        GetConstructor, CreateInstance, then the same again for a second lookup; prints milliseconds
+if (args.Length == 0)
+    Modes.Hello();
+else if (args[0] == "wait")
+    Modes.Wait();
+else if (args[0] == "stamp" && args.Length == 2)
+    Modes.Stamp(args[1]);
+else if (args[0] == "reflect" && args.Length == 3)
+    Modes.Reflect(args[1], args[2]);
+
+internal static class Modes
+{
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Hello() => Console.WriteLine("hello");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Wait() => Thread.Sleep(Timeout.Infinite);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Stamp(string dir)
+    {
+        long now = Stopwatch.GetTimestamp();
+        string path = Path.Combine(dir, Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        File.WriteAllText(path + ".tmp", now.ToString(CultureInfo.InvariantCulture));
+        File.Move(path + ".tmp", path);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Reflect(string dll, string typeName)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        var asm = AssemblyLoadContext.Default.LoadFromAssemblyPath(dll);
+        long t1 = Stopwatch.GetTimestamp();
+        var type = asm.GetType(typeName, throwOnError: true)!;
+        long t2 = Stopwatch.GetTimestamp();
+        var ctor = type.GetConstructor(Type.EmptyTypes);
+        object? first = Activator.CreateInstance(type);
+        long t3 = Stopwatch.GetTimestamp();
+        var again = asm.GetType(typeName, throwOnError: true)!;
+        object? second = Activator.CreateInstance(again);
+        long t4 = Stopwatch.GetTimestamp();
+        GC.KeepAlive(ctor);
+        GC.KeepAlive(first);
+        GC.KeepAlive(second);
+        Console.WriteLine(string.Join(' ', new[] { t1 - t0, t2 - t1, t3 - t2, t4 - t3 }
+            .Select(t => (t * 1000.0 / Stopwatch.Frequency).ToString("0.000", CultureInfo.InvariantCulture))));
+    }
+}

@@ -1,5 +1,6 @@
 using Postmaster.Bench;
 using Postmaster.Bench.Suites;
+using Postmaster.Bench.Suites.Backends;
 
 // Postmaster.Bench [suite...]: runs the named suites (all when none is named); each prints a markdown table of
 // results against baselines measured in the same run. Register a suite with one line below.
@@ -11,6 +12,12 @@ IBenchSuite[] suites =
     new StartupQuickSuite(),
     new DsmBenchSuite(),
     new RegistrySuite(),
+    new BackendsSuite("backends", BackendsSuite.Parts.All),
+    new BackendsSuite("backends-spawn", BackendsSuite.Parts.Spawn),
+    new BackendsSuite("backends-bring-up", BackendsSuite.Parts.Throughput),
+    new BackendsSuite("backends-resources", BackendsSuite.Parts.Resources),
+    new BackendsSuite("backends-crash", BackendsSuite.Parts.Crash),
+    new BackendsSuite("backends-knobs", BackendsSuite.Parts.Knobs),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)
