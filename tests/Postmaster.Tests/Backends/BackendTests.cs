@@ -11,10 +11,7 @@ public sealed class BackendTests
     private static PmInstance Instance(string label, params string[] config)
     {
         var pm = new PmInstance(label);
-        Assert.Equal(0, pm.Init().ExitCode);
-        // the default configuration's demonstration workers are replaced by the test's own
-        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo")));
-        pm.Configure(config);
+        pm.InitBare(config);
         return pm;
     }
 

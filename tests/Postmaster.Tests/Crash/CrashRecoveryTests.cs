@@ -11,8 +11,7 @@ public sealed class CrashRecoveryTests
     private static PmInstance Instance(string label, params string[] config)
     {
         var pm = new PmInstance(label);
-        Assert.Equal(0, pm.Init().ExitCode);
-        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo")).Concat(config));
+        pm.InitBare(config);
         return pm;
     }
 

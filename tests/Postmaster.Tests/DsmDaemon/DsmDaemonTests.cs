@@ -15,9 +15,7 @@ public sealed class DsmDaemonTests
     private static PmInstance Instance(string label, string dsmType, params string[] config)
     {
         var pm = new PmInstance(label);
-        Assert.Equal(0, pm.Init().ExitCode);
-        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo"))
-            .Append($"dynamic_shared_memory_type = {dsmType}").Append("backend_pool_size = 0").Concat(config));
+        pm.InitBare(config.Prepend($"dynamic_shared_memory_type = {dsmType}").ToArray());
         return pm;
     }
 

@@ -29,18 +29,8 @@ public static class RegistryScenario
 {
     public static int Run(ScenarioArgs args)
     {
-        string dataDir = args.String("datadir");
-        var stat = FileStat.TryStat(dataDir) ?? throw new ArgumentException($"data directory \"{dataDir}\" does not exist");
-        using var instance = InstanceShmem.Attach(SegmentKind.Posix, args.Long("key"), args.Long("id"), stat);
-        using var owner = instance.Owners.CreateOwner(args.Int("slot"), instance.Tranches);
-        var type = args.String("type") switch
-        {
-            "posix" => DsmType.Posix,
-            "sysv" => DsmType.SysV,
-            "mmap" => DsmType.Mmap,
-            var t => throw new ArgumentException($"type={t} is not posix, sysv or mmap"),
-        };
-        using var dsm = new DsmSession(instance, owner, DsmConfig.For(type, dataDir, stat));
+        using var child = DsmChildContext.Open(args);
+        var (instance, owner, dsm) = (child.Instance, child.Owner, child.Dsm);
         var registry = new DsmRegistry(instance, owner, dsm);
         var segments = new Dictionary<string, NamedSegment>(StringComparer.Ordinal);
         Console.WriteLine($"ready slot={owner.Slot}");
