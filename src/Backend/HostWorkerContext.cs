@@ -86,7 +86,8 @@ public sealed class HostWorkerContext : WorkerContext
         var queue = _shmem.Requests;
         int index = queue.Submit(WorkerRequestKind.Spawn, name, entry, argument, "")
                     ?? throw new InvalidOperationException("the postmaster's request queue is full");
-        ProcessControl.Signal(_postmasterPid, Signals.SIGUSR1);
+        queue.Ring();
+        ProcessControl.Signal(_postmasterPid, Signals.SIGUSR1); // fallback: either wakes the postmaster
         var r = queue.WaitForResult(index, timeout);
         if (r is null)
         {

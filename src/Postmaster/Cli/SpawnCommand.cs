@@ -65,7 +65,8 @@ public static class SpawnCommand
                 Report.Error("the postmaster's request queue is full; try again");
                 return null;
             }
-            ProcessControl.Signal(server.Pid, Signals.SIGUSR1);
+            shmem.Requests.Ring();
+            ProcessControl.Signal(server.Pid, Signals.SIGUSR1); // fallback: either wakes the postmaster
             var result = shmem.Requests.WaitForResult(i, timeout);
             if (result is null)
             {

@@ -32,6 +32,7 @@ public static class PostmasterServer
         ServerLog Log() => configured ?? bootstrap.Value;
         DataDirLockFile? lockFile = null;
         InstanceMemory? memory = null;
+        var doorbell = new RequestDoorbell(queue);
         try
         {
             string dataDir = options.DataDir;
@@ -69,7 +70,8 @@ public static class PostmasterServer
             PostmasterLoop? loop = null;
             var backends = new BackendSupervisor(log, launcher, memory.Shmem, settings,
                 (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, memory, slot, gen, spec, pooled));
-            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends, memory);
+            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends, memory, doorbell);
+            doorbell.Start(memory.Shmem.Requests);
             backends.ApplyConfiguration(settings);
             // Ready first, then the loop starts the static workers and the pool (PostgreSQL starts its background
             // workers after "ready to accept connections"): their start-up would otherwise compete with ours.
@@ -96,6 +98,7 @@ public static class PostmasterServer
             // Order: remove the segments' OS names first (a new postmaster can then create its own at once), log the
             // last line, remove the lock file, and only then unmap: freeing a large populated segment takes the
             // kernel a while and nothing needs to wait for it.
+            doorbell.Stop(); // before anything is unmapped
             memory?.RemoveNames();
             if (lockFile is not null)
             {

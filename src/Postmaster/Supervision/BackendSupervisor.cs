@@ -41,6 +41,11 @@ public sealed class BackendSupervisor
     private ShutdownMode _shutdown = ShutdownMode.None;
     private long _killDeadline = long.MaxValue;
     private bool _holdStarts;
+    private long _refillNotBefore;
+
+    /// <summary>After a pool member is handed out, the refill waits this long, so that the new process's start
+    /// (tens of milliseconds of CPU on a 2-core machine) does not compete with the worker just woken.</summary>
+    public static readonly TimeSpan PoolRefillDelay = TimeSpan.FromMilliseconds(50);
 
     public BackendSupervisor(ServerLog log, BackendLauncher launcher, InstanceShmem shmem, Settings settings,
         Func<int, long, WorkerSpec, bool, BackendParameters> parameters)
@@ -155,9 +160,13 @@ public sealed class BackendSupervisor
     {
         long next = _killDeadline;
         if (_shutdown == ShutdownMode.None && !_holdStarts)
+        {
             foreach (var inst in _static.Values)
                 if (inst.Running is null && !inst.Removed)
                     next = Math.Min(next, inst.DueAt);
+            if (_refillNotBefore > Environment.TickCount64)
+                next = Math.Min(next, _refillNotBefore); // the deferred pool refill
+        }
         return next;
     }
 
@@ -207,6 +216,7 @@ public sealed class BackendSupervisor
             member.Spec = spec;
             member.Generation = gen;
             member.StartedAt = DateTime.UtcNow;
+            _refillNotBefore = Environment.TickCount64 + (long)PoolRefillDelay.TotalMilliseconds;
             _log.Debug1($"{member.Describe()} started from the pool (PID {member.Pid}, slot {member.Slot})");
             return member;
         }
@@ -244,7 +254,7 @@ public sealed class BackendSupervisor
 
     private void RefillPool()
     {
-        if (_shutdown != ShutdownMode.None || _holdStarts)
+        if (_shutdown != ShutdownMode.None || _holdStarts || Environment.TickCount64 < _refillNotBefore)
             return;
         int idle = 0, free = 0, reserved = 0;
         foreach (var p in _byPid.Values)

@@ -26,6 +26,7 @@ public sealed class PostmasterLoop
     private readonly BackendSupervisor _backends;
     private readonly InstanceMemory _memory;
     private readonly CrashRecovery _crash;
+    private readonly RequestDoorbell _doorbell;
     private Settings _settings;
     private ShutdownMode _shutdown = ShutdownMode.None;
     private long _nextLockCheck;
@@ -34,8 +35,10 @@ public sealed class PostmasterLoop
     public static readonly TimeSpan ReapBackstopInterval = TimeSpan.FromSeconds(1);
 
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, Settings settings,
-        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends, InstanceMemory memory)
+        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends, InstanceMemory memory,
+        RequestDoorbell doorbell)
     {
+        _doorbell = doorbell;
         _backends = backends;
         _memory = memory;
         _queue = queue;
@@ -77,10 +80,16 @@ public sealed class PostmasterLoop
             _backends.AdvanceSmartShutdown();
             if (_crash.InProgress && _backends.Count == 0 && _shutdown == ShutdownMode.None)
             {
+                _doorbell.Stop(); // its word is in the segment about to be destroyed
                 if (_crash.Finish(_memory))
+                {
+                    _doorbell.Start(_memory.Shmem.Requests);
                     _lockFile.SetStatus(PmStatus.Ready);
+                }
                 else
+                {
                     RequestShutdown(ShutdownMode.Immediate);
+                }
             }
             _backends.StartDue();
             if (_shutdown != ShutdownMode.None && _backends.Count == 0)

@@ -57,7 +57,7 @@ public sealed partial class BackendsSuite
 
         var rows = new List<string[]>
         {
-            Row("request → worker's Run, in-process client (Submit + SIGUSR1 + futex wait)", false, r => r.Run),
+            Row("request → worker's Run, in-process client (Submit + doorbell/SIGUSR1 + futex wait)", false, r => r.Run),
             Row("request → postmaster's answer (pid), in-process client", false, r => r.Answer),
             new[]
             {
@@ -161,6 +161,7 @@ public sealed partial class BackendsSuite
         if (parked.Pooled)
         {
             int? index = server.Shmem.Requests.Submit(WorkerRequestKind.Spawn, "exit", "exit", "0", "");
+            server.Shmem.Requests.Ring();
             ProcessControl.Signal(server.Pid, Signals.SIGUSR1);
             while (true)
             {

@@ -168,6 +168,7 @@ internal sealed class BenchServer : IDisposable
         var shmem = Shmem;
         int index = shmem.Requests.Submit(kind, name, entry, argument, target)
                     ?? throw new InvalidOperationException("the postmaster's request queue is full");
+        shmem.Requests.Ring();
         ProcessControl.Signal(Pid, Signals.SIGUSR1);
         var result = shmem.Requests.WaitForResult(index, WaitLimit);
         if (result is null)
