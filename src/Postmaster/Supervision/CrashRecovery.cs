@@ -43,8 +43,6 @@ public sealed class CrashRecovery
     /// <summary>A crash was seen that ends in an abnormal shutdown (exit 1).</summary>
     public bool Abnormal { get; private set; }
 
-    /// <summary>Full restarts performed so far (diagnostics and tests).</summary>
-    public int FullRestarts { get; private set; }
 
     /// <summary><see cref="BackendSupervisor.CrashHandler"/>: true when handled locally, false when escalated.</summary>
     public bool OnCrash(BackendProcess p, ChildExit exit)
@@ -117,7 +115,6 @@ public sealed class CrashRecovery
         memory.Reinitialize();
         _backends.Reinitialized(memory.Shmem);
         _restarts.Enqueue(now);
-        FullRestarts++;
         InProgress = false;
         Abnormal = false; // recovered: a later clean shutdown is a normal one
         return true;

@@ -99,18 +99,14 @@ public sealed class PostmasterLoop
                     _log.Log("abnormal postmaster shutdown");
                     return PostmasterServer.ExitFailure;
                 }
-                return ExitCode;
+                return PostmasterServer.ExitOk;
             }
         }
     }
 
-    /// <summary>Exit status once everything has stopped: 0, or 1 after an abnormal shutdown.</summary>
-    public int ExitCode { get; set; } = PostmasterServer.ExitOk;
 
     public ShutdownMode Shutdown => _shutdown;
 
-    /// <summary>Crash recovery state (tests and status).</summary>
-    public CrashRecovery Crash => _crash;
 
     /// <summary>How long the supervisor may wait for the DSM control lock while reconciling (then: full restart).</summary>
     public static readonly TimeSpan ReconcileLockTimeout = TimeSpan.FromMilliseconds(200);

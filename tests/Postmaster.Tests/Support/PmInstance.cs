@@ -142,7 +142,6 @@ public sealed class PmInstance : IDisposable
             _segments.Add((c.ShmType ?? "sysv", key, id));
     }
 
-    public void TrackPid(int pid) => _pids.Add(pid);
 
     public void Dispose()
     {

@@ -19,11 +19,4 @@ public static class Wait
             Thread.Sleep(Poll);
         }
     }
-
-    public static T ForValue<T>(Func<T?> probe, string what, TimeSpan? timeout = null) where T : class
-    {
-        T? value = null;
-        Until(() => (value = probe()) is not null, what, timeout);
-        return value!;
-    }
 }
