@@ -37,6 +37,7 @@ public static class TerminateCommand
                 while (ProcessControl.IsAlive(r.Pid) && DateTime.UtcNow < deadline)
                     Thread.Sleep(1);
             }
+            // r.Generation: for terminate, the number of backends signalled (see PostmasterLoop.ServeRequests).
             Console.WriteLine(r.Generation > 1 ? $"terminated {r.Generation} backends" : $"terminated backend PID {r.Pid}");
             return ExitCodes.Ok;
         });

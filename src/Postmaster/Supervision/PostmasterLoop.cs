@@ -169,6 +169,7 @@ public sealed class PostmasterLoop
             }
             else
             {
+                // For a terminate request the answer's generation field carries how many backends were signalled.
                 var pids = _backends.Terminate(r.Target);
                 result = pids.Count == 0
                     ? new WorkerRequestResult(false, 0, -1, 0, $"no backend \"{r.Target}\" is running")

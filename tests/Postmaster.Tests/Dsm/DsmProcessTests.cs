@@ -14,16 +14,8 @@ public sealed class DsmProcessCollection
 [Collection(DsmProcessCollection.Name)]
 public sealed class DsmProcessTests
 {
-    public static TheoryData<DsmType, long> Kinds => new()
-    {
-        { DsmType.Posix, 0 },
-        { DsmType.SysV, 0 },
-        { DsmType.Mmap, 0 },
-        { DsmType.Posix, 1024 * 1024 }, // main region
-    };
-
     [Theory]
-    [MemberData(nameof(Kinds))]
+    [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
     public void A_child_attaches_by_handle_reads_what_the_parent_wrote_and_writes_back(DsmType type, long mainRegion)
     {
         using var pm = new DsmTestInstance("proc-rw", type, mainRegion: mainRegion);

@@ -9,16 +9,8 @@ namespace Postmaster.Tests.Dsm;
 [Collection(DsmProcessCollection.Name)]
 public sealed class DsmReconcileTests
 {
-    public static TheoryData<DsmType, long> Kinds => new()
-    {
-        { DsmType.Posix, 0 },
-        { DsmType.SysV, 0 },
-        { DsmType.Mmap, 0 },
-        { DsmType.Posix, 1024 * 1024 },
-    };
-
     [Theory]
-    [MemberData(nameof(Kinds))]
+    [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
     public void Reconcile_drops_exactly_the_dead_backend_references_and_destroys_what_nobody_holds(DsmType type, long mainRegion)
     {
         using var pm = new DsmTestInstance("reconcile", type, mainRegion: mainRegion);

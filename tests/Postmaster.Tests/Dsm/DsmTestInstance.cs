@@ -1,3 +1,4 @@
+using Xunit;
 using System.Collections.Concurrent;
 using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
@@ -35,6 +36,15 @@ public sealed class ListLogger : IShmemLogger
 /// </summary>
 public sealed class DsmTestInstance : IDisposable
 {
+    /// <summary>Every implementation, and POSIX with a main region (second value: min_dynamic_shared_memory).</summary>
+    public static TheoryData<DsmType, long> Kinds => new()
+    {
+        { DsmType.Posix, 0 },
+        { DsmType.SysV, 0 },
+        { DsmType.Mmap, 0 },
+        { DsmType.Posix, 1024 * 1024 }, // main region
+    };
+
     public const int DefaultMaxBackends = 8;
     private static int s_counter;
     private readonly List<DsmSession> _sessions = new();

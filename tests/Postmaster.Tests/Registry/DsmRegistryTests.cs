@@ -13,16 +13,8 @@ namespace Postmaster.Tests.Registry;
 /// backends. Every instance checks on Dispose that no segment of it is left.</summary>
 public sealed class DsmRegistryTests
 {
-    public static TheoryData<DsmType, long> Kinds => new()
-    {
-        { DsmType.Posix, 0 },
-        { DsmType.SysV, 0 },
-        { DsmType.Mmap, 0 },
-        { DsmType.Posix, 1024 * 1024 }, // main region
-    };
-
     [Theory]
-    [MemberData(nameof(Kinds))]
+    [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
     public void The_first_caller_initialises_once_and_every_later_caller_finds_the_same_segment(DsmType type, long mainRegion)
     {
         using var pm = new DsmTestInstance("reg-basic", type, mainRegion: mainRegion);
@@ -240,15 +232,9 @@ public sealed class DsmRegistryTests
     public void A_wait_for_another_initialiser_can_be_cancelled()
     {
         using var pm = new DsmTestInstance("reg-cancel", DsmType.Posix);
-        using var entered = new ManualResetEventSlim();
-        using var proceed = new ManualResetEventSlim();
         using var cancel = new CancellationTokenSource();
-        var initialiser = TestThread.Start(() => pm.Registry(0).GetNamedSegment("reg-cancel", 4096, _ =>
-        {
-            entered.Set();
-            Assert.True(proceed.Wait(Timeouts.Default));
-        }, out _));
-        Assert.True(entered.Wait(Timeouts.Default));
+        var (initialiser, proceed) = ParkInitialiser(pm, "reg-cancel");
+        using var proceedEvent = proceed;
         try
         {
             var b = pm.Registry(1);
@@ -268,14 +254,8 @@ public sealed class DsmRegistryTests
     public void A_slow_initialiser_does_not_delay_other_names()
     {
         using var pm = new DsmTestInstance("reg-unrelated", DsmType.Posix);
-        using var entered = new ManualResetEventSlim();
-        using var proceed = new ManualResetEventSlim();
-        var slow = TestThread.Start(() => pm.Registry(0).GetNamedSegment("reg-slow", 4096, _ =>
-        {
-            entered.Set();
-            Assert.True(proceed.Wait(Timeouts.Default));
-        }, out _));
-        Assert.True(entered.Wait(Timeouts.Default));
+        var (slow, proceed) = ParkInitialiser(pm, "reg-slow");
+        using var proceedEvent = proceed;
         try
         {
             var b = pm.Registry(1);
@@ -321,5 +301,21 @@ public sealed class DsmRegistryTests
         Assert.Equal(64, (int)System.Runtime.InteropServices.Marshal.OffsetOf<DsmRegistryEntry>(nameof(DsmRegistryEntry.NameHash)));
         Assert.Equal(112, (int)System.Runtime.InteropServices.Marshal.OffsetOf<DsmRegistryEntry>(nameof(DsmRegistryEntry.Changed)));
         Assert.Equal(63, DsmRegistryTable.MaxNameBytes);
+    }
+
+    /// <summary>Starts slot 0's initialisation of <paramref name="name"/> on a thread and returns once it is inside
+    /// the initialiser, parked there until the returned event is set (the caller sets it, joins the thread and
+    /// disposes the event).</summary>
+    private static (TestThread<NamedSegment> Thread, ManualResetEventSlim Proceed) ParkInitialiser(DsmTestInstance pm, string name)
+    {
+        using var entered = new ManualResetEventSlim();
+        var proceed = new ManualResetEventSlim();
+        var thread = TestThread.Start(() => pm.Registry(0).GetNamedSegment(name, 4096, _ =>
+        {
+            entered.Set();
+            Assert.True(proceed.Wait(Timeouts.Default));
+        }, out _));
+        Assert.True(entered.Wait(Timeouts.Default));
+        return (thread, proceed);
     }
 }
