@@ -106,11 +106,15 @@ public sealed class BackendHost
         string entry = _p.Entry, argument = _p.Argument;
         if (_p.Pooled)
         {
-            WorkerResolver.Warm();
+            WorkerResolver.Preload(_p.Preload, _p.DataDir,
+                (what, why) => _log.Write(BackendLog.Debug1, $"pool member: not preloading worker entry \"{what}\": {why}"));
+            // First-use costs of what runs after the wake-up, paid while parked: the context type, the slot texts.
+            _ = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid, dsm);
+            _ = shmem.Slots.Read(_p.Slot);
             var assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
             if (assignment is null)
                 return ExitDone; // stopped while parked: nothing was running
-            (_name, entry, argument) = (assignment.Value.Name, assignment.Value.Entry, assignment.Value.Argument);
+            (_name, entry, argument) = (assignment.Name, assignment.Entry, assignment.Argument);
         }
         IBackgroundWorker worker;
         try

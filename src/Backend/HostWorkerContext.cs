@@ -84,14 +84,11 @@ public sealed class HostWorkerContext : WorkerContext
     public override DynamicWorkerHandle StartDynamicWorker(string name, string entry, string argument, TimeSpan timeout)
     {
         var queue = _shmem.Requests;
-        int index = queue.Submit(WorkerRequestKind.Spawn, name, entry, argument, "")
+        int index = queue.Post(WorkerRequestKind.Spawn, name, entry, argument, "", _postmasterPid)
                     ?? throw new InvalidOperationException("the postmaster's request queue is full");
-        queue.Ring();
-        ProcessControl.Signal(_postmasterPid, Signals.SIGUSR1); // fallback: either wakes the postmaster
-        var r = queue.WaitForResult(index, timeout);
+        var r = queue.WaitOrWithdraw(index, timeout);
         if (r is null)
         {
-            queue.Withdraw(index);
             throw new InvalidOperationException($"the postmaster did not start worker \"{name}\" within {timeout.TotalSeconds:0} s");
         }
         if (!r.Value.Ok)

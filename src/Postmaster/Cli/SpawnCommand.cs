@@ -59,20 +59,15 @@ public static class SpawnCommand
             return null;
         using (shmem)
         {
-            var index = shmem.Requests.Submit(kind, name, entry, argument, target);
+            var index = shmem.Requests.Post(kind, name, entry, argument, target, server.Pid);
             if (index is not int i)
             {
                 Report.Error("the postmaster's request queue is full; try again");
                 return null;
             }
-            shmem.Requests.Ring();
-            ProcessControl.Signal(server.Pid, Signals.SIGUSR1); // fallback: either wakes the postmaster
-            var result = shmem.Requests.WaitForResult(i, timeout);
+            var result = shmem.Requests.WaitOrWithdraw(i, timeout);
             if (result is null)
-            {
-                shmem.Requests.Withdraw(i);
                 Report.Error($"the postmaster (PID {server.Pid}) did not answer within {timeout.TotalSeconds:0} s");
-            }
             return result;
         }
     }

@@ -20,6 +20,7 @@ public static class SettingCatalog
     public const string LogMinMessages = "log_min_messages";
     public const string ShutdownKillTimeout = "shutdown_kill_timeout";
     public const string BackendPoolSize = "backend_pool_size";
+    public const string BackendPoolPreload = "backend_pool_preload";
     public const string CrashRecovery = "crash_recovery";
     public const string RestartAfterCrash = "restart_after_crash";
     public const string CrashRestartLimit = "crash_restart_limit";
@@ -95,6 +96,20 @@ public static class SettingCatalog
             Documentation = "Backends started ahead of demand, attached and parked, so that a spawn request (or a static "
                 + "worker's restart) does not wait for a process start. They count against `max_backends`; the pool "
                 + "refills in the background.",
+        },
+        new()
+        {
+            Name = BackendPoolPreload, Kind = SettingKind.String, DefaultText = "",
+            Context = SettingContext.Reload, Group = SettingGroup.Backends,
+            Description = "worker entries that pool members load before a request comes (comma-separated)",
+            Documentation = "Each parked pool member resolves these entries ahead of demand (loads the assembly, finds "
+                + "the type, JIT-compiles its `Run`), so that a request for one of them starts it in well under a "
+                + "millisecond. The entries of configured workers and the last 4 entries requested by `spawn` are "
+                + "preloaded as well, so this is only needed for entries that are requested rarely but must start fast "
+                + "(PostgreSQL's `shared_preload_libraries`). An entry that cannot be loaded is skipped (logged at "
+                + "`debug1`); it fails, with its error, only when a worker is started with it. Assemblies are loaded "
+                + "into the default load context: two entries whose assemblies share a name but not a path cannot "
+                + "both be preloaded (the first wins).",
         },
         new()
         {

@@ -50,6 +50,8 @@ public sealed class Settings
         LogMinMessages = (Severity)Number(SettingCatalog.LogMinMessages);
         ShutdownKillTimeout = TimeSpan.FromMilliseconds(Number(SettingCatalog.ShutdownKillTimeout));
         BackendPoolSize = (int)Number(SettingCatalog.BackendPoolSize);
+        BackendPoolPreload = _byName[SettingCatalog.BackendPoolPreload].Value.Text
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
         RestartAfterCrash = Number(SettingCatalog.RestartAfterCrash) != 0;
         CrashRestartLimit = (int)Number(SettingCatalog.CrashRestartLimit);
@@ -91,6 +93,9 @@ public sealed class Settings
 
     /// <summary><c>backend_pool_size</c>. Reload.</summary>
     public int BackendPoolSize { get; }
+
+    /// <summary><c>backend_pool_preload</c>, split at commas. Reload.</summary>
+    public IReadOnlyList<string> BackendPoolPreload { get; }
 
     /// <summary><c>crash_recovery</c>. Reload.</summary>
     public CrashRecovery CrashRecovery { get; }

@@ -42,6 +42,10 @@ public sealed class BackendSupervisor
     private long _killDeadline = long.MaxValue;
     private bool _holdStarts;
     private long _refillNotBefore;
+    private readonly List<string> _recentDynamicEntries = new();
+
+    /// <summary>How many of the most recently spawned dynamic entries new pool members preload.</summary>
+    public const int RecentDynamicEntriesPreloaded = 4;
 
     /// <summary>After a pool member is handed out, the refill waits this long, so that the new process's start
     /// (tens of milliseconds of CPU on a 2-core machine) does not compete with the worker just woken.</summary>
@@ -185,7 +189,15 @@ public sealed class BackendSupervisor
         }
         // The pool is refilled by the loop right after the answer is posted (StartDue), not before: a process
         // start here would delay the requester by its cost.
-        return Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
+        var started = Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
+        if (started is not null)
+        {
+            _recentDynamicEntries.Remove(entry);
+            _recentDynamicEntries.Insert(0, entry);
+            if (_recentDynamicEntries.Count > RecentDynamicEntriesPreloaded)
+                _recentDynamicEntries.RemoveAt(RecentDynamicEntriesPreloaded);
+        }
+        return started;
     }
 
     /// <summary>Stops one backend by pid or name with SIGTERM; it is not restarted. Returns the pids signalled.</summary>
@@ -236,7 +248,8 @@ public sealed class BackendSupervisor
         int pid;
         try
         {
-            pid = _launcher.Launch(_parameters(slot, gen, spec, pooled));
+            var parameters = _parameters(slot, gen, spec, pooled);
+            pid = _launcher.Launch(pooled ? parameters with { Preload = PoolPreload() } : parameters);
         }
         catch (OsCallException e)
         {
@@ -274,6 +287,18 @@ public sealed class BackendSupervisor
                 return;
             }
         }
+    }
+
+    /// <summary>What a new pool member resolves while parked: backend_pool_preload, the configured workers' entries,
+    /// and the entries spawned most recently.</summary>
+    private List<string> PoolPreload()
+    {
+        var entries = new List<string>(_settings.BackendPoolPreload);
+        foreach (var inst in _static.Values)
+            if (!inst.Removed)
+                entries.Add(inst.Spec.Entry);
+        entries.AddRange(_recentDynamicEntries);
+        return entries.Distinct(StringComparer.Ordinal).ToList();
     }
 
     private static readonly WorkerSpec PoolSpec = WorkerSpec.Dynamic("pool", "", "");

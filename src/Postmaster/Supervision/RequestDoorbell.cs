@@ -29,6 +29,7 @@ public sealed class RequestDoorbell
             throw new InvalidOperationException("internal error: the request doorbell is already running");
         _requests = requests;
         _stop = false;
+        requests.SetListening(true);
         _thread = new Thread(Listen) { IsBackground = true, Name = "request doorbell" };
         _thread.Start();
     }
@@ -39,7 +40,8 @@ public sealed class RequestDoorbell
         if (_thread is null)
             return;
         _stop = true;
-        _requests!.Ring(); // wakes the thread if it sleeps on the word
+        _requests!.SetListening(false); // requesters fall back to SIGUSR1 from now on
+        _requests.Ring(); // wakes the thread if it sleeps on the word
         _thread.Join();
         _thread = null;
         _requests = null;

@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Backends;
 /// </summary>
 public sealed record BackendParameters
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
     public const int ParameterFd = 3;
     public const int DeathWatchFd = 4;
 
@@ -34,6 +34,10 @@ public sealed record BackendParameters
     public required string LogDestination { get; init; }   // "stderr" | "json" | "both"
     public required string LogDirectory { get; init; }
     public required string LogLevel { get; init; }
+
+    /// <summary>Pool members only: worker entries to resolve (load, JIT) while parked, so that a request for one of
+    /// them does not pay that first-use cost.</summary>
+    public IReadOnlyList<string> Preload { get; init; } = [];
 
     public string Serialize()
     {
@@ -60,6 +64,7 @@ public sealed record BackendParameters
         Put("log_destination", LogDestination);
         Put("log_directory", LogDirectory);
         Put("log_level", LogLevel);
+        Put("preload", string.Join('\n', Preload));
         sb.Append("end=1\n");
         return sb.ToString();
     }
@@ -107,6 +112,7 @@ public sealed record BackendParameters
             LogDestination = Get("log_destination"),
             LogDirectory = Get("log_directory"),
             LogLevel = Get("log_level"),
+            Preload = Get("preload").Split('\n', StringSplitOptions.RemoveEmptyEntries),
         };
         d.Remove("end");
         if (d.Count > 0)

@@ -6,7 +6,9 @@ using Postmaster.Shmem.Errors;
 namespace Postmaster.Shmem.Backends;
 
 /// <summary>What the postmaster wants a pooled backend to become (written into the slot, then the futex word is woken).</summary>
-public readonly record struct PoolAssignment(string Name, string Entry, string Argument, long Generation);
+/// <remarks>A class, not a struct: Nullable&lt;T&gt;.Value over a struct of this assembly is not precompiled by ReadyToRun and
+/// would be JIT-compiled in the woken pool member, on the request path.</remarks>
+public sealed record PoolAssignment(string Name, string Entry, string Argument, long Generation);
 
 /// <summary>A read-only copy of one slot, for status and inspection.</summary>
 public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
@@ -156,6 +158,7 @@ public sealed unsafe class BackendSlotArray
     public PoolAssignment? WaitForAssignment(int slot, CancellationToken cancel)
     {
         ref var s = ref At(slot);
+        cancel.Register(static () => { }).Dispose(); // pays the first-call cost of Dispose now, not after the wake-up
         using (cancel.Register(() => WakePooled(slot))) // SIGTERM wakes the futex at once
         {
             while (Volatile.Read(ref s.PoolWord) == PoolIdle)

@@ -23,7 +23,7 @@ public readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, lo
 /// Requests from outside the postmaster to start a dynamic worker or terminate one (PostgreSQL's
 /// RegisterDynamicBackgroundWorker slots + PMSIGNAL_BACKGROUND_WORKER_CHANGE). Overview: a requester (the CLI, or a
 /// backend) claims a free entry with a compare-and-swap (Free → Filling), writes it, publishes it (→ Submitted) and
-/// sends SIGUSR1 to the postmaster; the postmaster reads submitted entries (→ Processing), acts, writes the result
+/// rings the doorbell (a futex a postmaster thread waits on; SIGUSR1 when no thread listens); the postmaster reads submitted entries (→ Processing), acts, writes the result
 /// (→ Done or Failed) and wakes the requester's futex; the requester reads the result and frees the entry.
 /// No locks: the postmaster never blocks on a requester. Entries whose requester died are freed by the postmaster.
 /// </summary>
@@ -37,7 +37,7 @@ public sealed unsafe class WorkerRequestQueue
     public const int Failed = 5;
     public const int DefaultCapacity = 64;
     private const uint Magic = 0x504D_5251; // "PMRQ"
-    private const uint LayoutVersion = 1;
+    private const uint LayoutVersion = 2;
     private const int NameOffset = 64, EntryOffset = 128, ArgumentOffset = 384, TargetOffset = 1408, ErrorOffset = 1472;
     private const int NameMax = 63, EntryMax = 255, ArgumentMax = 1023, TargetMax = 63, ErrorMax = 511;
 
@@ -49,6 +49,7 @@ public sealed unsafe class WorkerRequestQueue
         [FieldOffset(8)] public int Capacity;
         [FieldOffset(16)] public long Size;
         [FieldOffset(24)] public int Doorbell;         // futex word: requesters increment it after submitting
+        [FieldOffset(28)] public int Listening;        // 1 while a postmaster thread waits on Doorbell
     }
 
     [StructLayout(LayoutKind.Explicit, Size = EntrySize)]
@@ -96,8 +97,8 @@ public sealed unsafe class WorkerRequestQueue
         return ref _region.Ref<Entry>(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize);
     }
 
-    /// <summary>Requester: claims an entry and submits. Returns its index, or null when every entry is busy.
-    /// The caller then signals the postmaster (SIGUSR1).</summary>
+    /// <summary>Requester: claims an entry and submits it without waking anyone (see <see cref="Post"/>). Returns its
+    /// index, or null when every entry is busy.</summary>
     public int? Submit(WorkerRequestKind kind, string name, string entry, string argument, string target)
     {
         for (int i = 0; i < Capacity; i++)
@@ -121,14 +122,32 @@ public sealed unsafe class WorkerRequestQueue
         return null;
     }
 
-    /// <summary>Requester: rings the postmaster's doorbell (a futex a postmaster thread waits on) after submitting.
-    /// Cheaper and faster than SIGUSR1, which requesters still send as a fallback.</summary>
+    /// <summary>
+    /// Requester: submits and wakes the postmaster. Returns the entry's index, or null when every entry is busy.
+    /// The doorbell wakes a postmaster thread directly; SIGUSR1, which the runtime delivers through its signal thread
+    /// and the thread pool (about 0.7 ms later), is sent only when that thread is not listening (for example while
+    /// shared memory is being rebuilt), so that the postmaster does not serve the queue twice per request.
+    /// </summary>
+    public int? Post(WorkerRequestKind kind, string name, string entry, string argument, string target, int postmasterPid)
+    {
+        if (Submit(kind, name, entry, argument, target) is not int index)
+            return null;
+        Ring();
+        if (Volatile.Read(ref _region.Ref<Header>(0).Listening) == 0)
+            ProcessControl.Signal(postmasterPid, Signals.SIGUSR1);
+        return index;
+    }
+
+    /// <summary>Wakes whoever sleeps on the doorbell.</summary>
     public void Ring()
     {
         ref int bell = ref _region.Ref<Header>(0).Doorbell;
         Interlocked.Increment(ref bell);
         Futex.Wake(ref bell, Futex.WakeAllCount);
     }
+
+    /// <summary>Postmaster: says whether a thread waits on the doorbell (requesters then skip SIGUSR1).</summary>
+    public void SetListening(bool listening) => Volatile.Write(ref _region.Ref<Header>(0).Listening, listening ? 1 : 0);
 
     /// <summary>The doorbell's current value.</summary>
     public int Doorbell => Volatile.Read(ref _region.Ref<Header>(0).Doorbell);
@@ -164,6 +183,15 @@ public sealed unsafe class WorkerRequestQueue
         }
     }
 
+    /// <summary>Requester: <see cref="WaitForResult"/>, and on timeout withdraws the entry (null).</summary>
+    public WorkerRequestResult? WaitOrWithdraw(int index, TimeSpan timeout)
+    {
+        var result = WaitForResult(index, timeout);
+        if (result is null)
+            Withdraw(index);
+        return result;
+    }
+
     /// <summary>Requester gave up waiting: withdraw the entry if the postmaster has not taken it yet.</summary>
     public bool Withdraw(int index) => Interlocked.CompareExchange(ref At(index).State, Free, Submitted) == Submitted;
 
@@ -194,7 +222,9 @@ public sealed unsafe class WorkerRequestQueue
         Futex.Wake(ref e.State, Futex.WakeAllCount);
     }
 
-    /// <summary>Postmaster: frees answered entries whose requester died before reading them.</summary>
+    /// <summary>Postmaster: frees entries whose requester died before it submitted or read the answer. Submitted
+    /// entries are left to <see cref="TakeSubmitted"/>: they are served (and then reaped) whoever sent them, and
+    /// leaving them out keeps the liveness check (a /proc read) off the request path.</summary>
     public int ReapAbandoned()
     {
         int n = 0;
@@ -202,7 +232,7 @@ public sealed unsafe class WorkerRequestQueue
         {
             ref var e = ref At(i);
             int s = Volatile.Read(ref e.State);
-            if (s is Done or Failed or Filling or Submitted && !ProcessControl.IsAlive(e.RequesterPid) &&
+            if (s is Done or Failed or Filling && !ProcessControl.IsAlive(e.RequesterPid) &&
                 Interlocked.CompareExchange(ref e.State, Free, s) == s)
                 n++;
         }

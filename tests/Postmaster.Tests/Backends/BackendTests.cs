@@ -139,6 +139,80 @@ public sealed class BackendTests
         Assert.Equal(0, pm.Stop().ExitCode);
     }
 
+    private static string TestChildEntry(string type) =>
+        $"{Path.Combine(Paths.OutDir, "testchild", "TestChild.dll")}:Postmaster.TestChild.Workers.{type}";
+
+    /// <summary>Waits for a parked pool member (other than <paramref name="except"/>) and returns it.</summary>
+    private static BackendRow ParkedMember(PmInstance pm, int except = 0)
+    {
+        BackendRow? member = null;
+        Wait.Until(() => (member = pm.Backends().FirstOrDefault(b => b.State == "idle (pool)" && b.Pid != except)) is not null,
+            "a parked pool member");
+        return member!;
+    }
+
+    private static bool MapsTestChild(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/maps").Contains("/TestChild.dll", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false; // gone
+        }
+    }
+
+    [Fact]
+    public void Pool_members_preload_the_configured_entries_and_skip_bad_ones()
+    {
+        string marker = Path.Combine(Path.GetTempPath(), $"pmtest-marker-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using var pm = Instance("preload", "backend_pool_size = 1", "log_min_messages = debug1",
+                $"backend_pool_preload = '{TestChildEntry("MarkerWorker")}, /nonexistent/Bad.dll:X.Y'");
+            pm.StartOk();
+            var parked = ParkedMember(pm);
+            Wait.Until(() => MapsTestChild(parked.Pid), "the pool member to load TestChild.dll before any request");
+            pm.WaitForLog("not preloading worker entry \"/nonexistent/Bad.dll:X.Y\": could not access worker library");
+
+            Assert.Equal(0, pm.Do("spawn", "--worker", TestChildEntry("MarkerWorker"), "--argument", marker, "--name", "m").ExitCode);
+            var m = pm.WaitForBackends(b => b.Any(x => x.Name == "m"), "the preloaded worker").Single(x => x.Name == "m");
+            Assert.Equal(parked.Pid, m.Pid);
+            Wait.Until(() => File.Exists(marker), "the marker file");
+            Assert.Equal(0, pm.Do("spawn", "--worker", "/nonexistent/Bad.dll:X.Y", "--name", "bad").ExitCode);
+            pm.WaitForLog("background worker \"bad\": could not access worker library \"/nonexistent/Bad.dll\"");
+            Assert.Equal(0, pm.Stop().ExitCode);
+            Assert.Equal($"started {m.Slot}\nstopped\nexit callback\n", File.ReadAllText(marker));
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
+    [Fact]
+    public void A_refilled_pool_member_preloads_the_entry_spawned_last()
+    {
+        string stamps = Directory.CreateTempSubdirectory("pmtest-stamps-").FullName;
+        try
+        {
+            using var pm = Instance("preload-learn", "backend_pool_size = 1");
+            pm.StartOk();
+            var first = ParkedMember(pm);
+            Assert.False(MapsTestChild(first.Pid), "nothing asked for TestChild.dll yet");
+            Assert.Equal(0, pm.Do("spawn", "--worker", TestChildEntry("StampWorker"), "--argument", $"exit:{stamps}", "--name", "s").ExitCode);
+            Wait.Until(() => Directory.EnumerateFiles(stamps).Any(f => !f.EndsWith(".tmp", StringComparison.Ordinal)), "the stamp worker to run");
+            var refill = ParkedMember(pm, except: first.Pid);
+            Wait.Until(() => MapsTestChild(refill.Pid), "the refilled member to preload the entry spawned last");
+            Assert.Equal(0, pm.Stop().ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(stamps, recursive: true);
+        }
+    }
+
     [Fact]
     public void Max_backends_bounds_every_backend()
     {

@@ -24,6 +24,7 @@ public sealed class SettingsTests
         Assert.Equal(Severity.Info, settings.LogMinMessages);
         Assert.Equal(TimeSpan.FromSeconds(5), settings.ShutdownKillTimeout);
         Assert.Equal(2, settings.BackendPoolSize);
+        Assert.Empty(settings.BackendPoolPreload);
         Assert.Equal(CrashRecovery.Reconcile, settings.CrashRecovery);
         Assert.True(settings.RestartAfterCrash);
         Assert.Equal(5, settings.CrashRestartLimit);
@@ -39,6 +40,14 @@ public sealed class SettingsTests
 
         Assert.Equal(Settings.CreateDefault().All.Select(setting => setting.ToString()),
             loaded.All.Select(setting => setting.ToString()));
+    }
+
+    [Fact]
+    public void Backend_pool_preload_is_a_comma_separated_list_of_entries()
+    {
+        Assert.Equal(["idle", "/w/a b.dll:N.T", "lib.dll:X"],
+            LoadLine("backend_pool_preload", "' idle, /w/a b.dll:N.T ,, lib.dll:X '").BackendPoolPreload);
+        Assert.Empty(LoadLine("backend_pool_preload", "''").BackendPoolPreload);
     }
 
     [Fact]

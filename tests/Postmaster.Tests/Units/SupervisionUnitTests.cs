@@ -49,11 +49,14 @@ public sealed class SupervisionUnitTests
             DataDir = "/data dir/with spaces=and%", DataDirDevice = 2049, DataDirInode = 123456789, SegmentKind = "sysv",
             SegmentKey = 42, SegmentId = 7, SegmentSize = 1 << 20, DsmControlHandle = 12345, DsmType = "posix", Slot = 3,
             Generation = 99, PostmasterPid = 1000, WorkerName = "w.1", Entry = "a.dll:B.C", Argument = "x\ny=z", Pooled = true,
-            LogDestination = "both", LogDirectory = "/log", LogLevel = "debug1",
+            LogDestination = "both", LogDirectory = "/log", LogLevel = "debug1", Preload = ["idle", "/a b/c%.dll:N.T"],
         };
-        Assert.Equal(p, BackendParameters.Parse(p.Serialize()));
-        Assert.Contains("version 2", Assert.Throws<FormatException>(() =>
-            BackendParameters.Parse(p.Serialize().Replace("version=1", "version=2"))).Message);
+        var back = BackendParameters.Parse(p.Serialize());
+        Assert.Equal(p.Preload, back.Preload);
+        Assert.Equal(p, back with { Preload = p.Preload });
+        Assert.Empty(BackendParameters.Parse((p with { Preload = [] }).Serialize()).Preload);
+        Assert.Contains("version 1", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse(p.Serialize().Replace("version=2", "version=1"))).Message);
         Assert.Contains("truncated", Assert.Throws<FormatException>(() =>
             BackendParameters.Parse(p.Serialize().Replace("end=1\n", ""))).Message);
         Assert.Contains("unknown backend parameter \"extra\"", Assert.Throws<FormatException>(() =>

@@ -160,9 +160,7 @@ public sealed partial class BackendsSuite
         long t0 = Stopwatch.GetTimestamp();
         if (parked.Pooled)
         {
-            int? index = server.Shmem.Requests.Submit(WorkerRequestKind.Spawn, "exit", "exit", "0", "");
-            server.Shmem.Requests.Ring();
-            ProcessControl.Signal(server.Pid, Signals.SIGUSR1);
+            int? index = server.Shmem.Requests.Post(WorkerRequestKind.Spawn, "exit", "exit", "0", "", server.Pid);
             while (true)
             {
                 var s = slots.Read(parked.Slot);

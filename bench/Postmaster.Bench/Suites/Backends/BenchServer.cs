@@ -162,18 +162,15 @@ internal sealed class BenchServer : IDisposable
                                 list.Count(b => b.Pooled) == parked, $"{running} running and {parked} parked backends");
 
     /// <summary>What <c>postmaster spawn</c> / <c>terminate</c> do, minus the process start: post the request in
-    /// shared memory, SIGUSR1 the postmaster, wait on the entry's futex for the answer.</summary>
+    /// shared memory, ring the postmaster's doorbell, wait on the entry's futex for the answer.</summary>
     public WorkerRequestResult Request(WorkerRequestKind kind, string name, string entry, string argument, string target = "")
     {
         var shmem = Shmem;
-        int index = shmem.Requests.Submit(kind, name, entry, argument, target)
+        int index = shmem.Requests.Post(kind, name, entry, argument, target, Pid)
                     ?? throw new InvalidOperationException("the postmaster's request queue is full");
-        shmem.Requests.Ring();
-        ProcessControl.Signal(Pid, Signals.SIGUSR1);
-        var result = shmem.Requests.WaitForResult(index, WaitLimit);
+        var result = shmem.Requests.WaitOrWithdraw(index, WaitLimit);
         if (result is null)
         {
-            shmem.Requests.Withdraw(index);
             throw new TimeoutException($"the postmaster (PID {Pid}) did not answer a {kind} request");
         }
         return result.Value;
