@@ -43,6 +43,7 @@ public sealed class BackendSupervisor
     private bool _holdStarts;
     private long _refillNotBefore;
     private readonly List<string> _recentDynamicEntries = new();
+    private readonly List<int> _assignedNotWoken = new();
 
     /// <summary>How many of the most recently spawned dynamic entries new pool members preload.</summary>
     public const int RecentDynamicEntriesPreloaded = 4;
@@ -189,7 +190,7 @@ public sealed class BackendSupervisor
         }
         // The pool is refilled by the loop right after the answer is posted (StartDue), not before: a process
         // start here would delay the requester by its cost.
-        var started = Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error);
+        var started = Start(WorkerSpec.Dynamic(name, entry, argument), 0, out error, wakeLater: true);
         if (started is not null)
         {
             _recentDynamicEntries.Remove(entry);
@@ -198,6 +199,15 @@ public sealed class BackendSupervisor
                 _recentDynamicEntries.RemoveAt(RecentDynamicEntriesPreloaded);
         }
         return started;
+    }
+
+    /// <summary>Wakes the pool members that <see cref="StartDynamic"/> handed work to. The loop calls it right after
+    /// answering the requests: on 2 cores, a member woken first takes the CPU the requester needs for its answer.</summary>
+    public void WakeAssigned()
+    {
+        foreach (int slot in _assignedNotWoken)
+            _shmem.Slots.WakeAssigned(slot);
+        _assignedNotWoken.Clear();
     }
 
     /// <summary>Stops one backend by pid or name with SIGTERM; it is not restarted. Returns the pids signalled.</summary>
@@ -215,7 +225,7 @@ public sealed class BackendSupervisor
         return victims.Select(p => p.Pid).ToList();
     }
 
-    private BackendProcess? Start(WorkerSpec spec, int restarts, out string? error)
+    private BackendProcess? Start(WorkerSpec spec, int restarts, out string? error, bool wakeLater = false)
     {
         error = null;
         var member = _byPid.Values.FirstOrDefault(p => p.Pooled && !p.StopRequested &&
@@ -223,7 +233,10 @@ public sealed class BackendSupervisor
         if (member is not null)
         {
             long gen = ++_generation;
-            _shmem.Slots.PostAssignment(member.Slot, new PoolAssignment(spec.Name, spec.Entry, spec.Argument, gen), restarts);
+            _shmem.Slots.PostAssignment(member.Slot, new PoolAssignment(spec.Name, spec.Entry, spec.Argument, gen), restarts,
+                wake: !wakeLater);
+            if (wakeLater)
+                _assignedNotWoken.Add(member.Slot);
             member.Pooled = false;
             member.Spec = spec;
             member.Generation = gen;

@@ -178,6 +178,7 @@ public sealed class PostmasterLoop
                     _log.Log($"terminating {string.Join(", ", pids.Select(x => $"PID {x}"))} at the request of PID {r.RequesterPid}");
             }
             queue.Complete(r.Index, result);
+            _backends.WakeAssigned();
         }
     }
 

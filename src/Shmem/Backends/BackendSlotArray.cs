@@ -140,8 +140,9 @@ public sealed unsafe class BackendSlotArray
 
     public BackendSlotState StateOf(int slot) => (BackendSlotState)Volatile.Read(ref At(slot).State);
 
-    /// <summary>Postmaster: hand a parked pool member its work, then wake it.</summary>
-    public void PostAssignment(int slot, PoolAssignment a, int restarts = 0)
+    /// <summary>Postmaster: hand a parked pool member its work, then wake it (at once, or later with
+    /// <see cref="WakeAssigned"/> when <paramref name="wake"/> is false).</summary>
+    public void PostAssignment(int slot, PoolAssignment a, int restarts = 0, bool wake = true)
     {
         ref var s = ref At(slot);
         s.Restarts = restarts;
@@ -150,8 +151,12 @@ public sealed unsafe class BackendSlotArray
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         WriteText(ref s, a.Name, a.Entry, a.Argument);
         Volatile.Write(ref s.PoolWord, PoolAssigned);
-        Locks.Futex.Wake(ref s.PoolWord, 1);
+        if (wake)
+            WakeAssigned(slot);
     }
+
+    /// <summary>Postmaster: wakes a pool member whose assignment is posted.</summary>
+    public void WakeAssigned(int slot) => Locks.Futex.Wake(ref At(slot).PoolWord, 1);
 
     /// <summary>Backend (pool member): wait until the postmaster posts work, or <paramref name="cancel"/> fires.
     /// Returns the assignment, or null when cancelled.</summary>
