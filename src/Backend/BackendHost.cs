@@ -25,10 +25,11 @@ public sealed class BackendHost
 
     private readonly BackendParameters _p;
     private readonly BackendLog _log;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly StopRequest _stop = new();
     private readonly ExitCallbacks _exit = new();
     private readonly List<PosixSignalRegistration> _signals = new();
     private string _name;
+    private int _orphaned;
 
     public BackendHost(BackendParameters parameters, BackendLog log)
     {
@@ -40,7 +41,8 @@ public sealed class BackendHost
     public int Run()
     {
         InstallSignals();
-        PostmasterDeathWatch.Start(_p.PostmasterPid, BackendParameters.DeathWatchFd, OnPostmasterDeath, ProcessControl.ExitImmediately);
+        if (!PostmasterDeathWatch.Arm(_p.PostmasterPid))
+            OnPostmasterDeath();
         InstanceShmem shmem;
         try
         {
@@ -52,7 +54,7 @@ public sealed class BackendHost
             return ExitFailure;
         }
         int code = ExitFailure;
-        DsmSession? dsm = null;
+        LazyDsmSession? dsm = null;
         try
         {
             if (!shmem.Slots.MarkActive(_p.Slot, _p.Generation, Environment.ProcessId))
@@ -63,12 +65,12 @@ public sealed class BackendHost
             _exit.OnShmemExit("release backend slot", () => shmem.Slots.MarkInactive(_p.Slot));
             var owner = shmem.Owners.CreateOwner(_p.Slot, shmem.Tranches);
             _exit.OnShmemExit("release locks", owner.ReleaseAll);
-            dsm = new DsmSession(shmem, owner, DsmConfigFor(_p), new BackendShmemLog(_log));
+            dsm = new LazyDsmSession(() => new DsmSession(shmem, owner, DsmConfigFor(_p), new BackendShmemLog(_log)));
             code = RunWorker(shmem, owner, dsm);
         }
         finally
         {
-            _exit.RunAll(() => dsm?.DetachAll(), (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
+            _exit.RunAll(() => dsm?.Created?.DetachAll(), (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
             shmem.Dispose();
             _log.Dispose();
         }
@@ -101,7 +103,7 @@ public sealed class BackendHost
         _ => DsmType.Posix,
     }, p.DataDir, new FileStat(p.DataDirDevice, p.DataDirInode, 0, 0, 0));
 
-    private int RunWorker(InstanceShmem shmem, LockOwner owner, DsmSession dsm)
+    private int RunWorker(InstanceShmem shmem, LockOwner owner, LazyDsmSession dsm)
     {
         string entry = _p.Entry, argument = _p.Argument;
         if (_p.Pooled)
@@ -109,7 +111,7 @@ public sealed class BackendHost
             WorkerResolver.Preload(_p.Preload, _p.DataDir,
                 (what, why) => _log.Write(BackendLog.Debug1, $"pool member: not preloading worker entry \"{what}\": {why}"));
             // First-use costs of what runs after the wake-up, paid while parked: the context type, the slot texts.
-            _ = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid, dsm);
+            _ = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
             _ = shmem.Slots.Read(_p.Slot);
             var assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
             if (assignment is null)
@@ -126,15 +128,15 @@ public sealed class BackendHost
             _log.Write(BackendLog.Fatal, $"background worker \"{_name}\": {e.Message}", hint: e.Hint);
             return ExitFailure;
         }
-        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop.Token, _exit, _p.PostmasterPid, dsm);
+        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
         try
         {
             int code = worker.Run(context);
-            if (_stop.IsCancellationRequested && code == ExitFailure)
+            if (_stop.IsSet && code == ExitFailure)
                 _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
             return code;
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (_stop.IsSet)
         {
             _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
             return ExitFailure;
@@ -153,7 +155,10 @@ public sealed class BackendHost
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             ctx.Cancel = true;
-            _stop.Cancel();
+            if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
+                OnPostmasterDeath(); // the parent-death signal
+            else
+                RequestStop();
         }));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
@@ -166,7 +171,12 @@ public sealed class BackendHost
 
     private void OnPostmasterDeath()
     {
+        if (Interlocked.Exchange(ref _orphaned, 1) != 0)
+            return;
         _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to unexpected postmaster exit");
-        _stop.Cancel();
+        PostmasterDeathWatch.ExitAfterGracePeriod(ExitFailure);
+        RequestStop();
     }
+
+    private void RequestStop() => _stop.Set();
 }

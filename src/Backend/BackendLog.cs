@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Backend;
 
@@ -13,6 +14,8 @@ public sealed class BackendLog : IDisposable
 {
     private static readonly string[] s_labels =
         { "DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "INFO", "NOTICE", "WARNING", "ERROR", "LOG", "FATAL", "PANIC" };
+    private static readonly string[] s_levels =
+        { "debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log", "fatal", "panic" };
     public const int Debug1 = 4;
     public const int Warning = 7;
     public const int Log = 9;
@@ -29,7 +32,9 @@ public sealed class BackendLog : IDisposable
     {
         _name = name;
         _stderr = destination is "stderr" or "both";
-        _minimum = Math.Max(0, Array.IndexOf(s_labels, level.ToUpperInvariant()));
+        for (int i = 0; i < s_levels.Length; i++) // the postmaster writes the level in lower case
+            if (string.Equals(s_levels[i], level))
+                _minimum = i;
         if (destination is "json" or "both" && directory is not null)
         {
             Directory.CreateDirectory(directory);
@@ -58,7 +63,7 @@ public sealed class BackendLog : IDisposable
                 if (hint is not null)
                     sb.Append(prefix).Append("HINT:  ").Append(hint).Append('\n');
                 var err = Console.OpenStandardError();
-                var bytes = Encoding.UTF8.GetBytes(sb.ToString());
+                var bytes = Utf8Text.GetBytes(sb.ToString());
                 err.Write(bytes);
             }
             if (_json is not null)

@@ -16,16 +16,17 @@ public sealed class HostWorkerContext : WorkerContext
     private readonly InstanceShmem _shmem;
     private readonly LockOwner _owner;
     private readonly BackendLog _log;
-    private readonly CancellationToken _stopping;
+    private readonly StopRequest _stop;
     private readonly ExitCallbacks _exit;
 
     private readonly int _postmasterPid;
-    private readonly DsmSession _dsm;
+    private readonly LazyDsmSession _dsm;
     private DsmRegistry? _registry;
 
     public HostWorkerContext(string name, string argument, int slot, InstanceShmem shmem, LockOwner owner, BackendLog log,
-        CancellationToken stopping, ExitCallbacks exit, int postmasterPid, DsmSession dsm)
+        StopRequest stop, ExitCallbacks exit, int postmasterPid, LazyDsmSession dsm)
     {
+        _stop = stop;
         _postmasterPid = postmasterPid;
         _dsm = dsm;
         Name = name;
@@ -34,7 +35,6 @@ public sealed class HostWorkerContext : WorkerContext
         _shmem = shmem;
         _owner = owner;
         _log = log;
-        _stopping = stopping;
         _exit = exit;
     }
 
@@ -44,15 +44,17 @@ public sealed class HostWorkerContext : WorkerContext
 
     public override int Slot { get; }
 
-    public override CancellationToken Stopping => _stopping;
+    public override CancellationToken Stopping => _stop.Token;
 
     public override ExitCallbacks Exit => _exit;
 
+    public override bool WaitUntilStopping(TimeSpan timeout) => _stop.Wait(timeout);
+
     public override LockOwner Locks => _owner;
 
-    public override DsmSession Dsm => _dsm;
+    public override DsmSession Dsm => _dsm.Session;
 
-    public override DsmRegistry Registry => _registry ??= new DsmRegistry(_shmem, _owner, _dsm);
+    public override DsmRegistry Registry => _registry ??= new DsmRegistry(_shmem, _owner, _dsm.Session);
 
     public InstanceShmem Shmem => _shmem;
 
@@ -104,7 +106,7 @@ public sealed class HostWorkerContext : WorkerContext
             var info = _shmem.Slots.Read(handle.Slot);
             if (info.Generation != handle.Generation || info.State == BackendSlotState.Unused || !ProcessControl.IsAlive(handle.Pid))
                 return true;
-            if (_stopping.WaitHandle.WaitOne(WaitPoll))
+            if (_stop.Wait(WaitPoll))
                 return false;
         }
         return false;

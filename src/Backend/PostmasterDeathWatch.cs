@@ -3,32 +3,36 @@ using Postmaster.Shmem.Os;
 namespace Postmaster.Backend;
 
 /// <summary>
-/// Notices the postmaster's death two ways: PR_SET_PDEATHSIG delivers SIGTERM the moment the parent dies (set
-/// after exec, then the parent pid is re-checked to close the race), and a thread blocks on the read end of a pipe
-/// whose write end only the postmaster holds: end-of-file means it is gone, whatever signal handling does.
-/// Either way the backend is told to stop, and if it has not exited within <see cref="GracePeriod"/> it is ended
-/// with _exit (the kernel detaches everything), so it never lingers attached.
+/// Notices the postmaster's death without a thread of its own. PR_SET_PDEATHSIG makes the kernel send SIGTERM the
+/// moment the postmaster dies (it is set after exec, so the parent pid is checked once right after, which closes the
+/// window between the two). The backend's SIGTERM handler calls <see cref="PostmasterGone"/> to tell that from an
+/// ordinary stop request: the backend then logs why, stops its worker, and if that has not finished within
+/// <see cref="GracePeriod"/> it is ended with _exit (the kernel detaches everything), so it never lingers attached.
+/// The postmaster starts every backend from its supervisor loop, which runs on its main thread for its whole life
+/// (PR_SET_PDEATHSIG follows the thread that started the child).
 /// </summary>
-public sealed class PostmasterDeathWatch
+public static class PostmasterDeathWatch
 {
     public static readonly TimeSpan GracePeriod = TimeSpan.FromMilliseconds(800);
 
-    public static void Start(int postmasterPid, int pipeFd, Action onDeath, Action<int> hardExit)
+    /// <summary>Asks for SIGTERM at the postmaster's death; returns false when it is already gone.</summary>
+    public static bool Arm(int postmasterPid)
     {
         ProcessSpawner.SetParentDeathSignal(Signals.SIGTERM);
-        var thread = new Thread(() =>
-        {
-            var fd = new SafeFd(pipeFd);
-            if (ProcessControl.ReadParentPid(Environment.ProcessId) == postmasterPid)
-                ProcessSpawner.ReadWithTimeout(fd, -1); // returns at EOF: the postmaster is gone
-            onDeath();
-            Thread.Sleep(GracePeriod);
-            hardExit(1);
-        })
-        {
-            IsBackground = true,
-            Name = "postmaster death watch",
-        };
-        thread.Start();
+        return !PostmasterGone(postmasterPid);
     }
+
+    /// <summary>Whether this process's parent is no longer the postmaster (it died and the process was re-parented).</summary>
+    public static bool PostmasterGone(int postmasterPid) => ProcessControl.ParentPid != postmasterPid;
+
+    /// <summary>Ends the process with <paramref name="code"/> (no exit path) unless it has exited within the grace period.</summary>
+    public static void ExitAfterGracePeriod(int code) => new Thread(() =>
+    {
+        Thread.Sleep(GracePeriod);
+        ProcessControl.ExitImmediately(code);
+    })
+    {
+        IsBackground = true,
+        Name = "postmaster death grace period",
+    }.Start();
 }

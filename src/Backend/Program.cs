@@ -1,5 +1,6 @@
 using Postmaster.Backend;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Os;
 
 // Signal dispositions first (see src/Postmaster/Program.cs): the runtime must not record an inherited SIG_IGN.
@@ -10,11 +11,10 @@ foreach (int signal in new[] { Signals.SIGINT, Signals.SIGQUIT, Signals.SIGTERM,
 string text;
 try
 {
-    using var fd = new SafeFd(BackendParameters.ParameterFd);
-    using var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd.DangerousGetHandle(), ownsHandle: false), FileAccess.Read);
-    text = new StreamReader(stream).ReadToEnd();
+    text = ProcessSpawner.ReadToEnd(BackendParameters.ParameterFd);
+    ProcessSpawner.Close(BackendParameters.ParameterFd);
 }
-catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+catch (OsCallException e)
 {
     Console.Error.WriteLine($"pm-backend: could not read backend parameters from descriptor {BackendParameters.ParameterFd}: {e.Message}");
     Console.Error.WriteLine("pm-backend is started by postmaster; it is not meant to be run by hand.");
@@ -32,3 +32,4 @@ catch (FormatException e)
 }
 using var log = new BackendLog(parameters.WorkerName, parameters.LogDestination, parameters.LogDirectory, parameters.LogLevel);
 return new BackendHost(parameters, log).Run();
+

@@ -247,11 +247,10 @@ public sealed class MainSegment : IDisposable
         int id = SysVShm.Lookup((int)key);
         if (id < 0)
             return (SegmentState.Foreign, -1, null); // exists (we collided) but is not visible to us
-        var info = SysVShm.Stat(id, out int errno);
-        if (info is null)
+        if (!SysVShm.TryStat(id, out var info, out int errno))
             return (errno is Errno.EINVAL or Errno.EIDRM ? SegmentState.Gone : errno == Errno.EACCES ? SegmentState.Foreign : SegmentState.AnalysisFailure, id, null);
-        long attachedBefore = info.Value.AttachCount;
-        if (info.Value.Size < MainHeader.Size)
+        long attachedBefore = info.AttachCount;
+        if (info.Size < MainHeader.Size)
             return (SegmentState.Foreign, id, null);
         byte* p = SysVShm.TryAttach(id, readOnly: true, out errno);
         if (p == null)

@@ -194,7 +194,8 @@ public static class DsmSuite
         {
             if (_type == DsmType.SysV)
             {
-                var info = SysVShm.Stat(_id, out _) ?? throw new InvalidOperationException("IPC_STAT failed");
+                if (!SysVShm.TryStat(_id, out _, out _))
+                    throw new InvalidOperationException("IPC_STAT failed");
                 nint p = Libc.shmat(_id, 0, 0);
                 Check(p == -1 ? -1 : 0, "shmat");
                 Check(Libc.shmdt(p), "shmdt");

@@ -8,7 +8,7 @@ public sealed class IdleWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {
-        context.Stopping.WaitHandle.WaitOne();
+        context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
         return 1;
     }
 }

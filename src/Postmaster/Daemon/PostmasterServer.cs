@@ -66,7 +66,7 @@ public static class PostmasterServer
             memory.Create();
             WriteOptionsFile(dataDir, options.OptionsLine);
 
-            using var launcher = new BackendLauncher(BackendLauncher.DefaultExecutable);
+            var launcher = new BackendLauncher(BackendLauncher.DefaultExecutable);
             PostmasterLoop? loop = null;
             var backends = new BackendSupervisor(log, launcher, memory.Shmem, settings,
                 (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, memory, slot, gen, spec, pooled));

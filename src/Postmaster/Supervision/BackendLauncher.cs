@@ -5,21 +5,13 @@ namespace Postmaster.Supervision;
 
 /// <summary>
 /// Starts pm-backend processes: the one spawn path (posix_spawn, reaped by pid). The parameter block goes through a
-/// pipe that becomes the child's descriptor 3 (written before the spawn: it fits the pipe buffer, so nothing blocks);
-/// the read end of the postmaster's death-watch pipe becomes descriptor 4 in every child (the write end stays here,
-/// close-on-exec, so every backend sees end-of-file the moment the postmaster dies). stdout and stderr are shared
-/// with the postmaster, so all log lines end up in one place.
+/// pipe that becomes the child's descriptor 3 (written before the spawn: it fits the pipe buffer, so nothing blocks).
+/// A backend learns of the postmaster's death from PR_SET_PDEATHSIG (see pm-backend's PostmasterDeathWatch). stdout
+/// and stderr are shared with the postmaster, so all log lines end up in one place.
 /// </summary>
-public sealed class BackendLauncher : IDisposable
+public sealed class BackendLauncher
 {
-    private readonly SafeFd _deathRead;
-    private readonly SafeFd _deathWrite;
-
-    public BackendLauncher(string executable)
-    {
-        Executable = executable;
-        (_deathRead, _deathWrite) = ProcessSpawner.CreatePipe();
-    }
+    public BackendLauncher(string executable) => Executable = executable;
 
     public string Executable { get; }
 
@@ -50,13 +42,7 @@ public sealed class BackendLauncher : IDisposable
             }
             return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), s_environment,
                 StdinPath: "/dev/null",
-                InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd), (_deathRead.Fd, BackendParameters.DeathWatchFd) }));
+                InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd) }));
         }
-    }
-
-    public void Dispose()
-    {
-        _deathWrite.Dispose();
-        _deathRead.Dispose();
     }
 }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Backends;
 
@@ -190,12 +191,12 @@ public sealed unsafe class BackendSlotArray
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>
     public static string? Validate(string name, string entry, string argument)
     {
-        if (Encoding.UTF8.GetByteCount(name) > MaxNameBytes)
+        if (Utf8Text.GetByteCount(name) > MaxNameBytes)
             return $"worker name \"{name}\" is too long (at most {MaxNameBytes} bytes)";
-        if (Encoding.UTF8.GetByteCount(entry) > MaxEntryBytes)
+        if (Utf8Text.GetByteCount(entry) > MaxEntryBytes)
             return $"worker entry \"{entry}\" is too long (at most {MaxEntryBytes} bytes)";
-        if (Encoding.UTF8.GetByteCount(argument) > MaxArgumentBytes)
-            return $"worker argument is too long ({Encoding.UTF8.GetByteCount(argument)} bytes; at most {MaxArgumentBytes})";
+        if (Utf8Text.GetByteCount(argument) > MaxArgumentBytes)
+            return $"worker argument is too long ({Utf8Text.GetByteCount(argument)} bytes; at most {MaxArgumentBytes})";
         return null;
     }
 
@@ -215,7 +216,7 @@ public sealed unsafe class BackendSlotArray
     {
         var span = new Span<byte>(dst, max + 1);
         span.Clear();
-        Encoding.UTF8.GetBytes(text, span);
+        Utf8Text.GetBytes(text, span);
     }
 
     private static string ReadText(ref Slot s, int offset, int max)
@@ -224,7 +225,7 @@ public sealed unsafe class BackendSlotArray
         {
             var span = new ReadOnlySpan<byte>((byte*)p + offset, max + 1);
             int len = span.IndexOf((byte)0);
-            return Encoding.UTF8.GetString(span[..(len < 0 ? max : len)]);
+            return Utf8Text.GetString(span[..(len < 0 ? max : len)]);
         }
     }
 }

@@ -4,6 +4,7 @@ using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Backends;
 
@@ -243,7 +244,7 @@ public sealed unsafe class WorkerRequestQueue
     {
         var span = _region.Span(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
         span.Clear();
-        var bytes = Encoding.UTF8.GetBytes(text);
+        var bytes = Utf8Text.GetBytes(text);
         bytes.AsSpan(0, Math.Min(bytes.Length, max)).CopyTo(span); // callers validate lengths; never overflow the field
     }
 
@@ -251,6 +252,6 @@ public sealed unsafe class WorkerRequestQueue
     {
         var span = _region.Span(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize + offset, max + 1);
         int len = span.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(span[..(len < 0 ? max : len)]);
+        return Utf8Text.GetString(span[..(len < 0 ? max : len)]);
     }
 }

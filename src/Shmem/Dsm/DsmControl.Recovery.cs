@@ -41,11 +41,10 @@ public sealed unsafe partial class DsmControl
         try
         {
             int count = Math.Clamp(Volatile.Read(ref record.Count), 0, DsmControlLayout.MaxAttachmentsPerSlot);
-            var entries = _table.Entries(slot);
             int itemCount = _table.Header.ItemCount;
             for (int e = 0; e < count; e++)
             {
-                var entry = entries[e];
+                var entry = _table.Entry(slot, e);
                 int index = _table.Codec.IndexOf(entry.Handle);
                 if (entry.Handle == 0 || index >= itemCount)
                     continue;

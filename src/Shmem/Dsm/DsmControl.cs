@@ -202,10 +202,9 @@ public sealed unsafe partial class DsmControl : IDisposable
             ref var record = ref _table.Record(slot);
             int count = Math.Clamp(Volatile.Read(ref record.Count), 0, DsmControlLayout.MaxAttachmentsPerSlot);
             int pid = Volatile.Read(ref record.Pid);
-            var entries = _table.Entries(slot);
             for (int e = 0; e < count; e++)
             {
-                var entry = entries[e];
+                var entry = _table.Entry(slot, e);
                 if (!holders.TryGetValue(entry.Handle, out var list))
                     holders[entry.Handle] = list = new List<DsmAttachment>();
                 list.Add(new DsmAttachment(slot, pid, (entry.Flags & DsmAttachmentEntry.Attached) != 0,

@@ -121,12 +121,19 @@ internal sealed unsafe class DsmControlTable
         return ref *(DsmAttachmentRecord*)(_area + RecordsOffset + slot * DsmControlLayout.RecordSize);
     }
 
-    /// <summary>The entries of <paramref name="slot"/>'s record (all of them; [0, Count) are valid).</summary>
-    public Span<DsmAttachmentEntry> Entries(int slot)
+    /// <summary>Entry <paramref name="index"/> of <paramref name="slot"/>'s record ([0, Count) are valid). A ref, not a
+    /// Span: Span&lt;T&gt; over a struct of this assembly is not precompiled by ReadyToRun.</summary>
+    public ref DsmAttachmentEntry Entry(int slot, int index)
     {
-        byte* record = (byte*)Unsafe.AsPointer(ref Record(slot));
-        return new Span<DsmAttachmentEntry>(record + DsmAttachmentRecord.HeaderSize, DsmControlLayout.MaxAttachmentsPerSlot);
+        if ((uint)index >= DsmControlLayout.MaxAttachmentsPerSlot)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"attachment entries are 0..{DsmControlLayout.MaxAttachmentsPerSlot - 1}");
+        return ref EntriesOf(slot)[index];
     }
+
+    /// <summary>The first entry of <paramref name="slot"/>'s record; callers index it below <see cref="EntryCount"/>
+    /// (validated), so within the record.</summary>
+    private DsmAttachmentEntry* EntriesOf(int slot) =>
+        (DsmAttachmentEntry*)((byte*)Unsafe.AsPointer(ref Record(slot)) + DsmAttachmentRecord.HeaderSize);
 
     /// <summary>The record's entry count, validated (a dead writer may have left anything).</summary>
     public int EntryCount(int slot)
@@ -215,7 +222,7 @@ internal sealed unsafe class DsmControlTable
     public bool AddEntry(int slot, int pid, uint handle, uint flags)
     {
         ref var record = ref Record(slot);
-        var entries = Entries(slot);
+        var entries = EntriesOf(slot);
         int count = EntryCount(slot);
         record.Pid = pid;
         for (int i = 0; i < count; i++)
@@ -241,7 +248,7 @@ internal sealed unsafe class DsmControlTable
     public bool ClearEntry(int slot, uint handle, uint flags)
     {
         ref var record = ref Record(slot);
-        var entries = Entries(slot);
+        var entries = EntriesOf(slot);
         int count = EntryCount(slot);
         for (int i = 0; i < count; i++)
         {
@@ -266,7 +273,7 @@ internal sealed unsafe class DsmControlTable
     public int ForgetPins(int slot)
     {
         ref var record = ref Record(slot);
-        var entries = Entries(slot);
+        var entries = EntriesOf(slot);
         int count = EntryCount(slot);
         for (int i = count - 1; i >= 0; i--)
         {
@@ -291,7 +298,7 @@ internal sealed unsafe class DsmControlTable
     /// (creation retried with a new generation after a name collision). Lock held.</summary>
     public void RenameEntry(int slot, uint oldHandle, uint newHandle)
     {
-        var entries = Entries(slot);
+        var entries = EntriesOf(slot);
         int count = EntryCount(slot);
         for (int i = 0; i < count; i++)
         {

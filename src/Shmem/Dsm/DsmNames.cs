@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Text;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Dsm;
 
@@ -43,12 +44,12 @@ internal sealed class DsmNames
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         Tag = tag;
-        PosixFilePrefix = $"pm.{tag}.";
+        PosixFilePrefix = "pm." + tag.ToString() + ".";
         DynShmemDirectory = Path.Combine(dataDirectory, DynShmemDirectoryName);
-        _posixSegment = Encoding.UTF8.GetBytes("/" + PosixFilePrefix);
-        _posixControl = Encoding.UTF8.GetBytes("/" + PosixFilePrefix + "ctl.");
-        _mmapSegment = Encoding.UTF8.GetBytes(Path.Combine(DynShmemDirectory, MmapSegmentPrefix));
-        _mmapControl = Encoding.UTF8.GetBytes(Path.Combine(DynShmemDirectory, MmapControlPrefix));
+        _posixSegment = Utf8Text.GetBytes("/" + PosixFilePrefix);
+        _posixControl = Utf8Text.GetBytes("/" + PosixFilePrefix + "ctl.");
+        _mmapSegment = Utf8Text.GetBytes(Path.Combine(DynShmemDirectory, MmapSegmentPrefix));
+        _mmapControl = Utf8Text.GetBytes(Path.Combine(DynShmemDirectory, MmapControlPrefix));
     }
 
     public DsmInstanceTag Tag { get; }
@@ -67,7 +68,7 @@ internal sealed class DsmNames
     public int WritePath(Span<byte> buffer, DsmImplementation impl, DsmObjectKind kind, uint handle)
     {
         var prefix = Prefix(impl, kind);
-        prefix.CopyTo(buffer);
+        prefix.AsSpan().CopyTo(buffer);
         if (!Utf8Formatter.TryFormat(handle, buffer[prefix.Length..], out int digits))
             throw new ArgumentException("the path buffer is too small", nameof(buffer));
         buffer[prefix.Length + digits] = 0;
@@ -77,7 +78,7 @@ internal sealed class DsmNames
     /// <summary>The object's name for messages: the POSIX name, the file path, or the SysV key in decimal.</summary>
     public string Describe(DsmImplementation impl, DsmObjectKind kind, uint handle) => impl == DsmImplementation.SysV
         ? ((uint)SysVKey(kind, handle)).ToString(System.Globalization.CultureInfo.InvariantCulture)
-        : Encoding.UTF8.GetString(Prefix(impl, kind)) + handle.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        : Utf8Text.GetString(Prefix(impl, kind)) + handle.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The SysV key of (kind, handle): 1 .. 2^31-1.</summary>
     public int SysVKey(DsmObjectKind kind, uint handle)

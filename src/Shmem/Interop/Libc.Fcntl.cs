@@ -71,8 +71,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int link(string oldpath, string newpath);
 
-    [LibraryImport(Name, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    public static partial int stat(string path, byte* buf);
+    /// <summary>stat(2) with a NUL-terminated UTF-8 path (see <see cref="Text.Utf8Text.ToNulTerminated"/>): every backend
+    /// stats its data directory while it starts, and the built-in string marshaller would load Encoding.UTF8.</summary>
+    [LibraryImport(Name, EntryPoint = "stat", SetLastError = true)]
+    public static partial int stat(byte* path, byte* buf);
 
     [LibraryImport(Name, SetLastError = true)]
     public static partial int fstat(int fd, byte* buf);

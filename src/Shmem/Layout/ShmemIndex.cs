@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Layout;
 
@@ -187,12 +188,22 @@ public sealed class ShmemIndex
         return rows;
     }
 
+    /// <summary>A loop, not a span search: MemoryExtensions.Contains&lt;byte&gt; is not precompiled by ReadyToRun and
+    /// would JIT-compile in every backend as it attaches.</summary>
+    private static bool HasNul(byte[] bytes)
+    {
+        foreach (byte b in bytes)
+            if (b == 0)
+                return true;
+        return false;
+    }
+
     private static byte[] EncodeName(string name)
     {
         if (string.IsNullOrEmpty(name))
             throw new ArgumentException("shared memory data structure name cannot be empty", nameof(name));
-        var bytes = Encoding.UTF8.GetBytes(name);
-        if (bytes.Length > MaxNameBytes || bytes.Contains((byte)0))
+        var bytes = Utf8Text.GetBytes(name);
+        if (bytes.Length > MaxNameBytes || HasNul(bytes))
             throw new ArgumentException(
                 $"shared memory data structure name \"{name}\" is too long or contains NUL (at most {MaxNameBytes} bytes)",
                 nameof(name));
@@ -222,7 +233,7 @@ public sealed class ShmemIndex
         {
             var dst = new Span<byte>(p, MaxNameBytes + 1);
             dst.Clear();
-            key.CopyTo(dst);
+            key.AsSpan().CopyTo(dst);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Interop;
 using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.LockFile;
 
@@ -94,11 +95,11 @@ public sealed class DataDirLockFile : IDisposable
             sb.Append("0\n");                                   // line 4: no TCP port
             sb.Append(socketPath ?? "").Append('\n');            // line 5: control socket
             sb.Append('\n');                                     // line 6: listen address
-            long shmemOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            long shmemOffset = Utf8Text.GetByteCount(sb.ToString());
             sb.Append(ShmemLine(0, 0)).Append('\n');             // line 7, rewritten in place once the segment exists
-            long statusOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            long statusOffset = Utf8Text.GetByteCount(sb.ToString());
             sb.Append(PmStatus.Starting).Append('\n');           // line 8
-            long infoOffset = Encoding.UTF8.GetByteCount(sb.ToString());
+            long infoOffset = Utf8Text.GetByteCount(sb.ToString());
             sb.Append(InfoLine("", 0, "")).Append('\n');          // line 9
             // No fsync: the file only means something while its creator lives and holds the lock, so surviving a
             // power loss would only produce a stale file, which the next start replaces anyway.
@@ -223,12 +224,12 @@ public sealed class DataDirLockFile : IDisposable
         const int MaxLockFile = 8192;
         byte* buf = stackalloc byte[MaxLockFile];
         nint n = Libc.pread(fd.Fd, buf, MaxLockFile, 0);
-        return n <= 0 ? "" : Encoding.UTF8.GetString(buf, (int)n);
+        return n <= 0 ? "" : Utf8Text.GetString(new ReadOnlySpan<byte>(buf, (int)n));
     }
 
     private static unsafe void WriteAt(SafeFd fd, string path, long offset, string text)
     {
-        var bytes = Encoding.UTF8.GetBytes(text);
+        var bytes = Utf8Text.GetBytes(text);
         fixed (byte* p = bytes)
         {
             nint n = Libc.pwrite(fd.Fd, p, (nuint)bytes.Length, offset);

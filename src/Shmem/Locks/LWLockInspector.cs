@@ -44,7 +44,7 @@ public sealed class LWLockInspector
         var result = new LWLockHolding[count];
         for (int i = 0; i < count; i++)
         {
-            var e = record->Held[i]; // a copy: the owner may be changing it
+            var e = LWLockOwnerRecord.HeldAt(record, i); // a copy: the owner may be changing it
             result[i] = new LWLockHolding(slot, pid, alive, new LWLockId(e.SegmentId, e.Offset), e.TrancheId,
                 NameOf(e.TrancheId), e.Mode, e.Phase);
         }

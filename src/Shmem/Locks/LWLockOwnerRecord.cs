@@ -32,6 +32,17 @@ internal struct LWLockOwnerRecord
 
     /// <summary>The held (or being acquired) locks, oldest first; released locks are normally the newest (LIFO).</summary>
     [FieldOffset(HeldOffset)] public HeldLockArray Held;
+
+    /// <summary>Entry <paramref name="index"/> of <see cref="Held"/>. Not the inline array's indexer: with a variable
+    /// index it goes through Span&lt;HeldLockEntry&gt;, which ReadyToRun cannot precompile (a JIT compilation in every
+    /// process that takes a lock).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe ref HeldLockEntry HeldAt(LWLockOwnerRecord* record, int index)
+    {
+        if ((uint)index >= LockOwner.MaxHeldLocks)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"held-lock entries are 0..{LockOwner.MaxHeldLocks - 1}");
+        return ref Unsafe.Add(ref Unsafe.As<HeldLockArray, HeldLockEntry>(ref record->Held), index);
+    }
 }
 
 /// <summary>One owner-record entry: which lock (segment id, offset), its tranche (so it can be named without

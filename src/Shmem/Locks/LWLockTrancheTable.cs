@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Locks;
 
@@ -142,7 +143,7 @@ public sealed unsafe class LWLockTrancheTable
             return null;
         var bytes = _region.Span(NamesOffset + (long)trancheId * NameSlotSize, NameSlotSize);
         int length = bytes.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(length < 0 ? bytes : bytes[..length]);
+        return Utf8Text.GetString(length < 0 ? bytes : bytes[..length]);
     }
 
     /// <summary>The id of the tranche called <paramref name="name"/>, or null. Lock-free; never blocks.</summary>
@@ -150,7 +151,7 @@ public sealed unsafe class LWLockTrancheTable
     {
         int length = CheckName(name);
         Span<byte> utf8 = stackalloc byte[NameSlotSize];
-        Encoding.UTF8.GetBytes(name, utf8);
+        Utf8Text.GetBytes(name, utf8);
         return Find(utf8[..length]);
     }
 
@@ -175,7 +176,7 @@ public sealed unsafe class LWLockTrancheTable
     {
         int length = CheckName(name);
         Span<byte> utf8 = stackalloc byte[NameSlotSize];
-        Encoding.UTF8.GetBytes(name, utf8);
+        Utf8Text.GetBytes(name, utf8);
         if (Find(utf8[..length]) is int existing)
             return existing;
 
@@ -218,7 +219,7 @@ public sealed unsafe class LWLockTrancheTable
         ArgumentNullException.ThrowIfNull(name);
         if (name.Length == 0 || name.Contains('\0'))
             throw new ArgumentException("a tranche name must be non-empty and contain no NUL character", nameof(name));
-        int length = Encoding.UTF8.GetByteCount(name);
+        int length = Utf8Text.GetByteCount(name);
         if (length > MaxNameBytes)
             throw new ArgumentException(
                 $"tranche name \"{name}\" is too long: {length} bytes, the limit is {MaxNameBytes} bytes", nameof(name));
@@ -229,7 +230,7 @@ public sealed unsafe class LWLockTrancheTable
     {
         var slot = region.Span(NamesOffset + (long)id * NameSlotSize, NameSlotSize);
         slot.Clear();
-        Encoding.UTF8.GetBytes(name, slot);
+        Utf8Text.GetBytes(name, slot);
     }
 }
 

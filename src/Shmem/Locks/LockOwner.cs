@@ -121,7 +121,7 @@ public sealed unsafe class LockOwner : IDisposable
         uint segmentId = lwlock.SegmentId;
         int count = record->HeldCount;
         int index = count - 1;
-        if (index < 0 || !record->Held[index].Is(offset, segmentId))
+        if (index < 0 || !LWLockOwnerRecord.HeldAt(record, index).Is(offset, segmentId))
             index = IndexOfHeld(lwlock, count);
         ReleaseAt(record, l, index, count);
     }
@@ -132,7 +132,7 @@ public sealed unsafe class LockOwner : IDisposable
     {
         for (int count = _record->HeldCount; count > 0; count--)
         {
-            if (_record->Held[count - 1].Phase == HeldLockPhase.Held)
+            if (LWLockOwnerRecord.HeldAt(_record, count - 1).Phase == HeldLockPhase.Held)
                 ReleaseAt(_record, (LWLock*)_addresses[count - 1], count - 1, count);
             else
                 Forget(count - 1);
@@ -148,7 +148,7 @@ public sealed unsafe class LockOwner : IDisposable
         int count = _record->HeldCount;
         for (int i = count - 1; i >= 0; i--)
         {
-            ref var e = ref _record->Held[i];
+            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
             if (e.Is(lwlock) && e.Phase == HeldLockPhase.Held)
                 return e.Mode;
         }
@@ -198,7 +198,7 @@ public sealed unsafe class LockOwner : IDisposable
         long offset = lwlock.Offset;
         ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
         var addresses = _addresses;
-        ref var e = ref record->Held[count];
+        ref var e = ref LWLockOwnerRecord.HeldAt(record, count);
         e.Offset = offset;
         e.Tag = tag;
         addresses[count] = (nint)l;
@@ -212,13 +212,13 @@ public sealed unsafe class LockOwner : IDisposable
     {
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = _exclusiveOwner;
-        record->Held[index].Phase = HeldLockPhase.Held;
+        LWLockOwnerRecord.HeldAt(record, index).Phase = HeldLockPhase.Held;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ReleaseAt(LWLockOwnerRecord* record, LWLock* l, int index, int count)
     {
-        ref var e = ref record->Held[index];
+        ref var e = ref LWLockOwnerRecord.HeldAt(record, index);
         Debug.Assert(e.Phase == HeldLockPhase.Held, "releasing a lock whose acquisition has not completed");
         Debug.Assert((nint)l == _addresses[index], "owner record and local addresses disagree");
         LWLockMode mode = e.Mode;
@@ -260,7 +260,7 @@ public sealed unsafe class LockOwner : IDisposable
     {
         for (int i = index; i < count - 1; i++)
         {
-            _record->Held[i] = _record->Held[i + 1];
+            LWLockOwnerRecord.HeldAt(_record, i) = LWLockOwnerRecord.HeldAt(_record, i + 1);
             _addresses[i] = _addresses[i + 1];
         }
         Volatile.Write(ref _record->HeldCount, count - 1);
@@ -270,7 +270,7 @@ public sealed unsafe class LockOwner : IDisposable
     private int IndexOfHeld(in LWLockHandle lwlock, int count)
     {
         for (int i = count - 1; i >= 0; i--)
-            if (_record->Held[i].Is(lwlock))
+            if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
                 return i;
         throw new LWLockException($"lock {Describe(lwlock)} is not held", $"Owner slot {Slot} (process {Pid}) holds {count} locks.");
     }
@@ -285,9 +285,9 @@ public sealed unsafe class LockOwner : IDisposable
             throw new ArgumentException("the lock handle is empty", nameof(lwlock));
         for (int i = 0; i < count; i++)
         {
-            if (_record->Held[i].Is(lwlock))
+            if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
                 throw new LWLockException($"lock {Describe(lwlock)} is already held by this process",
-                    $"Requested {mode} mode while holding it in {_record->Held[i].Mode} mode (owner slot {Slot}).",
+                    $"Requested {mode} mode while holding it in {LWLockOwnerRecord.HeldAt(_record, i).Mode} mode (owner slot {Slot}).",
                     "Lightweight locks are not re-entrant: acquiring a held lock again would wait for ever.");
         }
         if (count >= MaxHeldLocks)

@@ -1,5 +1,6 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Interop;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Os;
 
@@ -15,7 +16,11 @@ public readonly record struct FileStat(ulong Device, ulong Inode, uint Mode, uin
     {
         var arch = NativeArch.Current;
         byte* buf = stackalloc byte[arch.StatStructSize];
-        if (Libc.stat(path, buf) != 0)
+        var name = Utf8Text.ToNulTerminated(path, stackalloc byte[256]);
+        int rc;
+        fixed (byte* p = name)
+            rc = Libc.stat(p, buf);
+        if (rc != 0)
         {
             int errno = Libc.Errno;
             if (errno is Errno.ENOENT or Errno.ENOTDIR)

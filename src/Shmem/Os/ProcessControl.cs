@@ -10,6 +10,9 @@ public static class ProcessControl
 {
     public static int CurrentPid { get; } = Environment.ProcessId;
 
+    /// <summary>This process's parent pid now (getppid: 1 or a subreaper once the parent died).</summary>
+    public static int ParentPid => Libc.getppid();
+
     /// <summary>geteuid().</summary>
     public static uint EffectiveUid => Libc.geteuid();
 

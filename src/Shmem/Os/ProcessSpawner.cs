@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Interop;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Os;
 
@@ -139,13 +140,35 @@ public static unsafe class ProcessSpawner
             return null;
         byte* buf = stackalloc byte[256];
         nint n = Libc.read(fd.Fd, buf, 256);
-        return n <= 0 ? "" : Encoding.UTF8.GetString(buf, (int)n);
+        return n <= 0 ? "" : Utf8Text.GetString(new ReadOnlySpan<byte>(buf, (int)n));
+    }
+
+    /// <summary>Reads <paramref name="fd"/> to end-of-file as UTF-8 (the backend's parameter pipe). Raw read(2) calls:
+    /// a FileStream and StreamReader would cost a fresh process about 5 ms of type loading on its start-up path.</summary>
+    public static string ReadToEnd(int fd)
+    {
+        var buffer = new byte[8192];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+                Array.Resize(ref buffer, buffer.Length * 2);
+            nint n;
+            fixed (byte* p = &buffer[length])
+                n = Libc.read(fd, p, (nuint)(buffer.Length - length));
+            if (n == 0)
+                return Utf8Text.GetString(buffer.AsSpan(0, length));
+            if (n > 0)
+                length += (int)n;
+            else if (Libc.Errno != Errno.EINTR)
+                throw new OsCallException($"could not read descriptor {fd}", Libc.Errno);
+        }
     }
 
     /// <summary>Writes a short message to a descriptor (the readiness pipe); best effort, returns false on failure.</summary>
     public static bool TryWrite(int fd, string text)
     {
-        var bytes = Encoding.UTF8.GetBytes(text);
+        var bytes = Utf8Text.GetBytes(text);
         fixed (byte* p = bytes)
             return Libc.write(fd, p, (nuint)bytes.Length) == bytes.Length;
     }
@@ -173,11 +196,10 @@ public static unsafe class ProcessSpawner
 
     private static byte* Utf8(string s, List<nint> pinned)
     {
-        int n = Encoding.UTF8.GetByteCount(s);
+        int n = Utf8Text.GetByteCount(s);
         byte* p = (byte*)NativeMemory.Alloc((nuint)n + 1);
         pinned.Add((nint)p);
-        fixed (char* c = s)
-            Encoding.UTF8.GetBytes(c, s.Length, p, n);
+        Utf8Text.GetBytes(s, new Span<byte>(p, n));
         p[n] = 0;
         return p;
     }

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Registry;
 
@@ -141,11 +142,11 @@ public sealed unsafe class DsmRegistryTable
             throw new ShmemException("DSM segment name cannot be empty");
         if (name.Contains('\0'))
             throw new ShmemException("DSM segment name cannot contain a NUL character", $"Name \"{name.Replace("\0", "\\0")}\".");
-        int length = Encoding.UTF8.GetByteCount(name);
+        int length = Utf8Text.GetByteCount(name);
         if (length > MaxNameBytes)
             throw new ShmemException("DSM segment name too long",
                 $"Name \"{name}\" is {length} bytes in UTF-8; the limit is {MaxNameBytes} bytes.");
-        return Encoding.UTF8.GetBytes(name, key);
+        return Utf8Text.GetBytes(name, key);
     }
 
     /// <summary>FNV-1a over the name's bytes.</summary>
@@ -237,7 +238,7 @@ public sealed unsafe class DsmRegistryTable
         {
             var bytes = new ReadOnlySpan<byte>(p, DsmRegistryEntry.NameCapacity);
             int length = bytes.IndexOf((byte)0);
-            return Encoding.UTF8.GetString(length < 0 ? bytes[..MaxNameBytes] : bytes[..length]);
+            return Utf8Text.GetString(length < 0 ? bytes[..MaxNameBytes] : bytes[..length]);
         }
     }
 

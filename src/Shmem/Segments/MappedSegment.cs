@@ -102,8 +102,7 @@ public sealed unsafe class MappedSegment : IDisposable
     /// <summary>Attaches an existing SysV segment by id; null when it is gone (EINVAL/EIDRM).</summary>
     public static MappedSegment? AttachSysV(int id, long key = 0)
     {
-        var info = SysVShm.Stat(id, out int errno);
-        if (info is null)
+        if (!SysVShm.TryStat(id, out var info, out int errno))
         {
             if (errno is Errno.EINVAL or Errno.EIDRM)
                 return null;
@@ -116,7 +115,7 @@ public sealed unsafe class MappedSegment : IDisposable
                 return null;
             throw new OsCallException($"could not attach shared memory segment (ID {id})", errno);
         }
-        return new MappedSegment(SegmentKind.SysV, key.ToString(), key, id, new ShmemRegion(p, info.Value.Size), null);
+        return new MappedSegment(SegmentKind.SysV, key.ToString(), key, id, new ShmemRegion(p, info.Size), null);
     }
 
     /// <summary>Removes the OS name (shm_unlink, unlink, IPC_RMID). The mapping stays usable until Dispose.

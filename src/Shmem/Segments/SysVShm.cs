@@ -36,23 +36,26 @@ internal static unsafe class SysVShm
         return id >= 0 ? id : -1;
     }
 
-    /// <summary>IPC_STAT; null with the errno when it fails.</summary>
-    public static SysVSegmentInfo? Stat(int id, out int errno)
+    /// <summary>IPC_STAT; false with the errno when it fails. (Not a nullable struct: Nullable&lt;T&gt; over a type of
+    /// this assembly is not precompiled by ReadyToRun, and this runs in every backend's start-up.)</summary>
+    public static bool TryStat(int id, out SysVSegmentInfo info, out int errno)
     {
         byte* buf = stackalloc byte[Libc.ShmidDsSize];
         if (Libc.shmctl(id, Libc.IPC_STAT, buf) != 0)
         {
             errno = Libc.Errno;
-            return null;
+            info = default;
+            return false;
         }
         errno = 0;
-        return new SysVSegmentInfo(
+        info = new SysVSegmentInfo(
             *(long*)(buf + Libc.ShmidDsSegszOffset),
             *(int*)(buf + Libc.ShmidDsCpidOffset),
             *(int*)(buf + Libc.ShmidDsLpidOffset),
             *(long*)(buf + Libc.ShmidDsNattchOffset),
             *(uint*)(buf + Libc.ShmidDsUidOffset),
             *(ushort*)(buf + Libc.ShmidDsModeOffset));
+        return true;
     }
 
     /// <summary>shmat; null with the errno on failure.</summary>

@@ -253,6 +253,32 @@ public sealed class BackendTests
     }
 
     [Fact]
+    public void A_worker_that_ignores_stop_requests_is_ended_after_the_postmaster_dies()
+    {
+        using var pm = Instance("pmdeath-stubborn", $"worker.s.entry = '{TestChildEntry("StubbornWorker")}'", "backend_pool_size = 0");
+        pm.StartOk();
+        var s = pm.WaitForBackends(b => b.Count == 1, "the stubborn worker").Single();
+        Assert.True(ProcessControl.Signal(pm.Pid, Signals.SIGKILL));
+        pm.WaitForLog("terminating background worker \"s\" due to unexpected postmaster exit");
+        Wait.Until(() => !ProcessControl.IsAlive(s.Pid), "the worker to be ended after the grace period");
+        pm.StartOk();
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void The_dsm_control_segment_is_attached_on_first_use_only()
+    {
+        using var pm = Instance("lazy-dsm", "dynamic_shared_memory_type = posix", "worker.i.entry = 'idle'",
+            "worker.h.entry = 'dsm-hold'", "worker.h.argument = '1:64kB'", "backend_pool_size = 0");
+        pm.StartOk();
+        var rows = pm.WaitForBackends(b => b.Count == 2 && b.Any(x => x.Name == "h" && x.DsmSegments == 1), "idle and dsm-hold");
+        static string Maps(int pid) => File.ReadAllText($"/proc/{pid}/maps");
+        Assert.DoesNotContain("/dev/shm/pm.", Maps(rows.Single(r => r.Name == "i").Pid));
+        Assert.Contains(".ctl.", Maps(rows.Single(r => r.Name == "h").Pid));
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
     public void A_user_worker_is_loaded_from_an_assembly_and_runs_its_exit_callbacks()
     {
         string marker = Path.Combine(Path.GetTempPath(), $"pmtest-marker-{Environment.ProcessId}-{Guid.NewGuid():N}");

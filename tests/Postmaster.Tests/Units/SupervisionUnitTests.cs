@@ -61,6 +61,35 @@ public sealed class SupervisionUnitTests
             BackendParameters.Parse(p.Serialize().Replace("end=1\n", ""))).Message);
         Assert.Contains("unknown backend parameter \"extra\"", Assert.Throws<FormatException>(() =>
             BackendParameters.Parse("extra=1\n" + p.Serialize())).Message);
+        Assert.Contains("backend parameter \"slot\" is repeated", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse("slot=4\n" + p.Serialize())).Message);
+        Assert.Contains("backend parameter \"segment_id\" is missing", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse(p.Serialize().Replace("segment_id=7\n", ""))).Message);
+        Assert.Contains("malformed backend parameter line \"no equals\"", Assert.Throws<FormatException>(() =>
+            BackendParameters.Parse("no equals\n" + p.Serialize())).Message);
+        foreach (var bad in new[] { "slot=-1", "slot=x", "slot=", "slot=2147483648", "generation=99999999999999999999" })
+        {
+            string field = bad[..bad.IndexOf('=')];
+            string text = string.Join('\n', p.Serialize().Split('\n').Select(l => l.StartsWith(field + "=") ? bad : l));
+            Assert.Contains($"backend parameter \"{field}\" is not a number", Assert.Throws<FormatException>(() =>
+                BackendParameters.Parse(text)).Message);
+        }
+    }
+
+    [Fact]
+    public void Backend_parameters_keep_extreme_numbers_and_non_ascii_text()
+    {
+        var p = new BackendParameters
+        {
+            DataDir = "/données/数据 dir", DataDirDevice = ulong.MaxValue, DataDirInode = 0, SegmentKind = "posix",
+            SegmentKey = -123456789012, SegmentId = long.MinValue + 1, SegmentSize = long.MaxValue, DsmControlHandle = uint.MaxValue,
+            DsmType = "mmap", Slot = int.MaxValue, Generation = 0, PostmasterPid = 1, WorkerName = "wörker", Entry = "idle",
+            Argument = "%0A literally, then a real\r\nline break", Pooled = false, LogDestination = "stderr", LogDirectory = "",
+            LogLevel = "info",
+        };
+        var back = BackendParameters.Parse(p.Serialize());
+        Assert.Empty(back.Preload);
+        Assert.Equal(p, back with { Preload = p.Preload });
     }
 
     [Fact]

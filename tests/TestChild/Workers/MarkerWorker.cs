@@ -20,3 +20,13 @@ public sealed class MarkerWorker : IBackgroundWorker
 public sealed class NotAWorker
 {
 }
+
+/// <summary>Ignores every stop request (for the postmaster-death grace period): sleeps until the process is ended.</summary>
+public sealed class StubbornWorker : IBackgroundWorker
+{
+    public int Run(WorkerContext context)
+    {
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+    }
+}
