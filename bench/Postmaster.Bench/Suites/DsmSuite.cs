@@ -194,7 +194,7 @@ public static class DsmSuite
         {
             if (_type == DsmType.SysV)
             {
-                if (!SysVShm.TryStat(_id, out _, out _))
+                if (!SysVShm.TryStat(_id, out var info, out _))
                     throw new InvalidOperationException("IPC_STAT failed");
                 nint p = Libc.shmat(_id, 0, 0);
                 Check(p == -1 ? -1 : 0, "shmat");
