@@ -304,9 +304,12 @@ public sealed class BackendTests
     [InlineData("TESTCHILD:Postmaster.TestChild.Workers.Missing", "could not find type \"Postmaster.TestChild.Workers.Missing\"")]
     [InlineData("TESTCHILD:Postmaster.TestChild.Workers.NotAWorker", "does not implement Postmaster.Workers.IBackgroundWorker")]
     [InlineData("no-such-builtin", "invalid worker entry \"no-such-builtin\"")]
+    [InlineData("SHMEM:Postmaster.Shmem.Text.Utf8Text", "does not implement Postmaster.Workers.IBackgroundWorker")] // large: found by name
+    [InlineData("SHMEM:Postmaster.Shmem.NoSuchType", "could not find type \"Postmaster.Shmem.NoSuchType\"")]
     public void A_bad_entry_point_fails_with_a_clear_error(string entry, string message)
     {
-        entry = entry.Replace("TESTCHILD", Path.Combine(Paths.OutDir, "testchild", "TestChild.dll"));
+        entry = entry.Replace("TESTCHILD", Path.Combine(Paths.OutDir, "testchild", "TestChild.dll"))
+            .Replace("SHMEM", Path.Combine(Paths.OutDir, "Postmaster.Shmem.dll"));
         using var pm = Instance("badentry", "backend_pool_size = 0");
         pm.StartOk();
         Assert.Equal(0, pm.Do("spawn", "--worker", entry, "--name", "bad").ExitCode);
