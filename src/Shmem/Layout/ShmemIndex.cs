@@ -247,7 +247,7 @@ public sealed class ShmemIndex
         if (Interlocked.CompareExchange(ref word, me, 0) == 0)
             return;
         var deadline = Environment.TickCount64 + (long)LockTimeout.TotalMilliseconds;
-        var spinner = new SpinWait();
+        var backoff = new Locks.Backoff();
         while (Interlocked.CompareExchange(ref word, me, 0) != 0)
         {
             if (Environment.TickCount64 > deadline)
@@ -257,7 +257,7 @@ public sealed class ShmemIndex
                     $"It has been held by process {holder} for more than {LockTimeout.TotalSeconds:0} s" +
                     (ProcessControl.IsAlive(holder) ? "." : ", which is no longer running."));
             }
-            spinner.SpinOnce(sleep1Threshold: -1);
+            backoff.Once();
         }
     }
 

@@ -49,7 +49,7 @@ internal static class LWLockOps
     /// <summary>Longest a waiter spins (re-reading the word) before it announces itself and sleeps.</summary>
     public static readonly TimeSpan SpinBudget = TimeSpan.FromMicroseconds(5);
 
-    /// <summary><see cref="Thread.SpinWait"/> iterations between two reads of the word while spinning.</summary>
+    /// <summary>Pause instructions (<see cref="CpuPause"/>) between two reads of the word while spinning.</summary>
     private const int SpinIterationsPerCheck = 16;
 
     private static readonly long s_spinBudgetTicks = (long)(SpinBudget.TotalSeconds * Stopwatch.Frequency);
@@ -114,7 +114,7 @@ internal static class LWLockOps
                 {
                     if (Stopwatch.GetTimestamp() < spinUntil)
                     {
-                        Thread.SpinWait(SpinIterationsPerCheck);
+                        CpuPause.Spin(SpinIterationsPerCheck);
                         continue;
                     }
                     spinUntil = 0; // spin once per acquire

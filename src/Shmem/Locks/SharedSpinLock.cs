@@ -9,7 +9,7 @@ namespace Postmaster.Shmem.Locks;
 /// re-entrancy check; unlike PostgreSQL's s_lock it stores the holder's pid in the word, so a holder that died is
 /// visible (<see cref="HolderPid"/>), and it never spins for long.
 /// <para><b>Algorithm.</b> Test-and-set by CAS (0 → pid). On contention: up to <see cref="SpinLimit"/> attempts with
-/// exponential back-off (<see cref="Thread.SpinWait"/> doubling up to <see cref="MaxBackoffIterations"/>), which
+/// exponential back-off (<see cref="CpuPause"/> doubling up to <see cref="MaxBackoffIterations"/>), which
 /// covers a holder running on another core; then the waiter sets the <see cref="ContendedBit"/> and sleeps with
 /// FUTEX_WAIT on the word (a holder that was descheduled would otherwise be spun against for a whole time slice, and
 /// this machine has two cores). Release exchanges the word with 0 and issues FUTEX_WAKE(1) only when the contended
@@ -27,7 +27,7 @@ public struct SharedSpinLock
     /// <summary>CAS attempts before sleeping.</summary>
     public const int SpinLimit = 64;
 
-    /// <summary>Upper bound of one back-off step, in <see cref="Thread.SpinWait"/> iterations.</summary>
+    /// <summary>Upper bound of one back-off step, in pause instructions.</summary>
     public const int MaxBackoffIterations = 256;
 
     /// <summary>Set in the word while someone sleeps (or is about to) on it. Pids are below 2^22, so it never
@@ -73,7 +73,7 @@ public struct SharedSpinLock
         {
             if (Volatile.Read(ref _word) == Free && Interlocked.CompareExchange(ref _word, pid, Free) == Free)
                 return true;
-            Thread.SpinWait(backoff);
+            CpuPause.Spin(backoff);
             backoff = Math.Min(backoff * 2, MaxBackoffIterations);
         }
         while (true)

@@ -265,7 +265,7 @@ public sealed unsafe class DsmRegistryTable
             int before = Volatile.Read(ref e.Version);
             if ((before & 1) != 0)
             {
-                Thread.SpinWait(1 << Math.Min(attempt, 10));
+                Locks.CpuPause.Spin(1 << Math.Min(attempt, 10));
                 continue;
             }
             copy = e;
