@@ -8,16 +8,17 @@ using System.Runtime.Loader;
 //   (no argument)        print "hello" and exit (start-to-exit figures)
 //   wait                 sleep until killed, printing nothing (memory and idle-CPU figures)
 //   stamp DIR            write Stopwatch.GetTimestamp() (CLOCK_MONOTONIC ns) to DIR/PID the moment Main runs, and exit
-//   reflect DLL TYPE     time what resolving a worker type costs in a fresh process: load DLL, Assembly.GetType(TYPE),
-//                        GetConstructor, CreateInstance, then the same again for a second lookup; prints milliseconds
+//   reflect DLL TYPE [scan]  time what resolving a worker type costs in a fresh process: load DLL, find TYPE
+//                        (Assembly.GetType, or with "scan" a walk of Assembly.GetTypes() as WorkerResolver does for
+//                        small assemblies), GetConstructor, CreateInstance, then a second lookup; prints milliseconds
 if (args.Length == 0)
     Modes.Hello();
 else if (args[0] == "wait")
     Modes.Wait();
 else if (args[0] == "stamp" && args.Length == 2)
     Modes.Stamp(args[1]);
-else if (args[0] == "reflect" && args.Length == 3)
-    Modes.Reflect(args[1], args[2]);
+else if (args[0] == "reflect" && args.Length is 3 or 4)
+    Modes.Reflect(args[1], args[2], scan: args.Length == 4 && args[3] == "scan");
 
 internal static class Modes
 {
@@ -37,12 +38,12 @@ internal static class Modes
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Reflect(string dll, string typeName)
+    public static void Reflect(string dll, string typeName, bool scan)
     {
         long t0 = Stopwatch.GetTimestamp();
         var asm = AssemblyLoadContext.Default.LoadFromAssemblyPath(dll);
         long t1 = Stopwatch.GetTimestamp();
-        var type = asm.GetType(typeName, throwOnError: true)!;
+        var type = scan ? asm.GetTypes().Single(t => t.FullName == typeName) : asm.GetType(typeName, throwOnError: true)!;
         long t2 = Stopwatch.GetTimestamp();
         var ctor = type.GetConstructor(Type.EmptyTypes);
         object? first = Activator.CreateInstance(type);

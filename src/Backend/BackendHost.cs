@@ -158,7 +158,7 @@ public sealed class BackendHost
             if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
                 OnPostmasterDeath(); // the parent-death signal
             else
-                RequestStop();
+                _stop.Set();
         }));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
@@ -175,8 +175,6 @@ public sealed class BackendHost
             return;
         _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to unexpected postmaster exit");
         PostmasterDeathWatch.ExitAfterGracePeriod(ExitFailure);
-        RequestStop();
+        _stop.Set();
     }
-
-    private void RequestStop() => _stop.Set();
 }

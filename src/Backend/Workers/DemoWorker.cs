@@ -19,7 +19,7 @@ public sealed class DemoWorker : IBackgroundWorker
         var counters = context.InitStruct("demo counters", sizeof(long) * (MaxSlots + 1), out _);
         var lk = context.NamedLock("demo");
         long nextReport = Environment.TickCount64 + (long)ReportEvery.TotalMilliseconds;
-        while (!context.Stopping.WaitHandle.WaitOne(Tick))
+        while (!context.WaitUntilStopping(Tick))
         {
             long total;
             context.Locks.Acquire(lk, LWLockMode.Exclusive);

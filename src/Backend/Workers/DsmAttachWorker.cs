@@ -16,7 +16,7 @@ public sealed class DsmAttachWorker : IBackgroundWorker
                 ? $"dynamic shared memory segment {text} no longer exists"
                 : $"attached dynamic shared memory segment {seg.Handle} ({seg.Size} bytes)");
         }
-        context.Stopping.WaitHandle.WaitOne();
+        context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
         return 1;
     }
 }

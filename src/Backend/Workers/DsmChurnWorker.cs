@@ -56,7 +56,7 @@ public sealed class DsmChurnWorker : IBackgroundWorker
             }
         }
         context.Log($"dsm churn done, holding {held.Count} segments");
-        context.Stopping.WaitHandle.WaitOne();
+        context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
         return 1;
     }
 

@@ -25,7 +25,7 @@ public sealed class DsmHoldWorker : IBackgroundWorker
                 context.Dsm.Pin(seg);
             context.Log($"created dynamic shared memory segment {seg.Handle} ({size} bytes{(pin ? ", pinned" : "")})");
         }
-        context.Stopping.WaitHandle.WaitOne();
+        context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
         return 1;
     }
 

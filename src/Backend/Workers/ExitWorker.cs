@@ -18,7 +18,7 @@ public sealed class ExitWorker : IBackgroundWorker
     {
         bool raw = context.Argument.StartsWith(RawPrefix, StringComparison.Ordinal);
         var (how, delay) = Parse(raw ? context.Argument[RawPrefix.Length..] : context.Argument);
-        if (delay > TimeSpan.Zero && context.Stopping.WaitHandle.WaitOne(delay))
+        if (delay > TimeSpan.Zero && context.WaitUntilStopping(delay))
             return 1;
         if (how.Signal is int sig)
             ProcessControl.DieBySignal(sig);

@@ -15,7 +15,7 @@ public sealed class LockHoldWorker : IBackgroundWorker
         try
         {
             context.Log($"background worker \"{context.Name}\" is holding lock \"{name}\"");
-            context.Stopping.WaitHandle.WaitOne();
+            context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
             return 1;
         }
         finally

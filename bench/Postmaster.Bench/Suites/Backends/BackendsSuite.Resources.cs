@@ -16,7 +16,7 @@ public sealed partial class BackendsSuite
 
     /// <summary>One N: the idle backends and, right after, N bare processes under the same postmaster.</summary>
     private readonly record struct Sample(int Count, MemoryUse Backend, MemoryUse Bare, MemoryUse Postmaster, int BackendThreads,
-        int BareThreads, Cpu WithBackends, Cpu WithoutBackends, Dictionary<string, long>? BackendByMapping = null,
+        int BareThreads, Cpu WithBackends, Cpu WithoutBackends, int WithJit, Dictionary<string, long>? BackendByMapping = null,
         Dictionary<string, long>? BareByMapping = null);
 
     /// <summary>CPU over <see cref="CpuWindow"/> as % of one core: the postmaster by utime + stime and by schedstat, and
@@ -59,7 +59,9 @@ public sealed partial class BackendsSuite
                           $"{Markdown.MiB(first.Bare.PssAnon)} / {Markdown.MiB(first.Bare.PssFile)} / {Markdown.MiB(first.Bare.PssShmem)}; " +
                           $"RSS {Markdown.MiB(first.Backend.Rss)} vs {Markdown.MiB(first.Bare.Rss)}. Threads: idle backend " +
                           $"{first.BackendThreads}, bare .NET {first.BareThreads}. The postmaster itself: PSS " +
-                          $"{string.Join(", ", samples.Select(s => $"{Markdown.MiB(s.Postmaster.Pss)} (N = {s.Count})"))}.");
+                          $"{string.Join(", ", samples.Select(s => $"{Markdown.MiB(s.Postmaster.Pss)} (N = {s.Count})"))}. " +
+                          "Idle backends with the JIT (`libclrjit.so`) mapped: " +
+                          $"{string.Join(", ", samples.Select(s => $"{s.WithJit} of {s.Count}"))}.");
         report.AppendLine();
         var at20 = samples.First(s => s.Count == 20);
         var a = at20.BackendByMapping!;
@@ -117,9 +119,10 @@ public sealed partial class BackendsSuite
         var pm = ProcStats.Memory(server.Pid);
         int threads = ProcStats.Threads(pids[0]);
         var backendByMapping = ProcStats.PrivateByMapping(pids[0]);
+        int withJit = pids.Count(ProcStats.MapsJit);
         var withBackends = measureCpu ? CpuOver(server.Pid, pids) : default;
         if (!withBaseline)
-            return new Sample(n, backend, default, pm, threads, 0, withBackends, default);
+            return new Sample(n, backend, default, pm, threads, 0, withBackends, default, withJit);
 
         server.Reload(settings);
         server.WaitForSteadyState(0, 0);
@@ -131,7 +134,7 @@ public sealed partial class BackendsSuite
             int bareThreads = ProcStats.Threads(bare[0]);
             var bareByMapping = ProcStats.PrivateByMapping(bare[0]);
             var withoutBackends = measureCpu ? CpuOver(server.Pid, bare) : default;
-            return new Sample(n, backend, bareUse, pm, threads, bareThreads, withBackends, withoutBackends, backendByMapping, bareByMapping);
+            return new Sample(n, backend, bareUse, pm, threads, bareThreads, withBackends, withoutBackends, withJit, backendByMapping, bareByMapping);
         }
         finally
         {

@@ -100,4 +100,17 @@ internal static class ProcStats
 
     /// <summary>Threads of the process (/proc/PID/task).</summary>
     public static int Threads(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task").Count();
+
+    /// <summary>Whether the process has the JIT compiler (libclrjit.so) mapped.</summary>
+    public static bool MapsJit(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/maps").Contains("libclrjit.so", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 }
