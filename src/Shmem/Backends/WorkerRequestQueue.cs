@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;

@@ -58,21 +58,6 @@ public static class ProcessControl
         return close >= 0 && close + 2 < text.Length ? text[close + 2] : null;
     }
 
-    /// <summary>The parent pid from /proc/PID/stat, or null.</summary>
-    public static int? ReadParentPid(int pid)
-    {
-        try
-        {
-            var text = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-            return int.Parse(fields[1]);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>
     /// Restores the default disposition of <paramref name="signal"/> if it was inherited as ignored (a shell starts
     /// background jobs with SIGINT and SIGQUIT ignored, and the .NET runtime does not handle a signal that was

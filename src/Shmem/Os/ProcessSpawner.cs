@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Runtime.InteropServices;
-using System.Text;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Interop;
 using Postmaster.Shmem.Text;

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Text;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Text;
