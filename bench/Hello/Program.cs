@@ -40,15 +40,20 @@ internal static class Modes
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Reflect(string dll, string typeName, bool scan)
     {
+        // A backend has Postmaster.Shmem (the worker API) loaded before it resolves a worker: so does this process.
+        string api = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dll))!, "Postmaster.Shmem.dll");
+        if (File.Exists(api))
+            AssemblyLoadContext.Default.LoadFromAssemblyPath(api);
         long t0 = Stopwatch.GetTimestamp();
         var asm = AssemblyLoadContext.Default.LoadFromAssemblyPath(dll);
         long t1 = Stopwatch.GetTimestamp();
-        var type = scan ? asm.GetTypes().Single(t => t.FullName == typeName) : asm.GetType(typeName, throwOnError: true)!;
+        Type Find() => scan ? asm.GetTypes().Single(t => t.FullName == typeName) : asm.GetType(typeName, throwOnError: true)!;
+        var type = Find();
         long t2 = Stopwatch.GetTimestamp();
         var ctor = type.GetConstructor(Type.EmptyTypes);
         object? first = Activator.CreateInstance(type);
         long t3 = Stopwatch.GetTimestamp();
-        var again = asm.GetType(typeName, throwOnError: true)!;
+        var again = Find();
         object? second = Activator.CreateInstance(again);
         long t4 = Stopwatch.GetTimestamp();
         GC.KeepAlive(ctor);
