@@ -23,8 +23,9 @@ public readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, lo
 /// Requests from outside the postmaster to start a dynamic worker or terminate one (PostgreSQL's
 /// RegisterDynamicBackgroundWorker slots + PMSIGNAL_BACKGROUND_WORKER_CHANGE). Overview: a requester (the CLI, or a
 /// backend) claims a free entry with a compare-and-swap (Free → Filling), writes it, publishes it (→ Submitted) and
-/// rings the doorbell (a futex a postmaster thread waits on; SIGUSR1 when no thread listens); the postmaster reads submitted entries (→ Processing), acts, writes the result
-/// (→ Done or Failed) and wakes the requester's futex; the requester reads the result and frees the entry.
+/// rings the doorbell (a futex a postmaster thread waits on; SIGUSR1 when no thread listens); the postmaster reads
+/// submitted entries (→ Processing), acts, writes the result (→ Done or Failed) and wakes the requester's futex; the
+/// requester reads the result and frees the entry.
 /// No locks: the postmaster never blocks on a requester. Entries whose requester died are freed by the postmaster.
 /// </summary>
 public sealed unsafe class WorkerRequestQueue
