@@ -1,6 +1,5 @@
 using System.Reflection;
 using System.Runtime.CompilerServices;
-using System.Runtime.Loader;
 using Postmaster.Backend.Workers;
 using Postmaster.Shmem.Os;
 using Postmaster.Workers;
@@ -122,7 +121,7 @@ public static class WorkerResolver
         Assembly asm;
         try
         {
-            asm = AssemblyLoadContext.Default.LoadFromAssemblyPath(path);
+            asm = WorkerLoadContext.Load(path);
         }
         catch (Exception e) when (e is BadImageFormatException or FileLoadException or IOException)
         {

@@ -107,9 +107,9 @@ public static class SettingCatalog
                 + "millisecond. The entries of configured workers and the last 4 entries requested by `spawn` are "
                 + "preloaded as well, so this is only needed for entries that are requested rarely but must start fast "
                 + "(PostgreSQL's `shared_preload_libraries`). An entry that cannot be loaded is skipped (logged at "
-                + "`debug1`); it fails, with its error, only when a worker is started with it. Assemblies are loaded "
-                + "into the default load context: two entries whose assemblies share a name but not a path cannot "
-                + "both be preloaded (the first wins).",
+                + "`debug1`); it fails, with its error, only when a worker is started with it. Each worker library has "
+                + "a load context of its own, so libraries of the same name in different directories (two versions) "
+                + "can both be preloaded.",
         },
         new()
         {

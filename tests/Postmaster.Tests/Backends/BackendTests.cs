@@ -192,6 +192,43 @@ public sealed class BackendTests
     }
 
     [Fact]
+    public void Two_copies_of_a_worker_library_in_different_directories_run_from_the_same_pool()
+    {
+        // Two deployments of one library (same assembly name, different paths), both preloaded by every pool member;
+        // the second directory also carries its own copy of the worker API, which must not be the one used.
+        string root = Directory.CreateTempSubdirectory("pmtest-twolibs-").FullName;
+        try
+        {
+            string src = Path.Combine(Paths.OutDir, "testchild");
+            string[] dirs = [Path.Combine(root, "v1"), Path.Combine(root, "v2")];
+            foreach (var d in dirs)
+            {
+                Directory.CreateDirectory(d);
+                File.Copy(Path.Combine(src, "TestChild.dll"), Path.Combine(d, "TestChild.dll"));
+            }
+            File.Copy(Path.Combine(src, "Postmaster.Shmem.dll"), Path.Combine(dirs[1], "Postmaster.Shmem.dll"));
+            string[] entries = dirs.Select(d => $"{Path.Combine(d, "TestChild.dll")}:Postmaster.TestChild.Workers.MarkerWorker").ToArray();
+            string[] markers = dirs.Select(d => Path.Combine(d, "marker")).ToArray();
+            using var pm = Instance("twolibs", "backend_pool_size = 2", "log_min_messages = debug1",
+                $"backend_pool_preload = '{entries[0]}, {entries[1]}'");
+            pm.StartOk();
+            var parked = ParkedMember(pm);
+            Wait.Until(() => File.ReadAllText($"/proc/{parked.Pid}/maps").Contains(Path.Combine(dirs[1], "TestChild.dll")),
+                "a pool member to preload both copies");
+            for (int i = 0; i < 2; i++)
+                Assert.Equal(0, pm.Do("spawn", "--worker", entries[i], "--argument", markers[i], "--name", $"m{i}").ExitCode);
+            Wait.Until(() => markers.All(File.Exists), "both copies' workers to run");
+            Assert.DoesNotContain("not preloading", pm.Log);
+            Assert.Equal(0, pm.Stop().ExitCode);
+            Assert.All(markers, m => Assert.EndsWith("stopped\nexit callback\n", File.ReadAllText(m)));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_refilled_pool_member_preloads_the_entry_spawned_last()
     {
         string stamps = Directory.CreateTempSubdirectory("pmtest-stamps-").FullName;

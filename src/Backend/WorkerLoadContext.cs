@@ -1,0 +1,46 @@
+using System.Reflection;
+using System.Runtime.Loader;
+
+namespace Postmaster.Backend;
+
+/// <summary>
+/// The load context of one worker library (a plugin context, one per library path). Its dependencies are found the
+/// way the library's own .deps.json says (or next to it), so a worker may bring libraries of its own, and two worker
+/// libraries, or two versions of one (a deployment in a new directory while pool members preloaded the old one), load
+/// side by side. Whatever the backend itself has loaded (the framework and Postmaster.Shmem, the worker API) comes
+/// from the default context, so <c>IBackgroundWorker</c> and <c>WorkerContext</c> are the same types for every
+/// worker even when a library ships its own copy of Postmaster.Shmem.dll.
+/// </summary>
+public sealed class WorkerLoadContext : AssemblyLoadContext
+{
+    private static readonly Dictionary<string, WorkerLoadContext> s_byPath = new(StringComparer.Ordinal);
+    private readonly AssemblyDependencyResolver _resolver;
+
+    private WorkerLoadContext(string path) : base("worker " + path) => _resolver = new AssemblyDependencyResolver(path);
+
+    /// <summary>The library at <paramref name="path"/> (a full path), loaded once per process.</summary>
+    public static Assembly Load(string path)
+    {
+        lock (s_byPath)
+        {
+            if (!s_byPath.TryGetValue(path, out var context))
+                s_byPath[path] = context = new WorkerLoadContext(path);
+            return context.LoadFromAssemblyPath(path);
+        }
+    }
+
+    protected override Assembly? Load(AssemblyName name)
+    {
+        foreach (var loaded in Default.Assemblies)
+            if (string.Equals(loaded.GetName().Name, name.Name, StringComparison.Ordinal))
+                return null; // the backend's own copy
+        string? path = _resolver.ResolveAssemblyToPath(name);
+        return path is null ? null : LoadFromAssemblyPath(path); // null: the default context (the framework) decides
+    }
+
+    protected override IntPtr LoadUnmanagedDll(string unmanagedDllName)
+    {
+        string? path = _resolver.ResolveUnmanagedDllToPath(unmanagedDllName);
+        return path is null ? IntPtr.Zero : LoadUnmanagedDllFromPath(path);
+    }
+}
