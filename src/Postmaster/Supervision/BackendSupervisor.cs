@@ -206,7 +206,7 @@ public sealed class BackendSupervisor
     public void WakeAssigned()
     {
         foreach (int slot in _assignedNotWoken)
-            _shmem.Slots.WakeAssigned(slot);
+            _shmem.Slots.WakePooled(slot);
         _assignedNotWoken.Clear();
     }
 

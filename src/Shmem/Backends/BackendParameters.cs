@@ -122,30 +122,25 @@ public sealed record BackendParameters
         if (!end)
             throw new FormatException("backend parameter block is truncated");
         string Get(string k) => values[FieldIndex(k)] ?? throw new FormatException($"backend parameter \"{k}\" is missing");
-        ulong Unsigned(string k, ulong max)
+        ulong Digits(string k, string v, ulong max)
         {
-            string v = Get(k);
             ulong n = 0;
             foreach (char c in v)
             {
                 uint d = (uint)(c - '0');
                 if (d > 9 || n > (ulong.MaxValue - d) / 10)
-                    throw new FormatException($"backend parameter \"{k}\" is not a number: \"{v}\"");
+                    throw new FormatException($"backend parameter \"{k}\" is not a number: \"{Get(k)}\"");
                 n = n * 10 + d;
             }
             if (v.Length == 0 || n > max)
-                throw new FormatException($"backend parameter \"{k}\" is not a number in 0..{max}: \"{v}\"");
+                throw new FormatException($"backend parameter \"{k}\" is not a number in 0..{max}: \"{Get(k)}\"");
             return n;
         }
-        long Number(string k, long max) => (long)Unsigned(k, (ulong)max);
-        long Signed(string k)
-        {
-            string v = Get(k);
-            if (!v.StartsWith('-'))
-                return Number(k, long.MaxValue);
-            values[FieldIndex(k)] = v.Substring(1);
-            return -Number(k, long.MaxValue);
-        }
+        ulong Unsigned(string k, ulong max) => Digits(k, Get(k), max);
+        long Number(string k, long max) => (long)Digits(k, Get(k), (ulong)max);
+        long Signed(string k) => Get(k) is ['-', .. var magnitude]
+            ? -(long)Digits(k, magnitude, long.MaxValue)
+            : (long)Digits(k, Get(k), long.MaxValue);
         long version = Number("version", int.MaxValue);
         if (version != CurrentVersion)
             throw new FormatException($"backend parameter block has version {version}, this backend understands {CurrentVersion}");

@@ -141,7 +141,7 @@ public sealed unsafe class BackendSlotArray
     public BackendSlotState StateOf(int slot) => (BackendSlotState)Volatile.Read(ref At(slot).State);
 
     /// <summary>Postmaster: hand a parked pool member its work, then wake it (at once, or later with
-    /// <see cref="WakeAssigned"/> when <paramref name="wake"/> is false).</summary>
+    /// <see cref="WakePooled"/> when <paramref name="wake"/> is false).</summary>
     public void PostAssignment(int slot, PoolAssignment a, int restarts = 0, bool wake = true)
     {
         ref var s = ref At(slot);
@@ -152,11 +152,8 @@ public sealed unsafe class BackendSlotArray
         WriteText(ref s, a.Name, a.Entry, a.Argument);
         Volatile.Write(ref s.PoolWord, PoolAssigned);
         if (wake)
-            WakeAssigned(slot);
+            WakePooled(slot);
     }
-
-    /// <summary>Postmaster: wakes a pool member whose assignment is posted.</summary>
-    public void WakeAssigned(int slot) => Locks.Futex.Wake(ref At(slot).PoolWord, 1);
 
     /// <summary>Backend (pool member): wait until the postmaster posts work, or <paramref name="cancel"/> fires.
     /// Returns the assignment, or null when cancelled.</summary>
@@ -177,7 +174,8 @@ public sealed unsafe class BackendSlotArray
             ReadText(ref s, 384, MaxArgumentBytes), Volatile.Read(ref s.Generation));
     }
 
-    /// <summary>Wakes a parked pool member without work (shutdown): it sees cancellation and exits.</summary>
+    /// <summary>Wakes a parked pool member: to take the work posted in its slot, or (without work, at shutdown) to
+    /// see cancellation and exit.</summary>
     public void WakePooled(int slot) => Locks.Futex.Wake(ref At(slot).PoolWord, 1);
 
     public BackendSlotInfo Read(int slot)

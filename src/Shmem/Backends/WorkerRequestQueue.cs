@@ -98,9 +98,9 @@ public sealed unsafe class WorkerRequestQueue
         return ref _region.Ref<Entry>(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize);
     }
 
-    /// <summary>Requester: claims an entry and submits it without waking anyone (see <see cref="Post"/>). Returns its
-    /// index, or null when every entry is busy.</summary>
-    public int? Submit(WorkerRequestKind kind, string name, string entry, string argument, string target)
+    /// <summary>Claims an entry and submits it without waking anyone (see <see cref="Post"/>). Returns its index, or
+    /// null when every entry is busy.</summary>
+    private int? Submit(WorkerRequestKind kind, string name, string entry, string argument, string target)
     {
         for (int i = 0; i < Capacity; i++)
         {

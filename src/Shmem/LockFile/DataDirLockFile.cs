@@ -204,7 +204,7 @@ public sealed class DataDirLockFile : IDisposable
             throw new OsCallException($"could not open data directory \"{dataDir}\"", Libc.Errno);
         var handle = new SafeFd(fd);
         var deadline = Environment.TickCount64 + (long)DirLockTimeout.TotalMilliseconds;
-        var spinner = new SpinWait();
+        var backoff = new Locks.Backoff();
         while (Libc.flock(fd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)
         {
             int errno = Libc.Errno;
@@ -214,7 +214,7 @@ public sealed class DataDirLockFile : IDisposable
                 throw new OsCallException($"could not lock data directory \"{dataDir}\"", errno,
                     hint: "Another postmaster is starting in this data directory.");
             }
-            spinner.SpinOnce(sleep1Threshold: -1);
+            backoff.Once();
         }
         return handle; // closing the descriptor releases the flock
     }
