@@ -25,6 +25,7 @@ var root = new RootCommand("postmaster: a PostgreSQL-style process supervisor wi
     ShmemCommand.Create(),
     SpawnCommand.Create(),
     TerminateCommand.Create(),
+    StartWorkerCommand.Create(),
     CleanupCommand.Create(),
 };
 var parsed = root.Parse(args);

@@ -28,6 +28,9 @@ public sealed class SettingDefinition
     /// <summary>Allowed words of an Enum setting, in the order of the matching C# enum members.</summary>
     public IReadOnlyList<string> AllowedValues { get; init; } = [];
 
+    /// <summary>Longest value of a String setting in UTF-8 bytes; 0 = no limit.</summary>
+    public int MaxBytes { get; init; }
+
     /// <summary>Whether a String setting may be the empty string.</summary>
     public bool AllowEmpty { get; init; } = true;
 

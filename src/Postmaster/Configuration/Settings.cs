@@ -169,6 +169,7 @@ public sealed class Settings
             (RestartPolicy)Attribute(WorkerSettingCatalog.Restart).Value.Number,
             TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelay).Value.Number),
             TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelayMax).Value.Number),
-            TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.StablePeriod).Value.Number));
+            TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.StablePeriod).Value.Number),
+            (int)Attribute(WorkerSettingCatalog.RestartLimit).Value.Number);
     }
 }

@@ -136,6 +136,21 @@ internal sealed class SettingsBuilder
             return [];
         }
 
+        EffectiveSetting count = values[WorkerSettingCatalog.Count];
+        if (count.Value.Number > 1)
+        {
+            string lastInstance = $"{draft.Name}.{count.Value.Number}";
+            if (lastInstance.Length > WorkerSettingCatalog.MaxInstanceNameLength)
+            {
+                SettingSource place = count.Source.Kind != SettingSourceKind.Default ? count.Source : draft.FirstSource;
+                _errors.Add(ConfigError.At(place,
+                    $"worker \"{draft.Name}\" with \"{count.Name}\" = {count.Display} would name its instances up to "
+                    + $"\"{lastInstance}\", longer than {WorkerSettingCatalog.MaxInstanceNameLength} characters ({place.Location})",
+                    $"Use a worker name of at most {WorkerSettingCatalog.MaxInstanceNameLength - 1 - count.Value.Number.ToString(System.Globalization.CultureInfo.InvariantCulture).Length} characters, or a lower count."));
+                return [];
+            }
+        }
+
         return values.Values;
     }
 

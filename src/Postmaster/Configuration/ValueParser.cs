@@ -49,6 +49,20 @@ internal static class ValueParser
                     return false;
                 }
 
+                if (text.Contains('\0'))
+                {
+                    error = InvalidValue(name, text.Replace("\0", "\\0"), source, "This parameter must not contain NUL characters.");
+                    return false;
+                }
+
+                if (definition.MaxBytes > 0 && System.Text.Encoding.UTF8.GetByteCount(text) > definition.MaxBytes)
+                {
+                    error = ConfigError.At(source,
+                        $"value for parameter \"{name}\" is too long: {System.Text.Encoding.UTF8.GetByteCount(text)} bytes ({source.Location})",
+                        $"At most {definition.MaxBytes} bytes are allowed.");
+                    return false;
+                }
+
                 value = ConfigValue.OfText(text);
                 return true;
             default:

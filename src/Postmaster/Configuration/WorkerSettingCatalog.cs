@@ -29,6 +29,14 @@ public static partial class WorkerSettingCatalog
     public const string RestartDelay = "restart_delay";
     public const string RestartDelayMax = "restart_delay_max";
     public const string StablePeriod = "stable_period";
+    public const string RestartLimit = "restart_limit";
+
+    /// <summary>Longest entry and argument in UTF-8 bytes: what a backend slot holds.</summary>
+    public const int MaxEntryBytes = 255;
+    public const int MaxArgumentBytes = 1023;
+
+    /// <summary>Longest name of one instance (<c>NAME</c> or <c>NAME.N</c> for count &gt; 1) in bytes.</summary>
+    public const int MaxInstanceNameLength = 63;
 
     private const char Separator = '.';
     private const int MaxWorkerCount = 10_000;
@@ -36,14 +44,14 @@ public static partial class WorkerSettingCatalog
     /// <summary>Every worker attribute, in display order, with template names such as <c>worker.NAME.count</c>.</summary>
     public static IReadOnlyList<SettingDefinition> Attributes { get; } =
     [
-        Define(Entry, SettingKind.String, defaultText: null, allowEmpty: false,
+        Define(Entry, SettingKind.String, defaultText: null, allowEmpty: false, maxBytes: MaxEntryBytes,
             description: "what the worker runs: 'idle' or 'path/to/Assembly.dll:Namespace.Type'",
             documentation: "Required: a worker exists only when this line exists. The supervisor decides which values it "
                 + "accepts; a bare word such as `idle` names a built-in worker, `path/to/Assembly.dll:Namespace.Type` "
                 + "names a type in an assembly."),
         Define(Count, SettingKind.Int, defaultText: "1", min: 1, max: MaxWorkerCount,
             description: "number of processes of this worker"),
-        Define(Argument, SettingKind.String, defaultText: "",
+        Define(Argument, SettingKind.String, defaultText: "", maxBytes: MaxArgumentBytes,
             description: "free text passed to each process of this worker"),
         Define(Restart, SettingKind.Enum, defaultText: "on-failure", allowedValues: ["never", "on-failure", "always"],
             description: "when an exited process is started again",
@@ -55,6 +63,10 @@ public static partial class WorkerSettingCatalog
             description: "longest wait between restarts when backing off; not less than restart_delay"),
         Define(StablePeriod, SettingKind.Time, defaultText: "30s", min: 0, max: SettingUnits.Day,
             description: "run time after which a process counts as stable again (back-off resets)"),
+        Define(RestartLimit, SettingKind.Int, defaultText: "10", min: 0, max: 1_000_000,
+            description: "consecutive failed runs after which the worker is given up (0 = never)",
+            documentation: "A run that lasts stable_period resets the count. A given-up worker shows as `failed` in "
+                + "`status` and is started again with `postmaster start-worker`."),
     ];
 
     private static readonly Dictionary<string, SettingDefinition> s_byAttribute =
@@ -107,8 +119,9 @@ public static partial class WorkerSettingCatalog
 
     private static SettingDefinition Define(string attribute, SettingKind kind, string? defaultText, string description,
         long min = 0, long max = 0, IReadOnlyList<string>? allowedValues = null, bool allowEmpty = true,
-        string documentation = "") => new()
+        string documentation = "", int maxBytes = 0) => new()
     {
+        MaxBytes = maxBytes,
         Name = FullName(NamePlaceholder, attribute),
         Kind = kind,
         DefaultText = defaultText,

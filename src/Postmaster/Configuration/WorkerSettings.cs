@@ -12,6 +12,8 @@ namespace Postmaster.Configuration;
 /// <param name="RestartDelay">Initial wait before a restart.</param>
 /// <param name="RestartDelayMax">Longest wait between restarts when backing off; never less than <paramref name="RestartDelay"/>.</param>
 /// <param name="StablePeriod">Run time after which a process counts as stable again.</param>
+/// <param name="RestartLimit">Consecutive failed runs (none lasting <paramref name="StablePeriod"/>) after which the
+/// worker is given up (state "failed"); 0 = never give up.</param>
 public sealed record WorkerSettings(
     string Name,
     string Entry,
@@ -20,4 +22,8 @@ public sealed record WorkerSettings(
     RestartPolicy Restart,
     TimeSpan RestartDelay,
     TimeSpan RestartDelayMax,
-    TimeSpan StablePeriod);
+    TimeSpan StablePeriod,
+    int RestartLimit = WorkerSettings.DefaultRestartLimit)
+{
+    public const int DefaultRestartLimit = 10;
+}

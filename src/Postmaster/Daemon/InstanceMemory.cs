@@ -79,6 +79,9 @@ public sealed class InstanceMemory : IDisposable
             _dsmConfig.Type.ToString().ToLowerInvariant());
     }
 
+    /// <summary>Publishes log_min_messages in the main header, where backends read it (a reload reaches them).</summary>
+    public void PublishLogLevel(Logging.Severity level) => Volatile.Write(ref Main.Header.LogMinMessages, (int)level + 1);
+
     /// <summary>Removes the OS names of everything (segments disappear once unmapped). Never throws.</summary>
     public void RemoveNames()
     {
@@ -108,11 +111,12 @@ public sealed class InstanceMemory : IDisposable
     }
 
     /// <summary>The crash-restart cycle: everything is destroyed and created anew (new segment, new control handle).</summary>
-    public void Reinitialize()
+    public void Reinitialize(Logging.Severity logLevel)
     {
         RemoveNames();
         Unmap();
         Create();
+        PublishLogLevel(logLevel);
     }
 
     public void Dispose()

@@ -53,7 +53,7 @@ public static class PostmasterServer
                 bootstrap.Value.Dispose();
             configured = CreateLog(settings, dataDir);
             var log = configured;
-            int staticBackends = BackendSupervisor.StaticCount(settings);
+            int staticBackends = StaticWorkers.CountOf(settings);
             if (staticBackends > settings.MaxBackends)
                 throw new StartupException($"too many background workers: the configuration asks for {staticBackends}",
                     $"Up to {settings.MaxBackends} backends can run with the current settings.",
@@ -64,24 +64,20 @@ public static class PostmasterServer
                 stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile);
             memory.Create();
+            memory.PublishLogLevel(settings.LogMinMessages);
             WriteOptionsFile(dataDir, options.OptionsLine);
 
-            var launcher = new BackendLauncher(BackendLauncher.DefaultExecutable);
-            PostmasterLoop? loop = null;
-            var backends = new BackendSupervisor(log, launcher, memory.Shmem, settings,
-                (slot, gen, spec, pooled) => BackendParametersFor(loop!.Settings, memory, slot, gen, spec, pooled));
-            loop = new PostmasterLoop(queue, log, lockFile, settings, configPath, options.Overrides, backends, memory, doorbell);
-            doorbell.Start(memory.Shmem.Requests);
-            backends.ApplyConfiguration(settings);
-            // Ready first, then the loop starts the static workers and the pool (PostgreSQL starts its background
-            // workers after "ready to accept connections"): their start-up would otherwise compete with ours.
-            lockFile.SetStatus(PmStatus.Ready);
-            log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
-                    $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
-            NotifyReady(options.ReadyFd);
-            int code = loop.Run();
-            lockFile.SetStatus(PmStatus.Stopping);
-            return code;
+            var live = new LiveSettings(settings, configPath, options.Overrides);
+            var ops = new OsProcessOps(new BackendLauncher(BackendLauncher.DefaultExecutable));
+            // "Ready" comes from the loop's first transition; then it starts the static workers and the pool
+            // (PostgreSQL starts its background workers after "ready to accept connections").
+            var loop = new PostmasterLoop(queue, log, lockFile, live, memory, doorbell, ops, SystemClock.Instance, () =>
+            {
+                log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
+                        $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
+                NotifyReady(options.ReadyFd);
+            });
+            return loop.Run();
         }
         catch (StartupException e)
         {
@@ -112,35 +108,6 @@ public static class PostmasterServer
             memory?.Unmap();
         }
     }
-
-    /// <summary>The block a new backend reads from its descriptor 3.</summary>
-    private static BackendParameters BackendParametersFor(Settings settings, InstanceMemory memory,
-        int slot, long generation, WorkerSpec spec, bool pooled) => BackendParametersFor(settings, memory.DataDir, memory.DataDirStat,
-        memory.Main, slot, generation, spec, pooled);
-
-    private static BackendParameters BackendParametersFor(Settings settings, string dataDir, FileStat dirStat, MainSegment main,
-        int slot, long generation, WorkerSpec spec, bool pooled) => new()
-    {
-        DataDir = dataDir,
-        DataDirDevice = dirStat.Device,
-        DataDirInode = dirStat.Inode,
-        SegmentKind = main.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "sysv" : "posix",
-        SegmentKey = main.Mapping.Key,
-        SegmentId = main.Mapping.Id,
-        SegmentSize = main.Mapping.Size,
-        DsmControlHandle = main.Header.DsmControlHandle,
-        DsmType = settings.DynamicSharedMemoryType.ToString().ToLowerInvariant(),
-        Slot = slot,
-        Generation = generation,
-        PostmasterPid = ProcessControl.CurrentPid,
-        WorkerName = spec.Name,
-        Entry = spec.Entry,
-        Argument = spec.Argument,
-        Pooled = pooled,
-        LogDestination = settings.LogDestination.ToString().ToLowerInvariant(),
-        LogDirectory = settings.ResolveLogDirectory(dataDir),
-        LogLevel = settings.LogMinMessages.ToString().ToLowerInvariant(),
-    };
 
     /// <summary>Loads the configuration, logging every error with its file:line; null when it has errors.</summary>
     public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, Lazy<ServerLog> log)
@@ -206,7 +173,6 @@ public static class PostmasterServer
             ProcessSpawner.TryWrite(fd, "ready\n");
             ProcessSpawner.Close(fd);
         }
-        SystemdNotify.Send("READY=1\nSTATUS=ready");
     }
 
     private static string KindName(MainSegment m) => m.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "System V" : "POSIX";

@@ -1,14 +1,5 @@
 namespace Postmaster.Supervision;
 
-/// <summary>Shutdown modes, ordered: a request is acted on only when stronger than the current one.</summary>
-public enum ShutdownMode
-{
-    None = 0,
-    Smart = 1,
-    Fast = 2,
-    Immediate = 3,
-}
-
 /// <summary>What wakes the supervisor loop. Signal handlers only post these; all work happens in the loop.</summary>
 public abstract record PmEvent
 {

@@ -3,130 +3,154 @@ using Postmaster.Configuration;
 using Postmaster.Daemon;
 using Postmaster.Logging;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
 
 namespace Postmaster.Supervision;
 
 /// <summary>
-/// The supervisor's single loop: takes one event at a time from the queue the signal handlers feed, and runs the
-/// periodic checks (lock-file recheck) on its deadline. Shutdown escalates one way only (smart → fast → immediate);
-/// a weaker request is ignored, and SIGHUP is ignored once a fast or immediate shutdown has begun.
+/// The supervisor: one loop on one thread takes events (signals, the request doorbell, deadlines), turns them into
+/// <see cref="PmInput"/>s for <see cref="PmStateMachine"/>, and performs the actions of each transition. It is the only
+/// place that changes the state, writes the lock file's status and sends systemd notifications. The concerns below it
+/// are separate classes: <see cref="ChildTable"/> (processes and slots), <see cref="StaticWorkers"/> (configured
+/// workers, restart policy, back-off, give-up), <see cref="BackendPool"/> (parked backends), <see cref="CrashRecovery"/>
+/// (reconcile or full restart, the crash-loop breaker). Everything read from shared memory is validated where it is
+/// read; what fails validation leads to a full crash restart. An exception escaping an event handler is a bug: it is
+/// logged with its stack trace and ends in an orderly immediate shutdown (the affected request fails first).
 /// </summary>
 public sealed class PostmasterLoop
 {
     /// <summary>How often the loop verifies that postmaster.pid is still ours (PostgreSQL: once a minute).</summary>
     public static readonly TimeSpan LockFileRecheckInterval = TimeSpan.FromSeconds(60);
 
-    private readonly BlockingCollection<PmEvent> _queue;
-    private readonly ServerLog _log;
-    private readonly DataDirLockFile _lockFile;
-    private readonly string _configPath;
-    private readonly IReadOnlyList<string> _overrides;
-    private readonly BackendSupervisor _backends;
-    private readonly InstanceMemory _memory;
-    private readonly CrashRecovery _crash;
-    private readonly RequestDoorbell _doorbell;
-    private Settings _settings;
-    private ShutdownMode _shutdown = ShutdownMode.None;
-    private long _nextLockCheck;
-
     /// <summary>While children exist, how often they are reaped even without SIGCHLD (a backstop, never the main path).</summary>
     public static readonly TimeSpan ReapBackstopInterval = TimeSpan.FromSeconds(1);
-
-    public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, Settings settings,
-        string configPath, IReadOnlyList<string> overrides, BackendSupervisor backends, InstanceMemory memory,
-        RequestDoorbell doorbell)
-    {
-        _doorbell = doorbell;
-        _backends = backends;
-        _memory = memory;
-        _queue = queue;
-        _log = log;
-        _lockFile = lockFile;
-        _settings = settings;
-        _configPath = configPath;
-        _overrides = overrides;
-        _crash = new CrashRecovery(log, backends, () => _settings, () => _shutdown) { ReconcileDsm = ReconcileDsm };
-        backends.CrashHandler = OnCrash;
-    }
-
-    public Settings Settings => _settings;
-
-    /// <summary>Runs until shutdown is complete; returns the process exit code.</summary>
-    public int Run()
-    {
-        _nextLockCheck = Environment.TickCount64 + (long)LockFileRecheckInterval.TotalMilliseconds;
-        long nextReap = Environment.TickCount64 + (long)ReapBackstopInterval.TotalMilliseconds;
-        _backends.StartDue(); // the static workers and the pool, right after "ready"
-        while (true)
-        {
-            long now = Environment.TickCount64;
-            long due = Math.Min(_nextLockCheck, _backends.NextDeadline());
-            if (_backends.Count > 0)
-                due = Math.Min(due, nextReap);
-            int wait = (int)Math.Clamp(due - now, 0, int.MaxValue);
-            if (_queue.TryTake(out var ev, wait))
-                Handle(ev);
-            now = Environment.TickCount64;
-            if (now >= nextReap)
-            {
-                nextReap = now + (long)ReapBackstopInterval.TotalMilliseconds;
-                _backends.ReapChildren();
-            }
-            if (now >= _nextLockCheck)
-                RecheckLockFile();
-            _backends.EnforceKillDeadline();
-            _backends.AdvanceSmartShutdown();
-            if (_crash.InProgress && _backends.Count == 0 && _shutdown == ShutdownMode.None)
-            {
-                _doorbell.Stop(); // its word is in the segment about to be destroyed
-                if (_crash.Finish(_memory))
-                {
-                    _doorbell.Start(_memory.Shmem.Requests);
-                    _lockFile.SetStatus(PmStatus.Ready);
-                }
-                else
-                {
-                    RequestShutdown(ShutdownMode.Immediate);
-                }
-            }
-            _backends.StartDue();
-            if (_shutdown != ShutdownMode.None && _backends.Count == 0)
-            {
-                if (_crash.Abnormal)
-                {
-                    _log.Log("abnormal postmaster shutdown");
-                    return PostmasterServer.ExitFailure;
-                }
-                return PostmasterServer.ExitOk;
-            }
-        }
-    }
-
-
-    public ShutdownMode Shutdown => _shutdown;
-
 
     /// <summary>How long the supervisor may wait for the DSM control lock while reconciling (then: full restart).</summary>
     public static readonly TimeSpan ReconcileLockTimeout = TimeSpan.FromMilliseconds(200);
 
-    private int? ReconcileDsm(int slot)
+    private readonly BlockingCollection<PmEvent> _queue;
+    private readonly ServerLog _log;
+    private readonly DataDirLockFile _lockFile;
+    private readonly LiveSettings _settings;
+    private readonly InstanceMemory _memory;
+    private readonly RequestDoorbell _doorbell;
+    private readonly IClock _clock;
+    private readonly ChildTable _children;
+    private readonly StaticWorkers _workers;
+    private readonly BackendPool _pool;
+    private readonly CrashRecovery _crash;
+    private readonly Action _onReady;
+    private PmSnapshot _state = PmSnapshot.Initial;
+    private string? _statusWord;
+    private long _killDeadline = long.MaxValue;
+    private long _nextLockCheck;
+    private bool _restartForCorruption;
+    private bool _readyOnce;
+
+    public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, LiveSettings settings,
+        InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, Action onReady)
     {
-        var r = _memory.Dsm.ReconcileSlot(slot, ReconcileLockTimeout);
-        if (r.Status != Shmem.Dsm.DsmReconcileStatus.Done)
-            return null;
-        if (r.SegmentsDestroyed + r.AbandonedFinished + r.Failures > 0)
-            _log.Debug1($"reconcile of slot {slot}: {r.SegmentsDestroyed} segments destroyed, {r.AbandonedFinished} abandoned items finished, {r.Failures} failures");
-        return r.ReferencesDropped;
+        _queue = queue;
+        _log = log;
+        _lockFile = lockFile;
+        _settings = settings;
+        _memory = memory;
+        _doorbell = doorbell;
+        _clock = clock;
+        _onReady = onReady;
+        _children = new ChildTable(log, ops, clock, () => _memory.Shmem)
+        {
+            Parameters = (slot, gen, spec, pooled, preload) =>
+                BackendParametersFactory.For(_settings.Current, _memory, slot, gen, spec, pooled, preload),
+        };
+        _workers = new StaticWorkers(log, clock);
+        _pool = new BackendPool(log, clock, _children, () => _settings.Current, () => _memory.Shmem, () => _memory.DataDir);
+        _crash = new CrashRecovery(() => _settings.Current, clock);
     }
 
-    private bool OnCrash(BackendProcess p, ChildExit exit)
+    public PmSnapshot State => _state;
+
+    /// <summary>Runs until the state machine reaches <see cref="PmState.Exit"/>; returns the process exit code.</summary>
+    public int Run()
     {
-        bool handled = _crash.OnCrash(p, exit);
-        if (!handled)
-            _lockFile.SetStatus(PmStatus.Starting); // shared memory is about to be rebuilt
-        return handled;
+        _nextLockCheck = _clock.NowMs + (long)LockFileRecheckInterval.TotalMilliseconds;
+        long nextReap = _clock.NowMs + (long)ReapBackstopInterval.TotalMilliseconds;
+        Guarded("start-up", () =>
+        {
+            _workers.Apply(_settings.Current, _children);
+            _doorbell.Start(_memory.Shmem.Requests);
+            Transition(PmInput.StartupDone, "shared memory is ready");
+        });
+        while (_state.State != PmState.Exit)
+        {
+            long now = _clock.NowMs;
+            long due = Math.Min(_nextLockCheck, NextDeadline());
+            if (_children.Count > 0)
+                due = Math.Min(due, nextReap);
+            int wait = (int)Math.Clamp(due - now, 0, int.MaxValue);
+            if (_queue.TryTake(out var ev, wait))
+                Guarded(ev.GetType().Name, () => Handle(ev));
+            now = _clock.NowMs;
+            if (now >= nextReap)
+            {
+                nextReap = now + (long)ReapBackstopInterval.TotalMilliseconds;
+                Guarded("reap", ReapChildren);
+            }
+            Guarded("periodic checks", () =>
+            {
+                if (_clock.NowMs >= _nextLockCheck)
+                    RecheckLockFile();
+                EnforceKillDeadline();
+                Settle();
+            });
+        }
+        _doorbell.Stop();
+        if (_state.Abnormal)
+        {
+            _log.Log("abnormal postmaster shutdown");
+            return PostmasterServer.ExitFailure;
+        }
+        return PostmasterServer.ExitOk;
+    }
+
+    private long NextDeadline()
+    {
+        long next = _killDeadline;
+        if (PmStateMachine.StartsBackends(_state))
+            next = Math.Min(next, Math.Min(_workers.NextDeadline(), _pool.NextDeadline()));
+        return next;
+    }
+
+    /// <summary>Runs one handler; an exception is a bug: logged with its stack trace, then an orderly immediate
+    /// shutdown (which still removes shared memory and the lock file). Corrupt shared memory is not a bug: a full
+    /// crash restart.</summary>
+    private void Guarded(string what, Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (ShmemException e)
+        {
+            ShmemInvalid($"{e.Message}{(e.Detail is null ? "" : $" ({e.Detail})")}");
+        }
+        catch (Exception e)
+        {
+            _log.Write(Severity.Log, $"internal error in the supervisor while handling {what}: {e.GetType().Name}: {e.Message}",
+                detail: e.ToString(), hint: "This is a bug; please report it with this log. The server shuts down.");
+            try
+            {
+                _state = _state with { Abnormal = true };
+                Transition(PmInput.ImmediateShutdown, "internal error");
+            }
+            catch (Exception again)
+            {
+                _log.Write(Severity.Log, $"internal error while shutting down after an internal error: {again.Message}", detail: again.ToString());
+                _state = _state with { State = PmState.Exit, Abnormal = true };
+            }
+        }
     }
 
     private void Handle(PmEvent ev)
@@ -134,103 +158,432 @@ public sealed class PostmasterLoop
         switch (ev)
         {
             case PmEvent.ShutdownRequested s:
-                RequestShutdown(s.Mode);
+                Transition(s.Mode switch
+                {
+                    ShutdownMode.Smart => PmInput.SmartShutdown,
+                    ShutdownMode.Fast => PmInput.FastShutdown,
+                    _ => PmInput.ImmediateShutdown,
+                }, "signal");
                 break;
             case PmEvent.ReloadRequested:
                 Reload();
                 break;
             case PmEvent.ChildSignal:
-                _backends.ReapChildren();
+                ReapChildren();
                 break;
             case PmEvent.PmSignal:
                 ServeRequests();
                 break;
             default:
-                throw new InvalidOperationException($"internal error: unknown supervisor event {ev}; please report this");
+                throw new InvalidOperationException($"unknown supervisor event {ev}");
         }
     }
 
-    /// <summary>SIGUSR1: spawn and terminate requests posted in shared memory by the CLI or by backends.</summary>
+    // ---- the transition function and its actions ----
+
+    /// <summary>The only place the state changes: computes the step, logs it at DEBUG1, performs its actions in order,
+    /// and updates the lock file's status and systemd.</summary>
+    private void Transition(PmInput input, string why)
+    {
+        var before = _state;
+        var step = PmStateMachine.Next(before, input);
+        if (!step.Changed(before) && step.Actions == PmAction.None)
+            return;
+        if (step.Next.Shutdown > before.Shutdown)
+            _log.Log(step.Next.Shutdown switch
+            {
+                ShutdownMode.Smart => "received smart shutdown request",
+                ShutdownMode.Fast => "received fast shutdown request",
+                _ => "received immediate shutdown request",
+            });
+        _state = step.Next;
+        _log.Debug1($"supervisor state {before.State} → {_state.State} on {input} ({why}); shutdown {_state.Shutdown}, " +
+                    $"abnormal {_state.Abnormal}, actions {step.Actions}");
+        var a = step.Actions;
+        if (a.HasFlag(PmAction.StopPool))
+            _pool.Trim(all: true);
+        if (a.HasFlag(PmAction.TerminateAll))
+            _children.StopAll(Signals.SIGTERM);
+        if (a.HasFlag(PmAction.QuitAll))
+            _children.StopAll(Signals.SIGQUIT);
+        if (a.HasFlag(PmAction.ArmKillDeadline))
+            _killDeadline = Math.Min(_killDeadline, _clock.NowMs + (long)_settings.Current.ShutdownKillTimeout.TotalMilliseconds);
+        PublishStatus(before.State);
+        if (a.HasFlag(PmAction.Reinitialize))
+            Reinitialize();
+        if (a.HasFlag(PmAction.StartBackends))
+            StartDue();
+    }
+
+    private void PublishStatus(PmState before)
+    {
+        string word = PmStateMachine.StatusWord(_state.State);
+        if (word != _statusWord)
+        {
+            _lockFile.SetStatus(word);
+            _statusWord = word;
+        }
+        if (before == _state.State)
+            return;
+        switch (_state.State)
+        {
+            case PmState.Run when !_readyOnce:
+                _readyOnce = true;
+                _onReady();
+                SystemdNotify.Send("READY=1\nSTATUS=ready");
+                break;
+            case PmState.Run:
+                SystemdNotify.Send("STATUS=ready");
+                break;
+            case PmState.SmartWaitSessions or PmState.WaitBackends when before is not (PmState.SmartWaitSessions or PmState.WaitBackends):
+                SystemdNotify.Send("STOPPING=1");
+                break;
+            case PmState.CrashWaitBackends:
+                SystemdNotify.Send("STATUS=reinitializing after a crash");
+                break;
+        }
+    }
+
+    /// <summary>After every event: the conditions the state machine waits for, until nothing changes.</summary>
+    private void Settle()
+    {
+        for (int i = 0; i < 8; i++)
+        {
+            var before = _state;
+            if (_state.State == PmState.SmartWaitSessions && !_children.All.Any(IsSession))
+                Transition(PmInput.NoSessions, "no dynamic worker is left");
+            if (_children.Count == 0)
+                Transition(PmInput.NoChildren, "no backend is left");
+            if (_state == before)
+                break;
+        }
+        if (PmStateMachine.StartsBackends(_state))
+            StartDue();
+        if (_workers.Dirty)
+            PublishWorkers();
+    }
+
+    private static bool IsSession(BackendProcess p) => !p.Pooled && !p.Spec.IsStatic;
+
+    private void EnforceKillDeadline()
+    {
+        if (_children.Count == 0 || _clock.NowMs < _killDeadline)
+            return;
+        _log.Log("issuing SIGKILL to recalcitrant children");
+        _children.KillAll();
+        _killDeadline = long.MaxValue;
+    }
+
+    private void Reinitialize()
+    {
+        bool corruption = _restartForCorruption;
+        _restartForCorruption = false;
+        if (_crash.WhyNotReinitialize(corruption) is { } stop)
+        {
+            _log.Log(stop, hint: corruption ? null : "A backend keeps crashing; see the log lines above for the first failure.");
+            Transition(PmInput.ReinitFailed, stop);
+            return;
+        }
+        _log.Log("all backends terminated; reinitializing");
+        _doorbell.Stop(); // its word is in the segment about to be destroyed
+        try
+        {
+            _memory.Reinitialize(_settings.Current.LogMinMessages);
+            if (ShmemProblem() is { } bad)
+                throw new ShmemCorruptException($"shared memory is invalid right after it was created: {bad}");
+        }
+        catch (ShmemException e)
+        {
+            _log.Log($"could not reinitialize shared memory: {e.Message}", e.Detail, e.Hint);
+            Transition(PmInput.ReinitFailed, "shared memory could not be rebuilt");
+            return;
+        }
+        _crash.Restarted(corruption);
+        _children.Reset();
+        _workers.Reinitialized();
+        _pool.Reinitialized();
+        _killDeadline = long.MaxValue;
+        _doorbell.Start(_memory.Shmem.Requests);
+        Transition(PmInput.ReinitDone, "shared memory was rebuilt");
+    }
+
+    /// <summary>Shared memory failed validation: a full crash restart, logged with what was wrong.</summary>
+    private void ShmemInvalid(string problem)
+    {
+        if (_state.State is PmState.CrashWaitBackends or PmState.Reinit or PmState.Exit)
+            return;
+        _log.Log("terminating any other active backends", detail: $"Shared memory failed validation: {problem}.");
+        _restartForCorruption = true;
+        Transition(PmInput.FullRestartNeeded, "shared memory is invalid");
+    }
+
+    /// <summary>What is wrong with the shared structures the supervisor depends on, or null.</summary>
+    private string? ShmemProblem() => ShmemValidation.Problem(_memory.Shmem);
+
+    // ---- children ----
+
+    private void ReapChildren()
+    {
+        var reaped = _children.Reap();
+        if (reaped.Count == 0)
+            return;
+        if (_state.State is PmState.Run or PmState.SmartWaitSessions or PmState.WaitBackends && ShmemProblem() is { } problem)
+        {
+            foreach (var r in reaped)
+            {
+                _log.Log(r.Exit.Describe(r.Process.Describe()));
+                _children.ReleaseSlot(r.Process.Slot);
+                if (_workers.Owns(r.Process))
+                    _workers.OnExit(r, r.Exit.Describe("process"), restartable: false);
+            }
+            ShmemInvalid(problem);
+            return;
+        }
+        foreach (var r in reaped)
+            OnExit(r);
+    }
+
+    private void OnExit(ReapedChild r)
+    {
+        var p = r.Process;
+        string what = r.Exit.Describe(p.Describe());
+        if (r.End == BackendEnd.Crashed && r.Exit.ExitCode is 0 or 1)
+            what += " without releasing its slot";
+        // We asked it to go (SIGTERM → 1, SIGQUIT → 2): worth a debug line only. Anything else is always logged.
+        bool expected = p.StopRequested && r.Exit.ExitCode is 0 or 1 or 2;
+        if (r.End == BackendEnd.Done || expected)
+            _log.Debug1(what);
+        else
+            _log.Log(what);
+
+        bool inCrashRestart = _state.State is PmState.CrashWaitBackends or PmState.Reinit;
+        bool handled = true;
+        if (r.End == BackendEnd.ShmemInvalid)
+        {
+            handled = false;
+            ShmemInvalid(r.Problem ?? what);
+        }
+        else if (r.End == BackendEnd.Crashed && !inCrashRestart && _state.Shutdown != ShutdownMode.Immediate)
+        {
+            handled = OnCrash(p);
+        }
+        _children.ReleaseSlot(p.Slot);
+        bool restartable = handled && !inCrashRestart && _state.State == PmState.Run;
+        string exitText = r.Exit.Describe("process");
+        if (_workers.Owns(p))
+            _workers.OnExit(r, exitText, restartable);
+        else if (p.Pooled)
+            _pool.OnIdleExit(r);
+    }
+
+    /// <summary>A crash outside a full restart: reconcile, or escalate. True when reconciled.</summary>
+    private bool OnCrash(BackendProcess p)
+    {
+        string? reason = _crash.WhyFullRestart(_memory.Shmem, p);
+        if (reason is null)
+        {
+            var rec = _memory.Dsm.ReconcileSlot(p.Slot, ReconcileLockTimeout);
+            if (rec.Status == Shmem.Dsm.DsmReconcileStatus.Done)
+            {
+                if (rec.SegmentsDestroyed + rec.AbandonedFinished + rec.Failures > 0)
+                    _log.Debug1($"reconcile of slot {p.Slot}: {rec.SegmentsDestroyed} segments destroyed, {rec.AbandonedFinished} abandoned items finished, {rec.Failures} failures");
+                int n = rec.ReferencesDropped;
+                _log.Log($"reconciled {n} dynamic shared memory reference{(n == 1 ? "" : "s")} of {p.Describe()} (PID {p.Pid})");
+                return true;
+            }
+            reason = "its dynamic shared memory references could not be reconciled in time";
+        }
+        _log.Log("terminating any other active backends", detail: $"{p.Describe()} (PID {p.Pid}) {reason}.");
+        Transition(PmInput.FullRestartNeeded, "a backend crashed");
+        return false;
+    }
+
+    private void StartDue()
+    {
+        _workers.StartDue(StartStatic);
+        _pool.Refill(_workers.WaitingForSlot, _workers.Entries);
+        if (_workers.Dirty)
+            PublishWorkers();
+    }
+
+    private (BackendProcess?, string?) StartStatic(WorkerSpec spec, int restarts)
+    {
+        if (WorkerEntryCheck.Problem(spec.Entry, _memory.DataDir) is { } problem)
+            return (null, problem);
+        if (_pool.Take(spec, restarts, wakeLater: false) is { } member)
+            return (member, null);
+        var p = _children.Launch(spec, pooled: false, restarts, Array.Empty<string>(), out string? error);
+        return (p, error);
+    }
+
+    private void PublishWorkers()
+    {
+        var table = _memory.Shmem.WorkerStatus;
+        table.Publish(_workers.Snapshot());
+    }
+
+    // ---- requests (spawn, terminate, start-worker) ----
+
+    /// <summary>SIGUSR1 / the doorbell: requests posted in shared memory by the CLI or by backends. A request that
+    /// makes a handler throw is answered with the error; the loop goes on.</summary>
     private void ServeRequests()
     {
-        var queue = _backends.Shmem.Requests;
+        if (ShmemProblem() is { } bad)
+            throw new ShmemCorruptException(bad);
+        var queue = _memory.Shmem.Requests;
         queue.ReapAbandoned();
         foreach (var r in queue.TakeSubmitted())
         {
             WorkerRequestResult result;
-            if (r.Kind == WorkerRequestKind.Spawn)
+            try
             {
-                var p = _backends.StartDynamic(r.Name, r.Entry, r.Argument, out string? error);
-                result = p is null
-                    ? new WorkerRequestResult(false, 0, -1, 0, error)
-                    : new WorkerRequestResult(true, p.Pid, p.Slot, p.Generation, null);
-                if (p is null)
-                    _log.Log($"could not start dynamic background worker \"{r.Name}\" requested by PID {r.RequesterPid}: {error}");
+                result = r.Kind switch
+                {
+                    WorkerRequestKind.Spawn => Spawn(r),
+                    WorkerRequestKind.Terminate => Terminate(r),
+                    WorkerRequestKind.StartWorker => StartWorker(r),
+                    _ => new WorkerRequestResult(false, 0, -1, 0, $"unknown request kind {(int)r.Kind}"),
+                };
             }
-            else
+            catch (ShmemException)
             {
-                // For a terminate request the answer's generation field carries how many backends were signalled.
-                var pids = _backends.Terminate(r.Target);
-                result = pids.Count == 0
-                    ? new WorkerRequestResult(false, 0, -1, 0, $"no backend \"{r.Target}\" is running")
-                    : new WorkerRequestResult(true, pids[0], -1, pids.Count, null);
-                if (pids.Count > 0)
-                    _log.Log($"terminating {string.Join(", ", pids.Select(x => $"PID {x}"))} at the request of PID {r.RequesterPid}");
+                queue.Complete(r.Index, new WorkerRequestResult(false, 0, -1, 0, "shared memory is invalid; the server is restarting"));
+                throw;
+            }
+            catch (Exception e)
+            {
+                _log.Write(Severity.Log, $"internal error while serving a {r.Kind} request of PID {r.RequesterPid}: {e.Message}",
+                    detail: e.ToString(), hint: "This is a bug; please report it with this log.");
+                result = new WorkerRequestResult(false, 0, -1, 0, $"internal error: {e.Message}");
             }
             queue.Complete(r.Index, result);
-            _backends.WakeAssigned();
+            _pool.WakeAssigned();
         }
     }
 
-    private void RequestShutdown(ShutdownMode mode)
+    private string? RefusalNow() => _state.State switch
     {
-        if (mode <= _shutdown)
-            return; // escalation is one-way
-        _shutdown = mode;
-        _log.Log(mode switch
+        PmState.Run => null,
+        PmState.CrashWaitBackends or PmState.Reinit => "the server is restarting after a crash; try again",
+        PmState.Starting => "the server is starting",
+        _ => "the server is shutting down",
+    };
+
+    private WorkerRequestResult Spawn(WorkerRequest r)
+    {
+        var p = StartDynamic(r.Name, r.Entry, r.Argument, out string? error);
+        if (p is null)
         {
-            ShutdownMode.Smart => "received smart shutdown request",
-            ShutdownMode.Fast => "received fast shutdown request",
-            _ => "received immediate shutdown request",
-        });
-        _lockFile.SetStatus(PmStatus.Stopping);
-        SystemdNotify.Send("STOPPING=1");
-        _backends.BeginShutdown(mode);
+            _log.Log($"could not start dynamic background worker \"{r.Name}\" requested by PID {r.RequesterPid}: {error}");
+            return new WorkerRequestResult(false, 0, -1, 0, error);
+        }
+        return new WorkerRequestResult(true, p.Pid, p.Slot, p.Generation, null);
     }
+
+    /// <summary>Starts a dynamic worker now, from the pool when one is parked. The pool is refilled by the loop after
+    /// the answer is posted, not before: a process start here would delay the requester by its cost.</summary>
+    private BackendProcess? StartDynamic(string name, string entry, string argument, out string? error)
+    {
+        error = RefusalNow() ?? BackendSlotArray.Validate(name, entry, argument) ?? WorkerEntryCheck.Problem(entry, _memory.DataDir);
+        if (error is not null)
+            return null;
+        var spec = WorkerSpec.Dynamic(name, entry, argument);
+        var p = _pool.Take(spec, 0, wakeLater: true);
+        if (p is not null)
+            return p;
+        p = _children.Launch(spec, pooled: false, 0, Array.Empty<string>(), out error);
+        if (p is not null)
+            _pool.Remember(entry);
+        return p;
+    }
+
+    /// <summary>Stops backends by pid or name with SIGTERM; they are not restarted (a static worker becomes "stopped").
+    /// The answer carries the first pid and, in its generation field, how many were signalled.</summary>
+    private WorkerRequestResult Terminate(WorkerRequest r)
+    {
+        string target = r.Target;
+        var victims = int.TryParse(target, out int pid)
+            ? _children.All.Where(p => p.Pid == pid).ToList()
+            : _children.All.Where(p => !p.Pooled && (p.Spec.Name == target || p.Spec.ConfigName == target)).ToList();
+        int idle = victims.Count == 0 && pid == 0 ? _workers.StopIdle(target) : 0;
+        foreach (var p in victims)
+        {
+            if (_workers.Owns(p))
+                _workers.MarkOperatorStop(p);
+            _children.Stop(p, Signals.SIGTERM);
+        }
+        if (victims.Count > 0)
+            _log.Log($"terminating {string.Join(", ", victims.Select(x => $"PID {x.Pid}"))} at the request of PID {r.RequesterPid}");
+        if (idle > 0)
+        {
+            _log.Log($"background worker \"{target}\" stopped at the request of PID {r.RequesterPid} (it was not running)");
+            return new WorkerRequestResult(true, 0, -1, 0, null);
+        }
+        return victims.Count == 0
+            ? new WorkerRequestResult(false, 0, -1, 0, $"no backend \"{target}\" is running")
+            : new WorkerRequestResult(true, victims[0].Pid, -1, victims.Count, null);
+    }
+
+    private WorkerRequestResult StartWorker(WorkerRequest r)
+    {
+        if (RefusalNow() is { } refused)
+            return new WorkerRequestResult(false, 0, -1, 0, refused);
+        if (_workers.StartAgain(r.Target) is { } error)
+            return new WorkerRequestResult(false, 0, -1, 0, error);
+        _log.Log($"starting background worker \"{r.Target}\" at the request of PID {r.RequesterPid}");
+        StartDue();
+        var started = _children.All.FirstOrDefault(p => _workers.Owns(p) && (p.Spec.Name == r.Target || p.Spec.ConfigName == r.Target));
+        return started is null
+            ? new WorkerRequestResult(false, 0, -1, 0, $"background worker \"{r.Target}\" could not be started; see the server log")
+            : new WorkerRequestResult(true, started.Pid, started.Slot, started.Generation, null);
+    }
+
+    // ---- reload and the lock file ----
 
     private void Reload()
     {
-        if (_shutdown >= ShutdownMode.Fast)
+        if (!PmStateMachine.AcceptsReload(_state))
             return;
+        var configPath = _settings.ConfigPath;
         _log.Log("received SIGHUP, reloading configuration files");
+        ReloadResult result;
         try
         {
-            var result = ConfigLoader.Reload(_settings, _configPath, _overrides);
-            foreach (var change in result.Changed)
-                _log.Log(change);
-            foreach (var pending in result.PendingRestart)
-                _log.Log(pending);
-            _settings = result.Next;
-            _log.MinimumSeverity = _settings.LogMinMessages;
-            _backends.ForwardSignal(Signals.SIGHUP);
-            if (_shutdown == ShutdownMode.None)
-                _backends.ApplyConfiguration(_settings);
+            result = ConfigLoader.Reload(_settings.Current, configPath, _settings.Overrides);
         }
         catch (ConfigException e)
         {
             foreach (var err in e.Errors)
                 _log.Write(Severity.Log, err.Message, hint: err.Hint);
-            _log.Log($"configuration file \"{_configPath}\" contains errors; no changes were applied");
+            _log.Log($"configuration file \"{configPath}\" contains errors; no changes were applied");
+            return;
         }
+        foreach (var change in result.Changed)
+            _log.Log(change);
+        foreach (var pending in result.PendingRestart)
+            _log.Log(pending);
+        int staticCount = StaticWorkers.CountOf(result.Next);
+        if (staticCount > result.Next.MaxBackends)
+        {
+            _log.Log($"too many background workers: the configuration asks for {staticCount}; no changes were applied",
+                hint: $"Up to {result.Next.MaxBackends} backends can run with the current settings.");
+            return;
+        }
+        _settings.Replace(result.Next);
+        _log.MinimumSeverity = _settings.Current.LogMinMessages;
+        _memory.PublishLogLevel(_settings.Current.LogMinMessages);
+        _children.Forward(Signals.SIGHUP);
+        _workers.Apply(_settings.Current, _children);
+        _pool.Trim();
     }
 
     private void RecheckLockFile()
     {
-        _nextLockCheck = Environment.TickCount64 + (long)LockFileRecheckInterval.TotalMilliseconds;
+        _nextLockCheck = _clock.NowMs + (long)LockFileRecheckInterval.TotalMilliseconds;
         if (_lockFile.StillOurs())
             return;
         _log.Log($"lock file \"{_lockFile.Path}\" was removed or replaced");
         _log.Log("performing immediate shutdown because data directory lock file is invalid");
-        RequestShutdown(ShutdownMode.Immediate);
+        Transition(PmInput.ImmediateShutdown, "the lock file is invalid");
     }
 }

@@ -12,14 +12,15 @@ public sealed record WorkerSpec(
     TimeSpan RestartDelay,
     TimeSpan RestartDelayMax,
     TimeSpan StablePeriod,
-    string? ConfigName)
+    string? ConfigName,
+    int RestartLimit = 0)
 {
     public bool IsStatic => ConfigName is not null;
 
     public static IEnumerable<WorkerSpec> FromSettings(WorkerSettings w) =>
         Enumerable.Range(1, w.Count).Select(i => new WorkerSpec(
             w.Count == 1 ? w.Name : $"{w.Name}.{i}", w.Entry, w.Argument, w.Restart, w.RestartDelay, w.RestartDelayMax,
-            w.StablePeriod, w.Name));
+            w.StablePeriod, w.Name, w.RestartLimit));
 
     /// <summary>A dynamic worker: never restarted (PostgreSQL's BGW_NEVER_RESTART for dynamic workers).</summary>
     public static WorkerSpec Dynamic(string name, string entry, string argument) =>

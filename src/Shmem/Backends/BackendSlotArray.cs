@@ -134,6 +134,15 @@ public sealed unsafe class BackendSlotArray
                (int)BackendSlotState.Assigned;
     }
 
+    /// <summary>Postmaster: record the pid of the process it just started for <paramref name="slot"/> (inspection then
+    /// never shows a starting backend without a pid). The backend writes the same value when it marks itself Active.</summary>
+    public void RecordPid(int slot, long generation, int pid)
+    {
+        ref var s = ref At(slot);
+        if (Volatile.Read(ref s.Generation) == generation && Volatile.Read(ref s.State) == (int)BackendSlotState.Assigned)
+            Interlocked.CompareExchange(ref s.Pid, pid, 0);
+    }
+
     /// <summary>Backend: the last step of a clean exit path (Active → Assigned).</summary>
     public void MarkInactive(int slot) =>
         Interlocked.CompareExchange(ref At(slot).State, (int)BackendSlotState.Assigned, (int)BackendSlotState.Active);

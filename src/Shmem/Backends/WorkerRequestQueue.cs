@@ -11,6 +11,9 @@ public enum WorkerRequestKind
 {
     Spawn = 1,
     Terminate = 2,
+
+    /// <summary>Start a stopped, failed or done static worker again (target = its name).</summary>
+    StartWorker = 3,
 }
 
 /// <summary>A request as the postmaster reads it.</summary>

@@ -29,6 +29,7 @@ public static class InstanceLayout
     public const string WorkerRequestsName = "Worker requests";
     public const string DsmMainRegionName = "Preallocated DSM";
     public const string DsmRegistryName = "DSM registry";
+    public const string WorkerStatusName = "Worker status";
 
     public static ShmemPlan Plan(InstanceLimits limits, IEnumerable<ShmemRequest>? more = null)
     {
@@ -43,6 +44,8 @@ public static class InstanceLayout
             (r, _) => WorkerRequestQueue.Initialize(r, WorkerRequestQueue.DefaultCapacity)));
         plan.Add(new ShmemRequest(DsmRegistryName, DsmRegistryTable.RequiredSize(limits.DsmRegistryCapacity),
             (r, _) => DsmRegistryTable.Initialize(r, limits.DsmRegistryCapacity)));
+        plan.Add(new ShmemRequest(WorkerStatusName, WorkerStatusTable.RequiredSize(limits.MaxBackends),
+            (r, _) => WorkerStatusTable.Initialize(r, limits.MaxBackends)));
         if (limits.DsmMainRegionSize > 0)
             plan.Add(new ShmemRequest(DsmMainRegionName, DsmPageAllocator.RequiredSize(limits.DsmMainRegionSize),
                 (r, seg) => DsmPageAllocator.Initialize(r, seg, limits.DsmMainRegionSize)));

@@ -14,8 +14,10 @@ namespace Postmaster.Shmem.Instance;
 public sealed class InstanceShmem : IDisposable
 {
     private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
-        WorkerRequestQueue requests, DsmRegistryTable dsmRegistryTable, DsmPageAllocator? dsmMainRegion)
+        WorkerRequestQueue requests, DsmRegistryTable dsmRegistryTable, DsmPageAllocator? dsmMainRegion,
+        WorkerStatusTable workerStatus)
     {
+        WorkerStatus = workerStatus;
         DsmRegistryTable = dsmRegistryTable;
         Requests = requests;
         Main = main;
@@ -34,6 +36,9 @@ public sealed class InstanceShmem : IDisposable
     public BackendSlotArray Slots { get; }
 
     public WorkerRequestQueue Requests { get; }
+
+    /// <summary>The static workers as the postmaster last published them (for <c>status</c>).</summary>
+    public WorkerStatusTable WorkerStatus { get; }
 
     /// <summary>The DSM registry's shared name table ("DSM registry"). Backends use it through a
     /// <see cref="DsmRegistry"/>; inspection lists it with <see cref="DsmRegistryTable.List"/>.</summary>
@@ -55,7 +60,8 @@ public sealed class InstanceShmem : IDisposable
             BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
             WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)),
             DsmRegistryTable.Attach(Find(InstanceLayout.DsmRegistryName)),
-            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null);
+            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null,
+            WorkerStatusTable.Attach(Find(InstanceLayout.WorkerStatusName)));
     }
 
     /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>

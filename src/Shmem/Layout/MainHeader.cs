@@ -28,4 +28,6 @@ public struct MainHeader
     [FieldOffset(56)] public long IndexOffset;         // offset of the ShmemIndex
     [FieldOffset(64)] public long CreatedAtUnixMs;     // creation time (diagnostics)
     [FieldOffset(72)] public long Generation;          // 1 at first creation, +1 on each crash reinitialisation
+    [FieldOffset(80)] public int LogMinMessages;       // 1 + the current log_min_messages (postmaster's Severity order);
+                                                       // 0 = not published. Rewritten on reload; backends read it
 }

@@ -1,0 +1,39 @@
+using Postmaster.Configuration;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Os;
+using Postmaster.Supervision;
+
+namespace Postmaster.Daemon;
+
+/// <summary>The block a new backend reads from its descriptor 3: where shared memory is, what to run, how to log.</summary>
+public static class BackendParametersFactory
+{
+    public static BackendParameters For(Settings settings, InstanceMemory memory, int slot, long generation, WorkerSpec spec,
+        bool pooled, IReadOnlyList<string> preload)
+    {
+        var main = memory.Main;
+        return new BackendParameters
+        {
+            DataDir = memory.DataDir,
+            DataDirDevice = memory.DataDirStat.Device,
+            DataDirInode = memory.DataDirStat.Inode,
+            SegmentKind = main.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "sysv" : "posix",
+            SegmentKey = main.Mapping.Key,
+            SegmentId = main.Mapping.Id,
+            SegmentSize = main.Mapping.Size,
+            DsmControlHandle = main.Header.DsmControlHandle,
+            DsmType = memory.DsmConfig.Type.ToString().ToLowerInvariant(),
+            Slot = slot,
+            Generation = generation,
+            PostmasterPid = ProcessControl.CurrentPid,
+            WorkerName = spec.Name,
+            Entry = spec.Entry,
+            Argument = spec.Argument,
+            Pooled = pooled,
+            LogDestination = settings.LogDestination.ToString().ToLowerInvariant(),
+            LogDirectory = settings.ResolveLogDirectory(memory.DataDir),
+            LogLevel = settings.LogMinMessages.ToString().ToLowerInvariant(),
+            Preload = preload.ToList(),
+        };
+    }
+}
