@@ -131,7 +131,11 @@ public static class PmStateMachine
         switch (input)
         {
             case PmInput.StartupDone:
-                return s.State == PmState.Starting ? new PmStep(s with { State = PmState.Run }, PmAction.StartBackends) : none;
+                if (s.State != PmState.Starting)
+                    return none;
+                return s.Shutdown != ShutdownMode.None
+                    ? new PmStep(s with { State = PmState.Exit }, PmAction.None)
+                    : new PmStep(s with { State = PmState.Run }, PmAction.StartBackends);
 
             case PmInput.SmartShutdown:
             case PmInput.FastShutdown:
@@ -173,9 +177,11 @@ public static class PmStateMachine
                 };
 
             case PmInput.ReinitDone:
-                return s.State == PmState.Reinit
-                    ? new PmStep(s with { State = PmState.Run, Abnormal = false }, PmAction.StartBackends)
-                    : none;
+                if (s.State != PmState.Reinit)
+                    return none;
+                return s.Shutdown != ShutdownMode.None
+                    ? new PmStep(s with { State = PmState.Exit }, PmAction.None)
+                    : new PmStep(s with { State = PmState.Run, Abnormal = false }, PmAction.StartBackends);
 
             case PmInput.ReinitFailed:
                 return s.State == PmState.Reinit ? new PmStep(s with { State = PmState.Exit, Abnormal = true }, PmAction.None) : none;

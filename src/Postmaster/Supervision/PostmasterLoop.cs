@@ -79,7 +79,7 @@ public sealed class PostmasterLoop
         long nextReap = _clock.NowMs + (long)ReapBackstopInterval.TotalMilliseconds;
         Guarded("start-up", () =>
         {
-            _workers.Apply(_settings.Current, _children);
+            _workers.Apply(_settings.Current, StopBackend);
             _doorbell.Start(_memory.Shmem.Requests);
             Transition(PmInput.StartupDone, "shared memory is ready");
         });
@@ -262,6 +262,8 @@ public sealed class PostmasterLoop
         if (_workers.Dirty)
             PublishWorkers();
     }
+
+    private void StopBackend(BackendProcess p) => _children.Stop(p, Signals.SIGTERM);
 
     private static bool IsSession(BackendProcess p) => !p.Pooled && !p.Spec.IsStatic;
 
@@ -573,7 +575,7 @@ public sealed class PostmasterLoop
         _log.MinimumSeverity = _settings.Current.LogMinMessages;
         _memory.PublishLogLevel(_settings.Current.LogMinMessages);
         _children.Forward(Signals.SIGHUP);
-        _workers.Apply(_settings.Current, _children);
+        _workers.Apply(_settings.Current, StopBackend);
         _pool.Trim();
     }
 

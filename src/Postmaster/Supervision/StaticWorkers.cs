@@ -55,8 +55,9 @@ public sealed class StaticWorkers
     public int WaitingForSlot => _instances.Values.Count(i => i.Running is null && !i.Removed && i.State is WorkerRunState.Pending or WorkerRunState.Backoff);
 
     /// <summary>Registers the configured workers of <paramref name="settings"/> (at start, and again on reload):
-    /// new ones are pending, removed ones are stopped, changed ones restart if what they run changed.</summary>
-    public void Apply(Settings settings, ChildTable children)
+    /// new ones are pending, removed ones are stopped (<paramref name="stop"/>: SIGTERM), changed ones restart if what
+    /// they run changed.</summary>
+    public void Apply(Settings settings, Action<BackendProcess> stop)
     {
         var wanted = new Dictionary<string, WorkerSpec>(StringComparer.Ordinal);
         var order = new List<string>();
@@ -78,7 +79,7 @@ public sealed class StaticWorkers
                     {
                         _log.Log($"restarting background worker \"{name}\" because its configuration changed");
                         inst.RestartNow = true;
-                        children.Stop(p, Shmem.Os.Signals.SIGTERM);
+                        stop(p);
                     }
                     else if (restartNeeded && inst.State is WorkerRunState.Failed or WorkerRunState.Backoff)
                     {
@@ -97,7 +98,7 @@ public sealed class StaticWorkers
             if (inst.Running is { } running)
             {
                 _log.Log($"stopping background worker \"{name}\": it was removed from the configuration");
-                children.Stop(running, Shmem.Os.Signals.SIGTERM);
+                stop(running);
             }
             else
             {
