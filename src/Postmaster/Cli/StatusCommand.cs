@@ -56,11 +56,12 @@ public static class StatusCommand
                     Console.WriteLine("postmaster: no server running");
                 return ExitCodes.NotRunning;
             }
-            var backends = ReadBackends(dir, running);
+            var backends = ReadBackends(dir, running, out var workers);
+            var byPid = backends.Where(b => b.Slot.Pid > 0).GroupBy(b => b.Slot.Pid).ToDictionary(g => g.Key, g => g.First().Slot);
             if (json)
-                JsonOut.Print(w => WriteJson(w, dir, running, backends));
+                JsonOut.Print(w => WriteJson(w, dir, running, backends, workers, byPid));
             else
-                WriteText(dir, running, backends);
+                WriteText(dir, running, backends, workers, byPid);
             return ExitCodes.Ok;
         });
         return cmd;
@@ -70,9 +71,10 @@ public static class StatusCommand
         DateTimeOffset.FromUnixTimeSeconds(c.StartTime).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ");
 
     /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read).</summary>
-    private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c)
+    private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c, out List<WorkerStatus> workers)
     {
         var list = new List<(BackendSlotInfo, int)>();
+        workers = new List<WorkerStatus>();
         if (c.TrimmedStatus == PmStatus.Starting || c.ShmKey is not long key || c.ShmId is not long id)
             return list;
         try
@@ -81,6 +83,7 @@ public static class StatusCommand
             if (dirStat is null)
                 return list;
             using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV, key, id, dirStat.Value);
+            workers = shmem.WorkerStatus.Read() ?? workers;
             using var dsm = InstanceAccess.AttachDsm(shmem, c, dir);
             var attached = (dsm?.Inspect() ?? Array.Empty<Shmem.Dsm.DsmSegmentInfo>())
                 .SelectMany(seg => seg.AttachedBy.Where(a => a.Attached).Select(a => a.Slot))
@@ -108,13 +111,15 @@ public static class StatusCommand
 
     private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
 
-    private static void WriteText(string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends)
+    private static void WriteText(string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
+        List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
     {
         Console.WriteLine($"postmaster: server is running (PID: {c.Pid})");
         Console.WriteLine($"state:            {c.TrimmedStatus}");
         Console.WriteLine($"data directory:   {dir}");
         Console.WriteLine($"started at:       {StartedAt(c)}");
         Console.WriteLine($"shared memory:    {c.ShmType} key {c.ShmKey} id {c.ShmId} size {c.ShmSize}");
+        WorkerStatusView.WriteText(workers, byPid);
         Console.WriteLine($"backends:         {backends.Count}");
         if (backends.Count == 0)
             return;
@@ -123,7 +128,8 @@ public static class StatusCommand
             Console.WriteLine($"  {b.Pid,8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}");
     }
 
-    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends)
+    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
+        List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
     {
         w.WriteStartObject();
         w.WriteBoolean("running", true);
@@ -137,6 +143,7 @@ public static class StatusCommand
         if (c.ShmId is long id) w.WriteNumber("id", id); else w.WriteNull("id");
         if (c.ShmSize is long size) w.WriteNumber("size", size); else w.WriteNull("size");
         w.WriteEndObject();
+        WorkerStatusView.WriteJson(w, workers, byPid);
         w.WriteStartArray("backends");
         foreach (var (b, dsm) in backends)
         {
@@ -146,6 +153,7 @@ public static class StatusCommand
             w.WriteString("name", b.Name);
             w.WriteString("entry", b.Entry);
             w.WriteString("state", StateText(b));
+            w.WriteBoolean("pool", b.Pooled);
             w.WriteString("startedAt", Iso(b.StartedAtUnixMs));
             w.WriteNumber("restarts", b.Restarts);
             w.WriteNumber("dsmSegments", dsm);

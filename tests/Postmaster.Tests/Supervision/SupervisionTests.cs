@@ -1,0 +1,206 @@
+using System.Text.Json;
+using Postmaster.Shmem.Instance;
+using Postmaster.Shmem.Os;
+using Postmaster.Shmem.Segments;
+using Postmaster.Tests.Support;
+using Xunit;
+
+namespace Postmaster.Tests.Supervision;
+
+/// <summary>The supervisor's edges on real processes: configuration input that must not kill it, workers in every
+/// state, the pool on reload, stale libraries, corrupt shared memory.</summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class SupervisionTests
+{
+    private static PmInstance Instance(string label, params string[] config)
+    {
+        var pm = new PmInstance(label);
+        pm.InitBare(config);
+        return pm;
+    }
+
+    private static readonly string LongText = new('A', 2048);
+
+    [Fact]
+    public void An_overlong_worker_argument_is_a_configuration_error_in_the_file_on_the_command_line_and_on_reload()
+    {
+        using var pm = Instance("longarg", "worker.w.entry = 'idle'");
+        File.AppendAllText(pm.ConfigPath, $"worker.w.argument = '{LongText}'\n");
+        int line = File.ReadAllLines(pm.ConfigPath).Length;
+        var r = pm.Start();
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"postmaster.conf\" line {line})", r.Output);
+        Assert.Contains("too long", r.Output);
+        Assert.DoesNotContain("Unhandled exception", r.Output);
+        Assert.DoesNotContain("   at ", r.Output);
+        Assert.False(pm.Running);
+
+        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.w.argument")));
+        r = pm.Start("-c", $"worker.w.argument={LongText}");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("too long", r.Output);
+        Assert.DoesNotContain("Unhandled exception", r.Output);
+        Assert.False(pm.Running);
+
+        pm.StartOk();
+        var w = pm.WaitForBackends(b => b.Any(x => x.Name == "w"), "worker w").Single(x => x.Name == "w");
+        File.AppendAllText(pm.ConfigPath, $"worker.w.argument = '{LongText}'\n");
+        Assert.Equal(0, pm.Do("reload").ExitCode);
+        pm.WaitForLog("contains errors; no changes were applied");
+        Assert.Contains("too long", pm.Log);
+        Assert.True(pm.Running);
+        Assert.Equal(w.Pid, pm.Backends().Single(x => x.Name == "w").Pid); // untouched
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void A_worker_name_whose_instance_names_do_not_fit_is_refused_with_its_line()
+    {
+        string name = "w" + new string('x', 61); // 62 characters: "NAME.10" would be 65
+        using var pm = Instance("longname", $"worker.{name}.entry = 'idle'", $"worker.{name}.count = 10");
+        var r = pm.Start();
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("longer than 63 characters", r.Output);
+        Assert.DoesNotContain("Unhandled exception", r.Output);
+        Assert.False(pm.Running);
+    }
+
+    private static JsonElement Worker(PmInstance pm, string name) =>
+        pm.StatusJson().GetProperty("workers").EnumerateArray().Single(w => w.GetProperty("name").GetString() == name);
+
+    private static string StateOf(PmInstance pm, string name) => Worker(pm, name).GetProperty("state").GetString()!;
+
+    [Fact]
+    public void Status_lists_every_configured_worker_in_every_state_and_start_worker_brings_one_back()
+    {
+        using var pm = Instance("wstates",
+            "worker.ok.entry = 'idle'",
+            "worker.flaky.entry = 'exit'", "worker.flaky.argument = '1'", "worker.flaky.restart_delay = 1h", "worker.flaky.restart_delay_max = 2h",
+            "worker.missing.entry = '/nonexistent/Missing.dll:A.B'", "worker.missing.restart_delay = 10ms",
+            "worker.missing.restart_limit = 2",
+            "worker.once.entry = 'exit'", "worker.once.argument = '0'", "worker.once.restart = on-failure");
+        pm.StartOk();
+        Wait.Until(() => StateOf(pm, "ok") == "running", "ok to run");
+        Wait.Until(() => StateOf(pm, "flaky") == "backoff", "flaky to back off");
+        Wait.Until(() => StateOf(pm, "missing") == "failed", "missing to be given up");
+        Wait.Until(() => StateOf(pm, "once") == "done", "once to be done");
+
+        var flaky = Worker(pm, "flaky");
+        Assert.Equal(JsonValueKind.Null, flaky.GetProperty("pid").ValueKind);
+        Assert.Contains("exit code 1", flaky.GetProperty("lastExit").GetString());
+        Assert.True(DateTime.Parse(flaky.GetProperty("nextStartAt").GetString()!).ToUniversalTime() > DateTime.UtcNow.AddMinutes(30));
+        var missing = Worker(pm, "missing");
+        Assert.Equal(3, missing.GetProperty("failures").GetInt32());
+        Assert.Contains("No such file or directory", missing.GetProperty("lastExit").GetString());
+        pm.WaitForLog("background worker \"missing\" failed 3 times in a row; giving up");
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(pm.Log, "\"missing\" failed .* giving up"));
+        Assert.True(Worker(pm, "ok").GetProperty("pid").GetInt32() > 1);
+
+        // terminate → stopped (not restarted), start-worker → running again
+        Assert.Equal(0, pm.Do("terminate", "ok").ExitCode);
+        Wait.Until(() => StateOf(pm, "ok") == "stopped", "ok to be stopped");
+        Assert.Equal(JsonValueKind.Null, Worker(pm, "ok").GetProperty("pid").ValueKind);
+        var text = pm.Do("status");
+        Assert.Matches(@"ok\s+stopped", text.Stdout);
+        Assert.Matches(@"missing\s+failed", text.Stdout);
+        var started = pm.Do("start-worker", "ok");
+        Assert.Equal(0, started.ExitCode);
+        Assert.Contains("started worker \"ok\"", started.Stdout);
+        Wait.Until(() => StateOf(pm, "ok") == "running", "ok to run again");
+        var again = pm.Do("start-worker", "ok");
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already running", again.Stderr);
+        var unknown = pm.Do("start-worker", "nosuch");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("no background worker \"nosuch\" is configured", unknown.Stderr);
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    private static int IdlePool(PmInstance pm) =>
+        pm.StatusJson().GetProperty("backends").EnumerateArray().Count(b => b.GetProperty("state").GetString() == "idle (pool)");
+
+    [Fact]
+    public void Reload_applies_backend_pool_size_both_ways()
+    {
+        using var pm = new PmInstance("poolreload");
+        Assert.Equal(0, pm.Init().ExitCode);
+        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo")).Append("backend_pool_size = 3"));
+        pm.StartOk();
+        Wait.Until(() => IdlePool(pm) == 3, "3 pool members");
+        File.AppendAllText(pm.ConfigPath, "backend_pool_size = 1\n");
+        Assert.Equal(0, pm.Do("reload").ExitCode);
+        Wait.Until(() => IdlePool(pm) == 1 && pm.Backends().Count == 1, "the pool to shrink to 1");
+        File.AppendAllText(pm.ConfigPath, "backend_pool_size = 2\n");
+        Assert.Equal(0, pm.Do("reload").ExitCode);
+        Wait.Until(() => IdlePool(pm) == 2, "the pool to grow to 2");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void A_pool_member_never_runs_a_library_that_changed_on_disk_after_it_preloaded_it()
+    {
+        string dir = Directory.CreateTempSubdirectory("pmtest-stale-").FullName;
+        try
+        {
+            string lib = Path.Combine(dir, "TestChild.dll");
+            File.Copy(Path.Combine(Paths.OutDir, "testchild", "TestChild.dll"), lib);
+            string entry = $"{lib}:Postmaster.TestChild.Workers.MarkerWorker";
+            using var pm = Instance("stale", "backend_pool_size = 1", $"backend_pool_preload = '{entry}'");
+            pm.StartOk();
+            int parked = 0;
+            Wait.Until(() => (parked = pm.Backends().FirstOrDefault(b => b.State == "idle (pool)")?.Pid ?? 0) > 0, "a parked member");
+            Wait.Until(() => File.ReadAllText($"/proc/{parked}/maps").Contains(lib), "the member to preload the library");
+            File.SetLastWriteTimeUtc(lib, DateTime.UtcNow.AddMinutes(5)); // "rebuilt"
+            string marker = Path.Combine(dir, "marker");
+            Assert.Equal(0, pm.Do("spawn", "--worker", entry, "--argument", marker, "--name", "m").ExitCode);
+            pm.WaitForLog($"retiring pool backend (PID {parked}): worker library \"{lib}\" changed on disk");
+            var m = pm.WaitForBackends(b => b.Any(x => x.Name == "m"), "m to run").Single(x => x.Name == "m");
+            Assert.NotEqual(parked, m.Pid);
+            Assert.Equal(0, pm.Stop().ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_started_backend_always_has_a_pid_in_status()
+    {
+        using var pm = Instance("pidnever0", "max_backends = 40");
+        pm.StartOk();
+        for (int i = 0; i < 12; i++)
+            Assert.Equal(0, pm.Do("spawn", "--worker", "idle", "--name", $"i{i}").ExitCode);
+        for (int i = 0; i < 5; i++)
+        {
+            var json = pm.Do("status", "--json").Stdout;
+            Assert.DoesNotContain("\"pid\": 0", json.Replace("\"pid\":0", "\"pid\": 0"));
+        }
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
+    public void Garbage_over_the_backend_slots_leads_to_one_full_restart_not_a_respawn_loop()
+    {
+        using var pm = Instance("corruptslots", "backend_pool_size = 2", "worker.w.entry = 'idle'", "log_min_messages = log");
+        pm.StartOk();
+        var w = pm.WaitForBackends(b => b.Any(x => x.Name == "w"), "worker w").Single(x => x.Name == "w");
+        Wait.Until(() => IdlePool(pm) == 2, "2 pool members");
+        var lf = pm.LockFile!;
+        var kind = lf.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+        using (var shmem = InstanceShmem.Attach(kind, lf.ShmKey!.Value, lf.ShmId!.Value, FileStat.TryStat(pm.DataDir)!.Value))
+        {
+            Assert.True(shmem.Main.Index.TryFind(InstanceLayout.BackendSlotsName, out var slots));
+            slots.Span(0, 16).Fill(0x5A);
+        }
+        ProcessControl.Signal(w.Pid, Signals.SIGKILL);
+        pm.WaitForLog("Shared memory failed validation");
+        pm.WaitForLog("all backends terminated; reinitializing");
+        Wait.Until(() => pm.LockFile?.TrimmedStatus == "ready" && pm.Backends().Any(b => b.Name == "w" && b.State == "running"),
+            "the server to be rebuilt and w to run again");
+        Assert.True(pm.Running);
+        int exits = System.Text.RegularExpressions.Regex.Matches(pm.Log, @"pool backend \(PID \d+\)").Count;
+        Assert.True(exits <= 4, $"{exits} pool backend exits logged: a respawn loop\n{pm.Log}");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+}
