@@ -47,10 +47,13 @@ public sealed class MainSegment : IDisposable
     public const string PosixNamePrefix = "/postmaster.";
     private const int MaxKeyProbes = 1000;
 
-    private MainSegment(MappedSegment mapping, ShmemIndex index)
+    private readonly FileStat _dataDir;
+
+    private MainSegment(MappedSegment mapping, ShmemIndex index, FileStat dataDir)
     {
         Mapping = mapping;
         Index = index;
+        _dataDir = dataDir;
     }
 
     public MappedSegment Mapping { get; }
@@ -137,7 +140,7 @@ public sealed class MainSegment : IDisposable
         try
         {
             var header = Validate(mapping.Region, dataDir);
-            return new MainSegment(mapping, ShmemIndex.Attach(mapping.Region, header.IndexOffset));
+            return new MainSegment(mapping, ShmemIndex.Attach(mapping.Region, header.IndexOffset), dataDir);
         }
         catch
         {
@@ -146,25 +149,30 @@ public sealed class MainSegment : IDisposable
         }
     }
 
-    /// <summary>Checks magic, layout version, size and data-directory identity; returns a copy of the header.</summary>
+    /// <summary>Checks magic, layout version, sizes, offsets and data-directory identity
+    /// (<see cref="MainHeader.Validate"/>); returns a copy of the header, or throws <see cref="ShmemCorruptException"/>
+    /// naming the problem.</summary>
     public static MainHeader Validate(ShmemRegion region, FileStat dataDir)
     {
-        if (region.Size < MainHeader.Size)
-            throw new ShmemCorruptException($"shared memory segment is too small ({region.Size} bytes) to hold its header");
-        var h = region.Ref<MainHeader>(0);
-        if (h.Magic != MainHeader.ExpectedMagic)
-            throw new ShmemCorruptException("shared memory segment has a wrong magic number",
-                $"found 0x{h.Magic:X8}, expected 0x{MainHeader.ExpectedMagic:X8}");
-        if (h.LayoutVersion != MainHeader.CurrentLayoutVersion || h.HeaderSize != MainHeader.Size)
-            throw new ShmemCorruptException("shared memory segment was created by an incompatible postmaster",
-                $"layout version {h.LayoutVersion} (header {h.HeaderSize} bytes), expected {MainHeader.CurrentLayoutVersion} ({MainHeader.Size} bytes)");
-        if (h.TotalSize != region.Size || h.FreeOffset < MainHeader.Size || h.FreeOffset > h.TotalSize)
-            throw new ShmemCorruptException("shared memory segment header is corrupt",
-                $"total size {h.TotalSize}, mapped {region.Size}, free offset {h.FreeOffset}");
-        if (h.DataDirDevice != dataDir.Device || h.DataDirInode != dataDir.Inode)
-            throw new ShmemCorruptException("shared memory segment belongs to another data directory",
-                $"segment: device {h.DataDirDevice} inode {h.DataDirInode}; data directory: device {dataDir.Device} inode {dataDir.Inode}");
-        return h;
+        if (MainHeader.Validate(region, dataDir) is { } problem)
+            throw new ShmemCorruptException(problem);
+        return region.Ref<MainHeader>(0);
+    }
+
+    /// <summary>
+    /// Checks this mapping again, as every reader must before trusting it: the header
+    /// (<see cref="MainHeader.Validate"/>, with the data directory it was created or attached for) and the index
+    /// (<see cref="ShmemIndex.Validate()"/>, at the offset found when it was attached: a header that now names another
+    /// offset is reported). Null when valid, else the first problem. Cheap (the header and the index entries); never throws.
+    /// </summary>
+    public string? Validate()
+    {
+        if (MainHeader.Validate(Region, _dataDir) is { } problem)
+            return problem;
+        long indexOffset = Region.Ref<MainHeader>(0).IndexOffset;
+        if (indexOffset != Index.Offset)
+            return $"{MainHeader.StructureName}: index offset {indexOffset} differs from {Index.Offset}, where the index was found";
+        return Index.Validate();
     }
 
     /// <summary>Removes the OS object (the mapping stays valid until Dispose). Never throws; returns 0 or errno.</summary>
@@ -232,7 +240,7 @@ public sealed class MainSegment : IDisposable
                 var space = index.InitStruct(request.Name, request.Size, out _);
                 request.Initialize?.Invoke(space, region);
             }
-            return new MainSegment(mapping, index);
+            return new MainSegment(mapping, index, spec.DataDirStat);
         }
         catch
         {
@@ -250,8 +258,8 @@ public sealed class MainSegment : IDisposable
         if (!SysVShm.TryStat(id, out var info, out int errno))
             return (errno is Errno.EINVAL or Errno.EIDRM ? SegmentState.Gone : errno == Errno.EACCES ? SegmentState.Foreign : SegmentState.AnalysisFailure, id, null);
         long attachedBefore = info.AttachCount;
-        if (info.Size < MainHeader.Size)
-            return (SegmentState.Foreign, id, null);
+        if (!SysVShm.IsOwnedByUs(info) || info.Size < MainHeader.Size)
+            return (SegmentState.Foreign, id, null); // decided from IPC_STAT alone: never attached (PGSharedMemoryAttach)
         byte* p = SysVShm.TryAttach(id, readOnly: true, out errno);
         if (p == null)
             return (errno is Errno.EINVAL or Errno.EIDRM ? SegmentState.Gone : errno == Errno.EACCES ? SegmentState.Foreign : SegmentState.AnalysisFailure, id, null);

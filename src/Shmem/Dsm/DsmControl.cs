@@ -193,6 +193,31 @@ public sealed unsafe partial class DsmControl : IDisposable
         return new DsmShutdownSummary(corrupt, removed, failures);
     }
 
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "DSM control segment";
+
+    /// <summary>
+    /// Checks the control segment as the supervisor relies on it (reconcile, shutdown and full restart read it): its
+    /// OS object header (magic, version, this instance's tag, kind, handle, size of the mapping) and the table
+    /// (<see cref="DsmControlTable.Validate"/>: magic, version, geometry, capacity, counts, free-list ends, tag).
+    /// Never throws. Null when valid (or already destroyed), else the first problem.
+    /// </summary>
+    public string? Validate()
+    {
+        if (_unmapped)
+            return null;
+        var header = _mapping.Header; // a copy
+        if (header.Magic != DsmSegmentHeader.ExpectedMagic)
+            return Errors.ShmemProblem.Magic(StructureName, header.Magic, DsmSegmentHeader.ExpectedMagic);
+        if (header.Version != DsmSegmentHeader.CurrentVersion)
+            return Errors.ShmemProblem.Version(StructureName, header.Version, DsmSegmentHeader.CurrentVersion);
+        if (!header.IsOurs(_config.Tag, _mapping.Size) || header.Kind != DsmObjectKind.Control || header.Handle != Handle.Value)
+            return $"{StructureName}: object header (tag {header.InstanceTag:x16}, kind {(int)header.Kind}, handle {header.Handle}, " +
+                   $"size {header.UserSize}) does not describe control segment {Handle} of this instance";
+        return Errors.ShmemProblem.Named(StructureName,
+            DsmControlTable.Validate(_mapping.Address + DsmSegmentHeader.Size, _mapping.Size - DsmSegmentHeader.Size, _config.Tag));
+    }
+
     /// <summary>Every non-free item with the slots that hold it: a racy snapshot, read without locking.</summary>
     public IReadOnlyList<DsmSegmentInfo> Inspect()
     {
