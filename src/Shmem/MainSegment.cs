@@ -130,15 +130,26 @@ public sealed class MainSegment : IDisposable
         return kind == SegmentKind.SysV ? ClassifySysV(key, dataDir) : ClassifyPosix(key, dataDir);
     }
 
-    /// <summary>Attaches an existing segment in a child process and validates its header against the data directory.</summary>
+    /// <summary>
+    /// Attaches an existing segment in a child process and validates it: it must exist, be the very object the
+    /// postmaster recorded (SysV: the id still carries the key; POSIX: the name still leads to the inode recorded as
+    /// its ID), be this user's (SysV: checked with IPC_STAT before shmat), and its header and index must pass
+    /// <see cref="MainHeader.Validate"/> (against <paramref name="dataDir"/>) and <see cref="ShmemIndex.Validate(ShmemRegion, long)"/>.
+    /// Every such failure is a <see cref="ShmemCorruptException"/> naming the problem; other OS failures are
+    /// <see cref="OsCallException"/>.
+    /// </summary>
     public static MainSegment Attach(SegmentKind kind, long key, long id, FileStat dataDir)
     {
         var mapping = (kind == SegmentKind.SysV
                           ? MappedSegment.AttachSysV((int)id, key)
                           : MappedSegment.AttachPosix(PosixName(key), key))
-                      ?? throw new ShmemException($"could not reattach to shared memory (key={key}, ID={id}): it no longer exists");
+                      ?? throw new ShmemCorruptException($"main shared memory segment (key {key}, ID {id}) no longer exists");
         try
         {
+            if (kind == SegmentKind.SysV && SysVShm.TryStat((int)id, out var info, out _) && info.Key != (int)key)
+                throw new ShmemCorruptException($"main shared memory segment (ID {id}) has key {(uint)info.Key}, not {key}: it is another segment");
+            if (kind == SegmentKind.Posix && mapping.Id != id)
+                throw new ShmemCorruptException($"main shared memory segment \"{PosixName(key)}\" is inode {mapping.Id}, not {id}: it is another object");
             var header = Validate(mapping.Region, dataDir);
             return new MainSegment(mapping, ShmemIndex.Attach(mapping.Region, header.IndexOffset), dataDir);
         }
