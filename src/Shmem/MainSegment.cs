@@ -45,7 +45,7 @@ public sealed class MainSegment : IDisposable
 {
     /// <summary>POSIX names are "/postmaster.KEY"; the key starts at the data directory's inode, like SysV keys.</summary>
     public const string PosixNamePrefix = "/postmaster.";
-    private const int MaxKeyProbes = 1000;
+    internal const int MaxKeyProbes = 1000;
 
     private readonly FileStat _dataDir;
 
@@ -191,13 +191,13 @@ public sealed class MainSegment : IDisposable
 
     public void Dispose() => Mapping.Dispose();
 
-    private static long InitialKey(ulong inode)
+    internal static long InitialKey(ulong inode)
     {
         long key = (long)(inode & 0x7FFF_FFFF);
         return key == 0 ? 1 : key; // 0 is IPC_PRIVATE
     }
 
-    private static long NextKey(long key) => key >= 0x7FFF_FFFF ? 1 : key + 1;
+    internal static long NextKey(long key) => key >= 0x7FFF_FFFF ? 1 : key + 1;
 
     private static MappedSegment? TryCreateAt(MainSegmentSpec spec, long key, long size, IShmemLogger log)
     {

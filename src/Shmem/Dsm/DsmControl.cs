@@ -144,7 +144,12 @@ public sealed unsafe partial class DsmControl : IDisposable
     /// ("dynamic shared memory control segment is corrupt") and the instance's objects are then found by tag;
     /// failures to remove an object are logged and counted. Idempotent.
     /// </summary>
-    public DsmShutdownSummary DestroyAll()
+    public DsmShutdownSummary DestroyAll() => DestroyAll(null);
+
+    /// <summary>As <see cref="DestroyAll()"/>; when the control segment turns out corrupt, the tag scan also removes
+    /// SysV segments that <paramref name="evidence"/> proves were created, and never labelled, by this instance's
+    /// processes (<see cref="DsmOrphanEvidence.IsUnlabelledOrphan"/>).</summary>
+    public DsmShutdownSummary DestroyAll(DsmOrphanEvidence? evidence)
     {
         if (!_isCreator)
             throw new InvalidOperationException("only the supervisor that created the control segment can destroy it");
@@ -184,7 +189,7 @@ public sealed unsafe partial class DsmControl : IDisposable
         }
         if (corrupt)
         {
-            var swept = DsmOrphanCleanup.RemoveTagged(_config, _log);
+            var swept = DsmOrphanCleanup.RemoveTagged(_config, _log, evidence);
             removed += swept.Removed;
             failures += swept.Failures;
         }

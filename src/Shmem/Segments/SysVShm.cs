@@ -36,9 +36,14 @@ internal static unsafe class SysVShm
     }
 
     /// <summary>shmget(key, 0, 0): the id of an existing segment, or -1 when none (or not ours to see).</summary>
-    public static int Lookup(int key)
+    public static int Lookup(int key) => Lookup(key, out _);
+
+    /// <summary>shmget(key, 0, 0): the id, or -1 with the errno (ENOENT: no segment has the key; EACCES: one does,
+    /// but we may not see it).</summary>
+    public static int Lookup(int key, out int errno)
     {
         int id = Libc.shmget(key, 0, 0);
+        errno = id >= 0 ? 0 : Libc.Errno;
         return id >= 0 ? id : -1;
     }
 
