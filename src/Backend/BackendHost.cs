@@ -216,15 +216,24 @@ public sealed class BackendHost
 
     private void InstallSignals()
     {
-        foreach (int s in new[] { Signals.SIGTERM, Signals.SIGINT, Signals.SIGQUIT, Signals.SIGHUP })
+        foreach (int s in new[] { Signals.SIGTERM, Signals.SIGINT, Signals.SIGQUIT, Signals.SIGHUP, PostmasterDeathWatch.DeathSignal })
             ProcessControl.UnignoreSignal(s);
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             ctx.Cancel = true;
             if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
-                OnPostmasterDeath(); // the parent-death signal
+                OnPostmasterDeath(); // a stop request after the postmaster died: its death is the story
             else
                 _stop.Set(StopReason.AdministratorCommand);
+        }));
+        _signals.Add(PosixSignalRegistration.Create((PosixSignal)PostmasterDeathWatch.DeathSignal, ctx =>
+        {
+            ctx.Cancel = true;
+            // The parent-death signal. A delivery while the parent pid is still the postmaster's is the first of a
+            // dying postmaster's threads going (another delivery follows when the process is gone) or someone else's
+            // SIGUSR2: either way, nothing to do yet.
+            if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
+                OnPostmasterDeath();
         }));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
@@ -237,14 +246,16 @@ public sealed class BackendHost
 
     /// <summary>The postmaster is gone: one FATAL line (PostgreSQL's "terminating connection due to unexpected
     /// postmaster exit", for a background worker), then the worker is stopped and, if it does not finish within the
-    /// grace period, the process ends. The stop reason is set before the line is written, so nothing the worker's
-    /// ending logs afterwards (<see cref="Fatal"/>) can be a second, contradicting FATAL line.</summary>
+    /// grace period, the process ends. The stop reason is claimed before the line is written, so nothing the worker's
+    /// ending logs (<see cref="Fatal"/>) can be a second, contradicting FATAL line; the worker is woken only after the
+    /// line is written, so it cannot end the process before the line is out.</summary>
     private void OnPostmasterDeath()
     {
         if (Interlocked.Exchange(ref _orphaned, 1) != 0)
             return;
-        _stop.Set(StopReason.PostmasterDeath);
+        _stop.Claim(StopReason.PostmasterDeath); // first: whatever the worker's ending logs is no second FATAL line
         _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to unexpected postmaster exit");
         PostmasterDeathWatch.ExitAfterGracePeriod(ExitFailure);
+        _stop.Set(StopReason.PostmasterDeath); // last: the worker may end the process as soon as it wakes
     }
 }

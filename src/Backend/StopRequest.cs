@@ -66,27 +66,39 @@ public sealed class StopRequest
         }
     }
 
-    /// <summary>Requests the stop for <paramref name="reason"/>. Returns true for the call that decided the reason
-    /// the backend reports (the first one, or the first report of the postmaster's death): only that caller logs.</summary>
+    /// <summary>Records <paramref name="reason"/> as the reason the backend reports, without waking anyone yet (so
+    /// the caller can log it before the worker, woken by <see cref="Set"/>, ends the process). Returns true for the
+    /// call that decided the reason: the first one, or the first report of the postmaster's death, which overrides an
+    /// administrator command. Only that caller logs.</summary>
+    public bool Claim(StopReason reason)
+    {
+        lock (_gate)
+        {
+            if (_reason == StopReason.None || (reason == StopReason.PostmasterDeath && _reason != StopReason.PostmasterDeath))
+            {
+                _reason = reason;
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Requests the stop (<see cref="Claim"/>s <paramref name="reason"/> first) and wakes every waiter.
+    /// Returns what <see cref="Claim"/> returned.</summary>
     public bool Set(StopReason reason = StopReason.AdministratorCommand)
     {
+        bool decided = Claim(reason);
         CancellationTokenSource? source;
         lock (_gate)
         {
             if (_set)
-            {
-                if (reason != StopReason.PostmasterDeath || _reason == StopReason.PostmasterDeath)
-                    return false;
-                _reason = reason;
-                return true;
-            }
+                return decided;
             _set = true;
-            _reason = reason;
             Monitor.PulseAll(_gate);
             source = _source;
         }
         source?.Cancel(); // outside the monitor: callbacks run here
-        return true;
+        return decided;
     }
 
     /// <summary>Waits until set or <paramref name="timeout"/> passes (Timeout.InfiniteTimeSpan: no limit); returns
