@@ -39,7 +39,9 @@ public sealed class DsmOrphanEvidence
     /// <list type="number">
     /// <item>it is this user's and mode 0600 exactly, as DSM creates it (<see cref="SysVShm.IsOwnedByUs"/>, checked
     /// from IPC_STAT before any attach);</item>
-    /// <item>no process has it attached, and none but its creator ever did (shm_lpid is 0 or shm_cpid);</item>
+    /// <item>no process has it attached now (shm_nattch 0), and its first bytes, where every creator of this code
+    /// writes the header right after shmat, are still zero (the caller checked; shm_lpid cannot be used as proof:
+    /// the read-only attach of that very check, by this or an earlier cleanup, changes it);</item>
     /// <item>its creator (shm_cpid, recorded by the kernel at shmget, which no process can forge) is one of the dead
     /// instance's processes, the segment was created (shm_ctime) while that pid was the instance's, and the pid is
     /// not alive now (the kernel reuses a pid only after its process is gone, so while it was recorded as ours,
@@ -48,7 +50,7 @@ public sealed class DsmOrphanEvidence
     /// </summary>
     public bool IsUnlabelledOrphan(in SysVSegmentInfo info) =>
         SysVShm.IsOwnedByUs(info) && info.Permissions == DsmOs.ObjectMode &&
-        info.AttachCount == 0 && (info.LastPid == 0 || info.LastPid == info.CreatorPid) &&
+        info.AttachCount == 0 &&
         info.CreatorPid > 0 && _since.TryGetValue(info.CreatorPid, out long since) &&
         info.ChangeTime >= since - ClockGraceSeconds && !ProcessControl.IsAlive(info.CreatorPid);
 }
