@@ -43,13 +43,12 @@ public sealed class BackendHost
         InstallSignals();
         if (!PostmasterDeathWatch.Arm(_p.PostmasterPid))
             OnPostmasterDeath();
-        var dir = CheckDataDirectory();
-        if (dir is null)
+        if (!CheckDataDirectory(out var dir))
             return ExitFailure;
         InstanceShmem shmem;
         try
         {
-            shmem = Attach(dir.Value);
+            shmem = Attach(dir);
         }
         catch (ShmemCorruptException e)
         {
@@ -110,31 +109,33 @@ public sealed class BackendHost
         return BackendExitCodes.ShmemInvalid;
     }
 
-    /// <summary>The data directory, checked to be the one the postmaster started with; null (FATAL logged) if not.</summary>
-    private FileStat? CheckDataDirectory()
+    /// <summary>The data directory, checked to be the one the postmaster started with; false (FATAL logged) if not.
+    /// (An out parameter, not a nullable FileStat: Nullable&lt;T&gt;.Value over a struct of another assembly is not
+    /// precompiled by ReadyToRun and would load the JIT in every backend.)</summary>
+    private bool CheckDataDirectory(out FileStat dir)
     {
-        FileStat? dir;
+        dir = default;
         try
         {
-            dir = FileStat.TryStat(_p.DataDir);
+            if (FileStat.TryStat(_p.DataDir) is not { } d)
+            {
+                _log.Write(BackendLog.Fatal, $"data directory \"{_p.DataDir}\" does not exist");
+                return false;
+            }
+            dir = d;
         }
         catch (OsCallException e)
         {
             _log.Write(BackendLog.Fatal, e.Message);
-            return null;
+            return false;
         }
-        if (dir is not { } d)
-        {
-            _log.Write(BackendLog.Fatal, $"data directory \"{_p.DataDir}\" does not exist");
-            return null;
-        }
-        if (d.Device != _p.DataDirDevice || d.Inode != _p.DataDirInode)
+        if (dir.Device != _p.DataDirDevice || dir.Inode != _p.DataDirInode)
         {
             _log.Write(BackendLog.Fatal, $"data directory \"{_p.DataDir}\" is not the one the postmaster started with",
-                $"postmaster: device {_p.DataDirDevice} inode {_p.DataDirInode}; now: device {d.Device} inode {d.Inode}");
-            return null;
+                $"postmaster: device {_p.DataDirDevice} inode {_p.DataDirInode}; now: device {dir.Device} inode {dir.Inode}");
+            return false;
         }
-        return d;
+        return true;
     }
 
     /// <summary>Attaches the main segment and validates it and every module (<see cref="InstanceShmem.Attach"/>):

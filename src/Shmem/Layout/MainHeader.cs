@@ -38,11 +38,18 @@ public struct MainHeader
     /// Checks the header at offset 0 of <paramref name="segment"/> before anything in it is trusted: room for it,
     /// magic, layout version, header size, total size equal to the mapping, the index offset inside the segment
     /// (and cache-line aligned), the free offset between the index and the end, a plausible creator pid and
-    /// generation, and, when <paramref name="dataDir"/> is given, the data directory's identity. Reads only the
+    /// generation, and the data directory's identity (<paramref name="dataDir"/>'s device and inode). Reads only the
     /// header's 128 bytes; never throws. Null when valid, else the first problem, e.g.
     /// <c>main shared memory header: wrong magic number 0x00000000 (expected 0x504D5348)</c>.
     /// </summary>
-    public static string? Validate(ShmemRegion segment, FileStat? dataDir = null)
+    public static string? Validate(ShmemRegion segment, FileStat dataDir) => Validate(segment, checkDataDir: true, dataDir);
+
+    /// <summary><see cref="Validate(ShmemRegion, FileStat)"/> without the data directory check.</summary>
+    public static string? Validate(ShmemRegion segment) => Validate(segment, checkDataDir: false, default);
+
+    /// <summary>Not a nullable FileStat: Nullable&lt;T&gt; over a struct of this assembly is not precompiled by
+    /// ReadyToRun, and this runs in every backend's start-up.</summary>
+    private static string? Validate(ShmemRegion segment, bool checkDataDir, in FileStat d)
     {
         if (segment.IsNull)
             return $"{StructureName}: the segment is not mapped";
@@ -64,7 +71,7 @@ public struct MainHeader
             return $"{StructureName}: creator pid {h.CreatorPid} is not a process id";
         if (h.Generation < 1)
             return $"{StructureName}: generation {h.Generation} is not positive";
-        if (dataDir is { } d && (h.DataDirDevice != d.Device || h.DataDirInode != d.Inode))
+        if (checkDataDir && (h.DataDirDevice != d.Device || h.DataDirInode != d.Inode))
             return $"{StructureName}: the segment belongs to another data directory (segment: device {h.DataDirDevice} " +
                    $"inode {h.DataDirInode}; data directory: device {d.Device} inode {d.Inode})";
         return null;
