@@ -200,6 +200,12 @@ public sealed class BackendHost
                 Fatal($"terminating background worker \"{_name}\" due to administrator command");
             return ExitFailure;
         }
+        catch (ShmemCorruptException e) when (_stop.Reason != StopReason.PostmasterDeath)
+        {
+            // Shared state failed validation under the worker (e.g. the DSM control segment, attached on first use):
+            // the same verdict as at attach, so the supervisor rebuilds shared memory instead of restarting the worker.
+            return ShmemInvalid($"background worker \"{_name}\"", e);
+        }
         catch (Exception e)
         {
             Fatal($"background worker \"{_name}\" failed: {e.GetType().Name}: {e.Message}");

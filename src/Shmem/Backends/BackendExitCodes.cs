@@ -13,7 +13,8 @@ public static class BackendExitCodes
     /// the main segment is not the object the postmaster recorded, or not this user's; or its backend slot or lock
     /// owner record does not hold what the postmaster prepared; or, for a pool member, the work posted in its slot is
     /// garbage. The backend logs one FATAL line (<c>shared memory is invalid: WHAT: PROBLEM</c>) and exits with this
-    /// code before any worker code runs. Restarting the backend cannot help: the supervisor treats it as "shared
+    /// code before any worker code runs. The same holds for a <see cref="Errors.ShmemCorruptException"/> that escapes
+    /// the worker (for example when the DSM control segment, attached on first use, fails validation). Restarting the backend cannot help: the supervisor treats it as "shared
     /// memory invalid" and performs a full crash restart (new segments). A data directory that is missing or not the
     /// postmaster's is not this case (exit 1).
     /// </summary>

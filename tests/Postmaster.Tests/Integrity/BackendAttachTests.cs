@@ -85,6 +85,25 @@ public sealed class BackendAttachTests : IDisposable
     }
 
     [Fact]
+    public void A_worker_that_finds_the_dsm_control_segment_corrupt_on_first_use_exits_3()
+    {
+        using var raw = Shmem.Segments.MappedSegment.AttachPosix($"/pm.{_pm.Config.Tag}.ctl.{_pm.Control.Handle}")!;
+        ref uint magic = ref raw.Region.Ref<uint>(DsmSegmentHeader.Size); // the table's magic, after the object header
+        uint saved = magic;
+        magic = Garbage;
+        try
+        {
+            var (exit, output) = RunBackend(p => p with { Entry = "dsm-hold", Argument = "1:64kB" });
+            AssertShmemInvalid(exit, output, "background worker \"w\": dynamic shared memory control segment is not valid: " +
+                                             "Magic number 0xDEADBEEF does not match 0x43544D50.");
+        }
+        finally
+        {
+            magic = saved;
+        }
+    }
+
+    [Fact]
     public void A_backend_attaching_intact_memory_runs_until_stopped()
     {
         var (exit, output) = RunBackend(stopWhenActive: true);
