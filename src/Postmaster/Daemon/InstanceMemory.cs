@@ -103,7 +103,8 @@ public sealed class InstanceMemory : IDisposable
 
     /// <summary>
     /// Checks everything the supervisor depends on in shared memory: the main segment and its modules
-    /// (<see cref="InstanceShmem.Validate"/>) and the DSM control segment (<see cref="DsmControl.Validate"/>). Null when
+    /// (<see cref="InstanceShmem.Validate"/>), the DSM control handle the main header publishes (backends attach the
+    /// control segment through it) and the DSM control segment (<see cref="DsmControl.Validate"/>). Null when
     /// valid, else the first problem (e.g. <c>backend slot array: wrong magic number 0x00000000 (expected
     /// 0x504D4253)</c>). Never throws; cheap enough to call after every backend exit that is not a clean one.
     /// </summary>
@@ -111,7 +112,14 @@ public sealed class InstanceMemory : IDisposable
     {
         if (_shmem is null)
             return "shared memory does not exist";
-        return _shmem.Validate() ?? _dsm?.Validate();
+        if (_shmem.Validate() is { } problem)
+            return problem;
+        if (_dsm is null)
+            return null;
+        uint published = _shmem.Main.Header.DsmControlHandle;
+        if (published != _dsm.Handle.Value)
+            return $"{Postmaster.Shmem.Layout.MainHeader.StructureName}: DSM control handle {published} is not {_dsm.Handle}, the control segment's";
+        return _dsm.Validate();
     }
 
     /// <summary>The processes of this instance as its main segment records them (this postmaster and the backends
