@@ -28,6 +28,8 @@ public sealed class BackendHost
     private readonly StopRequest _stop = new();
     private readonly ExitCallbacks _exit = new();
     private readonly List<PosixSignalRegistration> _signals = new();
+    private readonly object _levelGate = new();
+    private InstanceShmem? _attached; // while attached: where the current log_min_messages is published
     private string _name;
     private int _orphaned;
 
@@ -43,10 +45,16 @@ public sealed class BackendHost
         InstallSignals();
         if (!PostmasterDeathWatch.Arm(_p.PostmasterPid))
             OnPostmasterDeath();
+        if (!CheckDataDirectory(out var dir))
+            return ExitFailure;
         InstanceShmem shmem;
         try
         {
-            shmem = Attach();
+            shmem = Attach(dir);
+        }
+        catch (ShmemCorruptException e)
+        {
+            return ShmemInvalid($"could not attach to shared memory (key {_p.SegmentKey}, ID {_p.SegmentId}) of data directory \"{_p.DataDir}\"", e);
         }
         catch (ShmemException e)
         {
@@ -55,15 +63,30 @@ public sealed class BackendHost
         }
         int code = ExitFailure;
         LazyDsmSession? dsm = null;
+        lock (_levelGate)
+            _attached = shmem;
+        FollowLogLevel(); // a pool member started before a reload must not log by the old level
         try
         {
+            // The slot and the owner record are what the postmaster prepared for this process: anything else there
+            // means the memory is not what it wrote (the supervisor frees a slot only after reaping its process).
             if (!shmem.Slots.MarkActive(_p.Slot, _p.Generation, Environment.ProcessId))
             {
-                _log.Write(BackendLog.Fatal, $"backend slot {_p.Slot} is not assigned to this process (generation {_p.Generation})");
-                return ExitFailure;
+                var info = shmem.Slots.Read(_p.Slot);
+                return ShmemInvalid($"backend slot {_p.Slot} is not assigned to this process",
+                    new ShmemCorruptException($"{BackendSlotArray.StructureName}: slot {_p.Slot} holds state {(int)info.State} generation {info.Generation}, " +
+                                              $"expected state {(int)BackendSlotState.Assigned} generation {_p.Generation}"));
             }
             _exit.OnShmemExit("release backend slot", () => shmem.Slots.MarkInactive(_p.Slot));
-            var owner = shmem.Owners.CreateOwner(_p.Slot, shmem.Tranches);
+            LockOwner owner;
+            try
+            {
+                owner = shmem.Owners.CreateOwner(_p.Slot, shmem.Tranches);
+            }
+            catch (ShmemException e)
+            {
+                return ShmemInvalid($"could not take lock owner slot {_p.Slot}", e);
+            }
             _exit.OnShmemExit("release locks", owner.ReleaseAll);
             dsm = new LazyDsmSession(() => new DsmSession(shmem, owner, DsmConfigFor(_p), new BackendShmemLog(_log)));
             code = RunWorker(shmem, owner, dsm);
@@ -71,29 +94,63 @@ public sealed class BackendHost
         finally
         {
             _exit.RunAll(() => dsm?.Created?.DetachAll(), (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
+            lock (_levelGate)
+                _attached = null; // the SIGHUP handler reads the header: not once it is unmapped
             shmem.Dispose();
             _log.Dispose();
         }
         return code;
     }
 
-    private InstanceShmem Attach()
+    /// <summary>
+    /// The one FATAL line of a backend that found shared memory invalid, and its exit code
+    /// (<see cref="BackendExitCodes.ShmemInvalid"/>: the supervisor does a full crash restart, never a plain restart).
+    /// The line says what could not be done and what is invalid, e.g. <c>shared memory is invalid: could not attach to
+    /// shared memory (key 1234, ID 5) of data directory "/d": backend slot array: wrong magic number 0x00000000
+    /// (expected 0x504D4253)</c>.
+    /// </summary>
+    private int ShmemInvalid(string what, ShmemException e)
     {
-        var dir = FileStat.TryStat(_p.DataDir)
-                  ?? throw new ShmemException($"data directory \"{_p.DataDir}\" does not exist");
-        if (dir.Device != _p.DataDirDevice || dir.Inode != _p.DataDirInode)
-            throw new ShmemException($"data directory \"{_p.DataDir}\" is not the one the postmaster started with",
-                $"postmaster: device {_p.DataDirDevice} inode {_p.DataDirInode}; now: device {dir.Device} inode {dir.Inode}");
-        var kind = _p.SegmentKind == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+        string problem = e.Detail is null ? e.Message : $"{e.Message}: {e.Detail}";
+        _log.Write(BackendLog.Fatal, $"shared memory is invalid: {what}: {problem}");
+        return BackendExitCodes.ShmemInvalid;
+    }
+
+    /// <summary>The data directory, checked to be the one the postmaster started with; false (FATAL logged) if not.
+    /// (An out parameter, not a nullable FileStat: Nullable&lt;T&gt;.Value over a struct of another assembly is not
+    /// precompiled by ReadyToRun and would load the JIT in every backend.)</summary>
+    private bool CheckDataDirectory(out FileStat dir)
+    {
+        dir = default;
         try
         {
-            return InstanceShmem.Attach(kind, _p.SegmentKey, _p.SegmentId, dir);
+            if (FileStat.TryStat(_p.DataDir) is not { } d)
+            {
+                _log.Write(BackendLog.Fatal, $"data directory \"{_p.DataDir}\" does not exist");
+                return false;
+            }
+            dir = d;
         }
-        catch (ShmemCorruptException e)
+        catch (OsCallException e)
         {
-            throw new ShmemException($"could not attach to shared memory (key {_p.SegmentKey}, ID {_p.SegmentId}) of data directory \"{_p.DataDir}\": {e.Message}",
-                e.Detail);
+            _log.Write(BackendLog.Fatal, e.Message);
+            return false;
         }
+        if (dir.Device != _p.DataDirDevice || dir.Inode != _p.DataDirInode)
+        {
+            _log.Write(BackendLog.Fatal, $"data directory \"{_p.DataDir}\" is not the one the postmaster started with",
+                $"postmaster: device {_p.DataDirDevice} inode {_p.DataDirInode}; now: device {dir.Device} inode {dir.Inode}");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Attaches the main segment and validates it and every module (<see cref="InstanceShmem.Attach"/>):
+    /// <see cref="ShmemCorruptException"/> for anything invalid, <see cref="ShmemException"/> for other failures.</summary>
+    private InstanceShmem Attach(FileStat dir)
+    {
+        var kind = _p.SegmentKind == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+        return InstanceShmem.Attach(kind, _p.SegmentKey, _p.SegmentId, dir);
     }
 
     private static DsmConfig DsmConfigFor(BackendParameters p) => DsmConfig.For(p.DsmType switch
@@ -113,7 +170,15 @@ public sealed class BackendHost
             // First-use costs of what runs after the wake-up, paid while parked: the context type, the slot texts.
             _ = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
             _ = shmem.Slots.Read(_p.Slot);
-            var assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
+            PoolAssignment? assignment;
+            try
+            {
+                assignment = shmem.Slots.WaitForAssignment(_p.Slot, _stop.Token);
+            }
+            catch (ShmemCorruptException e)
+            {
+                return ShmemInvalid($"could not read the work posted in backend slot {_p.Slot}", e);
+            }
             if (assignment is null)
                 return ExitDone; // stopped while parked: nothing was running
             (_name, entry, argument) = (assignment.Name, assignment.Entry, assignment.Argument);
@@ -125,56 +190,97 @@ public sealed class BackendHost
         }
         catch (WorkerLoadException e)
         {
-            _log.Write(BackendLog.Fatal, $"background worker \"{_name}\": {e.Message}", hint: e.Hint);
+            Fatal($"background worker \"{_name}\": {e.Message}", hint: e.Hint);
             return ExitFailure;
         }
         var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
         try
         {
             int code = worker.Run(context);
-            if (_stop.IsSet && code == ExitFailure)
-                _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
+            if (_stop.Reason == StopReason.AdministratorCommand && code == ExitFailure)
+                Fatal($"terminating background worker \"{_name}\" due to administrator command");
             return code;
         }
         catch (OperationCanceledException) when (_stop.IsSet)
         {
-            _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to administrator command");
+            if (_stop.Reason == StopReason.AdministratorCommand)
+                Fatal($"terminating background worker \"{_name}\" due to administrator command");
             return ExitFailure;
+        }
+        catch (ShmemCorruptException e) when (_stop.Reason != StopReason.PostmasterDeath)
+        {
+            // Shared state failed validation under the worker (e.g. the DSM control segment, attached on first use):
+            // the same verdict as at attach, so the supervisor rebuilds shared memory instead of restarting the worker.
+            return ShmemInvalid($"background worker \"{_name}\"", e);
         }
         catch (Exception e)
         {
-            _log.Write(BackendLog.Fatal, $"background worker \"{_name}\" failed: {e.GetType().Name}: {e.Message}");
+            Fatal($"background worker \"{_name}\" failed: {e.GetType().Name}: {e.Message}");
             return ExitFailure;
         }
     }
 
+    /// <summary>
+    /// A FATAL line about how the worker ended, unless the postmaster died: then the backend has already said
+    /// "terminating background worker ... due to unexpected postmaster exit" (<see cref="OnPostmasterDeath"/>) and
+    /// that stays its only FATAL line; what follows (a worker failing because its postmaster is gone) is DEBUG1.
+    /// </summary>
+    private void Fatal(string message, string? detail = null, string? hint = null) =>
+        _log.Write(_stop.Reason == StopReason.PostmasterDeath ? BackendLog.Debug1 : BackendLog.Fatal, message, detail, hint);
+
     private void InstallSignals()
     {
-        foreach (int s in new[] { Signals.SIGTERM, Signals.SIGINT, Signals.SIGQUIT, Signals.SIGHUP })
+        foreach (int s in new[] { Signals.SIGTERM, Signals.SIGINT, Signals.SIGQUIT, Signals.SIGHUP, PostmasterDeathWatch.DeathSignal })
             ProcessControl.UnignoreSignal(s);
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             ctx.Cancel = true;
             if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
-                OnPostmasterDeath(); // the parent-death signal
+                OnPostmasterDeath(); // a stop request after the postmaster died: its death is the story
             else
-                _stop.Set();
+                _stop.Set(StopReason.AdministratorCommand);
+        }));
+        _signals.Add(PosixSignalRegistration.Create((PosixSignal)PostmasterDeathWatch.DeathSignal, ctx =>
+        {
+            ctx.Cancel = true;
+            // The parent-death signal. A delivery while the parent pid is still the postmaster's is the first of a
+            // dying postmaster's threads going (another delivery follows when the process is gone) or someone else's
+            // SIGUSR2: either way, nothing to do yet.
+            if (PostmasterDeathWatch.PostmasterGone(_p.PostmasterPid))
+                OnPostmasterDeath();
         }));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, _ => ProcessControl.ExitImmediately(ExitQuit)));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => ctx.Cancel = true));
         _signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
             ctx.Cancel = true;
+            FollowLogLevel();
             _log.Write(BackendLog.Debug1, $"background worker \"{_name}\" received SIGHUP");
         }));
     }
 
+    /// <summary>Takes log_min_messages from the main header, where the postmaster publishes it (rewritten on reload).</summary>
+    private void FollowLogLevel()
+    {
+        lock (_levelGate)
+        {
+            if (_attached is { } shmem && Volatile.Read(ref shmem.Main.Header.LogMinMessages) is > 0 and var published)
+                _log.SetMinimum(published - 1);
+        }
+    }
+
+    /// <summary>The postmaster is gone: one FATAL line (PostgreSQL's "terminating connection due to unexpected
+    /// postmaster exit", for a background worker), then the worker is stopped and, if it does not finish within the
+    /// grace period, the process ends. The stop reason is claimed before the line is written, so nothing the worker's
+    /// ending logs (<see cref="Fatal"/>) can be a second, contradicting FATAL line; the worker is woken only after the
+    /// line is written, so it cannot end the process before the line is out.</summary>
     private void OnPostmasterDeath()
     {
         if (Interlocked.Exchange(ref _orphaned, 1) != 0)
             return;
+        _stop.Claim(StopReason.PostmasterDeath); // first: whatever the worker's ending logs is no second FATAL line
         _log.Write(BackendLog.Fatal, $"terminating background worker \"{_name}\" due to unexpected postmaster exit");
         PostmasterDeathWatch.ExitAfterGracePeriod(ExitFailure);
-        _stop.Set();
+        _stop.Set(StopReason.PostmasterDeath); // last: the worker may end the process as soon as it wakes
     }
 }

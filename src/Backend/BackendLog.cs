@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Text;
 
 namespace Postmaster.Backend;
@@ -9,6 +11,9 @@ namespace Postmaster.Backend;
 /// its children, so all lines end up in one place), and/or one JSON file per backend process
 /// (<c>log_directory/NAME-PID.json</c>), as log_destination says. Deliberately not Serilog: a backend starts in a
 /// few milliseconds and a small footprint matters when hundreds run.
+/// <para>The JSON file is created mode 0600 (whatever the umask) in a directory created 0700, and opened with
+/// O_APPEND (<see cref="AppendOnlyFile"/>): each record is one write(2) at the end of the file, so nothing another
+/// process appended is ever overwritten.</para>
 /// </summary>
 public sealed class BackendLog : IDisposable
 {
@@ -23,8 +28,9 @@ public sealed class BackendLog : IDisposable
 
     private readonly object _gate = new();
     private readonly bool _stderr;
-    private readonly FileStream? _json;
-    private readonly int _minimum;
+    private readonly AppendOnlyFile? _json;
+    private readonly ArrayBufferWriter<byte>? _record;
+    private volatile int _minimum;
     private readonly int _pid = Environment.ProcessId;
     private readonly string _name;
 
@@ -37,13 +43,17 @@ public sealed class BackendLog : IDisposable
                 _minimum = i;
         if (destination is "json" or "both" && directory is not null)
         {
-            Directory.CreateDirectory(directory);
-            _json = new FileStream(Path.Combine(directory, $"{name}-{_pid}.json"), new FileStreamOptions
-            {
-                Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
+            AppendOnlyFile.CreateDirectory(directory);
+            _json = AppendOnlyFile.Open(Path.Combine(directory, $"{name}-{_pid}.json"));
+            _record = new ArrayBufferWriter<byte>(512);
         }
+    }
+
+    /// <summary>A new log_min_messages (index in PostgreSQL's server-log order), e.g. after a reload.</summary>
+    public void SetMinimum(int severity)
+    {
+        if (severity >= 0 && severity < s_levels.Length)
+            _minimum = severity;
     }
 
     public void Write(int severity, string message, string? detail = null, string? hint = null)
@@ -66,9 +76,10 @@ public sealed class BackendLog : IDisposable
                 var bytes = Utf8Text.GetBytes(sb.ToString());
                 err.Write(bytes);
             }
-            if (_json is not null)
+            if (_json is not null && _record is not null)
             {
-                using (var w = new Utf8JsonWriter(_json))
+                _record.ResetWrittenCount();
+                using (var w = new Utf8JsonWriter(_record))
                 {
                     w.WriteStartObject();
                     w.WriteString("Timestamp", now.ToString("O"));
@@ -80,8 +91,9 @@ public sealed class BackendLog : IDisposable
                     w.WriteString("BackendType", _name);
                     w.WriteEndObject();
                 }
-                _json.WriteByte((byte)'\n');
-                _json.Flush();
+                _record.GetSpan(1)[0] = (byte)'\n';
+                _record.Advance(1);
+                _json.Write(_record.WrittenSpan); // one write(2): the line lands whole at the end of the file
             }
         }
     }

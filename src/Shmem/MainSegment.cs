@@ -45,12 +45,15 @@ public sealed class MainSegment : IDisposable
 {
     /// <summary>POSIX names are "/postmaster.KEY"; the key starts at the data directory's inode, like SysV keys.</summary>
     public const string PosixNamePrefix = "/postmaster.";
-    private const int MaxKeyProbes = 1000;
+    internal const int MaxKeyProbes = 1000;
 
-    private MainSegment(MappedSegment mapping, ShmemIndex index)
+    private readonly FileStat _dataDir;
+
+    private MainSegment(MappedSegment mapping, ShmemIndex index, FileStat dataDir)
     {
         Mapping = mapping;
         Index = index;
+        _dataDir = dataDir;
     }
 
     public MappedSegment Mapping { get; }
@@ -127,17 +130,28 @@ public sealed class MainSegment : IDisposable
         return kind == SegmentKind.SysV ? ClassifySysV(key, dataDir) : ClassifyPosix(key, dataDir);
     }
 
-    /// <summary>Attaches an existing segment in a child process and validates its header against the data directory.</summary>
+    /// <summary>
+    /// Attaches an existing segment in a child process and validates it: it must exist, be the very object the
+    /// postmaster recorded (SysV: the id still carries the key; POSIX: the name still leads to the inode recorded as
+    /// its ID), be this user's (SysV: checked with IPC_STAT before shmat), and its header and index must pass
+    /// <see cref="MainHeader.Validate"/> (against <paramref name="dataDir"/>) and <see cref="ShmemIndex.Validate(ShmemRegion, long)"/>.
+    /// Every such failure is a <see cref="ShmemCorruptException"/> naming the problem; other OS failures are
+    /// <see cref="OsCallException"/>.
+    /// </summary>
     public static MainSegment Attach(SegmentKind kind, long key, long id, FileStat dataDir)
     {
         var mapping = (kind == SegmentKind.SysV
                           ? MappedSegment.AttachSysV((int)id, key)
                           : MappedSegment.AttachPosix(PosixName(key), key))
-                      ?? throw new ShmemException($"could not reattach to shared memory (key={key}, ID={id}): it no longer exists");
+                      ?? throw new ShmemCorruptException($"main shared memory segment (key {key}, ID {id}) no longer exists");
         try
         {
+            if (kind == SegmentKind.SysV && SysVShm.TryStat((int)id, out var info, out _) && info.Key != (int)key)
+                throw new ShmemCorruptException($"main shared memory segment (ID {id}) has key {(uint)info.Key}, not {key}: it is another segment");
+            if (kind == SegmentKind.Posix && mapping.Id != id)
+                throw new ShmemCorruptException($"main shared memory segment \"{PosixName(key)}\" is inode {mapping.Id}, not {id}: it is another object");
             var header = Validate(mapping.Region, dataDir);
-            return new MainSegment(mapping, ShmemIndex.Attach(mapping.Region, header.IndexOffset));
+            return new MainSegment(mapping, ShmemIndex.Attach(mapping.Region, header.IndexOffset), dataDir);
         }
         catch
         {
@@ -146,25 +160,30 @@ public sealed class MainSegment : IDisposable
         }
     }
 
-    /// <summary>Checks magic, layout version, size and data-directory identity; returns a copy of the header.</summary>
+    /// <summary>Checks magic, layout version, sizes, offsets and data-directory identity
+    /// (<see cref="MainHeader.Validate"/>); returns a copy of the header, or throws <see cref="ShmemCorruptException"/>
+    /// naming the problem.</summary>
     public static MainHeader Validate(ShmemRegion region, FileStat dataDir)
     {
-        if (region.Size < MainHeader.Size)
-            throw new ShmemCorruptException($"shared memory segment is too small ({region.Size} bytes) to hold its header");
-        var h = region.Ref<MainHeader>(0);
-        if (h.Magic != MainHeader.ExpectedMagic)
-            throw new ShmemCorruptException("shared memory segment has a wrong magic number",
-                $"found 0x{h.Magic:X8}, expected 0x{MainHeader.ExpectedMagic:X8}");
-        if (h.LayoutVersion != MainHeader.CurrentLayoutVersion || h.HeaderSize != MainHeader.Size)
-            throw new ShmemCorruptException("shared memory segment was created by an incompatible postmaster",
-                $"layout version {h.LayoutVersion} (header {h.HeaderSize} bytes), expected {MainHeader.CurrentLayoutVersion} ({MainHeader.Size} bytes)");
-        if (h.TotalSize != region.Size || h.FreeOffset < MainHeader.Size || h.FreeOffset > h.TotalSize)
-            throw new ShmemCorruptException("shared memory segment header is corrupt",
-                $"total size {h.TotalSize}, mapped {region.Size}, free offset {h.FreeOffset}");
-        if (h.DataDirDevice != dataDir.Device || h.DataDirInode != dataDir.Inode)
-            throw new ShmemCorruptException("shared memory segment belongs to another data directory",
-                $"segment: device {h.DataDirDevice} inode {h.DataDirInode}; data directory: device {dataDir.Device} inode {dataDir.Inode}");
-        return h;
+        if (MainHeader.Validate(region, dataDir) is { } problem)
+            throw new ShmemCorruptException(problem);
+        return region.Ref<MainHeader>(0);
+    }
+
+    /// <summary>
+    /// Checks this mapping again, as every reader must before trusting it: the header
+    /// (<see cref="MainHeader.Validate"/>, with the data directory it was created or attached for) and the index
+    /// (<see cref="ShmemIndex.Validate()"/>, at the offset found when it was attached: a header that now names another
+    /// offset is reported). Null when valid, else the first problem. Cheap (the header and the index entries); never throws.
+    /// </summary>
+    public string? Validate()
+    {
+        if (MainHeader.Validate(Region, _dataDir) is { } problem)
+            return problem;
+        long indexOffset = Region.Ref<MainHeader>(0).IndexOffset;
+        if (indexOffset != Index.Offset)
+            return $"{MainHeader.StructureName}: index offset {indexOffset} differs from {Index.Offset}, where the index was found";
+        return Index.Validate();
     }
 
     /// <summary>Removes the OS object (the mapping stays valid until Dispose). Never throws; returns 0 or errno.</summary>
@@ -172,13 +191,13 @@ public sealed class MainSegment : IDisposable
 
     public void Dispose() => Mapping.Dispose();
 
-    private static long InitialKey(ulong inode)
+    internal static long InitialKey(ulong inode)
     {
         long key = (long)(inode & 0x7FFF_FFFF);
         return key == 0 ? 1 : key; // 0 is IPC_PRIVATE
     }
 
-    private static long NextKey(long key) => key >= 0x7FFF_FFFF ? 1 : key + 1;
+    internal static long NextKey(long key) => key >= 0x7FFF_FFFF ? 1 : key + 1;
 
     private static MappedSegment? TryCreateAt(MainSegmentSpec spec, long key, long size, IShmemLogger log)
     {
@@ -232,7 +251,7 @@ public sealed class MainSegment : IDisposable
                 var space = index.InitStruct(request.Name, request.Size, out _);
                 request.Initialize?.Invoke(space, region);
             }
-            return new MainSegment(mapping, index);
+            return new MainSegment(mapping, index, spec.DataDirStat);
         }
         catch
         {
@@ -250,8 +269,8 @@ public sealed class MainSegment : IDisposable
         if (!SysVShm.TryStat(id, out var info, out int errno))
             return (errno is Errno.EINVAL or Errno.EIDRM ? SegmentState.Gone : errno == Errno.EACCES ? SegmentState.Foreign : SegmentState.AnalysisFailure, id, null);
         long attachedBefore = info.AttachCount;
-        if (info.Size < MainHeader.Size)
-            return (SegmentState.Foreign, id, null);
+        if (!SysVShm.IsOwnedByUs(info) || info.Size < MainHeader.Size)
+            return (SegmentState.Foreign, id, null); // decided from IPC_STAT alone: never attached (PGSharedMemoryAttach)
         byte* p = SysVShm.TryAttach(id, readOnly: true, out errno);
         if (p == null)
             return (errno is Errno.EINVAL or Errno.EIDRM ? SegmentState.Gone : errno == Errno.EACCES ? SegmentState.Foreign : SegmentState.AnalysisFailure, id, null);

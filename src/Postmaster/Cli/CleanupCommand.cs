@@ -11,8 +11,10 @@ namespace Postmaster.Cli;
 
 /// <summary>
 /// <c>postmaster cleanup -D DIR</c>: removes what a dead instance left (its main segment and everything it lists, the
-/// stale lock file) without starting a server (the historical ipcclean, done safely). Refuses while the server runs,
-/// and while any process of the old instance is still attached, naming the pids it can find.
+/// stale lock file) without starting a server (the historical ipcclean, done safely). Main segments of both types are
+/// looked for (<see cref="MainSegmentOrphans"/>) and DSM objects of every implementation, whatever the configuration
+/// says now; only what carries this data directory's identity is removed. Refuses while the server runs, and while any
+/// process of the old instance is still attached, naming the pids it can find.
 /// </summary>
 public static class CleanupCommand
 {
@@ -39,31 +41,27 @@ public static class CleanupCommand
             }
             using var log = new ServerLog(LogSinks.Stderr, null, Severity.Log);
             var shmemLog = new ShmemLogAdapter(log);
-            var kind = contents?.ShmType == "posix" ? SegmentKind.Posix
-                : contents?.ShmType == "sysv" ? SegmentKind.SysV
-                : SharedMemoryBootstrap.KindOf(LoadKind(dir));
-            var keys = new List<long>();
-            if (contents?.ShmKey is long recorded && recorded != 0)
-                keys.Add(recorded);
-            long first = (long)(dirStat.Value.Inode & 0x7FFF_FFFF);
-            if (!keys.Contains(first))
-                keys.Add(first == 0 ? 1 : first);
-            int removed = 0;
-            var oldControl = Shmem.Dsm.DsmHandle.Invalid;
-            foreach (long key in keys)
+            // Main segments of every type the dead instance could have used (the recorded one, and a probe of SysV and
+            // POSIX from the first key: shared_memory_type may have changed since), each naming its DSM control segment.
+            var recorded = SharedMemoryBootstrap.RecordedSegmentOf(contents, SharedMemoryBootstrap.KindOf(LoadKind(dir)));
+            var evidence = new Shmem.Dsm.DsmOrphanEvidence();
+            if (contents is not null)
+                evidence.Add(contents.Pid, contents.StartTime);
+            var oldControls = new List<Shmem.Dsm.DsmHandle>();
+            MainSegmentCleanup main;
+            try
             {
-                var (state, id, header) = MainSegment.Classify(kind, key, dirStat.Value);
-                if (state is SegmentState.Attached or SegmentState.AnalysisFailure)
-                {
-                    var e = MainSegment.InUse(new MainSegmentSpec(kind, dir, dirStat.Value, HugePagesMode.Off), key, id);
-                    Report.Error(e.Message, e.Detail, e.Hint);
-                    return ExitCodes.Failure;
-                }
-                if (state == SegmentState.Unattached &&
-                    MainSegment.RemoveOrphan(kind, key, id, header!.Value, shmemLog, o => oldControl = new Shmem.Dsm.DsmHandle(o.Header.DsmControlHandle)))
-                    removed++;
+                main = MainSegmentOrphans.RemoveAll(dir, dirStat.Value, recorded, shmemLog,
+                    o => oldControls.Add(new Shmem.Dsm.DsmHandle(o.Header.DsmControlHandle)), evidence);
             }
-            // Dynamic shared memory: what the old control segment lists, and everything tagged with this instance.
+            catch (Shmem.Errors.ShmemException e)
+            {
+                Report.Error(e.Message, e.Detail, e.Hint);
+                return ExitCodes.Failure;
+            }
+            int removed = main.Removed;
+            // Dynamic shared memory: what the old control segments list (attached whatever implementation made them),
+            // and everything tagged with this instance, of every implementation.
             var dsmType = contents?.DsmType switch
             {
                 "sysv" => Shmem.Dsm.DsmType.SysV,
@@ -71,7 +69,7 @@ public static class CleanupCommand
                 "posix" => Shmem.Dsm.DsmType.Posix,
                 _ => SharedMemoryBootstrap.DsmTypeOf(LoadDsmType(dir)),
             };
-            var dsm = Shmem.Dsm.DsmOrphanCleanup.Run(Shmem.Dsm.DsmConfig.For(dsmType, dir, dirStat.Value), oldControl, shmemLog);
+            var dsm = Shmem.Dsm.DsmOrphanCleanup.Run(Shmem.Dsm.DsmConfig.For(dsmType, dir, dirStat.Value), oldControls, shmemLog, evidence);
             removed += dsm.ListedRemoved + dsm.UntrackedRemoved;
             string pidFile = Path.Combine(dir, DataDirLockFile.FileName);
             if (File.Exists(pidFile))

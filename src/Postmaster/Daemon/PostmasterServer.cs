@@ -60,9 +60,10 @@ public static class PostmasterServer
                     "Consider increasing the configuration parameter \"max_backends\".");
 
             long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            LockFileContents? previous = null;
             lockFile = DataDirLockFile.Create(dataDir, startTime, null,
-                stale => CheckStaleSegment(stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
-            memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile);
+                stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
+            memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
             memory.Create();
             memory.PublishLogLevel(settings.LogMinMessages);
             WriteOptionsFile(dataDir, options.OptionsLine);

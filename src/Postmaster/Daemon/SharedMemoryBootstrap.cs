@@ -30,6 +30,20 @@ public static class SharedMemoryBootstrap
         InstanceLayout.Plan(new InstanceLimits(settings.MaxBackends, settings.SharedMemorySize,
             DsmMainRegionSize: settings.MinDynamicSharedMemory));
 
+    /// <summary>The main segment a lock file records (line 7 key, line 9 type; <paramref name="fallback"/> when line 9
+    /// is missing), or null when it records none.</summary>
+    public static RecordedSegment? RecordedSegmentOf(Shmem.LockFile.LockFileContents? contents, SegmentKind fallback)
+    {
+        if (contents?.ShmKey is not long key || key <= 0)
+            return null;
+        return contents.ShmType switch
+        {
+            "sysv" => new RecordedSegment(SegmentKind.SysV, key),
+            "posix" => new RecordedSegment(SegmentKind.Posix, key),
+            _ => new RecordedSegment(fallback, key),
+        };
+    }
+
     public static DsmType DsmTypeOf(DynamicSharedMemoryType t) => t switch
     {
         DynamicSharedMemoryType.SysV => DsmType.SysV,

@@ -14,7 +14,8 @@ public enum LogSinks
 }
 
 /// <summary>
-/// The daemon's log: PostgreSQL-like lines on stderr and/or JSON lines in log_directory, through Serilog.
+/// The daemon's log: PostgreSQL-like lines on stderr and/or JSON lines in log_directory, through Serilog (the file
+/// sink is <see cref="AppendFileSink"/>: files 0600, directory 0700, O_APPEND).
 /// Filtering is on PostgreSQL's severity order (<see cref="MinimumSeverity"/>, changeable on reload), so messages
 /// below the threshold cost one comparison. Messages are plain strings with the object names already quoted
 /// (PostgreSQL style); DETAIL and HINT travel as properties.
@@ -27,6 +28,7 @@ public sealed class ServerLog : IDisposable
     public const string HintProperty = "Hint";
 
     private readonly Logger _logger;
+    private readonly AppendFileSink? _file;
     private volatile int _minimum;
 
     public ServerLog(LogSinks sinks, string? jsonDirectory, Severity minimum, string backendType = "postmaster")
@@ -39,9 +41,11 @@ public sealed class ServerLog : IDisposable
         if (sinks.HasFlag(LogSinks.Stderr))
             config = config.WriteTo.Console(new PgTextFormatter(), standardErrorFromLevel: LogEventLevel.Verbose);
         if (sinks.HasFlag(LogSinks.Json) && jsonDirectory is not null)
-            config = config.WriteTo.File(new JsonFormatter(renderMessage: true),
-                Path.Combine(jsonDirectory, backendType + "-.json"), rollingInterval: RollingInterval.Day,
-                fileSizeLimitBytes: 64L << 20, rollOnFileSizeLimit: true, retainedFileCountLimit: 30);
+        {
+            // Mode 0600 in a 0700 directory and O_APPEND, whatever the umask (see AppendFileSink).
+            _file = new AppendFileSink(new JsonFormatter(renderMessage: true), jsonDirectory, backendType + "-");
+            config = config.WriteTo.Sink(_file);
+        }
         _logger = config.CreateLogger();
     }
 
@@ -76,5 +80,9 @@ public sealed class ServerLog : IDisposable
 
     public void Fatal(string message, string? detail = null, string? hint = null) => Write(Severity.Fatal, message, detail, hint);
 
-    public void Dispose() => _logger.Dispose();
+    public void Dispose()
+    {
+        _logger.Dispose();
+        _file?.Dispose();
+    }
 }

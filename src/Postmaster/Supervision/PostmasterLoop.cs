@@ -320,7 +320,7 @@ public sealed class PostmasterLoop
     }
 
     /// <summary>What is wrong with the shared structures the supervisor depends on, or null.</summary>
-    private string? ShmemProblem() => ShmemValidation.Problem(_memory.Shmem);
+    private string? ShmemProblem() => _memory.Validate();
 
     // ---- children ----
 

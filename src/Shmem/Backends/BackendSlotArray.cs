@@ -62,13 +62,26 @@ public sealed unsafe class BackendSlotArray
         [FieldOffset(384)] public fixed byte Argument[MaxArgumentBytes + 1];
     }
 
-    private readonly ShmemRegion _region;
+    /// <summary>Most slots an array may declare (a sanity bound for validation; max_backends is far lower).</summary>
+    public const int MaxSlots = 1 << 16;
 
-    private BackendSlotArray(ShmemRegion region) => _region = region;
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "backend slot array";
+
+    private readonly ShmemRegion _region;
+    private readonly int _count;
+
+    private BackendSlotArray(ShmemRegion region, int count)
+    {
+        _region = region;
+        _count = count;
+    }
 
     public static long RequiredSize(int slots) => Unsafe.SizeOf<Header>() + (long)slots * Slot.SlotSize;
 
-    public int Count => _region.Ref<Header>(0).SlotCount;
+    /// <summary>Slots, as validated when the array was attached (immutable afterwards: garbage written over the
+    /// header later does not change which memory the accessors touch).</summary>
+    public int Count => _count;
 
     public static BackendSlotArray Initialize(ShmemRegion region, int slots)
     {
@@ -78,25 +91,76 @@ public sealed unsafe class BackendSlotArray
         h.Size = RequiredSize(slots);
         h.LayoutVersion = LayoutVersion;
         Volatile.Write(ref h.Magic, Magic);
-        return new BackendSlotArray(region);
+        return new BackendSlotArray(region, slots);
     }
 
+    /// <summary>Validates an array the postmaster initialised; <see cref="ShmemCorruptException"/> naming the problem.</summary>
     public static BackendSlotArray Attach(ShmemRegion region)
     {
-        if (region.Size < Unsafe.SizeOf<Header>())
-            throw new ShmemCorruptException("backend slot array is too small to hold its header");
-        var h = region.Ref<Header>(0);
-        if (h.Magic != Magic || h.LayoutVersion != LayoutVersion || h.SlotSize != Slot.SlotSize || h.SlotCount < 0 ||
-            h.Size != RequiredSize(h.SlotCount) || h.Size > region.Size)
-            throw new ShmemCorruptException("backend slot array is corrupt",
-                $"magic 0x{h.Magic:X8} version {h.LayoutVersion} slots {h.SlotCount} slot size {h.SlotSize} size {h.Size}");
-        return new BackendSlotArray(region);
+        if (ValidateHeader(region) is { } problem)
+            throw new ShmemCorruptException(problem);
+        return new BackendSlotArray(region, region.Ref<Header>(0).SlotCount);
     }
 
+    /// <summary>The header checks: room, magic, layout version, slot size, slot count within 0..<see cref="MaxSlots"/>,
+    /// size matching the count and fitting the region. Never throws.</summary>
+    private static string? ValidateHeader(ShmemRegion region)
+    {
+        if (region.IsNull)
+            return $"{StructureName}: not mapped";
+        if (region.Size < Unsafe.SizeOf<Header>())
+            return ShmemProblem.TooSmall(StructureName, region.Size, Unsafe.SizeOf<Header>());
+        var h = region.Ref<Header>(0);
+        if (ShmemProblem.Header(StructureName, region.Size, Unsafe.SizeOf<Header>(), h.Magic, Magic, h.LayoutVersion, LayoutVersion)
+            is { } problem)
+            return problem;
+        if (h.SlotSize != Slot.SlotSize)
+            return $"{StructureName}: slot size {h.SlotSize} (expected {Slot.SlotSize})";
+        if (h.SlotCount < 0 || h.SlotCount > MaxSlots)
+            return $"{StructureName}: slot count {h.SlotCount} is outside 0..{MaxSlots}";
+        if (h.Size != RequiredSize(h.SlotCount) || h.Size > region.Size)
+            return $"{StructureName}: size {h.Size} does not match {RequiredSize(h.SlotCount)} for {h.SlotCount} slots " +
+                   $"or exceeds the region of {region.Size} bytes";
+        return null;
+    }
+
+    /// <summary>
+    /// Checks the array as the supervisor relies on it: the header (<see cref="ValidateHeader"/>) still describes the
+    /// slot count found at attach, and every slot's state and pool word hold defined values. Reads two words per slot;
+    /// never throws. Null when valid, else the first problem, e.g.
+    /// <c>backend slot array: wrong magic number 0x00000000 (expected 0x504D4253)</c>.
+    /// </summary>
+    public string? Validate()
+    {
+        if (ValidateHeader(_region) is { } problem)
+            return problem;
+        int declared = _region.Ref<Header>(0).SlotCount;
+        if (declared != _count)
+            return $"{StructureName}: slot count {declared} differs from {_count}, the count at attach";
+        for (int i = 0; i < _count; i++)
+        {
+            ref var s = ref At(i);
+            int state = Volatile.Read(ref s.State);
+            if (!IsDefined(state))
+                return $"{StructureName}: slot {i} has state {state}, which is not a slot state";
+            int pool = Volatile.Read(ref s.PoolWord);
+            if (pool is not (PoolIdle or PoolAssigned or PoolNotPooled))
+                return $"{StructureName}: slot {i} has pool word {pool}, which is not {PoolIdle}, {PoolAssigned} or {PoolNotPooled}";
+            if (state != (int)BackendSlotState.Unused && Volatile.Read(ref s.Pid) < 0)
+                return $"{StructureName}: slot {i} records pid {s.Pid}";
+        }
+        return null;
+    }
+
+    private static bool IsDefined(int state) =>
+        state is (int)BackendSlotState.Unused or (int)BackendSlotState.Assigned or (int)BackendSlotState.Active;
+
+    /// <summary>Slot <paramref name="slot"/>: always inside the region (bounded by the count validated at attach).
+    /// A slot number outside 0..Count-1 is the caller's error (<see cref="ArgumentOutOfRangeException"/>).</summary>
     private ref Slot At(int slot)
     {
-        if ((uint)slot >= (uint)Count)
-            throw new ArgumentOutOfRangeException(nameof(slot), $"backend slot {slot} does not exist (there are {Count})");
+        if ((uint)slot >= (uint)_count)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"backend slot {slot} does not exist (there are {_count})");
         return ref _region.Ref<Slot>(Unsafe.SizeOf<Header>() + (long)slot * Slot.SlotSize);
     }
 
@@ -147,7 +211,19 @@ public sealed unsafe class BackendSlotArray
     public void MarkInactive(int slot) =>
         Interlocked.CompareExchange(ref At(slot).State, (int)BackendSlotState.Assigned, (int)BackendSlotState.Active);
 
-    public BackendSlotState StateOf(int slot) => (BackendSlotState)Volatile.Read(ref At(slot).State);
+    /// <summary>The slot's state. Bounds-checked; a value that is no <see cref="BackendSlotState"/> (garbage over the
+    /// slot) throws <see cref="ShmemCorruptException"/> naming the slot: the supervisor then does a full restart.</summary>
+    public BackendSlotState StateOf(int slot)
+    {
+        int state = Volatile.Read(ref At(slot).State);
+        if (!IsDefined(state))
+            throw new ShmemCorruptException($"{StructureName}: slot {slot} has state {state}, which is not a slot state");
+        return (BackendSlotState)state;
+    }
+
+    /// <summary>The pid the backend recorded in its slot (0 before it marked itself active). Bounds-checked; never
+    /// throws for what the slot holds (garbage is returned as is: the caller must not signal it without its own proof).</summary>
+    public int PidOf(int slot) => Volatile.Read(ref At(slot).Pid);
 
     /// <summary>Postmaster: hand a parked pool member its work, then wake it (at once, or later with
     /// <see cref="WakePooled"/> when <paramref name="wake"/> is false).</summary>
@@ -179,6 +255,9 @@ public sealed unsafe class BackendSlotArray
                 Locks.Futex.Wait(ref s.PoolWord, PoolIdle, Locks.Deadline.After(PoolRecheck));
             }
         }
+        int word = Volatile.Read(ref s.PoolWord);
+        if (word != PoolAssigned)
+            throw new ShmemCorruptException($"{StructureName}: slot {slot} has pool word {word} where work was expected ({PoolAssigned})");
         return new PoolAssignment(ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes),
             ReadText(ref s, 384, MaxArgumentBytes), Volatile.Read(ref s.Generation));
     }

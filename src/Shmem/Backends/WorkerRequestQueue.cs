@@ -68,13 +68,25 @@ public sealed unsafe class WorkerRequestQueue
         [FieldOffset(24)] public long ResultGeneration;
     }
 
-    private readonly ShmemRegion _region;
+    /// <summary>Most entries a queue may declare (a sanity bound for validation).</summary>
+    public const int MaxCapacity = 1 << 16;
 
-    private WorkerRequestQueue(ShmemRegion region) => _region = region;
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "worker request queue";
+
+    private readonly ShmemRegion _region;
+    private readonly int _capacity;
+
+    private WorkerRequestQueue(ShmemRegion region, int capacity)
+    {
+        _region = region;
+        _capacity = capacity;
+    }
 
     public static long RequiredSize(int capacity) => Unsafe.SizeOf<Header>() + (long)capacity * Entry.EntrySize;
 
-    public int Capacity => _region.Ref<Header>(0).Capacity;
+    /// <summary>Entries, as validated at attach (immutable afterwards: a corrupt header cannot move the accessors).</summary>
+    public int Capacity => _capacity;
 
     public static WorkerRequestQueue Initialize(ShmemRegion region, int capacity)
     {
@@ -83,21 +95,67 @@ public sealed unsafe class WorkerRequestQueue
         h.Size = RequiredSize(capacity);
         h.LayoutVersion = LayoutVersion;
         Volatile.Write(ref h.Magic, Magic);
-        return new WorkerRequestQueue(region);
+        return new WorkerRequestQueue(region, capacity);
     }
 
+    /// <summary>Validates a queue the postmaster initialised; <see cref="ShmemCorruptException"/> naming the problem.</summary>
     public static WorkerRequestQueue Attach(ShmemRegion region)
     {
-        var h = region.Ref<Header>(0);
-        if (h.Magic != Magic || h.LayoutVersion != LayoutVersion || h.Capacity < 0 || h.Size != RequiredSize(h.Capacity) || h.Size > region.Size)
-            throw new ShmemCorruptException("worker request queue is corrupt", $"magic 0x{h.Magic:X8} version {h.LayoutVersion} capacity {h.Capacity}");
-        return new WorkerRequestQueue(region);
+        if (ValidateHeader(region) is { } problem)
+            throw new ShmemCorruptException(problem);
+        return new WorkerRequestQueue(region, region.Ref<Header>(0).Capacity);
     }
+
+    private static string? ValidateHeader(ShmemRegion region)
+    {
+        if (region.IsNull)
+            return $"{StructureName}: not mapped";
+        if (region.Size < Unsafe.SizeOf<Header>())
+            return ShmemProblem.TooSmall(StructureName, region.Size, Unsafe.SizeOf<Header>());
+        var h = region.Ref<Header>(0);
+        if (ShmemProblem.Header(StructureName, region.Size, Unsafe.SizeOf<Header>(), h.Magic, Magic, h.LayoutVersion, LayoutVersion)
+            is { } problem)
+            return problem;
+        if (h.Capacity < 0 || h.Capacity > MaxCapacity)
+            return $"{StructureName}: capacity {h.Capacity} is outside 0..{MaxCapacity}";
+        if (h.Size != RequiredSize(h.Capacity) || h.Size > region.Size)
+            return $"{StructureName}: size {h.Size} does not match {RequiredSize(h.Capacity)} for {h.Capacity} entries " +
+                   $"or exceeds the region of {region.Size} bytes";
+        if (h.Listening is not (0 or 1))
+            return $"{StructureName}: listening flag {h.Listening} is not 0 or 1";
+        return null;
+    }
+
+    /// <summary>
+    /// Checks the queue as the supervisor relies on it: the header (magic, version, capacity as at attach, size) and
+    /// every entry's state (one of the six states) and, for submitted or processing ones, its kind. Never throws.
+    /// Null when valid, else the first problem.
+    /// </summary>
+    public string? Validate()
+    {
+        if (ValidateHeader(_region) is { } problem)
+            return problem;
+        int declared = _region.Ref<Header>(0).Capacity;
+        if (declared != _capacity)
+            return $"{StructureName}: capacity {declared} differs from {_capacity}, the capacity at attach";
+        for (int i = 0; i < _capacity; i++)
+        {
+            ref var e = ref At(i);
+            int state = Volatile.Read(ref e.State);
+            if (state is < Free or > Failed)
+                return $"{StructureName}: entry {i} has state {state}, which is not a request state";
+            if (state is Submitted or Processing && !IsKind(e.Kind))
+                return $"{StructureName}: entry {i} has request kind {e.Kind}";
+        }
+        return null;
+    }
+
+    private static bool IsKind(int kind) => kind is (int)WorkerRequestKind.Spawn or (int)WorkerRequestKind.Terminate or (int)WorkerRequestKind.StartWorker;
 
     private ref Entry At(int i)
     {
-        if ((uint)i >= (uint)Capacity)
-            throw new ArgumentOutOfRangeException(nameof(i));
+        if ((uint)i >= (uint)_capacity)
+            throw new ArgumentOutOfRangeException(nameof(i), $"worker request {i} does not exist (there are {_capacity})");
         return ref _region.Ref<Entry>(Unsafe.SizeOf<Header>() + (long)i * Entry.EntrySize);
     }
 
@@ -208,6 +266,12 @@ public sealed unsafe class WorkerRequestQueue
             ref var e = ref At(i);
             if (Interlocked.CompareExchange(ref e.State, Processing, Submitted) != Submitted)
                 continue;
+            if (!IsKind(e.Kind))
+            {
+                // Not something a requester of this layout writes: answer it as failed rather than act on it.
+                Complete(i, new WorkerRequestResult(false, 0, -1, 0, $"invalid worker request kind {e.Kind}"));
+                continue;
+            }
             list.Add(new WorkerRequest(i, (WorkerRequestKind)e.Kind, e.RequesterPid, Get(i, NameOffset, NameMax),
                 Get(i, EntryOffset, EntryMax), Get(i, ArgumentOffset, ArgumentMax), Get(i, TargetOffset, TargetMax)));
         }

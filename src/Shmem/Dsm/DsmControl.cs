@@ -144,7 +144,12 @@ public sealed unsafe partial class DsmControl : IDisposable
     /// ("dynamic shared memory control segment is corrupt") and the instance's objects are then found by tag;
     /// failures to remove an object are logged and counted. Idempotent.
     /// </summary>
-    public DsmShutdownSummary DestroyAll()
+    public DsmShutdownSummary DestroyAll() => DestroyAll(null);
+
+    /// <summary>As <see cref="DestroyAll()"/>; when the control segment turns out corrupt, the tag scan also removes
+    /// SysV segments that <paramref name="evidence"/> proves were created, and never labelled, by this instance's
+    /// processes (<see cref="DsmOrphanEvidence.IsUnlabelledOrphan"/>).</summary>
+    public DsmShutdownSummary DestroyAll(DsmOrphanEvidence? evidence)
     {
         if (!_isCreator)
             throw new InvalidOperationException("only the supervisor that created the control segment can destroy it");
@@ -184,13 +189,38 @@ public sealed unsafe partial class DsmControl : IDisposable
         }
         if (corrupt)
         {
-            var swept = DsmOrphanCleanup.RemoveTagged(_config, _log);
+            var swept = DsmOrphanCleanup.RemoveTagged(_config, _log, evidence);
             removed += swept.Removed;
             failures += swept.Failures;
         }
         ref uint published = ref _instance.Main.Header.DsmControlHandle;
         Interlocked.CompareExchange(ref published, 0, Handle.Value);
         return new DsmShutdownSummary(corrupt, removed, failures);
+    }
+
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "DSM control segment";
+
+    /// <summary>
+    /// Checks the control segment as the supervisor relies on it (reconcile, shutdown and full restart read it): its
+    /// OS object header (magic, version, this instance's tag, kind, handle, size of the mapping) and the table
+    /// (<see cref="DsmControlTable.Validate"/>: magic, version, geometry, capacity, counts, free-list ends, tag).
+    /// Never throws. Null when valid (or already destroyed), else the first problem.
+    /// </summary>
+    public string? Validate()
+    {
+        if (_unmapped)
+            return null;
+        var header = _mapping.Header; // a copy
+        if (header.Magic != DsmSegmentHeader.ExpectedMagic)
+            return Errors.ShmemProblem.Magic(StructureName, header.Magic, DsmSegmentHeader.ExpectedMagic);
+        if (header.Version != DsmSegmentHeader.CurrentVersion)
+            return Errors.ShmemProblem.Version(StructureName, header.Version, DsmSegmentHeader.CurrentVersion);
+        if (!header.IsOurs(_config.Tag, _mapping.Size) || header.Kind != DsmObjectKind.Control || header.Handle != Handle.Value)
+            return $"{StructureName}: object header (tag {header.InstanceTag:x16}, kind {(int)header.Kind}, handle {header.Handle}, " +
+                   $"size {header.UserSize}) does not describe control segment {Handle} of this instance";
+        return Errors.ShmemProblem.Named(StructureName,
+            DsmControlTable.Validate(_mapping.Address + DsmSegmentHeader.Size, _mapping.Size - DsmSegmentHeader.Size, _config.Tag));
     }
 
     /// <summary>Every non-free item with the slots that hold it: a racy snapshot, read without locking.</summary>

@@ -23,8 +23,10 @@ public sealed record DsmOsObject(DsmImplementation Implementation, string Name, 
 /// whose <see cref="DsmSegmentHeader"/> carries the tag, and every file in DATADIR/pm_dynshmem (as PostgreSQL does
 /// for mmap, whatever the table says: after a reboot it may be stale). Each removal is logged at DEBUG; failures at
 /// LOG. Nothing here throws for what it finds.</para>
-/// <para>Limit: a SysV segment whose creator died between shmget and writing its header is recognised only through
-/// a control segment that lists it; if that control segment is gone too, it is left (a window of a few microseconds).</para>
+/// <para>A SysV segment whose creator died between shmget and writing its header carries no tag. A control segment
+/// that lists it as Creating names its creator (checked against the kernel's shm_cpid); when no control segment
+/// does, it is removed only with <see cref="DsmOrphanEvidence"/> proving its creator was a process of the dead
+/// instance (<see cref="DsmOrphanEvidence.IsUnlabelledOrphan"/>); without evidence it is left alone.</para>
 /// </summary>
 public static unsafe class DsmOrphanCleanup
 {
@@ -33,7 +35,19 @@ public static unsafe class DsmOrphanCleanup
 
     /// <summary>Runs both steps and returns the counts (for one LOG line, <see cref="DsmCleanupSummary.Describe"/>).
     /// <paramref name="oldControlHandle"/> is the old main header's DsmControlHandle (Invalid when there was none).</summary>
-    public static DsmCleanupSummary Run(DsmConfig config, DsmHandle oldControlHandle, IShmemLogger? log = null)
+    public static DsmCleanupSummary Run(DsmConfig config, DsmHandle oldControlHandle, IShmemLogger? log = null) =>
+        Run(config, oldControlHandle, log, null);
+
+    /// <summary>As <see cref="Run(DsmConfig, DsmHandle, IShmemLogger?)"/>; with <paramref name="evidence"/> (the dead
+    /// instance's processes), SysV segments whose creator died before writing their header are removed too, when
+    /// <see cref="DsmOrphanEvidence.IsUnlabelledOrphan"/> proves them the dead instance's.</summary>
+    public static DsmCleanupSummary Run(DsmConfig config, DsmHandle oldControlHandle, IShmemLogger? log, DsmOrphanEvidence? evidence) =>
+        Run(config, oldControlHandle.IsValid ? new[] { oldControlHandle } : Array.Empty<DsmHandle>(), log, evidence);
+
+    /// <summary>Both steps for every old control segment in <paramref name="oldControlHandles"/> (one per dead main
+    /// segment found: a previous run may have left one of each main segment type), then one tag scan.</summary>
+    public static DsmCleanupSummary Run(DsmConfig config, IReadOnlyList<DsmHandle> oldControlHandles, IShmemLogger? log,
+        DsmOrphanEvidence? evidence)
     {
         ArgumentNullException.ThrowIfNull(config);
         log ??= NullShmemLogger.Instance;
@@ -41,24 +55,24 @@ public static unsafe class DsmOrphanCleanup
         bool corrupt = false;
         int listed = 0;
         int failures = 0;
-        if (oldControlHandle.IsValid)
-            CleanupUsingControlSegment(config, oldControlHandle.Value, log, ref found, ref corrupt, ref listed, ref failures);
-        var (untracked, scanFailures) = RemoveTagged(config, log);
+        foreach (var handle in oldControlHandles.Where(h => h.IsValid).Distinct())
+            CleanupUsingControlSegment(config, handle.Value, log, ref found, ref corrupt, ref listed, ref failures);
+        var (untracked, scanFailures) = RemoveTagged(config, log, evidence);
         return new DsmCleanupSummary(found, corrupt, listed, untracked, failures + scanFailures);
     }
 
     /// <summary>Every object tagged with this instance that exists now, attached or not (POSIX names, SysV segments
     /// with our header, files in pm_dynshmem). For tests and diagnostics; read-only.</summary>
     public static IReadOnlyList<DsmOsObject> FindTagged(DsmConfig config) =>
-        ScanTagged(config.Names, NullShmemLogger.Instance, includeAttached: true);
+        ScanTagged(config.Names, NullShmemLogger.Instance, includeAttached: true, evidence: null);
 
     /// <summary>The tag scan (step 2): removes everything <see cref="FindTagged"/> would list.</summary>
-    internal static (int Removed, int Failures) RemoveTagged(DsmConfig config, IShmemLogger log)
+    internal static (int Removed, int Failures) RemoveTagged(DsmConfig config, IShmemLogger log, DsmOrphanEvidence? evidence = null)
     {
         var names = config.Names;
         int removed = 0;
         int failures = 0;
-        foreach (var obj in ScanTagged(names, log, includeAttached: false))
+        foreach (var obj in ScanTagged(names, log, includeAttached: false, evidence))
         {
             int err;
             switch (obj.Implementation)
@@ -182,7 +196,7 @@ public static unsafe class DsmOrphanCleanup
 
     /// <summary>The tag scan. SysV segments that some process has attached are listed only with
     /// <paramref name="includeAttached"/> (POSIX names and files cannot tell, and are always listed).</summary>
-    private static List<DsmOsObject> ScanTagged(DsmNames names, IShmemLogger log, bool includeAttached)
+    private static List<DsmOsObject> ScanTagged(DsmNames names, IShmemLogger log, bool includeAttached, DsmOrphanEvidence? evidence)
     {
         var found = new List<DsmOsObject>();
         try
@@ -196,10 +210,17 @@ public static unsafe class DsmOrphanCleanup
         }
         foreach (var (id, key) in SysVSegmentsOfThisUser(log, includeAttached))
         {
-            var probe = DsmOs.ProbeSysV(id, names.Tag, out var header, out int actualKey);
+            var probe = DsmOs.ProbeSysV(id, names.Tag, out var header, out int actualKey, out var info);
             if ((probe == DsmOs.SysVProbe.OursUnattached || (includeAttached && probe == DsmOs.SysVProbe.OursAttached)) &&
                 actualKey == key && key == names.SysVKey(header.Kind, header.Handle))
                 found.Add(new DsmOsObject(DsmImplementation.SysV, ((uint)key).ToString(CultureInfo.InvariantCulture), id));
+            else if (probe == DsmOs.SysVProbe.UnlabelledUnattached && actualKey == key && evidence is not null &&
+                     evidence.IsUnlabelledOrphan(info))
+            {
+                log.Write(ShmemLogLevel.Debug, $"SysV segment with key {(uint)key} (ID {id}) has no header; its creator, PID " +
+                                               $"{info.CreatorPid}, was a process of the dead instance and died before labelling it");
+                found.Add(new DsmOsObject(DsmImplementation.SysV, ((uint)key).ToString(CultureInfo.InvariantCulture), id));
+            }
         }
         try
         {

@@ -108,13 +108,11 @@ internal static unsafe class DsmOs
 
     private static bool IsOurSysVObject(int id, int key, DsmInstanceTag tag, DsmObjectKind kind, uint handle, int creatorPid)
     {
-        byte* st = stackalloc byte[Libc.ShmidDsSize];
-        if (Libc.shmctl(id, Libc.IPC_STAT, st) != 0)
+        if (!SysVShm.TryStat(id, out var info, out _))
             return false;
-        if (*(int*)(st + Libc.ShmidDsKeyOffset) != key || *(uint*)(st + Libc.ShmidDsUidOffset) != Libc.geteuid() ||
-            *(long*)(st + Libc.ShmidDsNattchOffset) != 0)
+        if (info.Key != key || !SysVShm.IsOwnedByUs(info) || info.AttachCount != 0)
             return false;
-        if (creatorPid != 0 && *(int*)(st + Libc.ShmidDsCpidOffset) == creatorPid)
+        if (creatorPid != 0 && info.CreatorPid == creatorPid)
             return true;
         return ProbeSysV(id, tag, out var header, out _) == SysVProbe.OursUnattached && header.Handle == handle && header.Kind == kind;
     }
@@ -126,34 +124,41 @@ internal static unsafe class DsmOs
         NotOurs,
         OursAttached,
         OursUnattached,
+
+        /// <summary>This user's (IPC_STAT), unattached, but its header was never written (all zero): a creator
+        /// that died between shmget and labelling it. Whether it is this instance's is decided by the caller from
+        /// the kernel's creator pid (<see cref="DsmOrphanEvidence"/>).</summary>
+        UnlabelledUnattached,
     }
 
     /// <summary>
     /// Reads the header of SysV segment <paramref name="id"/> (read-only attach, then detach) and says whether it
-    /// belongs to instance <paramref name="tag"/> and whether any process has it attached. Segments of other users,
-    /// too small, or with another header are <see cref="SysVProbe.NotOurs"/>. Never throws.
+    /// belongs to instance <paramref name="tag"/> and whether any process has it attached. Ownership is decided from
+    /// IPC_STAT first (<see cref="SysVShm.IsOwnedByUs"/>): a segment of another user, or one others may write, is
+    /// <see cref="SysVProbe.NotOurs"/> without ever being attached; so is one too small or with another header.
+    /// Never throws.
     /// </summary>
-    public static SysVProbe ProbeSysV(int id, DsmInstanceTag tag, out DsmSegmentHeader header, out int key)
+    public static SysVProbe ProbeSysV(int id, DsmInstanceTag tag, out DsmSegmentHeader header, out int key) =>
+        ProbeSysV(id, tag, out header, out key, out _);
+
+    /// <inheritdoc cref="ProbeSysV(int, DsmInstanceTag, out DsmSegmentHeader, out int)"/>
+    public static SysVProbe ProbeSysV(int id, DsmInstanceTag tag, out DsmSegmentHeader header, out int key, out SysVSegmentInfo info)
     {
         header = default;
         key = 0;
-        byte* st = stackalloc byte[Libc.ShmidDsSize];
-        if (Libc.shmctl(id, Libc.IPC_STAT, st) != 0)
-            return Libc.Errno == Errno.EACCES ? SysVProbe.NotOurs : SysVProbe.Gone;
-        key = *(int*)(st + Libc.ShmidDsKeyOffset);
-        long size = *(long*)(st + Libc.ShmidDsSegszOffset);
-        long attached = *(long*)(st + Libc.ShmidDsNattchOffset);
-        uint uid = *(uint*)(st + Libc.ShmidDsUidOffset);
-        if (uid != Libc.geteuid() || size < DsmSegmentHeader.Size)
+        if (!SysVShm.TryStat(id, out info, out int statErrno))
+            return statErrno == Errno.EACCES ? SysVProbe.NotOurs : SysVProbe.Gone;
+        key = info.Key;
+        if (!SysVShm.IsOwnedByUs(info) || info.Size < DsmSegmentHeader.Size)
             return SysVProbe.NotOurs;
         byte* p = SysVShm.TryAttach(id, readOnly: true, out int errno);
         if (p == null)
             return errno is Errno.EINVAL or Errno.EIDRM ? SysVProbe.Gone : SysVProbe.NotOurs;
         header = *(DsmSegmentHeader*)p;
         SysVShm.Detach(p); // a read-only mapping we just made: nothing to report if this fails
-        if (!header.IsOurs(tag, size))
-            return SysVProbe.NotOurs;
-        return attached == 0 ? SysVProbe.OursUnattached : SysVProbe.OursAttached;
+        if (!header.IsOurs(tag, info.Size))
+            return info.AttachCount == 0 && header.IsZero ? SysVProbe.UnlabelledUnattached : SysVProbe.NotOurs;
+        return info.AttachCount == 0 ? SysVProbe.OursUnattached : SysVProbe.OursAttached;
     }
 
     [SkipLocalsInit]
@@ -339,6 +344,8 @@ internal static unsafe class DsmOs
         long size = *(long*)(st + Libc.ShmidDsSegszOffset);
         if (*(int*)(st + Libc.ShmidDsKeyOffset) != names.SysVKey(kind, handle) || size < DsmSegmentHeader.Size)
             return false; // the id was reused by another segment: ours is gone
+        if (!SysVShm.TryStat(id, out var info, out _) || !SysVShm.IsOwnedByUs(info))
+            return false; // another user's segment at our key: never attached, and ours does not exist
         nint p = Libc.shmat(id, 0, 0);
         if (p == -1)
         {

@@ -40,9 +40,12 @@ public sealed unsafe class DsmPageAllocator
     private readonly int* _prev;
     private readonly byte* _pages;
 
+    private readonly long _regionSize;
+
     private DsmPageAllocator(ShmemRegion region)
     {
         _region = region.Base;
+        _regionSize = region.Size;
         ref var h = ref Header;
         PageCount = h.PageCount;
         _tags = (int*)(_region + h.TagsOffset);
@@ -110,18 +113,41 @@ public sealed unsafe class DsmPageAllocator
     /// <summary>Validates an allocator another process initialised; <see cref="ShmemCorruptException"/> if not sane.</summary>
     public static DsmPageAllocator Attach(ShmemRegion region)
     {
+        if (ValidateHeader(region) is { } problem)
+            throw new ShmemCorruptException("preallocated DSM region is corrupt", problem);
+        return new DsmPageAllocator(region);
+    }
+
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "preallocated DSM region";
+
+    private static string? ValidateHeader(ShmemRegion region)
+    {
         if (region.Size < DsmPageAllocatorHeader.Size)
-            throw new ShmemCorruptException("preallocated DSM region is too small to hold its header");
-        ref var h = ref region.Ref<DsmPageAllocatorHeader>(0);
+            return ShmemProblem.TooSmall(StructureName, region.Size, DsmPageAllocatorHeader.Size);
+        var h = region.Ref<DsmPageAllocatorHeader>(0);
+        if (ShmemProblem.Header(StructureName, region.Size, DsmPageAllocatorHeader.Size, h.Magic, DsmPageAllocatorHeader.ExpectedMagic,
+                h.LayoutVersion, DsmPageAllocatorHeader.CurrentLayoutVersion) is { } problem)
+            return problem;
         long metadata = h.PageCount >= 0 ? MetadataSize(h.PageCount) : -1;
-        if (h.Magic != DsmPageAllocatorHeader.ExpectedMagic || h.LayoutVersion != DsmPageAllocatorHeader.CurrentLayoutVersion ||
-            h.RegionSize != region.Size || h.PageCount < 0 || h.TagsOffset != DsmPageAllocatorHeader.Size ||
+        if (h.RegionSize != region.Size || h.PageCount < 0 || h.TagsOffset != DsmPageAllocatorHeader.Size ||
             h.PagesOffset < metadata || h.PagesOffset % 64 != 0 || h.PagesOffset + (long)h.PageCount * PageSize > region.Size ||
             (uint)h.FreePages > (uint)h.PageCount)
-            throw new ShmemCorruptException("preallocated DSM region is corrupt",
-                $"magic 0x{h.Magic:X8} version {h.LayoutVersion} size {h.RegionSize} of {region.Size} pages {h.PageCount} " +
-                $"pages offset {h.PagesOffset} free {h.FreePages}");
-        return new DsmPageAllocator(region);
+            return $"{StructureName}: size {h.RegionSize} of {region.Size}, {h.PageCount} pages at offset {h.PagesOffset}, " +
+                   $"{h.FreePages} free do not describe the region";
+        return null;
+    }
+
+    /// <summary>The header checked again (magic, version, geometry unchanged since attach, free count within the page
+    /// count). Never throws. Null when valid, else the first problem.</summary>
+    public string? Validate()
+    {
+        var region = new ShmemRegion(_region, _regionSize);
+        if (ValidateHeader(region) is { } problem)
+            return problem;
+        if (Header.PageCount != PageCount || _pages != _region + Header.PagesOffset)
+            return $"{StructureName}: page count {Header.PageCount} or pages offset {Header.PagesOffset} changed since attach";
+        return null;
     }
 
     /// <summary>The address of page <paramref name="page"/> in this process.</summary>

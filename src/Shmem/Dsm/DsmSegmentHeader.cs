@@ -36,6 +36,16 @@ internal struct DsmSegmentHeader
         CreatorPid = Os.ProcessControl.CurrentPid,
     };
 
+    /// <summary>True when nothing was ever written here (a new SysV segment is zero-filled by the kernel).</summary>
+    public readonly bool IsZero
+    {
+        get
+        {
+            var copy = this;
+            return !MemoryMarshal.AsBytes(MemoryMarshal.CreateReadOnlySpan(ref copy, 1)).ContainsAnyExcept((byte)0);
+        }
+    }
+
     /// <summary>True when this header was written by instance <paramref name="tag"/> for an object of
     /// <paramref name="objectSize"/> bytes.</summary>
     public readonly bool IsOurs(DsmInstanceTag tag, long objectSize) =>

@@ -13,11 +13,16 @@ namespace Postmaster.Shmem.Instance;
 /// </summary>
 public sealed class InstanceShmem : IDisposable
 {
+    /// <summary>Where each module was found at attach, in <see cref="Validate"/>'s order (the last one is default
+    /// without a preallocated DSM region).</summary>
+    private readonly ShmemRegion[] _placements;
+
     private InstanceShmem(MainSegment main, LWLockTrancheTable tranches, LWLockOwnerTable owners, BackendSlotArray slots,
         WorkerRequestQueue requests, DsmRegistryTable dsmRegistryTable, DsmPageAllocator? dsmMainRegion,
-        WorkerStatusTable workerStatus)
+        WorkerStatusTable workerStatus, ShmemRegion[] placements)
     {
         WorkerStatus = workerStatus;
+        _placements = placements;
         DsmRegistryTable = dsmRegistryTable;
         Requests = requests;
         Main = main;
@@ -53,15 +58,23 @@ public sealed class InstanceShmem : IDisposable
     public static InstanceShmem Wrap(MainSegment main)
     {
         ShmemRegion Find(string name) => main.Index.TryFind(name, out var r)
-            ? r : throw new ShmemCorruptException($"shared memory structure \"{name}\" is missing from the index");
+            ? r : throw new ShmemCorruptException($"{Layout.ShmemIndex.StructureName}: \"{name}\" is missing");
+        var placements = new[]
+        {
+            Find(InstanceLayout.TrancheTableName), Find(InstanceLayout.OwnerTableName), Find(InstanceLayout.BackendSlotsName),
+            Find(InstanceLayout.WorkerRequestsName), Find(InstanceLayout.DsmRegistryName),
+            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? dsm : default,
+            Find(InstanceLayout.WorkerStatusName),
+        };
         return new InstanceShmem(main,
-            LWLockTrancheTable.Attach(Find(InstanceLayout.TrancheTableName), LWLockSegment.Main(main.Region)),
-            LWLockOwnerTable.Attach(Find(InstanceLayout.OwnerTableName)),
-            BackendSlotArray.Attach(Find(InstanceLayout.BackendSlotsName)),
-            WorkerRequestQueue.Attach(Find(InstanceLayout.WorkerRequestsName)),
-            DsmRegistryTable.Attach(Find(InstanceLayout.DsmRegistryName)),
-            main.Index.TryFind(InstanceLayout.DsmMainRegionName, out var dsm) ? DsmPageAllocator.Attach(dsm) : null,
-            WorkerStatusTable.Attach(Find(InstanceLayout.WorkerStatusName)));
+            LWLockTrancheTable.Attach(placements[0], LWLockSegment.Main(main.Region)),
+            LWLockOwnerTable.Attach(placements[1]),
+            BackendSlotArray.Attach(placements[2]),
+            WorkerRequestQueue.Attach(placements[3]),
+            DsmRegistryTable.Attach(placements[4]),
+            placements[5].IsNull ? null : DsmPageAllocator.Attach(placements[5]),
+            WorkerStatusTable.Attach(placements[6]),
+            placements);
     }
 
     /// <summary>Attaches the running instance's main segment (child processes, inspection) and validates it.</summary>
@@ -77,6 +90,47 @@ public sealed class InstanceShmem : IDisposable
             main.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Checks everything the supervisor depends on, in the order a reader trusts it, and returns the first problem
+    /// (null when all is valid): the main header (magic, version, sizes, offsets, data directory), the index
+    /// (magic, version, counts, every entry inside the allocated space), that each module's index entry still names
+    /// the space found at attach, and each module's own checks (lock tranches, lock owner records, backend slots,
+    /// worker requests, DSM registry, preallocated DSM). Reads headers and a few words per slot or entry: cheap enough
+    /// to call after every backend crash. Never throws (a ShmemCorruptException from a lookup is reported as the
+    /// problem). The DSM control segment is separate: <see cref="DsmControl.Validate"/>.
+    /// </summary>
+    public string? Validate()
+    {
+        try
+        {
+            return Main.Validate()
+                   ?? Placement(InstanceLayout.TrancheTableName, _placements[0]) ?? Tranches.Validate()
+                   ?? Placement(InstanceLayout.OwnerTableName, _placements[1]) ?? Owners.Validate()
+                   ?? Placement(InstanceLayout.BackendSlotsName, _placements[2]) ?? Slots.Validate()
+                   ?? Placement(InstanceLayout.WorkerRequestsName, _placements[3]) ?? Requests.Validate()
+                   ?? Placement(InstanceLayout.DsmRegistryName, _placements[4]) ?? DsmRegistryTable.Validate()
+                   ?? Placement(InstanceLayout.WorkerStatusName, _placements[6]) ?? WorkerStatus.Validate()
+                   ?? (DsmMainRegion is null ? null
+                       : Placement(InstanceLayout.DsmMainRegionName, _placements[5]) ?? DsmMainRegion.Validate());
+        }
+        catch (ShmemCorruptException e)
+        {
+            return e.Detail is null ? e.Message : $"{e.Message}: {e.Detail}";
+        }
+    }
+
+    /// <summary>Whether the index still maps <paramref name="name"/> to the region found at attach.</summary>
+    private unsafe string? Placement(string name, ShmemRegion found)
+    {
+        if (!Main.Index.TryFind(name, out var now))
+            return $"{Layout.ShmemIndex.StructureName}: \"{name}\" is missing";
+        long offsetNow = now.Base - Main.Region.Base, offsetFound = found.Base - Main.Region.Base;
+        if (offsetNow != offsetFound || now.Size != found.Size)
+            return $"{Layout.ShmemIndex.StructureName}: \"{name}\" now names offset {offsetNow} ({now.Size} bytes) " +
+                   $"instead of {offsetFound} ({found.Size} bytes), where it was found";
+        return null;
     }
 
     public void Dispose() => Main.Dispose();

@@ -82,6 +82,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, SetLastError = true)]
     public static partial int ftruncate(int fd, long length);
 
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int fchmod(int fd, uint mode);
+
     // returns the error number directly (0 on success); errno is NOT set
     [LibraryImport(Name)]
     public static partial int posix_fallocate(int fd, long offset, long len);

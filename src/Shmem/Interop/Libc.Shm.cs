@@ -8,6 +8,7 @@ internal static unsafe partial class Libc
     public const int IPC_CREAT = 0x200;   // 01000
     public const int IPC_EXCL = 0x400;    // 02000
     public const int IPC_RMID = 0;
+    public const int IPC_SET = 1;
     public const int IPC_STAT = 2;
     public const int SHM_HUGETLB = 0x800; // 04000
 
@@ -15,8 +16,12 @@ internal static unsafe partial class Libc
     public const int ShmidDsSize = 112;
     public const int ShmidDsKeyOffset = 0;    // shm_perm.__key
     public const int ShmidDsUidOffset = 4;
+    public const int ShmidDsGidOffset = 8;
+    public const int ShmidDsCuidOffset = 12;
     public const int ShmidDsModeOffset = 20;
     public const int ShmidDsSegszOffset = 48;
+    public const int ShmidDsAtimeOffset = 56;
+    public const int ShmidDsCtimeOffset = 72;
     public const int ShmidDsCpidOffset = 80;
     public const int ShmidDsLpidOffset = 84;
     public const int ShmidDsNattchOffset = 88;

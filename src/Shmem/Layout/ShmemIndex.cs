@@ -20,6 +20,9 @@ public readonly record struct ShmemAllocation(string? Name, long? Offset, long S
 public sealed class ShmemIndex
 {
     public const int MaxNameBytes = 63;
+
+    /// <summary>Most entries an index may declare (a sanity bound for validation; plans use far fewer).</summary>
+    public const int MaxCapacity = 1 << 20;
     public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(5);
     private const uint IndexMagic = 0x504D_4958; // "PMIX"
     private const uint IndexLayoutVersion = 1;
@@ -57,6 +60,9 @@ public sealed class ShmemIndex
 
     public int Capacity => HeaderRef.Capacity;
 
+    /// <summary>Where the index was found (from the segment base).</summary>
+    public long Offset => _offset;
+
     private ref IndexHeader HeaderRef => ref _segment.Ref<IndexHeader>(_offset);
 
     private ref MainHeader Main => ref _segment.Ref<MainHeader>(0);
@@ -73,21 +79,63 @@ public sealed class ShmemIndex
         return new ShmemIndex(segment, offset);
     }
 
-    /// <summary>Validates an index written by another process before trusting it.</summary>
+    /// <summary>Validates an index written by another process before trusting it; <see cref="ShmemCorruptException"/>
+    /// naming the problem when it fails.</summary>
     internal static ShmemIndex Attach(ShmemRegion segment, long offset)
     {
-        if (offset < MainHeader.Size || offset > segment.Size - Unsafe.SizeOf<IndexHeader>())
-            throw new ShmemCorruptException($"shared memory index offset {offset} is outside the segment of {segment.Size} bytes");
-        ref var h = ref segment.Ref<IndexHeader>(offset);
-        if (h.Magic != IndexMagic || h.LayoutVersion != IndexLayoutVersion)
-            throw new ShmemCorruptException("shared memory index has a wrong magic number or layout version",
-                $"magic 0x{h.Magic:X8} version {h.LayoutVersion}, expected 0x{IndexMagic:X8} version {IndexLayoutVersion}");
-        if (h.Capacity < 0 || h.Count < 0 || h.Count > h.Capacity || h.Size != RequiredSize(h.Capacity) ||
-            offset + h.Size > segment.Size)
-            throw new ShmemCorruptException("shared memory index is corrupt",
-                $"capacity {h.Capacity}, count {h.Count}, size {h.Size}, segment {segment.Size} bytes");
+        if (Validate(segment, offset) is { } problem)
+            throw new ShmemCorruptException(problem);
         return new ShmemIndex(segment, offset);
     }
+
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "shared memory index";
+
+    /// <summary>
+    /// Checks the index at <paramref name="offset"/> of <paramref name="segment"/> (whose <see cref="MainHeader"/> must
+    /// have passed <see cref="MainHeader.Validate"/>): magic, layout version, capacity, count ≤ capacity, size, and
+    /// every published entry: a NUL-terminated name, an allocation inside [end of the index, free offset] with its
+    /// size ≤ its aligned allocated size. Reads the header and Count entries; never throws. Null when valid.
+    /// </summary>
+    public static unsafe string? Validate(ShmemRegion segment, long offset)
+    {
+        if (segment.IsNull || segment.Size < MainHeader.Size)
+            return $"{StructureName}: the segment is too small";
+        if (offset < MainHeader.Size || offset > segment.Size - Unsafe.SizeOf<IndexHeader>())
+            return $"{StructureName}: offset {offset} is outside the segment of {segment.Size} bytes";
+        var h = segment.Ref<IndexHeader>(offset);
+        if (ShmemProblem.Header(StructureName, segment.Size - offset, Unsafe.SizeOf<IndexHeader>(), h.Magic, IndexMagic,
+                h.LayoutVersion, IndexLayoutVersion) is { } problem)
+            return problem;
+        if (h.Capacity < 0 || h.Capacity > MaxCapacity)
+            return $"{StructureName}: capacity {h.Capacity} is outside 0..{MaxCapacity}";
+        if (h.Size != RequiredSize(h.Capacity) || h.Size > segment.Size - offset)
+            return $"{StructureName}: size {h.Size} does not match {RequiredSize(h.Capacity)} for {h.Capacity} entries " +
+                   $"or does not fit the segment of {segment.Size} bytes";
+        int count = Volatile.Read(ref segment.Ref<IndexHeader>(offset).Count);
+        if (count < 0 || count > h.Capacity)
+            return $"{StructureName}: entry count {count} is outside 0..{h.Capacity}";
+        var main = segment.Ref<MainHeader>(0);
+        long first = offset + h.Size;
+        long free = Math.Min(main.FreeOffset, segment.Size);
+        for (int i = 0; i < count; i++)
+        {
+            var e = segment.Ref<IndexEntry>(offset + Unsafe.SizeOf<IndexHeader>() + (long)i * Unsafe.SizeOf<IndexEntry>());
+            var name = new ReadOnlySpan<byte>(e.Name, MaxNameBytes + 1);
+            int len = name.IndexOf((byte)0);
+            if (len <= 0)
+                return $"{StructureName}: entry {i} has {(len == 0 ? "an empty name" : "a name that is not NUL-terminated")}";
+            if (e.Offset < first || e.Size < 0 || e.AllocatedSize < e.Size || e.AllocatedSize != ShmemSize.CacheLineAlign(e.Size) ||
+                e.Offset > free || e.AllocatedSize > free - e.Offset)
+                return $"{StructureName}: entry {i} (\"{Utf8Text.GetString(name[..len])}\") at offset {e.Offset} with size {e.Size} " +
+                       $"({e.AllocatedSize} allocated) is outside the allocated space {first}..{free}";
+        }
+        return null;
+    }
+
+    /// <summary>This index, checked again (see <see cref="Validate(ShmemRegion, long)"/>): the main header's
+    /// validation comes first, then this.</summary>
+    public string? Validate() => Validate(_segment, _offset);
 
     /// <summary>
     /// PostgreSQL's ShmemInitStruct: returns the space registered under <paramref name="name"/>, allocating
@@ -110,15 +158,17 @@ public sealed class ShmemIndex
                     throw new ShmemException(
                         $"ShmemIndex entry size is wrong for data structure \"{name}\": expected {size}, actual {e.Size}");
                 found = true;
-                return _segment.Slice(e.Offset, e.Size);
+                return RegionOf(i);
             }
             ref var h = ref HeaderRef;
-            if (h.Count >= h.Capacity)
+            if (CheckedCount() >= h.Capacity)
                 throw new ShmemException($"could not create ShmemIndex entry for data structure \"{name}\"",
                     hint: $"The index holds at most {h.Capacity} named allocations.");
             long allocated = ShmemSize.CacheLineAlign(size);
             ref var main = ref Main;
             long start = main.FreeOffset;
+            if (start < _offset || start > _segment.Size || main.TotalSize != _segment.Size)
+                throw new ShmemCorruptException($"{MainHeader.StructureName}: free offset {start} or total size {main.TotalSize} is not valid");
             if (allocated > main.TotalSize - start)
                 throw new ShmemException($"not enough shared memory for data structure \"{name}\" ({size} bytes requested)",
                     $"{main.TotalSize - start} bytes are left in the main segment.",
@@ -153,8 +203,7 @@ public sealed class ShmemIndex
                 region = default;
                 return false;
             }
-            ref var e = ref EntryRef(i);
-            region = _segment.Slice(e.Offset, e.Size);
+            region = RegionOf(i);
             return true;
         }
         finally
@@ -170,8 +219,9 @@ public sealed class ShmemIndex
     {
         var rows = new List<ShmemAllocation>();
         int count = Volatile.Read(ref HeaderRef.Count);
+        int capacity = (int)Math.Min(HeaderRef.Capacity, (_segment.Size - _offset - Unsafe.SizeOf<IndexHeader>()) / Unsafe.SizeOf<IndexEntry>());
         long named = 0;
-        for (int i = 0; i < count && i < HeaderRef.Capacity; i++)
+        for (int i = 0; i < count && i < capacity; i++)
         {
             ref var e = ref EntryRef(i);
             string n;
@@ -209,9 +259,31 @@ public sealed class ShmemIndex
         return bytes;
     }
 
+    /// <summary>The published entry count, checked against the capacity (a garbage count must not send a lookup
+    /// outside the index).</summary>
+    private int CheckedCount()
+    {
+        ref var h = ref HeaderRef;
+        int count = Volatile.Read(ref h.Count);
+        if (count < 0 || count > h.Capacity || (long)h.Capacity * Unsafe.SizeOf<IndexEntry>() > _segment.Size - _offset)
+            throw new ShmemCorruptException($"{StructureName}: entry count {count} or capacity {h.Capacity} is not valid");
+        return count;
+    }
+
+    /// <summary>The region of entry <paramref name="i"/>, or <see cref="ShmemCorruptException"/> when it points
+    /// outside the segment.</summary>
+    private ShmemRegion RegionOf(int i)
+    {
+        ref var e = ref EntryRef(i);
+        long offset = e.Offset, size = e.Size;
+        if (offset < _offset || size < 0 || offset > _segment.Size || size > _segment.Size - offset)
+            throw new ShmemCorruptException($"{StructureName}: entry {i} at offset {offset} with size {size} is outside the segment of {_segment.Size} bytes");
+        return _segment.Slice(offset, size);
+    }
+
     private unsafe int FindLocked(byte[] key)
     {
-        int count = HeaderRef.Count;
+        int count = CheckedCount();
         for (int i = 0; i < count; i++)
         {
             ref var e = ref EntryRef(i);

@@ -60,16 +60,48 @@ public sealed unsafe class LWLockOwnerTable
     /// header does not describe a table of this layout that fits the region.</summary>
     public static LWLockOwnerTable Attach(ShmemRegion region)
     {
-        string? problem = Validate(region);
+        string? problem = ValidateHeader(region);
         if (problem is not null)
             throw new ShmemCorruptException("lock owner table is corrupt", problem);
         return new LWLockOwnerTable(region, region.Ref<LWLockOwnerTableHeader>(0).SlotCount);
     }
 
     /// <summary>True when the header checks pass (magic, version, record layout, counts fit the region).</summary>
-    public static bool IsSane(ShmemRegion region) => Validate(region) is null;
+    public static bool IsSane(ShmemRegion region) => ValidateHeader(region) is null;
 
-    private static string? Validate(ShmemRegion region)
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "lock owner table";
+
+    /// <summary>
+    /// Checks the table as the supervisor relies on it (it reads these records to choose between reconcile and full
+    /// restart): the header (magic, version, record layout, slot count as at attach, size) and every record's held
+    /// count (0..<see cref="LockOwner.MaxHeldLocks"/>), critical-section depth (≥ 0) and pid (≥ 0). Never throws.
+    /// Null when valid, else the first problem.
+    /// </summary>
+    public string? Validate()
+    {
+        if (ShmemProblem.Named(StructureName, ValidateHeader(_region)) is { } problem)
+            return problem;
+        int declared = _region.Ref<LWLockOwnerTableHeader>(0).SlotCount;
+        if (declared != SlotCount)
+            return $"{StructureName}: slot count {declared} differs from {SlotCount}, the count at attach";
+        for (int slot = 0; slot < SlotCount; slot++)
+        {
+            var record = Record(slot);
+            int held = Volatile.Read(ref record->HeldCount);
+            if ((uint)held > LockOwner.MaxHeldLocks)
+                return $"{StructureName}: slot {slot} records {held} held locks (at most {LockOwner.MaxHeldLocks})";
+            int depth = Volatile.Read(ref record->CriticalSectionDepth);
+            if (depth < 0)
+                return $"{StructureName}: slot {slot} records critical-section depth {depth}";
+            int pid = Volatile.Read(ref record->Pid);
+            if (pid < 0)
+                return $"{StructureName}: slot {slot} records pid {pid}";
+        }
+        return null;
+    }
+
+    private static string? ValidateHeader(ShmemRegion region)
     {
         if (region.IsNull || region.Size < LWLockOwnerTableHeader.Size)
             return $"Region of {region.Size} bytes is too short to hold the header.";

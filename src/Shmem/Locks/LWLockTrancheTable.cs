@@ -93,7 +93,7 @@ public sealed unsafe class LWLockTrancheTable
     /// validation.</summary>
     public static LWLockTrancheTable Attach(ShmemRegion region, LWLockSegment segment)
     {
-        string? problem = Validate(region);
+        string? problem = ValidateHeader(region);
         if (problem is not null)
             throw new ShmemCorruptException("lock tranche table is corrupt", problem);
         var table = new LWLockTrancheTable(region, segment);
@@ -102,9 +102,33 @@ public sealed unsafe class LWLockTrancheTable
         return table;
     }
 
-    public static bool IsSane(ShmemRegion region) => Validate(region) is null;
+    public static bool IsSane(ShmemRegion region) => ValidateHeader(region) is null;
 
-    private static string? Validate(ShmemRegion region)
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "lock tranche table";
+
+    /// <summary>
+    /// Checks the table as the supervisor relies on it (it names locks through it and holds built-in locks in it):
+    /// the header (magic, version, geometry, capacity as at attach, size, name count) and each built-in lock's magic
+    /// and tranche id. Never throws. Null when valid, else the first problem.
+    /// </summary>
+    public string? Validate()
+    {
+        if (ShmemProblem.Named(StructureName, ValidateHeader(_region)) is { } problem)
+            return problem;
+        if (Header.Capacity != Capacity)
+            return $"{StructureName}: capacity {Header.Capacity} differs from {Capacity}, the capacity at attach";
+        for (int id = 0; id < BuiltinCount; id++)
+        {
+            ref var l = ref _region.Ref<LWLock>(LocksOffset + (long)id * LWLock.Size);
+            uint magic = Volatile.Read(ref l.Magic);
+            if (magic != LWLock.ExpectedMagic)
+                return $"{StructureName}: built-in lock {(BuiltinLWLock)id} has a wrong magic number 0x{magic:X8} (expected 0x{LWLock.ExpectedMagic:X8})";
+        }
+        return null;
+    }
+
+    private static string? ValidateHeader(ShmemRegion region)
     {
         if (region.IsNull || region.Size < LWLockTrancheTableHeader.Size)
             return $"Region of {region.Size} bytes is too short to hold the header.";

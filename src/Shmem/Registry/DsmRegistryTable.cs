@@ -80,15 +80,36 @@ public sealed unsafe class DsmRegistryTable
     /// validation (magic, version, entry size, capacity and counts that fit the region).</summary>
     public static DsmRegistryTable Attach(ShmemRegion region)
     {
-        string? problem = Validate(region);
+        string? problem = ValidateHeader(region);
         if (problem is not null)
             throw new ShmemCorruptException("DSM registry is corrupt", problem);
         return new DsmRegistryTable(region);
     }
 
-    public static bool IsSane(ShmemRegion region) => Validate(region) is null;
+    public static bool IsSane(ShmemRegion region) => ValidateHeader(region) is null;
 
-    private static string? Validate(ShmemRegion region)
+    /// <summary>Name used in validation results.</summary>
+    public const string StructureName = "DSM registry";
+
+    /// <summary>The header checked again (magic, version, entry size, capacity as at attach, counts) and the state of
+    /// every entry used so far. Never throws. Null when valid, else the first problem.</summary>
+    public string? Validate()
+    {
+        if (ShmemProblem.Named(StructureName, ValidateHeader(_region)) is { } problem)
+            return problem;
+        if (Header.Capacity != Capacity)
+            return $"{StructureName}: capacity {Header.Capacity} differs from {Capacity}, the capacity at attach";
+        int highWater = Volatile.Read(ref Header.HighWater);
+        for (int i = 0; i < highWater; i++)
+        {
+            var state = _region.Ref<DsmRegistryEntry>(EntryOffset(i)).State;
+            if (state is < DsmRegistryEntryState.Free or > DsmRegistryEntryState.Releasing)
+                return $"{StructureName}: entry {i} has state {(int)state}, which is not an entry state";
+        }
+        return null;
+    }
+
+    private static string? ValidateHeader(ShmemRegion region)
     {
         if (region.IsNull || region.Size < DsmRegistryHeader.Size)
             return $"Region of {region.Size} bytes is too short to hold the header.";

@@ -99,7 +99,9 @@ public sealed unsafe class MappedSegment : IDisposable
         return new MappedSegment(SegmentKind.SysV, ((uint)key).ToString(), (uint)key, id, new ShmemRegion(p, size), null);
     }
 
-    /// <summary>Attaches an existing SysV segment by id; null when it is gone (EINVAL/EIDRM).</summary>
+    /// <summary>Attaches an existing SysV segment by id; null when it is gone (EINVAL/EIDRM). A segment that is not
+    /// provably this user's (<see cref="SysVShm.IsOwnedByUs"/>, checked with IPC_STAT before shmat) is never attached:
+    /// <see cref="ShmemCorruptException"/>.</summary>
     public static MappedSegment? AttachSysV(int id, long key = 0)
     {
         if (!SysVShm.TryStat(id, out var info, out int errno))
@@ -108,6 +110,9 @@ public sealed unsafe class MappedSegment : IDisposable
                 return null;
             throw new OsCallException($"could not stat shared memory segment (ID {id})", errno);
         }
+        if (!SysVShm.IsOwnedByUs(info))
+            throw new ShmemCorruptException($"shared memory segment (key {info.Key}, ID {id}) is not ours: owner uid {info.OwnerUid}, " +
+                                            $"creator uid {info.CreatorUid}, mode 0{Convert.ToString(info.Permissions, 8)}");
         byte* p = SysVShm.TryAttach(id, readOnly: false, out errno);
         if (p == null)
         {

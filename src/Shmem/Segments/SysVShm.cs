@@ -3,8 +3,14 @@ using Postmaster.Shmem.Interop;
 
 namespace Postmaster.Shmem.Segments;
 
-/// <summary>What IPC_STAT tells about a System V segment.</summary>
-public readonly record struct SysVSegmentInfo(long Size, int CreatorPid, int LastPid, long AttachCount, uint OwnerUid, uint Mode);
+/// <summary>What IPC_STAT tells about a System V segment (times in Unix seconds; <see cref="Mode"/> as the kernel
+/// reports it, permission bits plus SHM_DEST/SHM_LOCKED).</summary>
+public readonly record struct SysVSegmentInfo(long Size, int CreatorPid, int LastPid, long AttachCount, uint OwnerUid, uint Mode,
+    int Key = 0, uint CreatorUid = 0, long AttachTime = 0, long ChangeTime = 0)
+{
+    /// <summary>The permission bits (rwxrwxrwx).</summary>
+    public uint Permissions => Mode & 0x1FF;
+}
 
 /// <summary>System V shared memory (shmget/shmat/shmdt/shmctl). Low-level: no naming or key policy.</summary>
 internal static unsafe class SysVShm
@@ -30,9 +36,14 @@ internal static unsafe class SysVShm
     }
 
     /// <summary>shmget(key, 0, 0): the id of an existing segment, or -1 when none (or not ours to see).</summary>
-    public static int Lookup(int key)
+    public static int Lookup(int key) => Lookup(key, out _);
+
+    /// <summary>shmget(key, 0, 0): the id, or -1 with the errno (ENOENT: no segment has the key; EACCES: one does,
+    /// but we may not see it).</summary>
+    public static int Lookup(int key, out int errno)
     {
         int id = Libc.shmget(key, 0, 0);
+        errno = id >= 0 ? 0 : Libc.Errno;
         return id >= 0 ? id : -1;
     }
 
@@ -54,8 +65,45 @@ internal static unsafe class SysVShm
             *(int*)(buf + Libc.ShmidDsLpidOffset),
             *(long*)(buf + Libc.ShmidDsNattchOffset),
             *(uint*)(buf + Libc.ShmidDsUidOffset),
-            *(ushort*)(buf + Libc.ShmidDsModeOffset));
+            *(ushort*)(buf + Libc.ShmidDsModeOffset),
+            *(int*)(buf + Libc.ShmidDsKeyOffset),
+            *(uint*)(buf + Libc.ShmidDsCuidOffset),
+            *(long*)(buf + Libc.ShmidDsAtimeOffset),
+            *(long*)(buf + Libc.ShmidDsCtimeOffset));
         return true;
+    }
+
+    /// <summary>
+    /// Whether a segment is provably this user's, from IPC_STAT alone, before anything attaches it (PostgreSQL's
+    /// PGSharedMemoryAttach): owner and creator are this effective uid, and no group or other permission bit is set
+    /// (we create every segment 0600; a segment someone else could write is not trusted even when it is ours). A
+    /// root process is no exception: another user's segment is never attached, even though root could.
+    /// </summary>
+    public static bool IsOwnedByUs(in SysVSegmentInfo info)
+    {
+        uint me = Libc.geteuid();
+        return info.OwnerUid == me && info.CreatorUid == me && (info.Permissions & 0x3F) == 0;
+    }
+
+    /// <summary>IPC_SET: gives segment <paramref name="id"/> owner <paramref name="uid"/> and permissions
+    /// <paramref name="mode"/> (tests make "another user's" segment with it; needs root or the owner). 0 or errno.</summary>
+    public static int SetOwner(int id, uint uid, uint gid, uint mode)
+    {
+        byte* buf = stackalloc byte[Libc.ShmidDsSize];
+        if (Libc.shmctl(id, Libc.IPC_STAT, buf) != 0)
+            return Libc.Errno;
+        *(uint*)(buf + Libc.ShmidDsUidOffset) = uid;
+        *(uint*)(buf + Libc.ShmidDsGidOffset) = gid;
+        *(ushort*)(buf + Libc.ShmidDsModeOffset) = (ushort)(mode & 0x1FF);
+        return Libc.shmctl(id, Libc.IPC_SET, buf) == 0 ? 0 : Libc.Errno;
+    }
+
+    /// <summary>shmget(key, size, IPC_CREAT|IPC_EXCL|0600) without attaching: the id, or -1 with the errno (tests).</summary>
+    public static int CreateUnattached(int key, long size, out int errno)
+    {
+        int id = Libc.shmget(key, (nuint)size, Libc.IPC_CREAT | Libc.IPC_EXCL | SegmentMode);
+        errno = id < 0 ? Libc.Errno : 0;
+        return id;
     }
 
     /// <summary>shmat; null with the errno on failure.</summary>

@@ -137,6 +137,21 @@ public sealed class SupervisionTests
     }
 
     [Fact]
+    public void A_reloaded_log_level_reaches_running_backends_and_pool_members()
+    {
+        using var pm = Instance("loglevel", "worker.w.entry = 'idle'", "backend_pool_size = 1", "log_min_messages = log");
+        pm.StartOk();
+        pm.WaitForBackends(b => b.Any(x => x.Name == "w"), "worker w");
+        Wait.Until(() => IdlePool(pm) == 1, "a parked pool member");
+        Assert.DoesNotContain("received SIGHUP", pm.Log);
+        File.AppendAllText(pm.ConfigPath, "log_min_messages = debug1\n");
+        Assert.Equal(0, pm.Do("reload").ExitCode);
+        pm.WaitForLog("background worker \"w\" received SIGHUP"); // logged at DEBUG1 by the backend itself
+        pm.WaitForLog("background worker \"pool\" received SIGHUP");
+        Assert.Equal(0, pm.Stop().ExitCode);
+    }
+
+    [Fact]
     public void A_pool_member_never_runs_a_library_that_changed_on_disk_after_it_preloaded_it()
     {
         string dir = Directory.CreateTempSubdirectory("pmtest-stale-").FullName;

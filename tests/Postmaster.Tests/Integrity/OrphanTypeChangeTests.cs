@@ -1,0 +1,82 @@
+using Postmaster.Shmem.Dsm;
+using Postmaster.Shmem.Os;
+using Postmaster.Tests.Support;
+using Xunit;
+
+namespace Postmaster.Tests.Integrity;
+
+/// <summary>
+/// A crash (SIGKILL of the postmaster; its backends leave by themselves), then a configuration with another
+/// <c>shared_memory_type</c> and <c>dynamic_shared_memory_type</c>: what the dead instance left (its main segment of
+/// the old type, its DSM control segment and a pinned segment of the old DSM type) is found and removed by the next
+/// start, or by <c>postmaster cleanup</c> when the stale lock file is gone too.
+/// </summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class OrphanTypeChangeTests
+{
+    public static TheoryData<string, string, string, string> Changes => new()
+    {
+        { "sysv", "sysv", "posix", "mmap" },
+        { "posix", "posix", "sysv", "sysv" },
+        { "sysv", "mmap", "posix", "posix" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Changes))]
+    public void Start_after_a_crash_removes_the_dead_instances_segments_of_the_previous_types(string shm, string dsm, string newShm, string newDsm)
+    {
+        using var pm = new PmInstance($"typechange-{shm}-{dsm}");
+        var (key, id, left) = Crash(pm, shm, dsm);
+        pm.Configure($"shared_memory_type = {newShm}", $"dynamic_shared_memory_type = {newDsm}");
+
+        pm.StartOk();
+        Assert.Equal(newShm, pm.LockFile!.ShmType);
+        Assert.Contains($"removing shared memory block (key {key}, ID {id}) left behind by a previous postmaster", pm.Log);
+        Assert.False(Leaks.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived the start");
+        Assert.Empty(Tagged(pm, dsm).Intersect(left)); // the new instance's own objects aside
+        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.Empty(Tagged(pm, dsm));
+    }
+
+    [Theory]
+    [InlineData("sysv", "posix")]
+    [InlineData("posix", "sysv")]
+    public void Cleanup_without_the_lock_file_finds_a_main_segment_of_the_other_type(string shm, string newShm)
+    {
+        using var pm = new PmInstance($"typecleanup-{shm}");
+        var (key, id, _) = Crash(pm, shm, "sysv");
+        File.Delete(Path.Combine(pm.DataDir, "postmaster.pid")); // nothing records what the dead instance used
+        pm.Configure($"shared_memory_type = {newShm}", "dynamic_shared_memory_type = posix");
+
+        var r = pm.Do("cleanup");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.DoesNotContain("nothing to clean up", r.Stdout);
+        Assert.Contains($"removing shared memory block (key {key}, ID {id})", r.Stderr);
+        Assert.False(Leaks.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived cleanup");
+        Assert.Empty(Tagged(pm, "sysv"));
+        Assert.Equal("nothing to clean up", pm.Do("cleanup").Stdout.Trim());
+    }
+
+    /// <summary>Starts an instance with a worker holding a pinned DSM segment, SIGKILLs the postmaster and waits for
+    /// its backends to go; returns the main segment's key and id, and the DSM objects left.</summary>
+    private static (long Key, long Id, IReadOnlyList<DsmOsObject> Left) Crash(PmInstance pm, string shm, string dsm)
+    {
+        pm.InitBare($"shared_memory_type = {shm}", $"dynamic_shared_memory_type = {dsm}",
+            "worker.h.entry = 'dsm-hold'", "worker.h.argument = '1:64kB:pin'");
+        pm.StartOk();
+        var backends = pm.WaitForBackends(b => b.Count == 1 && b[0].DsmSegments == 1, "the worker holding a segment");
+        pm.WaitForLog("created dynamic shared memory segment");
+        var c = pm.LockFile!;
+        Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
+        Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
+        Wait.Until(() => backends.All(b => !ProcessControl.IsAlive(b.Pid)), "its backends to leave by themselves");
+        Assert.True(Leaks.SegmentExists(shm, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the main segment behind");
+        var left = Tagged(pm, dsm);
+        Assert.Equal(2, left.Count); // the control segment and the pinned segment
+        return (c.ShmKey!.Value, c.ShmId!.Value, left);
+    }
+
+    private static IReadOnlyList<DsmOsObject> Tagged(PmInstance pm, string dsm) =>
+        DsmOrphanCleanup.FindTagged(DsmConfig.For(dsm switch { "sysv" => DsmType.SysV, "mmap" => DsmType.Mmap, _ => DsmType.Posix },
+            pm.DataDir, FileStat.TryStat(pm.DataDir)!.Value));
+}
