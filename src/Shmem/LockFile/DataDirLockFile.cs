@@ -53,10 +53,10 @@ public sealed class DataDirLockFile : IDisposable
     {
         string path = System.IO.Path.Combine(dataDir, FileName);
         using var dirLock = LockDirectory(dataDir);
-        int existing = Libc.open(path, Libc.O_RDWR | Libc.O_CLOEXEC, 0);
-        if (existing >= 0)
+        var existing = OpenChecked(path, Libc.O_RDWR);
+        if (existing is not null)
         {
-            using var old = new SafeFd(existing);
+            using var old = existing;
             if (!TryLockExclusive(old, out int errno))
             {
                 if (errno is not (Errno.EAGAIN or Errno.EACCES))
@@ -75,12 +75,8 @@ public sealed class DataDirLockFile : IDisposable
                 throw new OsCallException($"could not remove old lock file \"{path}\"", Libc.Errno,
                     hint: "The file seems accidentally left over, but it could not be removed. Please remove the file by hand and try again.");
         }
-        else if (Libc.Errno != Errno.ENOENT)
-        {
-            throw new OsCallException($"could not open lock file \"{path}\"", Libc.Errno);
-        }
 
-        int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | Libc.O_CLOEXEC, FileMode);
+        int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | Libc.O_CLOEXEC | NativeArch.Current.O_NOFOLLOW, FileMode);
         if (fd < 0)
             throw new OsCallException($"could not create lock file \"{path}\"", Libc.Errno);
         var handle = new SafeFd(fd);
@@ -153,23 +149,107 @@ public sealed class DataDirLockFile : IDisposable
     public void Dispose() => _fd.Dispose();
 
     /// <summary>
-    /// For clients (status, stop, start -w): is a live postmaster holding DIR/postmaster.pid, and what does the
-    /// file say? Contents are null when there is no file.
+    /// For clients: is a live postmaster holding DIR/postmaster.pid, and what does the file say? Contents are null when
+    /// there is no file (or line 1 is not a pid). The pid in the contents is NOT proven to be the holder: to signal the
+    /// server use <see cref="Inspect"/>, which proves it.
     /// </summary>
     public static (bool Locked, LockFileContents? Contents) Probe(string dataDir)
     {
+        using var state = Inspect(dataDir, prove: false);
+        return (state.Locked, state.Contents);
+    }
+
+    /// <summary>
+    /// Reads DIR/postmaster.pid without ever blocking: opened O_NONBLOCK|O_NOFOLLOW, refused unless it is a regular
+    /// file (a FIFO, device, directory or symbolic link there is an error, not a hang), at most
+    /// <see cref="MaxReadBytes"/> read. When the file is locked and <paramref name="prove"/> is set, the pid on line 1 is
+    /// checked to be the lock holder (<see cref="LockHolderProof"/>); <see cref="LockFileState.Holder"/> is then a
+    /// handle on that process, opened before the check, through which it may be signalled.
+    /// Throws <see cref="ShmemException"/> (naming the file) when the file cannot be opened, is not a regular file, or
+    /// its lock cannot be tested.
+    /// </summary>
+    public static LockFileState Inspect(string dataDir, bool prove = true)
+    {
         string path = System.IO.Path.Combine(dataDir, FileName);
-        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        using var handle = OpenChecked(path, Libc.O_RDONLY);
+        if (handle is null)
+            return new LockFileState(path, false, false, null, "", null, null);
+        bool locked = IsLocked(handle, path);
+        string text = ReadAll(handle);
+        int newline = text.IndexOf('\n');
+        string pidLine = newline < 0 ? text : text[..newline];
+        var contents = LockFileContents.Parse(text);
+        if (!locked || !prove)
+            return new LockFileState(path, true, locked, contents, pidLine, null, null);
+        var self = FileStat.OfDescriptor(handle.Fd, path);
+        if (!LockFileContents.TryParsePid(pidLine, out int pid))
+            return new LockFileState(path, true, true, contents, pidLine, null,
+                pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID");
+        if (pid <= 1)
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which is never a postmaster");
+        var holder = ProcessHandle.TryOpen(pid);
+        if (holder is null)
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which does not exist");
+        if (LockHolderProof.Check(pid, self) is { } why)
+        {
+            holder.Dispose();
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, {why}");
+        }
+        return new LockFileState(path, true, true, contents, pidLine, holder, null);
+    }
+
+    /// <summary>At most this much of the file is read (the real file is a few hundred bytes).</summary>
+    public const int MaxReadBytes = 8192;
+
+    private static string TypeName(uint mode) => (mode & 0xF000) switch
+    {
+        0x1000 => "FIFO",
+        0x2000 => "character device",
+        0x4000 => "directory",
+        0x6000 => "block device",
+        0xC000 => "socket",
+        _ => "special file",
+    };
+
+    private static string Printable(string s)
+    {
+        var t = new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray());
+        return t.Length > 40 ? t[..40] + "..." : t;
+    }
+
+    /// <summary>Opens an existing lock file without following a symbolic link or blocking on a FIFO, and checks that it
+    /// is a regular file. Null when it does not exist.</summary>
+    private static SafeFd? OpenChecked(string path, int access)
+    {
+        int fd = Libc.open(path, access | Libc.O_CLOEXEC | Libc.O_NONBLOCK | NativeArch.Current.O_NOFOLLOW, 0);
         if (fd < 0)
         {
             int errno = Libc.Errno;
-            if (errno is Errno.ENOENT or Errno.ENOTDIR)
-                return (false, null);
+            if (errno is Errno.ENOENT)
+                return null;
+            if (errno == Libc.ELOOP)
+                throw new ShmemException($"lock file \"{path}\" is a symbolic link",
+                    hint: "Only a postmaster creates this file; remove the link.");
             throw new OsCallException($"could not open lock file \"{path}\"", errno);
         }
-        using var handle = new SafeFd(fd);
-        bool locked = IsLocked(handle, path);
-        return (locked, LockFileContents.Parse(ReadAll(handle)));
+        var handle = new SafeFd(fd);
+        FileStat st;
+        try
+        {
+            st = FileStat.OfDescriptor(fd, path);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        if ((st.Mode & 0xF000) != 0x8000)
+        {
+            handle.Dispose();
+            throw new ShmemException($"lock file \"{path}\" is not a regular file (it is a {TypeName(st.Mode)})",
+                hint: "Only a postmaster creates this file; remove whatever is there instead.");
+        }
+        return handle;
     }
 
     private static string ShmemLine(long key, long id) => $"{key.ToString().PadLeft(KeyWidth)} {id.ToString().PadLeft(IdWidth)}";
@@ -221,9 +301,8 @@ public sealed class DataDirLockFile : IDisposable
 
     private static unsafe string ReadAll(SafeFd fd)
     {
-        const int MaxLockFile = 8192;
-        byte* buf = stackalloc byte[MaxLockFile];
-        nint n = Libc.pread(fd.Fd, buf, MaxLockFile, 0);
+        byte* buf = stackalloc byte[MaxReadBytes];
+        nint n = Libc.pread(fd.Fd, buf, MaxReadBytes, 0);
         return n <= 0 ? "" : Utf8Text.GetString(new ReadOnlySpan<byte>(buf, (int)n));
     }
 
