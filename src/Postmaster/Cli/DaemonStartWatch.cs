@@ -134,7 +134,7 @@ public sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd outpu
             Report.Error($"could not start server: {exitText}");
             foreach (var r in records)
                 Console.Error.WriteLine(r.Format());
-            Console.Error.WriteLine($"HINT:  Examine the log output in \"{logPath}\".");
+            Console.Error.WriteLine($"HINT:  Examine the log output in \"{_jsonDir ?? logPath}\".");
             return;
         }
         int end = main + 1;
@@ -146,7 +146,7 @@ public sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd outpu
         foreach (var r in records.Skip(main + 1).Take(end - main - 1).Where(r => r.Text.Length > 0))
             Console.Error.WriteLine(r.Format());
         if (afterLock)
-            Console.Error.WriteLine($"HINT:  Examine the log output in \"{logPath}\".");
+            Console.Error.WriteLine($"HINT:  Examine the log output in \"{_jsonDir ?? logPath}\".");
     }
 
     private sealed record Record(string? Severity, string Text)
