@@ -69,6 +69,15 @@ public static class DataDirectory
             return InitializeEmpty(dataDir, configText);
         string parent = Path.GetDirectoryName(dataDir) ?? "/";
         string temp = Path.Combine(parent, $".{Path.GetFileName(dataDir)}.init-{ProcessControl.CurrentPid}");
+        for (string? up = parent; up is not null; up = Path.GetDirectoryName(up))
+        {
+            if (Stat(up) is not { } ancestor)
+                continue;
+            if (!ancestor.IsDirectory)
+                throw new StartupException($"could not create directory \"{dataDir}\": {OsError.Text(OsError.ENOTDIR)}",
+                    $"\"{up}\" is not a directory.");
+            break;
+        }
         try
         {
             Directory.CreateDirectory(parent);
