@@ -57,6 +57,10 @@ public static class SpawnCommand
             using (server)
             using (shmem)
             {
+                // Parked pool members are attached already: one handed this work runs at once (it may also finish
+                // before we look again).
+                var parked = Enumerable.Range(0, shmem.Slots.Count).Select(shmem.Slots.Read)
+                    .Where(s => s.State == BackendSlotState.Active && s.Pooled && s.Pid > 0).Select(s => (s.Slot, s.Pid)).ToHashSet();
                 var result = Submit(server, shmem, WorkerRequestKind.Spawn, name, entry, argument, "", timeout);
                 if (result is not { } r)
                     return ExitCodes.Failure;
@@ -65,7 +69,8 @@ public static class SpawnCommand
                     Report.Error($"could not start worker \"{name}\": {r.Error}");
                     return ExitCodes.Failure;
                 }
-                if (!pr.GetValue(CliOptions.NoWait) && WaitUntilRunning(shmem, r, deadline, timeout) is { } failure)
+                if (!pr.GetValue(CliOptions.NoWait) && !parked.Contains((r.Slot, r.Pid)) &&
+                    WaitUntilRunning(shmem, r, deadline, timeout) is { } failure)
                 {
                     Report.Error($"worker \"{name}\" (PID {r.Pid}) {failure}",
                         hint: $"The server log says why (by default \"{StartCommand.DefaultLogPath(dir)}\").");

@@ -240,7 +240,8 @@ public sealed class BackendTests
             pm.StartOk();
             var first = ParkedMember(pm);
             Assert.False(MapsTestChild(first.Pid), "nothing asked for TestChild.dll yet");
-            Assert.Equal(0, pm.Do("spawn", "--worker", TestChildEntry("StampWorker"), "--argument", $"exit:{stamps}", "--name", "s").ExitCode);
+            var spawned = pm.Do("spawn", "--worker", TestChildEntry("StampWorker"), "--argument", $"exit:{stamps}", "--name", "s");
+            Assert.True(spawned.ExitCode == 0, spawned.ToString());
             Wait.Until(() => Directory.EnumerateFiles(stamps).Any(f => !f.EndsWith(".tmp", StringComparison.Ordinal)), "the stamp worker to run");
             var refill = ParkedMember(pm, except: first.Pid);
             Wait.Until(() => MapsTestChild(refill.Pid), "the refilled member to preload the entry spawned last");
