@@ -62,24 +62,58 @@ public sealed class BadPathTests
     [MemberData(nameof(CommandCases))]
     public void A_directory_the_caller_cannot_search_gives_one_clear_line(string command)
     {
-        if (ProcessControl.EffectiveUid == 0)
-            return; // root is not stopped by mode 000; the file cases above cover the error paths
-        using var pm = new PmInstance("noaccess");
-        pm.InitBare();
-        File.SetUnixFileMode(pm.DataDir, UnixFileMode.None);
+        // Mode 000 does not stop root: as root, the commands run as "nobody" (setpriv), who owns the directories.
+        bool asNobody = ProcessControl.EffectiveUid == 0;
+        if (asNobody && !File.Exists(Setpriv))
+            return;
+        string top = Directory.CreateTempSubdirectory("pmtest-noaccess-").FullName;
         try
         {
-            var r = Run(command, pm.DataDir);
-            if (command == "start")
-                CliAssert.ClearServerFailure(r);
-            else
-                CliAssert.OneClearFailure(r, command == "status" ? new[] { 4 } : new[] { 1, 4 });
-            Assert.Contains("Permission denied", r.Stderr);
+            string dir = Path.Combine(top, "data");
+            if (asNobody)
+                Chown(top);
+            var init = Run("init", dir, asNobody);
+            Assert.True(init.ExitCode == 0, init.ToString());
+            string locked = Path.Combine(top, "locked");
+            Directory.CreateDirectory(locked);
+            if (asNobody)
+                Chown(locked);
+            File.SetUnixFileMode(dir, UnixFileMode.None);
+            File.SetUnixFileMode(locked, UnixFileMode.None);
+            foreach (var target in new[] { dir, Path.Combine(locked, "data") })
+            {
+                var r = Run(command, target, asNobody);
+                if (command == "start")
+                    CliAssert.ClearServerFailure(r);
+                else
+                    CliAssert.OneClearFailure(r, command == "status" ? new[] { 4 } : new[] { 1, 4 });
+                Assert.Matches("Permission denied|has invalid permissions", r.Stderr);
+            }
         }
         finally
         {
-            File.SetUnixFileMode(pm.DataDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            foreach (var d in Directory.EnumerateDirectories(top))
+                File.SetUnixFileMode(d, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.Delete(top, recursive: true);
         }
+    }
+
+    private const string Setpriv = "/usr/bin/setpriv";
+    private const int Nobody = 65534;
+
+    private static void Chown(string path)
+    {
+        var r = PmInstance.Run("/bin/chown", new[] { $"{Nobody}:{Nobody}", path });
+        Assert.True(r.ExitCode == 0, r.ToString());
+    }
+
+    private static CliResult Run(string command, string dir, bool asNobody)
+    {
+        if (!asNobody)
+            return Run(command, dir);
+        var parts = command.Split(' ');
+        return PmInstance.Run(Setpriv, new[] { $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", Paths.PostmasterExe, parts[0], "-D", dir }
+            .Concat(parts[1..]), new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp" });
     }
 
     private static CliResult Run(string command, string dir)
