@@ -188,7 +188,15 @@ public sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd outpu
         foreach (var line in text.Split('\n'))
         {
             var m = LogLine().Match(line);
-            if (!m.Success || m.Groups["pid"].Value != pid.ToString())
+            if (!m.Success)
+            {
+                // Not a log line (e.g. "postmaster: internal error: ..."): only the lock holder writes here, and
+                // before "ready" no backend exists, so it is this daemon's.
+                if (line.Length > 0)
+                    list.Add(new Record(null, line));
+                continue;
+            }
+            if (m.Groups["pid"].Value != pid.ToString())
                 continue;
             string sev = m.Groups["sev"].Value;
             if (sev is "DETAIL" or "HINT")

@@ -57,7 +57,7 @@ public static class PostmasterServer
                     "Consider increasing the configuration parameter \"max_backends\".");
 
             var held = new HeldMessages();
-            lockFile = StartupOutput.CreateLockFile(dataDir, stale => CheckStaleSegment(stale, settings, dataDir, dirStat), held, Log());
+            lockFile = StartupOutput.CreateLockFile(dataDir, stale => CheckStaleSegment(stale, settings, dataDir, dirStat), held, bootstrap);
             configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
             var log = configured;
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile);

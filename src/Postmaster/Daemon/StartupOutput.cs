@@ -41,8 +41,10 @@ public static class StartupOutput
     }
 
     /// <summary>Creates the lock file (PostgreSQL's CreateDataDirLockFile), with what it logs held back in
-    /// <paramref name="held"/>: if it fails, that goes to <paramref name="preLock"/> (the CLI) with the failure.</summary>
-    public static DataDirLockFile CreateLockFile(string dataDir, Action<LockFileContents> checkStale, HeldMessages held, ServerLog preLock)
+    /// <paramref name="held"/>: if it fails, that goes to <paramref name="preLock"/> (stderr: the CLI) before the
+    /// failure.</summary>
+    public static DataDirLockFile CreateLockFile(string dataDir, Action<LockFileContents> checkStale, HeldMessages held,
+        Lazy<ServerLog> preLock)
     {
         try
         {
@@ -50,7 +52,8 @@ public static class StartupOutput
         }
         catch
         {
-            held.WriteTo(new ShmemLogAdapter(preLock));
+            if (held.Count > 0)
+                held.WriteTo(new ShmemLogAdapter(preLock.Value));
             throw;
         }
     }
@@ -106,6 +109,8 @@ public static class StartupOutput
 public sealed class HeldMessages : IShmemLogger
 {
     private readonly List<(ShmemLogLevel Level, string Message)> _messages = new();
+
+    public int Count => _messages.Count;
 
     public void Write(ShmemLogLevel level, string message) => _messages.Add((level, message));
 
