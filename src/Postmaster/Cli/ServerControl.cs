@@ -43,7 +43,8 @@ public static class ServerControl
     public static CliException Damaged(LockFileState state) => new(
         $"a server holds the lock on \"{state.Path}\", but the lock file is damaged: {state.Unproven}",
         ExitCodes.Failure,
-        detail: "The process ID of the server cannot be proven, so no signal was sent.",
+        detail: "The process ID of the server cannot be proven, so no signal was sent" +
+                (state.ActualHolders is { Count: > 0 } h ? $"; the lock is held by PID {string.Join(", ", h)}." : "."),
         hint: "Find the server process (it has the lock file open), stop it by hand, and do not edit its lock file.");
 
     public static int SignalFor(ShutdownMode mode) => mode switch

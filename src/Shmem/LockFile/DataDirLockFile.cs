@@ -12,7 +12,8 @@ namespace Postmaster.Shmem.LockFile;
 /// open-file-description (OFD) lock on the file for its whole life, on the one descriptor it created the file with
 /// and never reopens (closing any other descriptor of the file would not drop an OFD lock, but we keep the rule
 /// anyway); the kernel drops the lock when the process dies, zombie or not. A second postmaster, or a client
-/// (status/stop), tests that lock. Creation and stale-file replacement run under a short flock on the data directory
+/// (status/stop), tests that lock; a client signals the server only once <see cref="Inspect"/> has proven that the pid
+/// on line 1 holds it (<see cref="LockHolderProof"/>). Creation and stale-file replacement run under a short flock on the data directory
 /// itself, so two simultaneous starts cannot both decide that the file is stale. Lines are written once at fixed
 /// widths and later updated in place with pwrite, never shortened.
 /// </summary>
@@ -62,8 +63,15 @@ public sealed class DataDirLockFile : IDisposable
                 if (errno is not (Errno.EAGAIN or Errno.EACCES))
                     throw new OsCallException($"could not lock file \"{path}\"", errno);
                 var other = LockFileContents.Parse(ReadAll(old));
+                var self = FileStat.OfDescriptor(old.Fd, path);
+                if (other is not null && other.Pid > 1 && LockHolderProof.Check(other.Pid, self) is null)
+                    throw new ShmemException($"lock file \"{FileName}\" already exists",
+                        hint: $"Is another postmaster (PID {other.Pid}) running in data directory \"{dataDir}\"?");
+                var holders = LockHolderProof.FindHolders(self);
                 throw new ShmemException($"lock file \"{FileName}\" already exists",
-                    hint: $"Is another postmaster (PID {other?.Pid.ToString() ?? "unknown"}) running in data directory \"{dataDir}\"?");
+                    detail: "Its lock is held, but line 1 does not name the holder" +
+                            (holders.Count > 0 ? $"; it is held by PID {string.Join(", ", holders)}." : "."),
+                    hint: $"Another postmaster is running in data directory \"{dataDir}\"; its lock file is damaged.");
             }
             var contents = LockFileContents.Parse(ReadAll(old));
             if (contents is not null)
@@ -184,19 +192,21 @@ public sealed class DataDirLockFile : IDisposable
         var self = FileStat.OfDescriptor(handle.Fd, path);
         if (!LockFileContents.TryParsePid(pidLine, out int pid))
             return new LockFileState(path, true, true, contents, pidLine, null,
-                pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID");
+                pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID", HoldersOf(self));
         if (pid <= 1)
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which is never a postmaster");
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which is never a postmaster", HoldersOf(self));
         var holder = ProcessHandle.TryOpen(pid);
         if (holder is null)
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which does not exist");
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which does not exist", HoldersOf(self));
         if (LockHolderProof.Check(pid, self) is { } why)
         {
             holder.Dispose();
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, {why}");
+            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, {why}", HoldersOf(self));
         }
         return new LockFileState(path, true, true, contents, pidLine, holder, null);
     }
+
+    private static IReadOnlyList<int> HoldersOf(FileStat lockFile) => LockHolderProof.FindHolders(lockFile);
 
     /// <summary>At most this much of the file is read (the real file is a few hundred bytes).</summary>
     public const int MaxReadBytes = 8192;

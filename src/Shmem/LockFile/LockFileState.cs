@@ -11,8 +11,9 @@ namespace Postmaster.Shmem.LockFile;
 /// <param name="Holder">A handle on the process proven to hold the lock (null when not locked, not proven, or not
 /// asked to prove). Signal the server only through this.</param>
 /// <param name="Unproven">Why line 1 is not the holder, when the file is locked and the pid could not be proven.</param>
+/// <param name="ActualHolders">Then: the processes found holding the lock (a /proc scan, for messages only).</param>
 public sealed record LockFileState(string Path, bool Exists, bool Locked, LockFileContents? Contents, string PidLine,
-    ProcessHandle? Holder, string? Unproven) : IDisposable
+    ProcessHandle? Holder, string? Unproven, IReadOnlyList<int>? ActualHolders = null) : IDisposable
 {
     public void Dispose() => Holder?.Dispose();
 }

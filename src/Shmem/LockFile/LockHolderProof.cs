@@ -60,4 +60,24 @@ public static class LockHolderProof
         }
         return "which does not hold the lock";
     }
+
+    /// <summary>Every process that holds the lock on <paramref name="lockFile"/> (a scan of /proc, for messages only:
+    /// when line 1 of the file does not name the holder). Processes we may not inspect are skipped.</summary>
+    public static IReadOnlyList<int> FindHolders(FileStat lockFile)
+    {
+        var pids = new List<int>();
+        IEnumerable<string> dirs;
+        try
+        {
+            dirs = Directory.EnumerateDirectories("/proc").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return pids;
+        }
+        foreach (var dir in dirs)
+            if (int.TryParse(System.IO.Path.GetFileName(dir), out int pid) && pid != ProcessControl.CurrentPid && Check(pid, lockFile) is null)
+                pids.Add(pid);
+        return pids;
+    }
 }

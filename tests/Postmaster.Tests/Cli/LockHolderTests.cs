@@ -41,6 +41,7 @@ public sealed class LockHolderTests
                 CliAssert.OneClearFailure(r, 1);
                 Assert.Contains($"a server holds the lock on \"{path}\", but the lock file is damaged", r.Stderr);
                 Assert.Contains("no signal was sent", r.Stderr);
+                Assert.Contains($"the lock is held by PID {pid}.", r.Stderr);
                 Assert.True(ProcessControl.IsAlive(pid), $"{args[0]} must not stop the server\n{r}");
                 Assert.True(pm.Running, $"{args[0]} must leave the server holding its lock\n{r}");
                 Assert.False(stranger.Process.HasExited, $"{args[0]} signalled the stranger PID {stranger.Pid}\n{r}");
@@ -51,6 +52,10 @@ public sealed class LockHolderTests
             Assert.True(json.GetProperty("running").GetBoolean());
             Assert.Equal(JsonValueKind.Null, json.GetProperty("pid").ValueKind);
             Assert.Contains("lock file is damaged", status.Stderr);
+            var second = pm.Do("start", "--detach");
+            CliAssert.OneClearFailure(second, 1);
+            Assert.Contains("lock file \"postmaster.pid\" already exists", second.Stderr);
+            Assert.Contains($"it is held by PID {pid}.", second.Stderr);
         }
         finally
         {
