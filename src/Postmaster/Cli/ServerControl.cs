@@ -45,7 +45,9 @@ public static class ServerControl
         ExitCodes.Failure,
         detail: "The process ID of the server cannot be proven, so no signal was sent" +
                 (state.ActualHolders is { Count: > 0 } h ? $"; the lock is held by PID {string.Join(", ", h)}." : "."),
-        hint: "Find the server process (it has the lock file open), stop it by hand, and do not edit its lock file.");
+        hint: state.ActualHolders is { Count: 1 } one
+            ? $"Stop the server by hand (\"kill -INT {one[0]}\" is a fast shutdown); never edit its lock file."
+            : "Find the server process (it has the lock file open), stop it by hand; never edit its lock file.");
 
     public static int SignalFor(ShutdownMode mode) => mode switch
     {
