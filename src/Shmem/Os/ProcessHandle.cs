@@ -10,9 +10,10 @@ namespace Postmaster.Shmem.Os;
 /// </summary>
 public sealed class ProcessHandle : IDisposable
 {
-    private readonly SafeFd _fd;
+    private const int ENOSYS = 38;
+    private readonly SafeFd? _fd;
 
-    private ProcessHandle(int pid, SafeFd fd)
+    private ProcessHandle(int pid, SafeFd? fd)
     {
         Pid = pid;
         _fd = fd;
@@ -31,6 +32,8 @@ public sealed class ProcessHandle : IDisposable
             int errno = Libc.Errno;
             if (errno is Errno.ESRCH or Errno.EINVAL)
                 return null;
+            if (errno == ENOSYS) // kernel before 5.3: plain kill(2), checked for existence now
+                return ProcessControl.IsAlive(pid) ? new ProcessHandle(pid, null) : null;
             throw new OsCallException($"could not open process {pid} (pidfd_open)", errno);
         }
         return new ProcessHandle(pid, new SafeFd((int)fd));
@@ -40,6 +43,8 @@ public sealed class ProcessHandle : IDisposable
     /// failures throw, naming the call, the pid and errno.</summary>
     public bool Signal(int signal)
     {
+        if (_fd is null)
+            return ProcessControl.Signal(Pid, signal);
         if (Libc.syscall4(Libc.SysPidfdSendSignal, _fd.Fd, signal, 0, 0) == 0)
             return true;
         int errno = Libc.Errno;
@@ -48,5 +53,5 @@ public sealed class ProcessHandle : IDisposable
         throw new OsCallException($"could not send signal {signal} to process {Pid} (pidfd_send_signal)", errno);
     }
 
-    public void Dispose() => _fd.Dispose();
+    public void Dispose() => _fd?.Dispose();
 }
