@@ -67,7 +67,7 @@ public static class StatusCommand
         if (pid is null)
             Report.Warning(ServerControl.Damaged(state).Message);
         var contents = state.Contents ?? new LockFileContents(0, dir, 0, null, null, null, null, null, null);
-        var backends = pid is null ? new List<(BackendSlotInfo, int)>() : ReadBackends(dir, contents);
+        var backends = ReadBackends(dir, contents);
         if (json)
             JsonOut.Print(w => WriteJson(w, dir, pid, contents, state.Unproven, backends));
         else

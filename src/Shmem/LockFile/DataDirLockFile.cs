@@ -178,6 +178,25 @@ public sealed class DataDirLockFile : IDisposable
     /// </summary>
     public static LockFileState Inspect(string dataDir, bool prove = true)
     {
+        // A daemon creating the file holds its lock a moment before the text is there (one pwrite), and one replacing a
+        // stale file holds the old file's lock until it unlinks it: look again briefly before calling a file damaged.
+        var deadline = Environment.TickCount64 + (long)TransientWindow.TotalMilliseconds;
+        while (true)
+        {
+            var state = InspectOnce(dataDir, prove, out bool transient);
+            if (state.Unproven is null || !transient || Environment.TickCount64 >= deadline)
+                return state;
+            state.Dispose();
+            PreciseSleep.For(TimeSpan.FromMilliseconds(1));
+        }
+    }
+
+    /// <summary>How long <see cref="Inspect"/> waits for a lock file that is being written or replaced.</summary>
+    private static readonly TimeSpan TransientWindow = TimeSpan.FromMilliseconds(250);
+
+    private static LockFileState InspectOnce(string dataDir, bool prove, out bool transient)
+    {
+        transient = false;
         string path = System.IO.Path.Combine(dataDir, FileName);
         using var handle = OpenChecked(path, Libc.O_RDONLY);
         if (handle is null)
@@ -190,20 +209,26 @@ public sealed class DataDirLockFile : IDisposable
         if (!locked || !prove)
             return new LockFileState(path, true, locked, contents, pidLine, null, null);
         var self = FileStat.OfDescriptor(handle.Fd, path);
+        var now = FileStat.TryStat(path);
+        bool changing = text.Length == 0 || now is null || now.Value.Inode != self.Inode || now.Value.Device != self.Device;
+        transient = changing;
+        var partial = contents ?? LockFileContents.Parse(text, requirePid: false);
         if (!LockFileContents.TryParsePid(pidLine, out int pid))
-            return new LockFileState(path, true, true, contents, pidLine, null,
-                pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID", HoldersOf(self));
+            return Unproven(pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID");
         if (pid <= 1)
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which is never a postmaster", HoldersOf(self));
+            return Unproven($"line 1 names PID {pid}, which is never a postmaster");
         var holder = ProcessHandle.TryOpen(pid);
         if (holder is null)
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, which does not exist", HoldersOf(self));
+            return Unproven($"line 1 names PID {pid}, which does not exist");
         if (LockHolderProof.Check(pid, self) is { } why)
         {
             holder.Dispose();
-            return new LockFileState(path, true, true, contents, pidLine, null, $"line 1 names PID {pid}, {why}", HoldersOf(self));
+            return Unproven($"line 1 names PID {pid}, {why}");
         }
         return new LockFileState(path, true, true, contents, pidLine, holder, null);
+
+        LockFileState Unproven(string why) =>
+            new(path, true, true, partial, pidLine, null, why, changing ? null : HoldersOf(self));
     }
 
     private static IReadOnlyList<int> HoldersOf(FileStat lockFile) => LockHolderProof.FindHolders(lockFile);

@@ -35,14 +35,19 @@ public sealed record LockFileContents(
     public static bool TryParsePid(string line, out int pid) =>
         int.TryParse(line, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
 
-    /// <summary>Parses what is there; null when line 1 is not a positive pid (empty or bogus file). The pid is what the
+    /// <summary>Parses what is there; null when line 1 is not a positive pid (empty or bogus file), unless
+    /// <paramref name="requirePid"/> is false (then Pid is 0: the other lines of a damaged file). The pid is what the
     /// file says, not proven (see <see cref="DataDirLockFile.Inspect"/>).</summary>
-    public static LockFileContents? Parse(string text)
+    public static LockFileContents? Parse(string text, bool requirePid = true)
     {
         var lines = text.Split('\n');
         string Line(int n) => lines.Length >= n ? lines[n - 1] : "";
         if (!TryParsePid(Line(LinePid), out int pid))
-            return null;
+        {
+            if (requirePid || text.Length == 0)
+                return null;
+            pid = 0;
+        }
         long.TryParse(Line(LineStartTime).Trim(), out long start);
         long? key = null, id = null, size = null;
         var shm = Line(LineShmemKey).Split(' ', StringSplitOptions.RemoveEmptyEntries);
