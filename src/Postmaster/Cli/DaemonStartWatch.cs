@@ -123,7 +123,8 @@ public sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd outpu
             if (Pipes.WaitReadable(new[] { output }, (int)Math.Max(1, (deadline - DateTime.UtcNow).TotalMilliseconds))[0])
                 ReadOutput();
         }
-        var records = TakeOutputLines().Select(ToRecord).ToList();
+        // "postmaster is shut down" ends every start that got as far as the lock: it says nothing about why.
+        var records = TakeOutputLines().Select(ToRecord).Where(r => !(r.Severity == "LOG" && r.Text == "postmaster is shut down")).ToList();
         bool afterLock = _logOffset is not null;
         if (afterLock)
             records.AddRange(_jsonDir is not null ? JsonRecords(_jsonDir) : LogRecords(logPath, _logOffset!.Value));
