@@ -50,4 +50,36 @@ public sealed class ConcurrentStartTests
         Assert.DoesNotContain("already exists", log);
         Assert.Equal(0, pm.Stop().ExitCode);
     }
+
+    [Fact]
+    public void Simultaneous_foreground_starts_on_a_missing_directory_initialise_it_once()
+    {
+        // The daemon initialises a missing directory itself here (no CLI in front of it): atomically, so the losers
+        // meet the winner's lock instead of a half-made or "not empty" directory.
+        using var pm = new PmInstance("race-fg");
+        var children = Enumerable.Range(0, 5)
+            .Select(_ => ChildProcess.Start(Paths.PostmasterExe, new[] { "start", "-D", pm.DataDir })).ToList();
+        try
+        {
+            Wait.Until(() => pm.Running && pm.LockFile?.TrimmedStatus == "ready", "one foreground server to be ready");
+            pm.Track();
+            int pid = pm.Pid;
+            var losers = children.Where(c => c.Pid != pid).ToList();
+            Assert.Equal(4, losers.Count);
+            foreach (var c in losers)
+            {
+                Assert.Equal(1, c.WaitForExit());
+                Assert.Contains("FATAL:  lock file \"postmaster.pid\" already exists", c.Output);
+                Assert.DoesNotContain("not empty", c.Output);
+            }
+            Assert.Equal(1, children.Count(c => c.Output.Contains("initialized new data directory")));
+            Assert.Equal(0, pm.Stop().ExitCode);
+            Assert.Equal(0, children.Single(c => c.Pid == pid).WaitForExit());
+        }
+        finally
+        {
+            foreach (var c in children)
+                c.Dispose();
+        }
+    }
 }
