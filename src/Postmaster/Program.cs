@@ -8,32 +8,54 @@ using Postmaster.Shmem.Os;
 foreach (int signal in new[] { Signals.SIGINT, Signals.SIGQUIT, Signals.SIGTERM, Signals.SIGHUP })
     ProcessControl.UnignoreSignal(signal);
 
-// A daemon child started by `start --detach` gets arguments we generated ourselves: skip the parser (startup time).
-if (StartCommand.TryRunDaemonChild(args) is int daemonExit)
-    return daemonExit;
-
-// The CLI: builds the command tree and nothing else. Usage errors exit 2 (never 0, 3 or 4, which mean
-// running / not running / no data directory for `status`).
-var root = new RootCommand("postmaster: a PostgreSQL-style process supervisor with shared memory")
+// The last resort: an exception that escapes everything (another thread, a finalizer) prints one line, never a
+// stack trace, and exits 1. Every command also catches what it expects at its boundary (CliBoundary).
+AppDomain.CurrentDomain.UnhandledException += (_, e) =>
 {
-    InitCommand.Create(),
-    StartCommand.Create(),
-    StopCommand.Create(),
-    RestartCommand.Create(),
-    ReloadCommand.Create(),
-    StatusCommand.Create(),
-    ShmemCommand.Create(),
-    SpawnCommand.Create(),
-    TerminateCommand.Create(),
-    StartWorkerCommand.Create(),
-    CleanupCommand.Create(),
+    CliBoundary.InternalError(e.ExceptionObject as Exception ?? new InvalidOperationException(e.ExceptionObject?.ToString()));
+    Console.Error.Flush();
+    ProcessControl.ExitImmediately(ExitCodes.Failure);
 };
-var parsed = root.Parse(args);
-if (parsed.Errors.Count > 0)
+
+try
 {
-    foreach (var e in parsed.Errors)
-        Console.Error.WriteLine("postmaster: " + e.Message);
-    Console.Error.WriteLine("Try \"postmaster --help\" for more information.");
-    return ExitCodes.Usage;
+    return RunCli(args);
 }
-return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+catch (Exception e)
+{
+    return CliBoundary.Handle(e);
+}
+
+static int RunCli(string[] args)
+{
+    // A daemon child started by `start --detach` gets arguments we generated ourselves: skip the parser (startup time).
+    if (StartCommand.TryRunDaemonChild(args) is int daemonExit)
+        return daemonExit;
+
+    // The CLI: builds the command tree and nothing else. Usage errors exit 2 (never 0, 3 or 4, which mean
+    // running / not running / no data directory for `status`).
+    var root = new RootCommand("postmaster: a PostgreSQL-style process supervisor with shared memory")
+    {
+        InitCommand.Create(),
+        StartCommand.Create(),
+        StopCommand.Create(),
+        RestartCommand.Create(),
+        ReloadCommand.Create(),
+        StatusCommand.Create(),
+        ShmemCommand.Create(),
+        SpawnCommand.Create(),
+        TerminateCommand.Create(),
+        StartWorkerCommand.Create(),
+        CleanupCommand.Create(),
+    };
+    var parsed = root.Parse(args);
+    if (parsed.Errors.Count > 0)
+    {
+        foreach (var e in parsed.Errors)
+            Console.Error.WriteLine("postmaster: " + UsageText.Rephrase(e.Message));
+        Console.Error.WriteLine("Try \"postmaster --help\" for more information.");
+        return ExitCodes.Usage;
+    }
+    // Exceptions reach our handler (CliBoundary), not System.CommandLine's, which prints a stack trace.
+    return parsed.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+}

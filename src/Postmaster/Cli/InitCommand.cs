@@ -13,17 +13,7 @@ public static class InitCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
-            try
-            {
-                DataDirectory.Initialize(dir, DefaultConfigFile.Render());
-            }
-            catch (StartupException e)
-            {
-                Report.Error(e.Message, e.Detail, e.Hint);
-                return ExitCodes.Failure;
-            }
+            DataDirectory.Initialize(dir, DefaultConfigFile.Render()); // StartupException: CliBoundary prints it
             Console.WriteLine($"initialized data directory \"{dir}\"");
             Console.WriteLine($"Start the server with: postmaster start -D {dir}");
             return ExitCodes.Ok;

@@ -10,23 +10,29 @@ namespace Postmaster.Cli;
 /// <summary>Attaches the running instance's shared memory for a CLI command (status, shmem, spawn, terminate).</summary>
 public static class InstanceAccess
 {
-    /// <summary>The running server and its attached shared memory; null (after printing why) when there is none.</summary>
-    public static (LockFileContents Server, InstanceShmem Shmem)? AttachRunning(string dir)
+    /// <summary>The running server (its pid proven) and its attached shared memory; null (after printing why) when
+    /// there is none. The caller disposes both.</summary>
+    public static (RunningServer Server, InstanceShmem Shmem)? AttachRunning(string dir)
     {
-        var running = ServerControl.FindRunning(dir);
-        if (running?.ShmKey is not long key || running.ShmId is not long id || running.TrimmedStatus == PmStatus.Starting)
+        DataDirectoryCheck.Require(dir, ExitCodes.Failure);
+        var server = ServerControl.FindRunning(dir);
+        var running = server?.Contents;
+        if (server is null || running?.ShmKey is not long key || running.ShmId is not long id || running.TrimmedStatus == PmStatus.Starting)
         {
-            Report.Error($"no server running in data directory \"{dir}\"");
+            server?.Dispose();
+            Report.Error(server is null ? $"no server running in data directory \"{dir}\""
+                : $"the server in data directory \"{dir}\" (PID {server.Pid}) is still starting");
             return null;
         }
         try
         {
             var dirStat = FileStat.TryStat(dir) ?? throw new ShmemException($"data directory \"{dir}\" vanished");
             var kind = running.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
-            return (running, InstanceShmem.Attach(kind, key, id, dirStat));
+            return (server, InstanceShmem.Attach(kind, key, id, dirStat));
         }
         catch (ShmemException e)
         {
+            server.Dispose();
             Report.Error(e.Message, e.Detail, e.Hint);
             return null;
         }

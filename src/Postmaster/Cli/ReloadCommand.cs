@@ -3,7 +3,7 @@ using Postmaster.Shmem.Os;
 
 namespace Postmaster.Cli;
 
-/// <summary><c>postmaster reload</c>: SIGHUP to the running server.</summary>
+/// <summary><c>postmaster reload</c>: SIGHUP to the running server (its pid proven by the lock).</summary>
 public static class ReloadCommand
 {
     public static Command Create()
@@ -12,10 +12,9 @@ public static class ReloadCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
-            var running = ServerControl.FindRunning(dir);
-            if (running is null || !ProcessControl.Signal(running.Pid, Signals.SIGHUP))
+            DataDirectoryCheck.Require(dir, ExitCodes.Failure);
+            using var running = ServerControl.FindRunning(dir);
+            if (running is null || !running.Signal(Signals.SIGHUP))
             {
                 Report.Error($"no server running in data directory \"{dir}\"");
                 return ExitCodes.Failure;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Postmaster.Daemon;
+using Postmaster.Shmem.Os;
 
 namespace Postmaster.Cli;
 
@@ -17,14 +18,16 @@ public static class RestartCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
+            DataDirectoryCheck.Require(dir, ExitCodes.Failure);
             var timeout = CliOptions.TimeoutOf(pr);
             var (overrides, logFile) = RecordedOptions(dir);
             if (pr.GetValue(StartCommand.Settings) is { Length: > 0 } given)
                 overrides = given.ToList();
             logFile = pr.GetValue(StartCommand.LogFile) ?? logFile;
-            if (ServerControl.FindRunning(dir) is null)
+            bool running;
+            using (var server = ServerControl.FindRunning(dir))
+                running = server is not null;
+            if (!running)
                 Console.Error.WriteLine("postmaster: no server running; trying to start server anyway");
             else if (ServerControl.Stop(dir, CliOptions.ParseMode(pr.GetValue(CliOptions.Mode)!), true, timeout) != ExitCodes.Ok)
                 return ExitCodes.Failure;
@@ -38,9 +41,9 @@ public static class RestartCommand
         var path = Path.Combine(dir, DataDirectory.OptionsFileName);
         var overrides = new List<string>();
         string? log = null;
-        if (!File.Exists(path))
+        if (SmallFile.Read(path, 1 << 20, "options file") is not { } text)
             return (overrides, log);
-        var args = OptionsFile.Parse(File.ReadAllText(path));
+        var args = OptionsFile.Parse(text);
         for (int i = 0; i + 1 < args.Count; i++)
         {
             if (args[i] == "-c")

@@ -4,17 +4,50 @@ using Postmaster.Supervision;
 
 namespace Postmaster.Cli;
 
+/// <summary>A running server found through its lock file, with its pid PROVEN (it holds the lock) and a handle on
+/// that process: signal it only through <see cref="Signal"/>.</summary>
+public sealed class RunningServer(LockFileContents contents, ProcessHandle process) : IDisposable
+{
+    public LockFileContents Contents { get; } = contents;
+
+    public int Pid => process.Pid;
+
+    /// <summary>True when delivered; false when the server exited meanwhile.</summary>
+    public bool Signal(int signal) => process.Signal(signal);
+
+    public void Dispose() => process.Dispose();
+}
+
 /// <summary>Client-side control of a running server: find it through its lock file, signal it, wait for it.</summary>
 public static class ServerControl
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>The running server's lock-file contents, or null when no live postmaster holds the lock.</summary>
-    public static LockFileContents? FindRunning(string dir)
+    /// <summary>
+    /// The running server, or null when no process holds the lock file. The pid on line 1 is used only once proven to
+    /// be the lock holder (<see cref="LockHolderProof"/>); when the file is locked but line 1 is not the holder (the file
+    /// was damaged), throws a <see cref="CliException"/> saying so: nothing must then be signalled.
+    /// </summary>
+    public static RunningServer? FindRunning(string dir)
     {
-        var (locked, contents) = DataDirLockFile.Probe(dir);
-        return locked ? contents : null;
+        var state = DataDirLockFile.Inspect(dir);
+        if (!state.Locked)
+            return null;
+        if (state.Holder is { } holder && state.Contents is { } contents)
+            return new RunningServer(contents, holder);
+        state.Dispose();
+        throw Damaged(state);
     }
+
+    /// <summary>The error for a lock file that is locked (a server runs) but whose pid is not the holder.</summary>
+    public static CliException Damaged(LockFileState state) => new(
+        $"a server holds the lock on \"{state.Path}\", but the lock file is damaged: {state.Unproven}",
+        ExitCodes.Failure,
+        detail: "The process ID of the server cannot be proven, so no signal was sent" +
+                (state.ActualHolders is { Count: > 0 } h ? $"; the lock is held by PID {string.Join(", ", h)}." : "."),
+        hint: state.ActualHolders is { Count: 1 } one
+            ? $"Stop the server by hand (\"kill -INT {one[0]}\" is a fast shutdown); never edit its lock file."
+            : "Find the server process (it has the lock file open), stop it by hand; never edit its lock file.");
 
     public static int SignalFor(ShutdownMode mode) => mode switch
     {
@@ -24,20 +57,19 @@ public static class ServerControl
     };
 
     /// <summary>Stops the server in <paramref name="dir"/>; prints what happened and returns the exit code.</summary>
-    public static int Stop(string dir, ShutdownMode mode, bool wait, TimeSpan timeout, bool quietIfStopped = false)
+    public static int Stop(string dir, ShutdownMode mode, bool wait, TimeSpan timeout)
     {
-        var running = FindRunning(dir);
+        using var running = FindRunning(dir);
         if (running is null)
         {
-            if (!quietIfStopped)
-                Report.Error($"no server running in data directory \"{dir}\"",
-                    hint: File.Exists(Path.Combine(dir, DataDirLockFile.FileName))
-                        ? $"The lock file \"{DataDirLockFile.FileName}\" is stale: no process holds it." : null);
+            bool stale = File.Exists(Path.Combine(dir, DataDirLockFile.FileName));
+            Report.Error($"no server running in data directory \"{dir}\"",
+                hint: stale ? $"The lock file \"{DataDirLockFile.FileName}\" is stale: no process holds it." : null);
             return ExitCodes.Failure;
         }
-        if (!ProcessControl.Signal(running.Pid, SignalFor(mode)))
+        if (!running.Signal(SignalFor(mode)))
         {
-            Report.Error($"could not send stop signal (PID {running.Pid}): No such process");
+            Report.Error($"could not send stop signal to the server (PID {running.Pid}): No such process");
             return ExitCodes.Failure;
         }
         if (!wait)
@@ -47,7 +79,7 @@ public static class ServerControl
         }
         if (!WaitUntilStopped(dir, running.Pid, timeout))
         {
-            Report.Error($"server (PID {running.Pid}) does not shut down",
+            Report.Error($"server (PID {running.Pid}) does not shut down (waited {timeout.TotalSeconds:0} s)",
                 hint: mode == ShutdownMode.Smart ? "The \"-m fast\" option stops the server without waiting for backends to finish." : null);
             return ExitCodes.Failure;
         }

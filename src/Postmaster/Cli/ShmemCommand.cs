@@ -26,13 +26,12 @@ public static class ShmemCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
             if (InstanceAccess.AttachRunning(dir) is not var (server, shmem))
                 return ExitCodes.NotRunning;
+            using (server)
             using (shmem)
             {
-                using var dsm = InstanceAccess.AttachDsm(shmem, server, dir);
+                using var dsm = InstanceAccess.AttachDsm(shmem, server.Contents, dir);
                 var view = Snapshot.Take(shmem, dsm);
                 if (pr.GetValue(CliOptions.Json))
                     JsonOut.Print(view.WriteJson);
@@ -70,17 +69,17 @@ public static class ShmemCommand
             Console.WriteLine($"DSM registry entries: {Registry.Count}");
             foreach (var e in Registry)
                 Console.WriteLine($"  {e.Name,-40} handle {e.Handle,-12} {e.Size,12} bytes {e.State}" +
-                                  (e.OwnerPid != 0 ? $" (initialising by PID {e.OwnerPid})" : ""));
+                                  (e.OwnerPid > 0 ? $" (initialising by PID {e.OwnerPid})" : ""));
             Console.WriteLine($"lock tranches: {Tranches.Count}");
             foreach (var (id, name) in Tranches)
             {
                 var held = Holdings.Where(h => h.TrancheId == id).ToList();
                 Console.WriteLine($"  {id,5} {name,-40}" + (held.Count == 0 ? "" :
-                    " " + string.Join("; ", held.Select(h => $"{(h.Phase == HeldLockPhase.Held ? "held" : "waited for")} by PID {h.Pid} ({h.Mode})"))));
+                    " " + string.Join("; ", held.Select(h => $"{(h.Phase == HeldLockPhase.Held ? "held" : "waited for")} by PID {StatusCommand.PidText(h.Pid)} ({h.Mode})"))));
             }
             Console.WriteLine($"backend slots in use: {Slots.Count}");
             foreach (var s in Slots)
-                Console.WriteLine($"  slot {s.Slot,4} PID {s.Pid,8} {s.State,-9} {s.Name} ({s.Entry})");
+                Console.WriteLine($"  slot {s.Slot,4} PID {StatusCommand.PidText(s.Pid),8} {s.State,-9} {s.Name} ({s.Entry})");
         }
 
         public void WriteJson(Utf8JsonWriter w)
@@ -124,7 +123,7 @@ public static class ShmemCommand
                 w.WriteNumber("handle", e.Handle.Value);
                 w.WriteNumber("size", e.Size);
                 w.WriteString("state", e.State.ToString().ToLowerInvariant());
-                if (e.OwnerPid != 0) w.WriteNumber("initialiserPid", e.OwnerPid); else w.WriteNull("initialiserPid");
+                if (e.OwnerPid > 0) w.WriteNumber("initialiserPid", e.OwnerPid); else w.WriteNull("initialiserPid");
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -140,7 +139,7 @@ public static class ShmemCommand
                     foreach (var h in Holdings.Where(h => h.TrancheId == id && h.Phase == phase))
                     {
                         w.WriteStartObject();
-                        w.WriteNumber("pid", h.Pid);
+                        StatusCommand.WritePid(w, "pid", h.Pid);
                         w.WriteNumber("slot", h.Slot);
                         w.WriteString("mode", h.Mode.ToString().ToLowerInvariant());
                         w.WriteBoolean("alive", h.IsAlive);
@@ -157,7 +156,7 @@ public static class ShmemCommand
             {
                 w.WriteStartObject();
                 w.WriteNumber("slot", s.Slot);
-                w.WriteNumber("pid", s.Pid);
+                StatusCommand.WritePid(w, "pid", s.Pid);
                 w.WriteString("state", s.State.ToString().ToLowerInvariant());
                 w.WriteString("name", s.Name);
                 w.WriteString("entry", s.Entry);
@@ -169,6 +168,6 @@ public static class ShmemCommand
             w.WriteEndObject();
         }
 
-        private static IEnumerable<int> AttachedPids(DsmSegmentInfo d) => d.AttachedBy.Where(a => a.Attached).Select(a => a.Pid);
+        private static IEnumerable<int> AttachedPids(DsmSegmentInfo d) => d.AttachedBy.Where(a => a.Attached && a.Pid > 0).Select(a => a.Pid);
     }
 }

@@ -8,66 +8,77 @@ namespace Postmaster.Cli;
 
 /// <summary>
 /// <c>postmaster start</c>: runs the daemon in the foreground (Ctrl-C = fast shutdown), or with --detach / -l as a
-/// daemon in its own session with stdin from /dev/null and output to the log file. Detached, it waits (-w, the
-/// default) on a readiness pipe the daemon writes "ready" to, so there is no polling; EOF before "ready" means the
-/// daemon exited, and its last log lines are shown.
+/// daemon in its own session with stdin from /dev/null. A detached daemon's stdout and stderr are a pipe to this
+/// command until it holds the data directory's lock; only then does it open its log file (see
+/// <see cref="StartupOutput"/>), so a daemon that loses a race for the directory never writes into the winner's log,
+/// and this command shows exactly what its own daemon said. With -w (the default) it waits on the readiness pipe for
+/// "ready" (no polling); with -W only until the daemon holds the lock (or failed before that).
 /// </summary>
 public static class StartCommand
 {
     public const string ReadyFdVariable = "POSTMASTER_READY_FD";
     private const int ReadyFdInChild = 3;
+    private const string DaemonChildFlag = "--daemon-child";
+    private const string DaemonLogOption = "--daemon-log";
 
     public static readonly Option<string[]> Settings = new("-c")
     {
         Description = "Set a configuration parameter (name=value); may be repeated",
+        HelpName = "NAME=VALUE",
         AllowMultipleArgumentsPerToken = false,
     };
 
-    public static readonly Option<bool> Detach = new("--detach")
-    {
-        Description = "Run in the background as a daemon (output to DIR/log/postmaster.log unless -l is given)",
-    };
+    public static readonly Option<bool> Detach = CliOptions.Flag("--detach", null,
+        "Run in the background as a daemon (output to DIR/log/postmaster.log unless -l is given)");
 
-    public static readonly Option<string?> LogFile = new("--log", "-l")
-    {
-        Description = "Run as a daemon and append its output to FILE",
-    };
+    public static readonly Option<string?> LogFile = CreateLogFile();
 
-    private static readonly Option<bool> DaemonChild = new("--daemon-child") { Hidden = true };
+    private static readonly Option<bool> DaemonChild = new(DaemonChildFlag) { Hidden = true, Arity = ArgumentArity.Zero };
+
+    private static readonly Option<string?> DaemonLog = new(DaemonLogOption) { Hidden = true };
+
+    private static Option<string?> CreateLogFile()
+    {
+        var o = new Option<string?>("--log", "-l") { Description = "Run as a daemon and append its output to FILE", HelpName = "FILE" };
+        o.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && CliOptions.PathProblem("log file", r.Tokens[0].Value) is { } problem)
+                r.AddError(problem);
+        });
+        return o;
+    }
 
     public static Command Create()
     {
         var cmd = new Command("start", "Start the server")
         {
-            CliOptions.DataDir, Settings, Detach, LogFile, CliOptions.Wait, CliOptions.NoWait, CliOptions.Timeout, DaemonChild,
+            CliOptions.DataDir, Settings, Detach, LogFile, CliOptions.Wait, CliOptions.NoWait, CliOptions.Timeout, DaemonChild, DaemonLog,
         };
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
             var overrides = pr.GetValue(Settings) ?? Array.Empty<string>();
             var logFile = pr.GetValue(LogFile);
             if (pr.GetValue(DaemonChild))
-                return RunForeground(dir, overrides, logFile, ReadReadyFd());
+                return RunForeground(dir, overrides, logFile, ReadReadyFd(), pr.GetValue(DaemonLog));
             if (pr.GetValue(Detach) || logFile is not null)
                 return StartDetached(dir, overrides, logFile, !pr.GetValue(CliOptions.NoWait), CliOptions.TimeoutOf(pr));
-            return RunForeground(dir, overrides, null, null);
+            return RunForeground(dir, overrides, null, null, null);
         });
         return cmd;
     }
 
     /// <summary>
     /// Fast path for the daemon child: argv is exactly what <see cref="DaemonArguments"/> produced plus
-    /// "--daemon-child" (we built it), so it is read directly instead of through System.CommandLine, which costs
-    /// about 10 ms of start-up. Null when <paramref name="args"/> is not such a command line.
+    /// "--daemon-log PATH --daemon-child" (we built it), so it is read directly instead of through System.CommandLine,
+    /// which costs about 10 ms of start-up. Null when <paramref name="args"/> is not such a command line.
     /// </summary>
     public static int? TryRunDaemonChild(string[] args)
     {
-        if (args.Length < 4 || args[0] != "start" || args[1] != "-D" || args[^1] != "--daemon-child")
+        if (args.Length < 4 || args[0] != "start" || args[1] != "-D" || args[^1] != DaemonChildFlag)
             return null;
         var overrides = new List<string>();
-        string? logFile = null;
+        string? logFile = null, daemonLog = null;
         for (int i = 3; i < args.Length - 1; i += 2)
         {
             if (i + 1 >= args.Length - 1)
@@ -76,10 +87,12 @@ public static class StartCommand
                 overrides.Add(args[i + 1]);
             else if (args[i] == "-l")
                 logFile = args[i + 1];
+            else if (args[i] == DaemonLogOption)
+                daemonLog = args[i + 1];
             else
                 return null;
         }
-        return RunForeground(args[2], overrides, logFile, ReadReadyFd());
+        return RunForeground(args[2], overrides, logFile, ReadReadyFd(), daemonLog);
     }
 
     /// <summary>The arguments a daemon child (and postmaster.opts) get for this start.</summary>
@@ -93,125 +106,85 @@ public static class StartCommand
         return args;
     }
 
-    private static int RunForeground(string dir, IReadOnlyList<string> overrides, string? logFile, int? readyFd)
+    private static int RunForeground(string dir, IReadOnlyList<string> overrides, string? logFile, int? readyFd, string? daemonLog)
     {
         var line = OptionsFile.Format(DaemonArguments(dir, overrides, logFile));
-        return PostmasterServer.Run(new StartOptions(dir, overrides, readyFd, line));
+        return PostmasterServer.Run(new StartOptions(dir, overrides, readyFd, line, daemonLog));
     }
 
     private static int? ReadReadyFd() =>
         int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out int fd) && fd >= 0 ? fd : null;
 
-    /// <summary>Starts a detached daemon; with <paramref name="wait"/> returns 0 only once it is ready.</summary>
+    /// <summary>
+    /// Starts a detached daemon. With <paramref name="wait"/>, returns 0 only once it is ready; without, once it holds
+    /// the lock. A daemon that exits first is reported with what it said (exit 1). A timeout is reported truthfully:
+    /// the server did not start in time and keeps starting (exit 1, as pg_ctl).
+    /// </summary>
     public static int StartDetached(string dir, IReadOnlyList<string> overrides, string? logFile, bool wait, TimeSpan timeout)
     {
-        if (!Directory.Exists(dir))
-        {
-            try
-            {
-                DataDirectory.Initialize(dir, DefaultConfigFile.Render());
-            }
-            catch (StartupException e)
-            {
-                Report.Error(e.Message, e.Detail, e.Hint);
-                return ExitCodes.Failure;
-            }
+        var deadline = DateTime.UtcNow + timeout;
+        if (FileStat.TryStat(dir) is null && DataDirectory.InitializeIfMissing(dir, DefaultConfigFile.Render()))
             Console.WriteLine($"initialized data directory \"{dir}\"");
-        }
         string logPath = logFile is not null ? Path.GetFullPath(logFile) : DefaultLogPath(dir);
-        FileStream log;
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(logPath)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            log = new FileStream(logPath, new FileStreamOptions
-            {
-                Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite | FileShare.Delete,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Report.Error($"could not open log file \"{logPath}\": {e.Message}");
-            return ExitCodes.Failure;
-        }
-        var (readEnd, writeEnd) = ProcessSpawner.CreatePipe();
+        var (readyRead, readyWrite) = ProcessSpawner.CreatePipe();
+        var (outRead, outWrite) = ProcessSpawner.CreatePipe();
         int pid;
-        using (log)
-        using (writeEnd)
+        using (readyWrite)
+        using (outWrite)
         {
             var args = DaemonArguments(dir, overrides, logFile is null ? null : logPath);
-            args.Add("--daemon-child");
+            args.AddRange(new[] { DaemonLogOption, logPath, DaemonChildFlag });
             pid = ProcessSpawner.Spawn(new SpawnOptions(
                 Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the postmaster executable"),
                 args,
                 new Dictionary<string, string> { [ReadyFdVariable] = ReadyFdInChild.ToString() },
                 StdinPath: "/dev/null",
-                StdoutFd: (int)log.SafeFileHandle.DangerousGetHandle(),
-                InheritFds: new[] { (writeEnd.Fd, ReadyFdInChild) },
+                StdoutFd: outWrite.Fd,
+                InheritFds: new[] { (readyWrite.Fd, ReadyFdInChild) },
                 NewSession: true));
         }
-        using (readEnd)
+        using (readyRead)
+        using (outRead)
         {
-            if (!wait)
+            var watch = new DaemonStartWatch(pid, readyRead, outRead);
+            var outcome = watch.WaitFor(untilReady: wait, deadline);
+            if (outcome == DaemonStartWatch.Outcome.Ready && !HoldsLock(dir, pid))
+                outcome = DaemonStartWatch.Outcome.Exited; // said ready but does not hold the lock: report what it said
+            switch (outcome)
             {
-                Console.WriteLine($"server starting (PID {pid}); log: {logPath}");
-                return ExitCodes.Ok;
-            }
-            var answer = ProcessSpawner.ReadWithTimeout(readEnd, (int)Math.Min(int.MaxValue, timeout.TotalMilliseconds));
-            if (answer is null)
-            {
-                Report.Error($"server (PID {pid}) did not start in time ({timeout.TotalSeconds:0} s)",
-                    hint: $"It may still be starting; see \"{logPath}\" and \"postmaster status -D {dir}\".");
-                return ExitCodes.Failure;
-            }
-            if (answer.StartsWith("ready", StringComparison.Ordinal))
-            {
-                var (locked, contents) = DataDirLockFile.Probe(dir);
-                if (locked && contents?.Pid == pid)
-                {
+                case DaemonStartWatch.Outcome.Ready:
+                    watch.ForwardOutput();
                     Console.WriteLine($"server started (PID {pid}); log: {logPath}");
                     return ExitCodes.Ok;
-                }
+                case DaemonStartWatch.Outcome.Locked:
+                    watch.ForwardOutput();
+                    Console.WriteLine($"server starting (PID {pid}); log: {logPath}");
+                    return ExitCodes.Ok;
+                case DaemonStartWatch.Outcome.TimedOut:
+                    watch.ForwardOutput();
+                    Report.Error($"server did not start in time (waited {timeout.TotalSeconds:0} s)",
+                        detail: $"The server (PID {pid}) was not stopped: it is still starting.",
+                        hint: $"See \"postmaster status -D {dir}\" and the log \"{logPath}\"; -t sets how long to wait.");
+                    return ExitCodes.Failure;
+                default:
+                    watch.ReportFailure(logPath, DateTime.UtcNow + TimeSpan.FromSeconds(Math.Max(5, (deadline - DateTime.UtcNow).TotalSeconds)));
+                    return ExitCodes.Failure;
             }
-            var exit = WaitForExit(pid, timeout);
-            Report.Error("could not start server" + (exit is { } x ? $": {x.Describe("postmaster")}" : ""),
-                detail: TailOfLog(logPath), hint: $"Examine the log output in \"{logPath}\".");
-            return ExitCodes.Failure;
+        }
+    }
+
+    private static bool HoldsLock(string dir, int pid)
+    {
+        try
+        {
+            using var state = DataDirLockFile.Inspect(dir);
+            return state.Holder?.Pid == pid;
+        }
+        catch (Shmem.Errors.ShmemException)
+        {
+            return false;
         }
     }
 
     public static string DefaultLogPath(string dir) => Path.Combine(dir, "log", "postmaster.log");
-
-    /// <summary>The daemon closed the readiness pipe: it is exiting. Reap it (it is our child) so no zombie stays.</summary>
-    private static ChildExit? WaitForExit(int pid, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (ProcessSpawner.TryReap(pid) is { } exit)
-                return exit;
-            Thread.Sleep(1);
-        }
-        return null;
-    }
-
-    /// <summary>The FATAL/ERROR/DETAIL/HINT lines among the last lines of the log, for the user's terminal.</summary>
-    private static string? TailOfLog(string path)
-    {
-        const int TailLines = 40;
-        try
-        {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            using var r = new StreamReader(fs);
-            var lines = r.ReadToEnd().Split('\n').TakeLast(TailLines)
-                .Where(l => l.Contains("FATAL:") || l.Contains("ERROR:") || l.Contains("DETAIL:") || l.Contains("HINT:") ||
-                            l.Contains(" LOG:  ") && (l.Contains(" line ") || l.Contains("command line")))
-                .ToList();
-            return lines.Count == 0 ? null : "\n" + string.Join('\n', lines);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Text;
 
 namespace Postmaster.Cli;
 
@@ -19,10 +20,19 @@ public static class StartWorkerCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
+            DataDirectoryCheck.Require(dir, ExitCodes.Failure);
             string target = pr.GetValue(Target)!;
-            var result = SpawnCommand.Submit(dir, WorkerRequestKind.StartWorker, "", "", "", target, CliOptions.TimeoutOf(pr));
+            if (Utf8Text.GetByteCount(target) > WorkerStatusTable.MaxNameBytes || target.Length == 0 || target.StartsWith('-'))
+            {
+                Report.Error(target.StartsWith('-') ? $"unrecognized option \"{target}\"" : $"invalid worker name \"{CliOptions.Shorten(target)}\"");
+                return ExitCodes.Usage;
+            }
+            if (InstanceAccess.AttachRunning(dir) is not var (server, shmem))
+                return ExitCodes.Failure;
+            WorkerRequestResult? result;
+            using (server)
+            using (shmem)
+                result = SpawnCommand.Submit(server, shmem, WorkerRequestKind.StartWorker, "", "", "", target, CliOptions.TimeoutOf(pr));
             if (result is not { } r)
                 return ExitCodes.Failure;
             if (!r.Ok)

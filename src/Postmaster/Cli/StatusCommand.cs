@@ -24,51 +24,72 @@ public static class StatusCommand
         };
         cmd.SetAction(pr =>
         {
-            var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.NoDataDirectory;
-            bool json = pr.GetValue(CliOptions.Json);
-            if (!Directory.Exists(dir))
+            try
             {
-                Report.Error($"directory \"{dir}\" does not exist");
+                return Run(pr);
+            }
+            catch (CliException e) when (e.ExitCode != ExitCodes.Usage)
+            {
+                Report.Error(e.Message, e.Detail, e.Hint);
                 return ExitCodes.NoDataDirectory;
             }
+            catch (Shmem.Errors.ShmemException e)
+            {
+                // the lock file cannot be opened or is not a regular file: the directory is not usable
+                Report.Error(e.Message, e.Detail, e.Hint);
+                return ExitCodes.NoDataDirectory;
+            }
+        });
+        return cmd;
+    }
+
+    private static int Run(ParseResult pr)
+    {
+        var dir = CliOptions.ResolveDataDir(pr);
+        bool json = pr.GetValue(CliOptions.Json);
+        DataDirectoryCheck.Require(dir, ExitCodes.NoDataDirectory);
+        using var state = DataDirLockFile.Inspect(dir);
+        if (!state.Locked)
+        {
+            // Only a stopped server is judged by its configuration file: a running one is running whatever the file.
             if (!File.Exists(DataDirectory.ConfigPath(dir)))
             {
                 Report.Error($"directory \"{dir}\" is not a data directory (no {DataDirectory.ConfigFileName})");
                 return ExitCodes.NoDataDirectory;
             }
-            LockFileContents? running;
-            try
-            {
-                running = ServerControl.FindRunning(dir);
-            }
-            catch (Shmem.Errors.OsCallException e)
-            {
-                Report.Error(e.Message);
-                return ExitCodes.NoDataDirectory;
-            }
-            if (running is null)
-            {
-                if (json)
-                    JsonOut.Print(w => { w.WriteStartObject(); w.WriteBoolean("running", false); w.WriteString("dataDirectory", dir); w.WriteEndObject(); });
-                else
-                    Console.WriteLine("postmaster: no server running");
-                return ExitCodes.NotRunning;
-            }
-            var backends = ReadBackends(dir, running, out var workers);
-            var byPid = backends.Where(b => b.Slot.Pid > 0).GroupBy(b => b.Slot.Pid).ToDictionary(g => g.Key, g => g.First().Slot);
             if (json)
-                JsonOut.Print(w => WriteJson(w, dir, running, backends, workers, byPid));
+                JsonOut.Print(w => { w.WriteStartObject(); w.WriteBoolean("running", false); w.WriteString("dataDirectory", dir); w.WriteEndObject(); });
             else
-                WriteText(dir, running, backends, workers, byPid);
-            return ExitCodes.Ok;
-        });
-        return cmd;
+                Console.WriteLine("postmaster: no server running");
+            return ExitCodes.NotRunning;
+        }
+        int? pid = state.Holder?.Pid;
+        if (pid is null)
+            Report.Warning(ServerControl.Damaged(state).Message);
+        var contents = state.Contents ?? new LockFileContents(0, dir, 0, null, null, null, null, null, null);
+        var backends = ReadBackends(dir, contents, out var workers);
+        var byPid = backends.Where(b => b.Slot.Pid > 0).GroupBy(b => b.Slot.Pid).ToDictionary(g => g.Key, g => g.First().Slot);
+        if (json)
+            JsonOut.Print(w => WriteJson(w, dir, pid, contents, state.Unproven, backends, workers, byPid));
+        else
+            WriteText(dir, pid, contents, backends, workers, byPid);
+        return ExitCodes.Ok;
     }
 
     private static string StartedAt(LockFileContents c) =>
-        DateTimeOffset.FromUnixTimeSeconds(c.StartTime).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ");
+        DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(c.StartTime, 0, 253402300799)).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ");
+
+    /// <summary>A backend's pid for printing: a backend that is still starting has none yet (0 in its slot).</summary>
+    public static string PidText(int pid) => pid > 0 ? pid.ToString() : "-";
+
+    /// <summary>Writes a pid, or null when it is 0 or unknown (never 0 as a pid).</summary>
+    public static void WritePid(Utf8JsonWriter w, string name, int? pid)
+    {
+        if (pid is > 0)
+            w.WriteNumber(name, pid.Value);
+        else
+            w.WriteNull(name);
+    }
 
     /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read).</summary>
     private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c, out List<WorkerStatus> workers)
@@ -111,10 +132,10 @@ public static class StatusCommand
 
     private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
 
-    private static void WriteText(string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
+    private static void WriteText(string dir, int? pid, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
         List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
     {
-        Console.WriteLine($"postmaster: server is running (PID: {c.Pid})");
+        Console.WriteLine(pid is int p ? $"postmaster: server is running (PID: {p})" : "postmaster: server is running (PID unknown: its lock file is damaged)");
         Console.WriteLine($"state:            {c.TrimmedStatus}");
         Console.WriteLine($"data directory:   {dir}");
         Console.WriteLine($"started at:       {StartedAt(c)}");
@@ -125,15 +146,17 @@ public static class StatusCommand
             return;
         Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8} {"dsm",4}  started at");
         foreach (var (b, dsm) in backends)
-            Console.WriteLine($"  {b.Pid,8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}");
+            Console.WriteLine($"  {PidText(b.Pid),8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}");
     }
 
-    private static void WriteJson(Utf8JsonWriter w, string dir, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
-        List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
+    private static void WriteJson(Utf8JsonWriter w, string dir, int? pid, LockFileContents c, string? damaged,
+        List<(BackendSlotInfo Slot, int Dsm)> backends, List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
     {
         w.WriteStartObject();
         w.WriteBoolean("running", true);
-        w.WriteNumber("pid", c.Pid);
+        WritePid(w, "pid", pid);
+        if (damaged is not null)
+            w.WriteString("lockFileDamaged", damaged);
         w.WriteString("state", c.TrimmedStatus);
         w.WriteString("dataDirectory", dir);
         w.WriteString("startedAt", StartedAt(c));
@@ -148,7 +171,7 @@ public static class StatusCommand
         foreach (var (b, dsm) in backends)
         {
             w.WriteStartObject();
-            w.WriteNumber("pid", b.Pid);
+            WritePid(w, "pid", b.Pid);
             w.WriteNumber("slot", b.Slot);
             w.WriteString("name", b.Name);
             w.WriteString("entry", b.Entry);

@@ -14,8 +14,7 @@ public static class StopCommand
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
-            if (dir is null)
-                return ExitCodes.Failure;
+            DataDirectoryCheck.Require(dir, ExitCodes.Failure);
             return ServerControl.Stop(dir, CliOptions.ParseMode(pr.GetValue(CliOptions.Mode)!), !pr.GetValue(CliOptions.NoWait),
                 CliOptions.TimeoutOf(pr));
         });

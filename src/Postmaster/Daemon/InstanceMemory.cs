@@ -43,6 +43,9 @@ public sealed class InstanceMemory : IDisposable
 
     public MainSegment Main => _main ?? throw new InvalidOperationException("shared memory does not exist");
 
+    /// <summary>Shared memory exists (false after a failed reinitialisation or the final unmap).</summary>
+    public bool IsMapped => _shmem is not null;
+
     public InstanceShmem Shmem => _shmem ?? throw new InvalidOperationException("shared memory does not exist");
 
     public string DataDir => _dataDir;

@@ -36,11 +36,16 @@ public static class PostmasterServer
         try
         {
             string dataDir = options.DataDir;
-            if (!Directory.Exists(dataDir) && !File.Exists(dataDir))
-            {
-                DataDirectory.Initialize(dataDir, DefaultConfigFile.Render());
+            if (ProcessControl.CurrentPid == 1)
+                throw new StartupException("postmaster cannot run as process 1",
+                    "As process 1 the .NET runtime reaps every child itself, so the supervisor would lose its backends' exit statuses.",
+                    "Run it under an init process: \"docker run --init\", tini or dumb-init.");
+            // Nothing is written into the data directory before its lock is held: until then everything goes to
+            // stderr (for a detached daemon, a pipe to its CLI) and the log file is opened after the lock.
+            if (options.DaemonLog is not null)
+                StartupOutput.UseStandardDescriptorsDirectly();
+            if (!Directory.Exists(dataDir) && !File.Exists(dataDir) && DataDirectory.InitializeIfMissing(dataDir, DefaultConfigFile.Render()))
                 Log().Log($"initialized new data directory \"{dataDir}\" with a default configuration");
-            }
             if (DataDirectory.IsRoot())
                 Log().Warning("running postmaster as root is not recommended",
                     hint: "Run it as an unprivileged user that owns the data directory.");
@@ -49,20 +54,17 @@ public static class PostmasterServer
             var settings = LoadSettings(configPath, options.Overrides, bootstrap);
             if (settings is null)
                 return ExitFailure;
-            if (bootstrap.IsValueCreated)
-                bootstrap.Value.Dispose();
-            configured = CreateLog(settings, dataDir);
-            var log = configured;
             int staticBackends = StaticWorkers.CountOf(settings);
             if (staticBackends > settings.MaxBackends)
                 throw new StartupException($"too many background workers: the configuration asks for {staticBackends}",
                     $"Up to {settings.MaxBackends} backends can run with the current settings.",
                     "Consider increasing the configuration parameter \"max_backends\".");
 
-            long startTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            var held = new HeldMessages();
             LockFileContents? previous = null;
-            lockFile = DataDirLockFile.Create(dataDir, startTime, null,
-                stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), new ShmemLogAdapter(log));
+            lockFile = StartupOutput.CreateLockFile(dataDir, stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
+            configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
+            var log = configured;
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
             memory.Create();
             memory.PublishLogLevel(settings.LogMinMessages);
@@ -161,11 +163,9 @@ public static class PostmasterServer
             throw MainSegment.InUse(new MainSegmentSpec(kind, dataDir, dirStat, HugePagesMode.Off), key, id);
     }
 
-    private static void WriteOptionsFile(string dataDir, string line)
-    {
-        var path = Path.Combine(dataDir, DataDirectory.OptionsFileName);
-        File.WriteAllText(path, line + "\n");
-    }
+    /// <summary>DIR/postmaster.opts, mode 0600 whatever the umask (written to a new file and renamed into place).</summary>
+    private static void WriteOptionsFile(string dataDir, string line) =>
+        OwnerOnlyFile.WriteAtomically(Path.Combine(dataDir, DataDirectory.OptionsFileName), line + "\n");
 
     private static void NotifyReady(int? readyFd)
     {

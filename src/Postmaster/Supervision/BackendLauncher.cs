@@ -29,6 +29,10 @@ public sealed class BackendLauncher
 
     private const string DiagnosticsVariable = "DOTNET_EnableDiagnostics";
 
+    /// <summary>The parameter block is written before the spawn, in one write to a fresh pipe: it must fit the smallest
+    /// pipe capacity Linux gives (2 pages once a user is over pipe-user-pages-soft), so the write never blocks.</summary>
+    public const int MaxParameterBlock = 4096;
+
     /// <summary>Starts one backend; returns its pid. Throws OsCallException when the process cannot be started.</summary>
     public int Launch(BackendParameters parameters)
     {
@@ -37,8 +41,12 @@ public sealed class BackendLauncher
         {
             using (paramWrite)
             {
-                if (!ProcessSpawner.TryWrite(paramWrite.Fd, parameters.Serialize()))
-                    throw new InvalidOperationException("could not write the backend parameter block to its pipe");
+                string block = parameters.Serialize();
+                if (block.Length > MaxParameterBlock)
+                    throw new Shmem.Errors.ShmemException(
+                        $"the backend parameter block is {block.Length} bytes, more than the {MaxParameterBlock} a pipe always holds");
+                if (!ProcessSpawner.TryWrite(paramWrite.Fd, block))
+                    throw new Shmem.Errors.ShmemException("could not write the backend parameter block to its pipe");
             }
             return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), s_environment,
                 StdinPath: "/dev/null",

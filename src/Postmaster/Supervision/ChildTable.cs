@@ -35,6 +35,7 @@ public sealed record ReapedChild(BackendProcess Process, ChildExit Exit, Backend
 /// </summary>
 public sealed class ChildTable
 {
+    private const int ECHILD = 10;
     private readonly ServerLog _log;
     private readonly IProcessOps _ops;
     private readonly Func<InstanceShmem> _shmem;
@@ -90,7 +91,7 @@ public sealed class ChildTable
                 slot, gen, spec, pooled, preload);
             pid = _ops.Launch(parameters);
         }
-        catch (OsCallException e)
+        catch (ShmemException e) when (e is not ShmemCorruptException)
         {
             slots.Free(slot);
             error = $"could not start backend process: {e.Message}";
@@ -122,6 +123,13 @@ public sealed class ChildTable
             try
             {
                 exit = _ops.TryReap(pid);
+            }
+            catch (OsCallException e) when (e.Errno == ECHILD)
+            {
+                // Not our child any more: something else reaped it and its exit status is gone. It is treated as a
+                // crash (what it left cannot be known) and never signalled again.
+                _log.Log($"exit status of backend process {pid} was lost: {e.Message}");
+                exit = new ChildExit(pid, null, null, false, -1);
             }
             catch (OsCallException e)
             {
@@ -185,7 +193,20 @@ public sealed class ChildTable
     public void Stop(BackendProcess p, int signal)
     {
         p.StopRequested = true;
-        _ops.Signal(p.Pid, signal);
+        if (_byPid.TryGetValue(p.Pid, out var known) && known == p) // never a reaped (possibly reused) pid
+            Signal(p.Pid, signal);
+    }
+
+    private void Signal(int pid, int signal)
+    {
+        try
+        {
+            _ops.Signal(pid, signal);
+        }
+        catch (ShmemException e)
+        {
+            _log.Warning($"could not send signal {signal} to backend process {pid}: {e.Message}");
+        }
     }
 
     public void StopAll(int signal, Func<BackendProcess, bool>? which = null)
@@ -199,13 +220,13 @@ public sealed class ChildTable
     public void Forward(int signal)
     {
         foreach (var p in _byPid.Values)
-            _ops.Signal(p.Pid, signal);
+            Signal(p.Pid, signal);
     }
 
     public void KillAll()
     {
         foreach (var p in _byPid.Values)
-            _ops.Signal(p.Pid, Signals.SIGKILL);
+            Signal(p.Pid, Signals.SIGKILL);
     }
 
     /// <summary>After a full reinitialisation: no child exists, a fresh slot array.</summary>

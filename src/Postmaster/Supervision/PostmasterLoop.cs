@@ -48,6 +48,7 @@ public sealed class PostmasterLoop
     private long _nextLockCheck;
     private bool _restartForCorruption;
     private bool _readyOnce;
+    private bool _pendingImmediate; // the lock file could not be written: shut down after the current transition
 
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, LiveSettings settings,
         InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, Action onReady)
@@ -80,7 +81,15 @@ public sealed class PostmasterLoop
         Guarded("start-up", () =>
         {
             _workers.Apply(_settings.Current, StopBackend);
-            _doorbell.Start(_memory.Shmem.Requests);
+            // A shutdown signal that arrived while shared memory was being built is acted on before "ready".
+            var early = new List<PmEvent>();
+            while (_queue.TryTake(out var queued))
+                early.Add(queued);
+            foreach (var ev in early.OfType<PmEvent.ShutdownRequested>())
+                Handle(ev);
+            foreach (var ev in early.Where(e => e is not PmEvent.ShutdownRequested))
+                _queue.TryAdd(ev);
+            StartDoorbell();
             Transition(PmInput.StartupDone, "shared memory is ready");
         });
         while (_state.State != PmState.Exit)
@@ -132,25 +141,51 @@ public sealed class PostmasterLoop
         {
             action();
         }
-        catch (ShmemException e)
+        catch (ShmemCorruptException e)
         {
-            ShmemInvalid($"{e.Message}{(e.Detail is null ? "" : $" ({e.Detail})")}");
-        }
-        catch (Exception e)
-        {
-            _log.Write(Severity.Log, $"internal error in the supervisor while handling {what}: {e.GetType().Name}: {e.Message}",
-                detail: e.ToString(), hint: "This is a bug; please report it with this log. The server shuts down.");
             try
             {
-                _state = _state with { Abnormal = true };
-                Transition(PmInput.ImmediateShutdown, "internal error");
+                ShmemInvalid($"{e.Message}{(e.Detail is null ? "" : $" ({e.Detail})")}");
             }
             catch (Exception again)
             {
-                _log.Write(Severity.Log, $"internal error while shutting down after an internal error: {again.Message}", detail: again.ToString());
-                _state = _state with { State = PmState.Exit, Abnormal = true };
+                Fault(what, again);
             }
         }
+        catch (Exception e)
+        {
+            Fault(what, e);
+        }
+    }
+
+    /// <summary>An exception escaped a handler: logged with its stack trace, then an orderly immediate shutdown; if
+    /// even that throws, the loop ends at once (the caller still removes shared memory and the lock file).</summary>
+    private void Fault(string what, Exception e)
+    {
+        bool os = e is ShmemException; // an OS call failed (the message names it): not a bug in the supervisor
+        _log.Write(Severity.Log, os
+                ? $"could not continue while handling {what}: {e.Message}"
+                : $"internal error in the supervisor while handling {what}: {e.GetType().Name}: {e.Message}",
+            detail: os ? (e as ShmemException)?.Detail : e.ToString(),
+            hint: os ? "The server shuts down." : "This is a bug; please report it with this log. The server shuts down.");
+        try
+        {
+            _state = _state with { Abnormal = true };
+            Transition(PmInput.ImmediateShutdown, "internal error");
+        }
+        catch (Exception again)
+        {
+            _log.Write(Severity.Log, $"internal error while shutting down after an internal error: {again.Message}", detail: again.ToString());
+            _children.KillAll();
+            _state = _state with { State = PmState.Exit, Abnormal = true };
+        }
+    }
+
+    private void StartDoorbell()
+    {
+        _doorbell.Start(_memory.Shmem.Requests);
+        // A requester that rang between "listening" and the thread's first read of the bell skipped SIGUSR1: look.
+        _queue.TryAdd(new PmEvent.PmSignal());
     }
 
     private void Handle(PmEvent ev)
@@ -211,8 +246,14 @@ public sealed class PostmasterLoop
         PublishStatus(before.State);
         if (a.HasFlag(PmAction.Reinitialize))
             Reinitialize();
-        if (a.HasFlag(PmAction.StartBackends))
+        if (a.HasFlag(PmAction.StartBackends) && !_pendingImmediate)
             StartDue();
+        if (_pendingImmediate)
+        {
+            _pendingImmediate = false;
+            _state = _state with { Abnormal = true };
+            Transition(PmInput.ImmediateShutdown, "the lock file cannot be written");
+        }
     }
 
     private void PublishStatus(PmState before)
@@ -220,8 +261,20 @@ public sealed class PostmasterLoop
         string word = PmStateMachine.StatusWord(_state.State);
         if (word != _statusWord)
         {
-            _lockFile.SetStatus(word);
-            _statusWord = word;
+            _statusWord = word; // once: a failing write is not retried by every later transition
+            try
+            {
+                _lockFile.SetStatus(word);
+            }
+            catch (Exception e) when (e is ShmemException or IOException or UnauthorizedAccessException)
+            {
+                _log.Log($"could not write the status to lock file \"{_lockFile.Path}\": {e.Message}");
+                if (_state.Shutdown < ShutdownMode.Immediate && _state.State != PmState.Exit)
+                {
+                    _log.Log("performing immediate shutdown because data directory lock file is invalid");
+                    _pendingImmediate = true;
+                }
+            }
         }
         if (before == _state.State)
             return;
@@ -305,7 +358,7 @@ public sealed class PostmasterLoop
         _workers.Reinitialized();
         _pool.Reinitialized();
         _killDeadline = long.MaxValue;
-        _doorbell.Start(_memory.Shmem.Requests);
+        StartDoorbell();
         Transition(PmInput.ReinitDone, "shared memory was rebuilt");
     }
 
@@ -342,7 +395,24 @@ public sealed class PostmasterLoop
             return;
         }
         foreach (var r in reaped)
-            OnExit(r);
+        {
+            bool done = false;
+            try
+            {
+                OnExit(r);
+                done = true;
+            }
+            finally
+            {
+                if (!done)
+                {
+                    // The bookkeeping of every reaped child completes even when handling one threw.
+                    _children.ReleaseSlot(r.Process.Slot);
+                    if (_workers.Owns(r.Process))
+                        _workers.OnExit(r, r.Exit.Describe("process"), restartable: false);
+                }
+            }
+        }
     }
 
     private void OnExit(ReapedChild r)
@@ -384,7 +454,16 @@ public sealed class PostmasterLoop
         string? reason = _crash.WhyFullRestart(_memory.Shmem, p);
         if (reason is null)
         {
-            var rec = _memory.Dsm.ReconcileSlot(p.Slot, ReconcileLockTimeout);
+            Shmem.Dsm.DsmReconcileResult rec;
+            try
+            {
+                rec = _memory.Dsm.ReconcileSlot(p.Slot, ReconcileLockTimeout, p.Pid);
+            }
+            catch (Exception e) when (e is not ShmemCorruptException)
+            {
+                _log.Log($"could not reconcile the dynamic shared memory of {p.Describe()} (PID {p.Pid}): {e.Message}");
+                rec = new Shmem.Dsm.DsmReconcileResult(Shmem.Dsm.DsmReconcileStatus.LockTimeout, 0, 0, 0, 0);
+            }
             if (rec.Status == Shmem.Dsm.DsmReconcileStatus.Done)
             {
                 if (rec.SegmentsDestroyed + rec.AbandonedFinished + rec.Failures > 0)
@@ -420,8 +499,9 @@ public sealed class PostmasterLoop
 
     private void PublishWorkers()
     {
-        var table = _memory.Shmem.WorkerStatus;
-        table.Publish(_workers.Snapshot());
+        if (_state.State is PmState.Exit or PmState.Reinit || !_memory.IsMapped)
+            return; // no shared memory to publish into (it is rebuilt or gone); published again after the rebuild
+        _memory.Shmem.WorkerStatus.Publish(_workers.Snapshot());
     }
 
     // ---- requests (spawn, terminate, start-worker) ----
@@ -430,12 +510,16 @@ public sealed class PostmasterLoop
     /// makes a handler throw is answered with the error; the loop goes on.</summary>
     private void ServeRequests()
     {
-        if (ShmemProblem() is { } bad)
+        // What this path reads: the queue and the slots (the rest is validated at every reap).
+        var shmem = _memory.Shmem;
+        if ((shmem.Requests.Validate() ?? shmem.Slots.Validate()) is { } bad)
             throw new ShmemCorruptException(bad);
-        var queue = _memory.Shmem.Requests;
+        var queue = shmem.Requests;
         queue.ReapAbandoned();
-        foreach (var r in queue.TakeSubmitted())
+        var batch = queue.TakeSubmitted();
+        for (int k = 0; k < batch.Count; k++)
         {
+            var r = batch[k];
             WorkerRequestResult result;
             try
             {
@@ -447,9 +531,11 @@ public sealed class PostmasterLoop
                     _ => new WorkerRequestResult(false, 0, -1, 0, $"unknown request kind {(int)r.Kind}"),
                 };
             }
-            catch (ShmemException)
+            catch (ShmemCorruptException)
             {
-                queue.Complete(r.Index, new WorkerRequestResult(false, 0, -1, 0, "shared memory is invalid; the server is restarting"));
+                var restarting = new WorkerRequestResult(false, 0, -1, 0, "shared memory is invalid; the server is restarting");
+                for (int rest = k; rest < batch.Count; rest++)
+                    queue.Complete(batch[rest].Index, restarting);
                 throw;
             }
             catch (Exception e)
@@ -507,7 +593,7 @@ public sealed class PostmasterLoop
         var victims = int.TryParse(target, out int pid)
             ? _children.All.Where(p => p.Pid == pid).ToList()
             : _children.All.Where(p => !p.Pooled && (p.Spec.Name == target || p.Spec.ConfigName == target)).ToList();
-        int idle = victims.Count == 0 && pid == 0 ? _workers.StopIdle(target) : 0;
+        int idle = pid == 0 ? _workers.StopIdle(target) : 0; // instances of NAME in back-off or waiting stay stopped too
         foreach (var p in victims)
         {
             if (_workers.Owns(p))
@@ -516,7 +602,7 @@ public sealed class PostmasterLoop
         }
         if (victims.Count > 0)
             _log.Log($"terminating {string.Join(", ", victims.Select(x => $"PID {x.Pid}"))} at the request of PID {r.RequesterPid}");
-        if (idle > 0)
+        if (idle > 0 && victims.Count == 0)
         {
             _log.Log($"background worker \"{target}\" stopped at the request of PID {r.RequesterPid} (it was not running)");
             return new WorkerRequestResult(true, 0, -1, 0, null);

@@ -43,6 +43,7 @@ public sealed class StaticWorkers
         public bool Removed { get; set; }
         public bool OperatorStop { get; set; }     // terminate: Stopped when it has exited
         public bool RestartNow { get; set; }       // its configuration changed: start again as soon as it exited
+        public WorkerSpec? ReAddAs { get; set; }   // removed, then configured again before its process exited
     }
 
     /// <summary>Total static backends the settings ask for; must fit max_backends.</summary>
@@ -110,7 +111,10 @@ public sealed class StaticWorkers
             if (_instances.TryGetValue(name, out var existing) && !existing.Removed)
                 continue;
             if (existing is not null)
-                continue; // removed and still running: re-added once it has exited (see OnExit)
+            {
+                existing.ReAddAs = wanted[name]; // removed and still running: re-added once it has exited (see OnExit)
+                continue;
+            }
             _instances[name] = new Instance(wanted[name]);
             Dirty = true;
         }
@@ -134,7 +138,7 @@ public sealed class StaticWorkers
             if (p is null)
             {
                 _log.Log($"could not start background worker \"{name}\": {error}");
-                RecordFailure(inst, $"could not start: {error}", ranForMs: 0);
+                RecordFailure(inst, $"could not start: {error}", ranForMs: -1);
                 continue;
             }
             inst.Running = p;
@@ -172,12 +176,13 @@ public sealed class StaticWorkers
         {
             _instances.Remove(p.Spec.Name);
             if (_order.Contains(p.Spec.Name))
-                ReAdd(p.Spec.Name, inst.Spec);
+                ReAdd(p.Spec.Name, inst.ReAddAs ?? inst.Spec);
             return;
         }
         if (inst.OperatorStop)
         {
             inst.OperatorStop = false;
+            inst.RestartNow = false; // a reload's restart while it was being stopped: the operator's stop wins
             inst.State = WorkerRunState.Stopped;
             _log.Log($"background worker \"{inst.Spec.Name}\" stopped; it is not restarted until \"postmaster start-worker\"");
             return;
@@ -222,9 +227,16 @@ public sealed class StaticWorkers
         _instances[name] = new Instance(spec);
     }
 
+    /// <summary>Consecutive failures are never restarted faster than this, whatever restart_delay says (0 included):
+    /// a worker that cannot start must not make the supervisor spin.</summary>
+    public static readonly TimeSpan FailureDelayFloor = TimeSpan.FromMilliseconds(100);
+
+    /// <param name="ranForMs">How long the failed run lasted; -1 when no process was started (never "stable").</param>
     private void RecordFailure(Instance inst, string what, long ranForMs)
     {
-        inst.Failures = RestartBackoff.NextFailureCount(inst.Failures, TimeSpan.FromMilliseconds(ranForMs), inst.Spec.StablePeriod);
+        inst.Failures = ranForMs < 0
+            ? inst.Failures + 1
+            : RestartBackoff.NextFailureCount(inst.Failures, TimeSpan.FromMilliseconds(ranForMs), inst.Spec.StablePeriod);
         inst.LastExit = what;
         inst.LastExitAt ??= _clock.UtcNow;
         int limit = inst.Spec.RestartLimit;
@@ -238,7 +250,10 @@ public sealed class StaticWorkers
             return;
         }
         inst.Restarts++;
-        Backoff(inst, RestartBackoff.Delay(inst.Spec.RestartDelay, inst.Spec.RestartDelayMax, inst.Failures));
+        var delay = RestartBackoff.Delay(inst.Spec.RestartDelay, inst.Spec.RestartDelayMax, inst.Failures);
+        if (inst.Failures > 1 && delay < FailureDelayFloor)
+            delay = RestartBackoff.Delay(FailureDelayFloor, FailureDelayFloor * 64 > inst.Spec.RestartDelayMax ? FailureDelayFloor * 64 : inst.Spec.RestartDelayMax, inst.Failures - 1);
+        Backoff(inst, delay);
     }
 
     private void Backoff(Instance inst, TimeSpan delay)
@@ -295,6 +310,7 @@ public sealed class StaticWorkers
             if (inst.Running is not null)
                 continue;
             inst.Failures = 0;
+            inst.RestartNow = false;
             Pend(inst, 0);
             changed++;
         }
@@ -309,9 +325,22 @@ public sealed class StaticWorkers
     /// <summary>After a full reinitialisation: nothing runs; everything that should run starts again at once.</summary>
     public void Reinitialized()
     {
+        foreach (var (name, inst) in _instances.ToList())
+        {
+            if (inst.Removed)
+            {
+                // Its process is gone with everyone else's: forget it, or start it afresh if a reload re-added it.
+                _instances.Remove(name);
+                if (_order.Contains(name))
+                    ReAdd(name, inst.ReAddAs ?? inst.Spec);
+                continue;
+            }
+        }
         foreach (var inst in _instances.Values)
         {
             inst.Running = null;
+            inst.OperatorStop = false;
+            inst.RestartNow = false;
             if (inst.State is WorkerRunState.Running or WorkerRunState.Backoff or WorkerRunState.Pending)
                 Pend(inst, 0);
         }

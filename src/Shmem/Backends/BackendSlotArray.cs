@@ -11,8 +11,10 @@ namespace Postmaster.Shmem.Backends;
 public sealed record PoolAssignment(string Name, string Entry, string Argument, long Generation);
 
 /// <summary>A read-only copy of one slot, for status and inspection.</summary>
+/// <param name="AttachedGeneration">The generation a process attached to and ran in this slot (kept after the slot is
+/// freed, reset when it is assigned again): tells a requester that its worker ran even if it has exited already.</param>
 public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
-    string Entry, long StartedAtUnixMs, bool Pooled, int Restarts);
+    string Entry, long StartedAtUnixMs, bool Pooled, int Restarts, long AttachedGeneration = 0);
 
 /// <summary>
 /// The backend slots in the main segment: one per possible backend (max_backends). Overview: the postmaster assigns
@@ -34,7 +36,7 @@ public sealed unsafe class BackendSlotArray
     /// <summary>A parked pool member re-checks its word this often even without a wake-up (a backstop only).</summary>
     public static readonly TimeSpan PoolRecheck = TimeSpan.FromSeconds(5);
     private const uint Magic = 0x504D_4253; // "PMBS"
-    private const uint LayoutVersion = 1;
+    private const uint LayoutVersion = 2;
 
     [StructLayout(LayoutKind.Explicit, Size = 64)]
     private struct Header
@@ -57,6 +59,8 @@ public sealed unsafe class BackendSlotArray
         [FieldOffset(24)] public int PoolWord;        // futex: PoolIdle / PoolAssigned / PoolNotPooled
         [FieldOffset(28)] public int Pooled;          // 1 while the process is (or was started as) a pool member
         [FieldOffset(32)] public int Restarts;        // written by the postmaster: restarts of this worker so far
+        [FieldOffset(40)] public long AttachedGeneration; // the generation a process attached and ran (backend: MarkActive;
+                                                          // postmaster: a pool member's new work); 0 after Assign, kept by Free
         [FieldOffset(64)] public fixed byte Name[MaxNameBytes + 1];
         [FieldOffset(128)] public fixed byte Entry[MaxEntryBytes + 1];
         [FieldOffset(384)] public fixed byte Argument[MaxArgumentBytes + 1];
@@ -174,6 +178,7 @@ public sealed unsafe class BackendSlotArray
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         s.Pooled = pooled ? 1 : 0;
         s.PoolWord = pooled ? PoolIdle : PoolNotPooled;
+        s.AttachedGeneration = 0;
         WriteText(ref s, name, entry, argument);
         Volatile.Write(ref s.State, (int)BackendSlotState.Assigned);
     }
@@ -194,8 +199,11 @@ public sealed unsafe class BackendSlotArray
         if (Volatile.Read(ref s.Generation) != generation)
             return false;
         s.Pid = pid;
-        return Interlocked.CompareExchange(ref s.State, (int)BackendSlotState.Active, (int)BackendSlotState.Assigned) ==
-               (int)BackendSlotState.Assigned;
+        if (Interlocked.CompareExchange(ref s.State, (int)BackendSlotState.Active, (int)BackendSlotState.Assigned) !=
+            (int)BackendSlotState.Assigned)
+            return false;
+        Volatile.Write(ref s.AttachedGeneration, generation);
+        return true;
     }
 
     /// <summary>Postmaster: record the pid of the process it just started for <paramref name="slot"/> (inspection then
@@ -235,6 +243,7 @@ public sealed unsafe class BackendSlotArray
         s.Generation = a.Generation;
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         WriteText(ref s, a.Name, a.Entry, a.Argument);
+        Volatile.Write(ref s.AttachedGeneration, a.Generation); // the member is attached and takes it
         Volatile.Write(ref s.PoolWord, PoolAssigned);
         if (wake)
             WakePooled(slot);
@@ -270,7 +279,8 @@ public sealed unsafe class BackendSlotArray
     {
         ref var s = ref At(slot);
         return new BackendSlotInfo(slot, (BackendSlotState)Volatile.Read(ref s.State), Volatile.Read(ref s.Pid), s.Generation,
-            ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0, s.Restarts);
+            ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0, s.Restarts,
+            Volatile.Read(ref s.AttachedGeneration));
     }
 
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>

@@ -23,11 +23,14 @@ public sealed unsafe partial class DsmControl
     /// Then the slot's record is cleared, and <see cref="FinishAbandoned"/> runs (items Creating or Destroying whose
     /// owner is dead, this process's included).</para>
     /// </summary>
-    public DsmReconcileResult ReconcileSlot(int slot, TimeSpan? lockTimeout = null)
+    /// <param name="deadPid">The reaped process that ran in the slot, when the caller knows it: a record naming another
+    /// pid is then a stale one (a process that left the slot cleanly earlier; its pid may since have been reused) and
+    /// is reconciled like any other. Without it, a record whose pid is alive is refused.</param>
+    public DsmReconcileResult ReconcileSlot(int slot, TimeSpan? lockTimeout = null, int deadPid = 0)
     {
         ref var record = ref _table.Record(slot);
         int pid = Volatile.Read(ref record.Pid);
-        if (pid != 0 && ProcessControl.IsAlive(pid))
+        if (pid != 0 && deadPid == 0 && ProcessControl.IsAlive(pid))
             throw new InvalidOperationException($"dynamic shared memory slot {slot} belongs to process {pid}, which is alive");
         if (HeldControlLock(slot, pid))
             return new DsmReconcileResult(DsmReconcileStatus.DiedHoldingLock, 0, 0, 0, 0);

@@ -95,13 +95,18 @@ internal sealed unsafe class DsmControlTable
         if (h.TotalSize != needed || needed > mappedSize)
             return $"Size {h.TotalSize} does not match {needed} for {h.Capacity} items and {h.SlotCount} slots, " +
                    $"or exceeds the mapping of {mappedSize} bytes.";
+        // Read without the lock while backends change these: only single-field ranges are checked, and the free list
+        // ends are read before the item count, which only grows (a pair of ends or an end and the count may be caught
+        // between two stores of one update, so no cross-field pairing is checked here).
+        int head = Volatile.Read(ref h.FreeHead);
+        int tail = Volatile.Read(ref h.FreeTail);
         int count = Volatile.Read(ref h.ItemCount);
         if (count < 0 || count > h.Capacity)
             return $"Item count {count} is outside 0..{h.Capacity}.";
         if (h.IndexBits != DsmHandleCodec.IndexBitsFor(h.Capacity))
             return $"Handle index width {h.IndexBits} does not match capacity {h.Capacity}.";
-        if (h.FreeHead < -1 || h.FreeHead >= count || h.FreeTail < -1 || h.FreeTail >= count || (h.FreeHead < 0) != (h.FreeTail < 0))
-            return $"Free list ends {h.FreeHead}, {h.FreeTail} are not valid for {count} items.";
+        if (head < -1 || head >= count || tail < -1 || tail >= count)
+            return $"Free list ends {head}, {tail} are not valid for {count} items.";
         if (tag is { } t && h.InstanceTag != t.Value)
             return $"Instance tag {h.InstanceTag:x16} is not {t}.";
         return null;

@@ -12,7 +12,8 @@ namespace Postmaster.Shmem.LockFile;
 /// open-file-description (OFD) lock on the file for its whole life, on the one descriptor it created the file with
 /// and never reopens (closing any other descriptor of the file would not drop an OFD lock, but we keep the rule
 /// anyway); the kernel drops the lock when the process dies, zombie or not. A second postmaster, or a client
-/// (status/stop), tests that lock. Creation and stale-file replacement run under a short flock on the data directory
+/// (status/stop), tests that lock; a client signals the server only once <see cref="Inspect"/> has proven that the pid
+/// on line 1 holds it (<see cref="LockHolderProof"/>). Creation and stale-file replacement run under a short flock on the data directory
 /// itself, so two simultaneous starts cannot both decide that the file is stale. Lines are written once at fixed
 /// widths and later updated in place with pwrite, never shortened.
 /// </summary>
@@ -53,17 +54,24 @@ public sealed class DataDirLockFile : IDisposable
     {
         string path = System.IO.Path.Combine(dataDir, FileName);
         using var dirLock = LockDirectory(dataDir);
-        int existing = Libc.open(path, Libc.O_RDWR | Libc.O_CLOEXEC, 0);
-        if (existing >= 0)
+        var existing = OpenChecked(path, Libc.O_RDWR);
+        if (existing is not null)
         {
-            using var old = new SafeFd(existing);
+            using var old = existing;
             if (!TryLockExclusive(old, out int errno))
             {
                 if (errno is not (Errno.EAGAIN or Errno.EACCES))
                     throw new OsCallException($"could not lock file \"{path}\"", errno);
                 var other = LockFileContents.Parse(ReadAll(old));
+                var self = FileStat.OfDescriptor(old.Fd, path);
+                if (other is not null && other.Pid > 1 && LockHolderProof.Check(other.Pid, self) is null)
+                    throw new ShmemException($"lock file \"{FileName}\" already exists",
+                        hint: $"Is another postmaster (PID {other.Pid}) running in data directory \"{dataDir}\"?");
+                var holders = LockHolderProof.FindHolders(self);
                 throw new ShmemException($"lock file \"{FileName}\" already exists",
-                    hint: $"Is another postmaster (PID {other?.Pid.ToString() ?? "unknown"}) running in data directory \"{dataDir}\"?");
+                    detail: "Its lock is held, but line 1 does not name the holder" +
+                            (holders.Count > 0 ? $"; it is held by PID {string.Join(", ", holders)}." : "."),
+                    hint: $"Another postmaster is running in data directory \"{dataDir}\"; its lock file is damaged.");
             }
             var contents = LockFileContents.Parse(ReadAll(old));
             if (contents is not null)
@@ -75,12 +83,8 @@ public sealed class DataDirLockFile : IDisposable
                 throw new OsCallException($"could not remove old lock file \"{path}\"", Libc.Errno,
                     hint: "The file seems accidentally left over, but it could not be removed. Please remove the file by hand and try again.");
         }
-        else if (Libc.Errno != Errno.ENOENT)
-        {
-            throw new OsCallException($"could not open lock file \"{path}\"", Libc.Errno);
-        }
 
-        int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | Libc.O_CLOEXEC, FileMode);
+        int fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_EXCL | Libc.O_CLOEXEC | NativeArch.Current.O_NOFOLLOW, FileMode);
         if (fd < 0)
             throw new OsCallException($"could not create lock file \"{path}\"", Libc.Errno);
         var handle = new SafeFd(fd);
@@ -153,23 +157,134 @@ public sealed class DataDirLockFile : IDisposable
     public void Dispose() => _fd.Dispose();
 
     /// <summary>
-    /// For clients (status, stop, start -w): is a live postmaster holding DIR/postmaster.pid, and what does the
-    /// file say? Contents are null when there is no file.
+    /// For clients: is a live postmaster holding DIR/postmaster.pid, and what does the file say? Contents are null when
+    /// there is no file (or line 1 is not a pid). The pid in the contents is NOT proven to be the holder: to signal the
+    /// server use <see cref="Inspect"/>, which proves it.
     /// </summary>
     public static (bool Locked, LockFileContents? Contents) Probe(string dataDir)
     {
+        using var state = Inspect(dataDir, prove: false);
+        return (state.Locked, state.Contents);
+    }
+
+    /// <summary>
+    /// Reads DIR/postmaster.pid without ever blocking: opened O_NONBLOCK|O_NOFOLLOW, refused unless it is a regular
+    /// file (a FIFO, device, directory or symbolic link there is an error, not a hang), at most
+    /// <see cref="MaxReadBytes"/> read. When the file is locked and <paramref name="prove"/> is set, the pid on line 1 is
+    /// checked to be the lock holder (<see cref="LockHolderProof"/>); <see cref="LockFileState.Holder"/> is then a
+    /// handle on that process, opened before the check, through which it may be signalled.
+    /// Throws <see cref="ShmemException"/> (naming the file) when the file cannot be opened, is not a regular file, or
+    /// its lock cannot be tested.
+    /// </summary>
+    public static LockFileState Inspect(string dataDir, bool prove = true)
+    {
+        // A daemon creating the file holds its lock a moment before the text is there (one pwrite), and one replacing a
+        // stale file holds the old file's lock until it unlinks it: look again briefly before calling a file damaged.
+        var deadline = Environment.TickCount64 + (long)TransientWindow.TotalMilliseconds;
+        while (true)
+        {
+            var state = InspectOnce(dataDir, prove, out bool transient);
+            if (state.Unproven is null || !transient || Environment.TickCount64 >= deadline)
+                return state;
+            state.Dispose();
+            PreciseSleep.For(TimeSpan.FromMilliseconds(1));
+        }
+    }
+
+    /// <summary>How long <see cref="Inspect"/> waits for a lock file that is being written or replaced.</summary>
+    private static readonly TimeSpan TransientWindow = TimeSpan.FromMilliseconds(250);
+
+    private static LockFileState InspectOnce(string dataDir, bool prove, out bool transient)
+    {
+        transient = false;
         string path = System.IO.Path.Combine(dataDir, FileName);
-        int fd = Libc.open(path, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        using var handle = OpenChecked(path, Libc.O_RDONLY);
+        if (handle is null)
+            return new LockFileState(path, false, false, null, "", null, null);
+        bool locked = IsLocked(handle, path);
+        string text = ReadAll(handle);
+        int newline = text.IndexOf('\n');
+        string pidLine = newline < 0 ? text : text[..newline];
+        var contents = LockFileContents.Parse(text);
+        if (!locked || !prove)
+            return new LockFileState(path, true, locked, contents, pidLine, null, null);
+        var self = FileStat.OfDescriptor(handle.Fd, path);
+        var now = FileStat.TryStat(path);
+        bool changing = text.Length == 0 || now is null || now.Value.Inode != self.Inode || now.Value.Device != self.Device;
+        transient = changing;
+        var partial = contents ?? LockFileContents.Parse(text, requirePid: false);
+        if (!LockFileContents.TryParsePid(pidLine, out int pid))
+            return Unproven(pidLine.Length == 0 ? "line 1 is empty" : $"line 1 is \"{Printable(pidLine)}\", not a process ID");
+        if (pid <= 1)
+            return Unproven($"line 1 names PID {pid}, which is never a postmaster");
+        var holder = ProcessHandle.TryOpen(pid);
+        if (holder is null)
+            return Unproven($"line 1 names PID {pid}, which does not exist");
+        if (LockHolderProof.Check(pid, self) is { } why)
+        {
+            holder.Dispose();
+            return Unproven($"line 1 names PID {pid}, {why}");
+        }
+        return new LockFileState(path, true, true, contents, pidLine, holder, null);
+
+        LockFileState Unproven(string why) =>
+            new(path, true, true, partial, pidLine, null, why, changing ? null : HoldersOf(self));
+    }
+
+    private static IReadOnlyList<int> HoldersOf(FileStat lockFile) => LockHolderProof.FindHolders(lockFile);
+
+    /// <summary>At most this much of the file is read (the real file is a few hundred bytes).</summary>
+    public const int MaxReadBytes = 8192;
+
+    private static string TypeName(uint mode) => (mode & 0xF000) switch
+    {
+        0x1000 => "FIFO",
+        0x2000 => "character device",
+        0x4000 => "directory",
+        0x6000 => "block device",
+        0xC000 => "socket",
+        _ => "special file",
+    };
+
+    private static string Printable(string s)
+    {
+        var t = new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray());
+        return t.Length > 40 ? t[..40] + "..." : t;
+    }
+
+    /// <summary>Opens an existing lock file without following a symbolic link or blocking on a FIFO, and checks that it
+    /// is a regular file. Null when it does not exist.</summary>
+    private static SafeFd? OpenChecked(string path, int access)
+    {
+        int fd = Libc.open(path, access | Libc.O_CLOEXEC | Libc.O_NONBLOCK | NativeArch.Current.O_NOFOLLOW, 0);
         if (fd < 0)
         {
             int errno = Libc.Errno;
-            if (errno is Errno.ENOENT or Errno.ENOTDIR)
-                return (false, null);
+            if (errno is Errno.ENOENT)
+                return null;
+            if (errno == Libc.ELOOP)
+                throw new ShmemException($"lock file \"{path}\" is a symbolic link",
+                    hint: "Only a postmaster creates this file; remove the link.");
             throw new OsCallException($"could not open lock file \"{path}\"", errno);
         }
-        using var handle = new SafeFd(fd);
-        bool locked = IsLocked(handle, path);
-        return (locked, LockFileContents.Parse(ReadAll(handle)));
+        var handle = new SafeFd(fd);
+        FileStat st;
+        try
+        {
+            st = FileStat.OfDescriptor(fd, path);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        if ((st.Mode & 0xF000) != 0x8000)
+        {
+            handle.Dispose();
+            throw new ShmemException($"lock file \"{path}\" is not a regular file (it is a {TypeName(st.Mode)})",
+                hint: "Only a postmaster creates this file; remove whatever is there instead.");
+        }
+        return handle;
     }
 
     private static string ShmemLine(long key, long id) => $"{key.ToString().PadLeft(KeyWidth)} {id.ToString().PadLeft(IdWidth)}";
@@ -221,9 +336,8 @@ public sealed class DataDirLockFile : IDisposable
 
     private static unsafe string ReadAll(SafeFd fd)
     {
-        const int MaxLockFile = 8192;
-        byte* buf = stackalloc byte[MaxLockFile];
-        nint n = Libc.pread(fd.Fd, buf, MaxLockFile, 0);
+        byte* buf = stackalloc byte[MaxReadBytes];
+        nint n = Libc.pread(fd.Fd, buf, MaxReadBytes, 0);
         return n <= 0 ? "" : Utf8Text.GetString(new ReadOnlySpan<byte>(buf, (int)n));
     }
 

@@ -31,13 +31,23 @@ public sealed record LockFileContents(
 
     public string? TrimmedStatus => Status?.Trim();
 
-    /// <summary>Parses what is there; null when line 1 is not a positive pid (empty or bogus file).</summary>
-    public static LockFileContents? Parse(string text)
+    /// <summary>Line 1 as the daemon writes it: decimal digits only, a positive int.</summary>
+    public static bool TryParsePid(string line, out int pid) =>
+        int.TryParse(line, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
+
+    /// <summary>Parses what is there; null when line 1 is not a positive pid (empty or bogus file), unless
+    /// <paramref name="requirePid"/> is false (then Pid is 0: the other lines of a damaged file). The pid is what the
+    /// file says, not proven (see <see cref="DataDirLockFile.Inspect"/>).</summary>
+    public static LockFileContents? Parse(string text, bool requirePid = true)
     {
         var lines = text.Split('\n');
         string Line(int n) => lines.Length >= n ? lines[n - 1] : "";
-        if (!int.TryParse(Line(LinePid).Trim(), out int pid) || pid == 0)
-            return null;
+        if (!TryParsePid(Line(LinePid), out int pid))
+        {
+            if (requirePid || text.Length == 0)
+                return null;
+            pid = 0;
+        }
         long.TryParse(Line(LineStartTime).Trim(), out long start);
         long? key = null, id = null, size = null;
         var shm = Line(LineShmemKey).Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -51,7 +61,7 @@ public sealed record LockFileContents(
             dsmType = info[2];
         string status = Line(LineStatus);
         string socket = Line(LineSocket).Trim();
-        return new LockFileContents(Math.Abs(pid), Line(LineDataDir), start, key, id,
+        return new LockFileContents(pid, Line(LineDataDir), start, key, id,
             status.Length == 0 ? null : status, type, size, socket.Length == 0 ? null : socket, dsmType);
     }
 }

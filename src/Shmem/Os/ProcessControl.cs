@@ -17,10 +17,10 @@ public static class ProcessControl
     public static uint EffectiveUid => Libc.geteuid();
 
     /// <summary>kill(pid, sig). True when delivered, false when the process does not exist (ESRCH); other errors
-    /// (EPERM) throw, naming the pid.</summary>
+    /// (EPERM) throw, naming the pid. Pid 1 (init) and pid &lt;= 0 (process groups, everyone) are never signalled.</summary>
     public static bool Signal(int pid, int signal)
     {
-        if (pid <= 0)
+        if (pid <= 1)
             throw new ArgumentOutOfRangeException(nameof(pid), $"refusing to signal pid {pid}");
         if (Libc.kill(pid, signal) == 0)
             return true;

@@ -125,8 +125,10 @@ public sealed unsafe class DsmRegistryTable
         long size = RequiredSize(h.Capacity);
         if (h.TotalSize != size || size > region.Size)
             return $"Size {h.TotalSize} does not match {size} for capacity {h.Capacity}, or exceeds the region of {region.Size} bytes.";
-        int highWater = Volatile.Read(ref h.HighWater);
+        // Count first, then the high-water mark, which only grows and is raised before Count: count <= highWater
+        // holds at every instant, so it holds for these two reads too (read without the lock).
         int count = Volatile.Read(ref h.Count);
+        int highWater = Volatile.Read(ref h.HighWater);
         if (highWater < 0 || highWater > h.Capacity || count < 0 || count > highWater)
             return $"High-water mark {highWater} or count {count} is outside 0..{h.Capacity}.";
         return null;

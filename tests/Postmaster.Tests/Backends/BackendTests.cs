@@ -180,6 +180,7 @@ public sealed class BackendTests
             var m = pm.WaitForBackends(b => b.Any(x => x.Name == "m"), "the preloaded worker").Single(x => x.Name == "m");
             Assert.Equal(parked.Pid, m.Pid);
             Wait.Until(() => File.Exists(marker), "the marker file");
+            // The CLI refuses a missing library before asking the server (tests/Postmaster.Tests/Cli/SpawnTests.cs).
             var bad = pm.Do("spawn", "--worker", "/nonexistent/Bad.dll:X.Y", "--name", "bad");
             Assert.Equal(1, bad.ExitCode);
             Assert.Contains("could not access worker library \"/nonexistent/Bad.dll\"", bad.Stderr);
@@ -239,7 +240,8 @@ public sealed class BackendTests
             pm.StartOk();
             var first = ParkedMember(pm);
             Assert.False(MapsTestChild(first.Pid), "nothing asked for TestChild.dll yet");
-            Assert.Equal(0, pm.Do("spawn", "--worker", TestChildEntry("StampWorker"), "--argument", $"exit:{stamps}", "--name", "s").ExitCode);
+            var spawned = pm.Do("spawn", "--worker", TestChildEntry("StampWorker"), "--argument", $"exit:{stamps}", "--name", "s");
+            Assert.True(spawned.ExitCode == 0, spawned.ToString());
             Wait.Until(() => Directory.EnumerateFiles(stamps).Any(f => !f.EndsWith(".tmp", StringComparison.Ordinal)), "the stamp worker to run");
             var refill = ParkedMember(pm, except: first.Pid);
             Wait.Until(() => MapsTestChild(refill.Pid), "the refilled member to preload the entry spawned last");
@@ -363,7 +365,7 @@ public sealed class BackendTests
         using var pm = Instance("neverentry", "backend_pool_size = 0");
         pm.StartOk();
         var r = pm.Do("spawn", "--worker", entry, "--name", "bad");
-        Assert.Equal(1, r.ExitCode);
+        Assert.NotEqual(0, r.ExitCode); // 2 (usage) for an unknown built-in name, 1 for a missing file
         Assert.Contains(message, r.Stderr);
         Assert.DoesNotContain("started worker", r.Stdout);
         Assert.Empty(pm.Backends());

@@ -218,4 +218,18 @@ public sealed class SupervisionTests
         Assert.True(exits <= 4, $"{exits} pool backend exits logged: a respawn loop\n{pm.Log}");
         Assert.Equal(0, pm.Stop().ExitCode);
     }
+
+    [Fact]
+    public void The_supervisor_refuses_to_run_as_process_1()
+    {
+        // As PID 1 the runtime reaps every child itself (waitpid(-1)), and backends' exit statuses would be lost.
+        using var pm = new PmInstance("pid1");
+        var r = PmInstance.Run("unshare", ["--fork", "--pid", "--mount-proc", Paths.PostmasterExe, "start", "-D", pm.DataDir]);
+        if (r.ExitCode != 1 && r.Stderr.Contains("unshare:"))
+            return; // no permission to create a pid namespace here: nothing to check
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("FATAL:  postmaster cannot run as process 1", r.Stderr);
+        Assert.Contains("docker run --init", r.Stderr);
+        Assert.False(Directory.Exists(pm.DataDir)); // refused before anything was written
+    }
 }

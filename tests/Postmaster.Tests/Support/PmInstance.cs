@@ -111,11 +111,11 @@ public sealed class PmInstance : IDisposable
         if (r.ExitCode != 0)
             return new List<BackendRow>();
         var rows = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("backends").EnumerateArray()
-            .Select(b => new BackendRow(b.GetProperty("pid").GetInt32(), b.GetProperty("slot").GetInt32(),
+            .Select(b => new BackendRow(b.GetProperty("pid").ValueKind == JsonValueKind.Null ? 0 : b.GetProperty("pid").GetInt32(), b.GetProperty("slot").GetInt32(),
                 b.GetProperty("name").GetString()!, b.GetProperty("entry").GetString()!, b.GetProperty("state").GetString()!,
                 b.GetProperty("restarts").GetInt32(), b.GetProperty("dsmSegments").GetInt32()))
             .ToList();
-        foreach (var b in rows)
+        foreach (var b in rows.Where(b => b.Pid > 0)) // a backend that is still starting has no pid yet (null)
             _pids.Add(b.Pid);
         return rows;
     }

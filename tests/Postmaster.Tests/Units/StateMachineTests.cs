@@ -258,4 +258,39 @@ public sealed class StateMachineTests
         Assert.Equal("a", Assert.Single(h.Running).Spec.Name);
         Assert.Equal(new[] { "a" }, h.Workers.Snapshot().Select(w => w.Name));
     }
+
+    [Fact]
+    public void A_zero_restart_delay_never_makes_failing_starts_spin()
+    {
+        var h = new Harness(Workers("worker.w.entry = idle", "worker.w.restart_delay = 0", "worker.w.restart_delay_max = 0",
+            "worker.w.restart_limit = 0", "worker.w.stable_period = 0"));
+        h.FailStartsWith = "could not access worker library";
+        for (int i = 0; i < 1000; i++)
+        {
+            h.StartDue();
+            h.Clock.NowMs += 1; // one second of loop iterations, 1 ms apart
+        }
+        Assert.True(h.Started.Count <= 12, $"{h.Started.Count} start attempts within 1 s");
+        Assert.Equal(WorkerRunState.Backoff, h.Status("w").State);
+        Assert.True(h.Status("w").Failures >= 2, "start failures must accumulate even with stable_period = 0");
+    }
+
+    [Fact]
+    public void A_reload_restart_pending_while_an_operator_stopped_the_worker_does_not_outlive_the_stop()
+    {
+        var h = new Harness(Workers("worker.w.entry = idle", "worker.w.restart = never"));
+        h.StartDue();
+        var p = Assert.Single(h.Running);
+        h.Workers.MarkOperatorStop(p);
+        p.StopRequested = true;
+        h.Workers.Apply(Workers("worker.w.entry = exit", "worker.w.restart = never"), q => { q.StopRequested = true; h.Stopped.Add(q); });
+        h.Exit(p, 1);
+        Assert.Equal(WorkerRunState.Stopped, h.Status("w").State);
+        Assert.Null(h.Workers.StartAgain("w"));
+        h.StartDue();
+        h.Exit(Assert.Single(h.Running), 1);
+        Assert.Equal(WorkerRunState.Failed, h.Status("w").State); // restart = never: the policy applies again
+        h.StartDue();
+        Assert.Empty(h.Running);
+    }
 }
