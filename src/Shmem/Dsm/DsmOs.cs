@@ -87,12 +87,18 @@ internal static unsafe class DsmOs
     {
         if (impl == DsmImplementation.SysV)
         {
+            int key = names.SysVKey(kind, handle);
             if (sysVId < 0)
             {
-                int key = names.SysVKey(kind, handle);
                 sysVId = Libc.shmget(key, 0, 0);
                 if (sysVId < 0 || !IsOurSysVObject(sysVId, key, names.Tag, kind, handle, creatorPid))
                     return Errno.ENOENT; // gone, or not the object we mean (a foreign key holder, or in use)
+            }
+            else if (!SysVShm.TryStat(sysVId, out var info, out _) || info.Key != key || !SysVShm.IsOwnedByUs(info))
+            {
+                // An id read from shared memory: removed only when it is still the segment this instance created
+                // under this handle's key (never whatever now has that id: another instance's, another user's).
+                return Errno.ENOENT;
             }
             if (Libc.shmctl(sysVId, Libc.IPC_RMID, null) == 0)
                 return 0;
