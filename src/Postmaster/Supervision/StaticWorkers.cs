@@ -229,7 +229,7 @@ public sealed class StaticWorkers
 
     /// <summary>Consecutive failures are never restarted faster than this, whatever restart_delay says (0 included):
     /// a worker that cannot start must not make the supervisor spin.</summary>
-    public static readonly TimeSpan FailureDelayFloor = TimeSpan.FromMilliseconds(100);
+    public static readonly TimeSpan FailureDelayFloor = TimeSpan.FromMilliseconds(10);
 
     /// <param name="ranForMs">How long the failed run lasted; -1 when no process was started (never "stable").</param>
     private void RecordFailure(Instance inst, string what, long ranForMs)

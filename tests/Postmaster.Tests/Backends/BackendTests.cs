@@ -359,7 +359,7 @@ public sealed class BackendTests
 
     [Theory]
     [InlineData("/nonexistent/Worker.dll:X.Y", "could not access worker library \"/nonexistent/Worker.dll\": No such file or directory")]
-    [InlineData("no-such-builtin", "unknown built-in worker \"no-such-builtin\"")]
+    [InlineData("no-such-builtin", "invalid worker entry \"no-such-builtin\": no built-in worker has this name")]
     public void An_entry_that_can_never_start_is_refused_before_any_process_starts(string entry, string message)
     {
         using var pm = Instance("neverentry", "backend_pool_size = 0");
