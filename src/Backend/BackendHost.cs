@@ -149,16 +149,15 @@ public sealed class BackendHost
     /// <see cref="ShmemCorruptException"/> for anything invalid, <see cref="ShmemException"/> for other failures.</summary>
     private InstanceShmem Attach(FileStat dir)
     {
-        var kind = _p.SegmentKind == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+        if (!SharedMemoryDescriptor.TryParseKind(_p.SegmentKind, out var kind))
+            throw new ShmemException($"invalid backend parameter block: segment kind \"{_p.SegmentKind}\" is not {SharedMemoryDescriptor.SysVName} or {SharedMemoryDescriptor.PosixName}");
         return InstanceShmem.Attach(kind, _p.SegmentKey, _p.SegmentId, dir);
     }
 
-    private static DsmConfig DsmConfigFor(BackendParameters p) => DsmConfig.For(p.DsmType switch
-    {
-        "sysv" => DsmType.SysV,
-        "mmap" => DsmType.Mmap,
-        _ => DsmType.Posix,
-    }, p.DataDir, new FileStat(p.DataDirDevice, p.DataDirInode, 0, 0, 0));
+    private static DsmConfig DsmConfigFor(BackendParameters p) =>
+        DsmConfig.For(SharedMemoryDescriptor.TryParseDsmType(p.DsmType, out var type) ? type
+                : throw new ShmemException($"invalid backend parameter block: dynamic shared memory type \"{p.DsmType}\""),
+            p.DataDir, new FileStat(p.DataDirDevice, p.DataDirInode, 0, 0, 0));
 
     private int RunWorker(InstanceShmem shmem, LockOwner owner, LazyDsmSession dsm)
     {

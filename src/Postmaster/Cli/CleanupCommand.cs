@@ -62,13 +62,9 @@ public static class CleanupCommand
             int removed = main.Removed;
             // Dynamic shared memory: what the old control segments list (attached whatever implementation made them),
             // and everything tagged with this instance, of every implementation.
-            var dsmType = contents?.DsmType switch
-            {
-                "sysv" => Shmem.Dsm.DsmType.SysV,
-                "mmap" => Shmem.Dsm.DsmType.Mmap,
-                "posix" => Shmem.Dsm.DsmType.Posix,
-                _ => SharedMemoryBootstrap.DsmTypeOf(LoadDsmType(dir)),
-            };
+            var dsmType = Shmem.Instance.SharedMemoryDescriptor.TryParseDsmType(contents?.DsmType, out var recordedDsm)
+                ? recordedDsm
+                : SharedMemoryBootstrap.DsmTypeOf(LoadDsmType(dir));
             var dsm = Shmem.Dsm.DsmOrphanCleanup.Run(Shmem.Dsm.DsmConfig.For(dsmType, dir, dirStat.Value), oldControls, shmemLog, evidence);
             removed += dsm.ListedRemoved + dsm.UntrackedRemoved;
             string pidFile = Path.Combine(dir, DataDirLockFile.FileName);

@@ -27,7 +27,7 @@ public static class InstanceAccess
         try
         {
             var dirStat = FileStat.TryStat(dir) ?? throw new ShmemException($"data directory \"{dir}\" vanished");
-            var kind = running.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
+            var kind = SharedMemoryDescriptor.KindOr(running.ShmType, SegmentKind.SysV);
             return (server, InstanceShmem.Attach(kind, key, id, dirStat));
         }
         catch (ShmemException e)
@@ -41,12 +41,7 @@ public static class InstanceAccess
     /// <summary>The running instance's DSM control segment, read-only (null when it cannot be attached).</summary>
     public static DsmControl? AttachDsm(InstanceShmem shmem, LockFileContents server, string dir)
     {
-        var type = server.DsmType switch
-        {
-            "sysv" => DsmType.SysV,
-            "mmap" => DsmType.Mmap,
-            _ => DsmType.Posix,
-        };
+        var type = SharedMemoryDescriptor.DsmTypeOr(server.DsmType, DsmType.Posix);
         try
         {
             var dirStat = FileStat.TryStat(dir);

@@ -103,7 +103,7 @@ public static class StatusCommand
             var dirStat = FileStat.TryStat(dir);
             if (dirStat is null)
                 return list;
-            using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV, key, id, dirStat.Value);
+            using var shmem = InstanceShmem.Attach(SharedMemoryDescriptor.KindOr(c.ShmType, SegmentKind.SysV), key, id, dirStat.Value);
             workers = shmem.WorkerStatus.Read() ?? workers;
             using var dsm = InstanceAccess.AttachDsm(shmem, c, dir);
             var attached = (dsm?.Inspect() ?? Array.Empty<Shmem.Dsm.DsmSegmentInfo>())

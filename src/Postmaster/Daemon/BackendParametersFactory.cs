@@ -12,17 +12,18 @@ public static class BackendParametersFactory
         bool pooled, IReadOnlyList<string> preload)
     {
         var main = memory.Main;
+        var shmem = memory.Descriptor;
         return new BackendParameters
         {
             DataDir = memory.DataDir,
             DataDirDevice = memory.DataDirStat.Device,
             DataDirInode = memory.DataDirStat.Inode,
-            SegmentKind = main.Mapping.Kind == Shmem.Segments.SegmentKind.SysV ? "sysv" : "posix",
-            SegmentKey = main.Mapping.Key,
-            SegmentId = main.Mapping.Id,
-            SegmentSize = main.Mapping.Size,
+            SegmentKind = shmem.KindName,
+            SegmentKey = shmem.Key,
+            SegmentId = shmem.Id,
+            SegmentSize = shmem.Size,
             DsmControlHandle = main.Header.DsmControlHandle,
-            DsmType = memory.DsmConfig.Type.ToString().ToLowerInvariant(),
+            DsmType = shmem.DsmTypeName,
             Slot = slot,
             Generation = generation,
             PostmasterPid = ProcessControl.CurrentPid,

@@ -99,10 +99,12 @@ public sealed class InstanceMemory : IDisposable
             Unmap();
             throw;
         }
-        _lockFile.SetSharedMemory(_main.Mapping.Key, _main.Mapping.Id,
-            _settings.SharedMemoryType == SharedMemoryType.SysV ? "sysv" : "posix", _main.Mapping.Size,
-            _dsmConfig.Type.ToString().ToLowerInvariant());
+        _lockFile.SetSharedMemory(Descriptor);
     }
+
+    /// <summary>Where this instance's shared memory is now (the lock file and every backend's parameters say the same).</summary>
+    public SharedMemoryDescriptor Descriptor =>
+        new(Main.Mapping.Kind, Main.Mapping.Key, Main.Mapping.Id, Main.Mapping.Size, _dsmConfig.Type);
 
     /// <summary>Publishes log_min_messages in the main header, where backends read it (a reload reaches them).</summary>
     public void PublishLogLevel(Logging.Severity level) => Volatile.Write(ref Main.Header.LogMinMessages, (int)level + 1);

@@ -150,14 +150,9 @@ public static class PostmasterServer
     /// PGSharedMemoryIsInUse check on line 7).</summary>
     private static void CheckStaleSegment(LockFileContents stale, Settings settings, string dataDir, FileStat dirStat)
     {
-        if (stale.ShmKey is not long key || key == 0)
+        if (SharedMemoryBootstrap.RecordedSegmentOf(stale, SharedMemoryBootstrap.KindOf(settings.SharedMemoryType)) is not { } recorded)
             return;
-        var kind = stale.ShmType switch
-        {
-            "sysv" => Shmem.Segments.SegmentKind.SysV,
-            "posix" => Shmem.Segments.SegmentKind.Posix,
-            _ => SharedMemoryBootstrap.KindOf(settings.SharedMemoryType),
-        };
+        var (kind, key) = (recorded.Kind, recorded.Key);
         var (state, id, _) = MainSegment.Classify(kind, key, dirStat);
         if (state is SegmentState.Attached or SegmentState.AnalysisFailure)
             throw MainSegment.InUse(new MainSegmentSpec(kind, dataDir, dirStat, HugePagesMode.Off), key, id);

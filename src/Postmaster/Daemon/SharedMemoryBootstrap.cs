@@ -36,12 +36,7 @@ public static class SharedMemoryBootstrap
     {
         if (contents?.ShmKey is not long key || key <= 0)
             return null;
-        return contents.ShmType switch
-        {
-            "sysv" => new RecordedSegment(SegmentKind.SysV, key),
-            "posix" => new RecordedSegment(SegmentKind.Posix, key),
-            _ => new RecordedSegment(fallback, key),
-        };
+        return new RecordedSegment(SharedMemoryDescriptor.KindOr(contents.ShmType, fallback), key);
     }
 
     public static DsmType DsmTypeOf(DynamicSharedMemoryType t) => t switch

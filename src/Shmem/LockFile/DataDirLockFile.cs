@@ -119,10 +119,10 @@ public sealed class DataDirLockFile : IDisposable
     }
 
     /// <summary>Records the main segment and the dynamic shared memory type (lines 7 and 9).</summary>
-    public void SetSharedMemory(long key, long id, string type, long size, string dsmType)
+    public void SetSharedMemory(Instance.SharedMemoryDescriptor shmem)
     {
-        WriteAt(_fd, Path, _shmemLineOffset, ShmemLine(key, id));
-        WriteAt(_fd, Path, _infoLineOffset, InfoLine(type, size, dsmType));
+        WriteAt(_fd, Path, _shmemLineOffset, ShmemLine(shmem.Key, shmem.Id));
+        WriteAt(_fd, Path, _infoLineOffset, InfoLine(shmem.KindName, shmem.Size, shmem.DsmTypeName));
     }
 
     /// <summary>Rewrites line 8 in place (<see cref="PmStatus"/>).</summary>

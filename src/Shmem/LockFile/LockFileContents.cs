@@ -31,6 +31,10 @@ public sealed record LockFileContents(
 
     public string? TrimmedStatus => Status?.Trim();
 
+    /// <summary>Lines 7 and 9 as one typed value; null while they are missing or when they do not parse.</summary>
+    public Instance.SharedMemoryDescriptor? SharedMemory =>
+        Instance.SharedMemoryDescriptor.From(ShmType, ShmKey, ShmId, ShmSize, DsmType);
+
     /// <summary>Line 1 as the daemon writes it: decimal digits only, a positive int.</summary>
     public static bool TryParsePid(string line, out int pid) =>
         int.TryParse(line, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out pid) && pid > 0;
