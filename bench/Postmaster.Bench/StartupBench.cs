@@ -76,12 +76,17 @@ public static class StartupBench
                 new[] { "start", "-D", dir }.Concat(settings).Append("--daemon-child").ToArray(),
                 new Dictionary<string, string> { ["POSTMASTER_READY_FD"] = "3" },
                 StdinPath: "/dev/null", StdoutFd: null, InheritFds: new[] { (w.Fd, 3) }, NewSession: true));
-        string? answer;
+        // The readiness pipe says "locked OFFSET" once the lock is held, then "ready".
+        string answer = "";
         using (r)
-            answer = ProcessSpawner.ReadWithTimeout(r, 60_000);
+            while (!answer.Contains("ready\n") && ProcessSpawner.ReadWithTimeout(r, 60_000) is { Length: > 0 } part)
+                answer += part;
         long t1 = Stopwatch.GetTimestamp();
-        if (answer?.StartsWith("ready") != true)
+        if (!answer.Contains("ready\n"))
+        {
+            ProcessControl.Signal(pid, Signals.SIGQUIT);
             throw new InvalidOperationException($"daemon did not become ready: {answer}");
+        }
         string pidFile = Path.Combine(dir, DataDirLockFile.FileName);
         long t2 = Stopwatch.GetTimestamp();
         ProcessControl.Signal(pid, Signals.SIGINT);

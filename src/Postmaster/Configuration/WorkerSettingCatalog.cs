@@ -64,9 +64,10 @@ public static partial class WorkerSettingCatalog
         Define(StablePeriod, SettingKind.Time, defaultText: "30s", min: 0, max: SettingUnits.Day,
             description: "run time after which a process counts as stable again (back-off resets)"),
         Define(RestartLimit, SettingKind.Int, defaultText: "10", min: 0, max: 1_000_000,
-            description: "consecutive failed runs after which the worker is given up (0 = never)",
-            documentation: "A run that lasts stable_period resets the count. A given-up worker shows as `failed` in "
-                + "`status` and is started again with `postmaster start-worker`."),
+            description: "restarts after consecutive failures before the worker is given up (0 = never give up)",
+            documentation: "The worker is restarted at most this many times in a row after failed runs (runs shorter "
+                + "than stable_period; a start that fails before any process exists counts too); the next failure "
+                + "gives it up: logged once, `failed` in `status`, started again with `postmaster start-worker`."),
     ];
 
     private static readonly Dictionary<string, SettingDefinition> s_byAttribute =

@@ -12,8 +12,8 @@ namespace Postmaster.Configuration;
 /// <param name="RestartDelay">Initial wait before a restart.</param>
 /// <param name="RestartDelayMax">Longest wait between restarts when backing off; never less than <paramref name="RestartDelay"/>.</param>
 /// <param name="StablePeriod">Run time after which a process counts as stable again.</param>
-/// <param name="RestartLimit">Consecutive failed runs (none lasting <paramref name="StablePeriod"/>) after which the
-/// worker is given up (state "failed"); 0 = never give up.</param>
+/// <param name="RestartLimit">Restarts allowed after consecutive failed runs (none lasting <paramref name="StablePeriod"/>);
+/// the next failure gives the worker up (state "failed"); 0 = never give up.</param>
 public sealed record WorkerSettings(
     string Name,
     string Entry,

@@ -77,9 +77,7 @@ public sealed class SpawnTests
         using var pm = new PmInstance("spawnwait");
         pm.InitBare("backend_pool_size = 0");
         pm.StartOk();
-        var c = pm.LockFile!;
-        using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV,
-            c.ShmKey!.Value, c.ShmId!.Value, FileStat.TryStat(pm.DataDir)!.Value);
+        using var shmem = pm.AttachShmem();
         for (int i = 0; i < 3; i++)
         {
             var r = pm.Do("spawn", "--worker", "idle", "--name", $"w{i}", "--json");

@@ -33,10 +33,8 @@ public sealed class StatusTests
         using var pm = new PmInstance("nullpid");
         pm.InitBare("max_backends = 4");
         pm.StartOk();
-        var c = pm.LockFile!;
         // A slot the server does not use (the last one), shown as a backend that is starting: assigned, no pid yet.
-        using var shmem = InstanceShmem.Attach(c.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV,
-            c.ShmKey!.Value, c.ShmId!.Value, FileStat.TryStat(pm.DataDir)!.Value);
+        using var shmem = pm.AttachShmem();
         int slot = shmem.Slots.Count - 1;
         shmem.Slots.Assign(slot, 999_999, "unborn", "idle", "", pooled: false);
         try

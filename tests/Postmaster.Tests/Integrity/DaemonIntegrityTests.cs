@@ -24,8 +24,7 @@ public sealed class DaemonIntegrityTests
         pm.StartOk();
         pm.WaitForBackends(b => b.Count == 1, "the worker");
         var c = pm.LockFile!;
-        var dir = FileStat.TryStat(pm.DataDir)!.Value;
-        using (var shmem = InstanceShmem.Attach(SegmentKind.SysV, c.ShmKey!.Value, c.ShmId!.Value, dir))
+        using (var shmem = pm.AttachShmem())
         {
             Assert.True(shmem.Main.Index.TryFind(InstanceLayout.BackendSlotsName, out var slots));
             slots.Ref<uint>(0) = 0;

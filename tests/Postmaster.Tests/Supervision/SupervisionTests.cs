@@ -201,9 +201,7 @@ public sealed class SupervisionTests
         pm.StartOk();
         var w = pm.WaitForBackends(b => b.Any(x => x.Name == "w"), "worker w").Single(x => x.Name == "w");
         Wait.Until(() => IdlePool(pm) == 2, "2 pool members");
-        var lf = pm.LockFile!;
-        var kind = lf.ShmType == "posix" ? SegmentKind.Posix : SegmentKind.SysV;
-        using (var shmem = InstanceShmem.Attach(kind, lf.ShmKey!.Value, lf.ShmId!.Value, FileStat.TryStat(pm.DataDir)!.Value))
+        using (var shmem = pm.AttachShmem())
         {
             Assert.True(shmem.Main.Index.TryFind(InstanceLayout.BackendSlotsName, out var slots));
             slots.Span(0, 16).Fill(0x5A);

@@ -97,6 +97,13 @@ public sealed class PmInstance : IDisposable
 
     public int Pid => LockFile?.Pid ?? throw new InvalidOperationException("no lock file");
 
+    /// <summary>Attaches the running instance's main segment, as its lock file describes it (the test disposes it).</summary>
+    public Shmem.Instance.InstanceShmem AttachShmem()
+    {
+        var d = LockFile?.SharedMemory ?? throw new InvalidOperationException("the lock file names no shared memory");
+        return Shmem.Instance.InstanceShmem.Attach(d.Kind, d.Key, d.Id, FileStat.TryStat(DataDir)!.Value);
+    }
+
     public JsonElement StatusJson()
     {
         var r = Do("status", "--json");
