@@ -17,8 +17,10 @@ public static class WorkerEntryCheck
 {
     public static string Hint => $"Use a built-in worker ({string.Join(", ", BuiltinWorkers.Names)}) or \"path/to/Assembly.dll:Namespace.Type\".";
 
-    /// <summary>Null when the entry may start, else why it cannot.</summary>
-    public static WorkerEntryProblem? Check(string entry, string dataDir)
+    /// <summary>Null when the entry may start, else why it cannot. <paramref name="tryOpen"/>: also open the file once
+    /// to prove it is readable (the CLI does; the supervisor, on its request path, trusts stat and lets the backend
+    /// report an unreadable file).</summary>
+    public static WorkerEntryProblem? Check(string entry, string dataDir, bool tryOpen = true)
     {
         if (BuiltinWorkers.Names.Contains(entry, StringComparer.Ordinal))
             return null;
@@ -51,7 +53,8 @@ public static class WorkerEntryCheck
                 return new($"could not access worker library \"{path}\": Is a directory", false);
             if ((st.Value.Mode & 0xF000) != 0x8000)
                 return new($"worker library \"{path}\" is not a regular file", false);
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+            if (tryOpen)
+                using (new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1)) { }
         }
         catch (Shmem.Errors.OsCallException e)
         {
@@ -65,5 +68,5 @@ public static class WorkerEntryCheck
     }
 
     /// <summary>The message only (the supervisor's use).</summary>
-    public static string? Problem(string entry, string dataDir) => Check(entry, dataDir)?.Message;
+    public static string? Problem(string entry, string dataDir) => Check(entry, dataDir, tryOpen: false)?.Message;
 }
