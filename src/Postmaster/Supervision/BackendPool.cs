@@ -51,9 +51,6 @@ public sealed class BackendPool
         _dataDir = dataDir;
     }
 
-    /// <summary>Consecutive pool members that died before being handed out.</summary>
-    public int Failures => _failures;
-
     public int Idle => _children.All.Count(p => p.Pooled && !p.StopRequested);
 
     /// <summary>Takes a parked, attached, current member for <paramref name="spec"/> and posts the work to it (woken

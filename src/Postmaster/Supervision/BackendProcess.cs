@@ -28,9 +28,6 @@ public sealed class BackendProcess
     /// <summary>True while it is an idle pool member.</summary>
     public bool Pooled { get; set; }
 
-    /// <summary>It was started as a pool member (idle or handed out since).</summary>
-    public bool FromPool { get; init; }
-
     public int Restarts { get; }
 
     public DateTime StartedAt { get; set; }

@@ -60,8 +60,6 @@ public sealed class ChildTable
 
     public IEnumerable<BackendProcess> All => _byPid.Values;
 
-    public int SlotCount => _slotInUse.Length;
-
     public int FreeSlots => _slotInUse.Count(used => !used);
 
     public long NextGeneration() => ++_generation;

@@ -549,9 +549,8 @@ public sealed class PostmasterLoop
         }
     }
 
-    private string? RefusalNow() => _state.State switch
+    private string? RefusalNow() => PmStateMachine.AcceptsNewBackends(_state) ? null : _state.State switch
     {
-        PmState.Run => null,
         PmState.CrashWaitBackends or PmState.Reinit => "the server is restarting after a crash; try again",
         PmState.Starting => "the server is starting",
         _ => "the server is shutting down",
