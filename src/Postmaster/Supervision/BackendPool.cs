@@ -59,12 +59,20 @@ public sealed class BackendPool
     {
         var slots = _shmem().Slots;
         string? library = LibraryPath(spec.Entry);
-        LibraryIdentity? current = library is null ? null : LibraryIdentity.Of(library);
+        LibraryIdentity? current = null;
+        bool looked = false;
+        LibraryIdentity? Current() // the file is looked at only once, and only when a member preloaded it
+        {
+            if (!looked)
+                (current, looked) = (LibraryIdentity.Of(library!), true);
+            return current;
+        }
         foreach (var member in _children.All.Where(p => p.Pooled && !p.StopRequested).ToList())
         {
             if (slots.StateOf(member.Slot) != BackendSlotState.Active)
                 continue; // not attached yet
-            if (library is not null && member.Preloaded is { } pre && pre.TryGetValue(library, out var then) && then != current)
+            if (library is not null && member.Preloaded is { } pre && pre.TryGetValue(library, out var then) &&
+                then != Current())
             {
                 _log.Log($"retiring pool backend (PID {member.Pid}): worker library \"{library}\" changed on disk after it was preloaded");
                 _children.Stop(member, Signals.SIGTERM);

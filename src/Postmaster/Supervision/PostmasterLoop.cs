@@ -387,9 +387,7 @@ public sealed class PostmasterLoop
             foreach (var r in reaped)
             {
                 _log.Log(r.Exit.Describe(r.Process.Describe()));
-                _children.ReleaseSlot(r.Process.Slot);
-                if (_workers.Owns(r.Process))
-                    _workers.OnExit(r, r.Exit.Describe("process"), restartable: false);
+                Forget(r);
             }
             ShmemInvalid(problem);
             return;
@@ -405,14 +403,18 @@ public sealed class PostmasterLoop
             finally
             {
                 if (!done)
-                {
-                    // The bookkeeping of every reaped child completes even when handling one threw.
-                    _children.ReleaseSlot(r.Process.Slot);
-                    if (_workers.Owns(r.Process))
-                        _workers.OnExit(r, r.Exit.Describe("process"), restartable: false);
-                }
+                    Forget(r); // the bookkeeping of every reaped child completes even when handling one threw
             }
         }
+    }
+
+    /// <summary>The least a reaped child needs when its exit is not handled normally: its slot freed, and a configured
+    /// worker marked as not running (started again only after the crash restart that follows).</summary>
+    private void Forget(ReapedChild r)
+    {
+        _children.ReleaseSlot(r.Process.Slot);
+        if (_workers.Owns(r.Process))
+            _workers.OnExit(r, r.Exit.Describe("process"), restartable: false);
     }
 
     private void OnExit(ReapedChild r)

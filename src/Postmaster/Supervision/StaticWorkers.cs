@@ -252,7 +252,10 @@ public sealed class StaticWorkers
         inst.Restarts++;
         var delay = RestartBackoff.Delay(inst.Spec.RestartDelay, inst.Spec.RestartDelayMax, inst.Failures);
         if (inst.Failures > 1 && delay < FailureDelayFloor)
-            delay = RestartBackoff.Delay(FailureDelayFloor, FailureDelayFloor * 64 > inst.Spec.RestartDelayMax ? FailureDelayFloor * 64 : inst.Spec.RestartDelayMax, inst.Failures - 1);
+        {
+            var cap = FailureDelayFloor * 64 > inst.Spec.RestartDelayMax ? FailureDelayFloor * 64 : inst.Spec.RestartDelayMax;
+            delay = RestartBackoff.Delay(FailureDelayFloor, cap, inst.Failures - 1); // 10 ms, 20 ms, ... up to the cap
+        }
         Backoff(inst, delay);
     }
 
