@@ -126,6 +126,18 @@ public sealed unsafe class LockOwner : IDisposable
         ReleaseAt(record, l, index, count);
     }
 
+    /// <summary>Acquires <paramref name="lwlock"/> (waiting as long as needed) and returns a scoped hold whose
+    /// <see cref="LWLockHold.Dispose"/> releases it.</summary>
+    public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode)
+    {
+        Acquire(lwlock, mode);
+        return new LWLockHold(this, lwlock, 0, 0);
+    }
+
+    internal bool IsHoldCurrent(int entry, long sequence) => false;
+
+    internal void ReleaseHold(in LWLockHandle lwlock, int entry, long sequence) => Release(lwlock);
+
     /// <summary>Releases everything this owner holds, newest first, and drops entries of interrupted acquires.
     /// For error and exit paths: never throws for an empty record.</summary>
     public void ReleaseAll()
