@@ -17,7 +17,7 @@ namespace Postmaster.Backend;
 /// ordered exit path: before-shmem callbacks, DSM detach-all, on-shmem callbacks (lock release, slot → Assigned),
 /// on-proc callbacks. SIGQUIT ends the process at once with exit 2 and runs nothing, as in PostgreSQL.
 /// </summary>
-public sealed class BackendHost
+internal sealed class BackendHost
 {
     public const int ExitDone = 0;
     public const int ExitFailure = 1;
@@ -93,13 +93,20 @@ public sealed class BackendHost
         }
         finally
         {
-            _exit.RunAll(() => dsm?.Created?.DetachAll(), (what, e) => _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {e.Message}"));
+            _exit.RunAll(() => dsm?.Created?.DetachAll(), ExitCallbackFailed);
             lock (_levelGate)
                 _attached = null; // the SIGHUP handler reads the header: not once it is unmapped
             shmem.Dispose();
             _log.Dispose();
         }
         return code;
+    }
+
+    /// <summary>A WARNING with the stack trace: the exit path goes on with the next callback.</summary>
+    private void ExitCallbackFailed(string what, Exception e)
+    {
+        e = WorkerException.Unwrap(e);
+        _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {WorkerException.Summary(e)}", context: WorkerException.Trace(e));
     }
 
     /// <summary>
@@ -182,7 +189,7 @@ public sealed class BackendHost
                 return ExitDone; // stopped while parked: nothing was running
             (_name, entry, argument) = (assignment.Name, assignment.Entry, assignment.Argument);
         }
-        IBackgroundWorker worker;
+        object worker;
         try
         {
             worker = WorkerResolver.Resolve(entry, _p.DataDir);
@@ -195,28 +202,38 @@ public sealed class BackendHost
         var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
         try
         {
-            int code = worker.Run(context);
+            int code = worker is IBackgroundWorker sync ? sync.Run(context) : RunAsync((IAsyncBackgroundWorker)worker, context);
             if (_stop.Reason == StopReason.AdministratorCommand && code == ExitFailure)
                 Fatal($"terminating background worker \"{_name}\" due to administrator command");
             return code;
         }
-        catch (OperationCanceledException) when (_stop.IsSet)
+        catch (Exception caught)
+        {
+            return WorkerFailed(WorkerException.Unwrap(caught));
+        }
+    }
+
+    /// <summary>An async worker, on this (the main) thread until its task completes; its continuations run on the
+    /// thread pool. A fault is rethrown as the task's own exception (not an AggregateException).</summary>
+    private int RunAsync(IAsyncBackgroundWorker worker, HostWorkerContext context) =>
+        worker.RunAsync(context, _stop.Token).GetAwaiter().GetResult();
+
+    /// <summary>The exit code, and the log entry, of a worker that ended with <paramref name="e"/>.</summary>
+    private int WorkerFailed(Exception e)
+    {
+        if (e is OperationCanceledException && _stop.IsSet)
         {
             if (_stop.Reason == StopReason.AdministratorCommand)
                 Fatal($"terminating background worker \"{_name}\" due to administrator command");
             return ExitFailure;
         }
-        catch (ShmemCorruptException e) when (_stop.Reason != StopReason.PostmasterDeath)
-        {
-            // Shared state failed validation under the worker (e.g. the DSM control segment, attached on first use):
-            // the same verdict as at attach, so the supervisor rebuilds shared memory instead of restarting the worker.
-            return ShmemInvalid($"background worker \"{_name}\"", e);
-        }
-        catch (Exception e)
-        {
-            Fatal($"background worker \"{_name}\" failed: {e.GetType().Name}: {e.Message}");
-            return ExitFailure;
-        }
+        // Shared state failed validation under the worker (e.g. the DSM control segment, attached on first use): the
+        // same verdict as at attach, so the supervisor rebuilds shared memory instead of restarting the worker.
+        if (e is ShmemCorruptException corrupt && _stop.Reason != StopReason.PostmasterDeath)
+            return ShmemInvalid($"background worker \"{_name}\"", corrupt);
+        var shmem = e as ShmemException;
+        Fatal($"background worker \"{_name}\" failed: {WorkerException.Summary(e)}", shmem?.Detail, shmem?.Hint, WorkerException.Trace(e));
+        return ExitFailure;
     }
 
     /// <summary>
@@ -224,8 +241,8 @@ public sealed class BackendHost
     /// "terminating background worker ... due to unexpected postmaster exit" (<see cref="OnPostmasterDeath"/>) and
     /// that stays its only FATAL line; what follows (a worker failing because its postmaster is gone) is DEBUG1.
     /// </summary>
-    private void Fatal(string message, string? detail = null, string? hint = null) =>
-        _log.Write(_stop.Reason == StopReason.PostmasterDeath ? BackendLog.Debug1 : BackendLog.Fatal, message, detail, hint);
+    private void Fatal(string message, string? detail = null, string? hint = null, string? context = null) =>
+        _log.Write(_stop.Reason == StopReason.PostmasterDeath ? BackendLog.Debug1 : BackendLog.Fatal, message, detail, hint, context);
 
     private void InstallSignals()
     {

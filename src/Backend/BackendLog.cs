@@ -15,7 +15,7 @@ namespace Postmaster.Backend;
 /// O_APPEND (<see cref="AppendOnlyFile"/>): each record is one write(2) at the end of the file, so nothing another
 /// process appended is ever overwritten.</para>
 /// </summary>
-public sealed class BackendLog : IDisposable
+internal sealed class BackendLog : IDisposable
 {
     private static readonly string[] s_labels =
         { "DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "INFO", "NOTICE", "WARNING", "ERROR", "LOG", "FATAL", "PANIC" };
@@ -56,7 +56,10 @@ public sealed class BackendLog : IDisposable
             _minimum = severity;
     }
 
-    public void Write(int severity, string message, string? detail = null, string? hint = null)
+    /// <summary>Writes one entry: the message, then DETAIL, HINT and CONTEXT as given (PostgreSQL's order). On stderr
+    /// every line carries the prefix (time and pid), a multi-line <paramref name="context"/> (a stack trace) included,
+    /// so each line can be told apart from other processes' lines; in JSON each is one field of the record.</summary>
+    public void Write(int severity, string message, string? detail = null, string? hint = null, string? context = null)
     {
         if (severity < _minimum)
             return;
@@ -72,6 +75,10 @@ public sealed class BackendLog : IDisposable
                     sb.Append(prefix).Append("DETAIL:  ").Append(detail).Append('\n');
                 if (hint is not null)
                     sb.Append(prefix).Append("HINT:  ").Append(hint).Append('\n');
+                if (context is not null)
+                    foreach (var line in context.Split('\n'))
+                        if (line.Length > 0)
+                            sb.Append(prefix).Append("CONTEXT:  ").Append(line).Append('\n');
                 var err = Console.OpenStandardError();
                 var bytes = Utf8Text.GetBytes(sb.ToString());
                 err.Write(bytes);
@@ -87,6 +94,7 @@ public sealed class BackendLog : IDisposable
                     w.WriteString("RenderedMessage", message);
                     if (detail is not null) w.WriteString("Detail", detail);
                     if (hint is not null) w.WriteString("Hint", hint);
+                    if (context is not null) w.WriteString("Context", context);
                     w.WriteNumber("ProcessId", _pid);
                     w.WriteString("BackendType", _name);
                     w.WriteEndObject();

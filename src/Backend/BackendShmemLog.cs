@@ -3,7 +3,7 @@ using Postmaster.Shmem;
 namespace Postmaster.Backend;
 
 /// <summary>Routes the shared-memory layer's reports (e.g. DSM warnings) into the backend's log.</summary>
-public sealed class BackendShmemLog(BackendLog log) : IShmemLogger
+internal sealed class BackendShmemLog(BackendLog log) : IShmemLogger
 {
     public void Write(ShmemLogLevel level, string message) => log.Write(level switch
     {

@@ -1,26 +1,30 @@
-using Postmaster.Shmem;
 using Postmaster.Shmem.Backends;
-using Postmaster.Shmem.Dsm;
-using Postmaster.Shmem.Registry;
-using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
+using Postmaster.Shmem.Os;
 using Postmaster.Workers;
+using EngineRegistry = Postmaster.Shmem.Registry.DsmRegistry;
+using LWLockHandle = Postmaster.Workers.LWLockHandle;
+using LWLockMode = Postmaster.Shmem.Locks.LWLockMode;
+using ShmemRegion = Postmaster.Workers.ShmemRegion;
 
 namespace Postmaster.Backend;
 
-/// <summary>The backend's implementation of <see cref="WorkerContext"/>.</summary>
-public sealed class HostWorkerContext : WorkerContext
+/// <summary>The backend's implementation of the SDK's <see cref="WorkerContext"/>: the engine's services behind the
+/// SDK's facades. The DSM session and the registry are made on first use (see <see cref="LazyDsmSession"/>).</summary>
+internal sealed class HostWorkerContext : WorkerContext
 {
     private const string NamedLockPrefix = "lock:";
     private readonly InstanceShmem _shmem;
     private readonly LockOwner _owner;
+    private readonly WorkerLocks _locks;
     private readonly BackendLog _log;
     private readonly StopRequest _stop;
     private readonly ExitCallbacks _exit;
 
     private readonly int _postmasterPid;
     private readonly LazyDsmSession _dsm;
+    private readonly object _registryGate = new();
     private DsmRegistry? _registry;
 
     public HostWorkerContext(string name, string argument, int slot, InstanceShmem shmem, LockOwner owner, BackendLog log,
@@ -34,6 +38,7 @@ public sealed class HostWorkerContext : WorkerContext
         Slot = slot;
         _shmem = shmem;
         _owner = owner;
+        _locks = new WorkerLocks(owner);
         _log = log;
         _exit = exit;
     }
@@ -50,18 +55,21 @@ public sealed class HostWorkerContext : WorkerContext
 
     public override bool WaitUntilStopping(TimeSpan timeout) => _stop.Wait(timeout);
 
-    public override LockOwner Locks => _owner;
+    public override WorkerLocks Locks => _locks;
 
-    public override DsmSession Dsm => _dsm.Session;
+    public override DynamicSharedMemory Dsm => _dsm.Facade;
 
-    public override DsmRegistry Registry => _registry ??= new DsmRegistry(_shmem, _owner, _dsm.Session);
-
-    public InstanceShmem Shmem => _shmem;
-
-    public BackendLog ServerLog => _log;
+    public override DsmRegistry Registry
+    {
+        get
+        {
+            lock (_registryGate)
+                return _registry ??= new DsmRegistry(new EngineRegistry(_shmem, _owner, _dsm.Session));
+        }
+    }
 
     public override ShmemRegion InitStruct(string name, long size, out bool found) =>
-        _shmem.Main.Index.InitStruct(name, size, out found);
+        new(_shmem.Main.Index.InitStruct(name, size, out found));
 
     public override LWLockHandle NamedLock(string name)
     {
@@ -73,9 +81,9 @@ public sealed class HostWorkerContext : WorkerContext
             var segment = _shmem.LockSegment;
             long offset = segment.OffsetOf(region);
             if (found)
-                return segment.Lock(offset);
+                return new LWLockHandle(segment.Lock(offset));
             int tranche = _shmem.Tranches.Register(_owner, name);
-            return segment.InitializeLock(offset, tranche);
+            return new LWLockHandle(segment.InitializeLock(offset, tranche));
         }
         finally
         {
@@ -117,4 +125,6 @@ public sealed class HostWorkerContext : WorkerContext
     public override void Log(string message) => _log.Write(BackendLog.Log, message);
 
     public override void Warning(string message) => _log.Write(BackendLog.Warning, message);
+
+    public override void Debug(string message) => _log.Write(BackendLog.Debug1, message);
 }

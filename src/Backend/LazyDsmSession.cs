@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Dsm;
+using Postmaster.Workers;
 
 namespace Postmaster.Backend;
 
@@ -7,10 +8,11 @@ namespace Postmaster.Backend;
 /// attaching the DSM control segment is work, and memory, that a worker which never uses DSM should not pay for
 /// (PostgreSQL also attaches it lazily). Thread-safe; <see cref="Created"/> is what the exit path detaches.
 /// </summary>
-public sealed class LazyDsmSession(Func<DsmSession> create)
+internal sealed class LazyDsmSession(Func<DsmSession> create)
 {
     private readonly object _gate = new();
     private DsmSession? _session;
+    private DynamicSharedMemory? _facade;
 
     public DsmSession Session
     {
@@ -18,6 +20,16 @@ public sealed class LazyDsmSession(Func<DsmSession> create)
         {
             lock (_gate)
                 return _session ??= create();
+        }
+    }
+
+    /// <summary>The worker SDK's view of the session (<see cref="WorkerContext.Dsm"/>), made with it.</summary>
+    public DynamicSharedMemory Facade
+    {
+        get
+        {
+            lock (_gate)
+                return _facade ??= new DynamicSharedMemory(_session ??= create());
         }
     }
 

@@ -16,7 +16,7 @@ namespace Postmaster.Backend;
 /// <see cref="GracePeriod"/> it is ended with _exit (the kernel detaches everything), so it never lingers attached.
 /// The postmaster starts every backend from its supervisor loop, which runs on its main thread for its whole life.
 /// </summary>
-public static class PostmasterDeathWatch
+internal static class PostmasterDeathWatch
 {
     public static readonly TimeSpan GracePeriod = TimeSpan.FromMilliseconds(800);
 

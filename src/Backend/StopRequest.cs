@@ -1,7 +1,7 @@
 namespace Postmaster.Backend;
 
 /// <summary>Why a backend was asked to stop: it decides the one FATAL line the backend logs for it.</summary>
-public enum StopReason
+internal enum StopReason
 {
     /// <summary>Not asked to stop.</summary>
     None = 0,
@@ -20,7 +20,7 @@ public enum StopReason
 /// worker then needs neither a wait handle nor a CancellationTokenSource, which would cost it thread-local state,
 /// JIT compilation and about 0.5 MB of memory.
 /// </summary>
-public sealed class StopRequest
+internal sealed class StopRequest
 {
     private readonly object _gate = new();
     private bool _set;

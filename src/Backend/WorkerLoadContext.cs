@@ -7,12 +7,16 @@ namespace Postmaster.Backend;
 /// The load context of one worker library (a plugin context, one per library path). Its dependencies are found the
 /// way the library's own .deps.json says (or next to it), so a worker may bring libraries of its own, and two worker
 /// libraries, or two versions of one (a deployment in a new directory while pool members preloaded the old one), load
-/// side by side. Whatever the backend itself has loaded (the framework and Postmaster.Shmem, the worker API) comes
-/// from the default context, so <c>IBackgroundWorker</c> and <c>WorkerContext</c> are the same types for every
-/// worker even when a library ships its own copy of Postmaster.Shmem.dll.
+/// side by side. The worker SDK (Postmaster.Workers) and the engine under it (Postmaster.Shmem, whose exception types
+/// the SDK throws) always come from the default context, named here whether or not they are loaded yet, and so does
+/// whatever else the backend has loaded (the framework): <c>IBackgroundWorker</c> and <c>WorkerContext</c> are the
+/// same types for every worker even when a library ships its own copies of those assemblies.
 /// </summary>
-public sealed class WorkerLoadContext : AssemblyLoadContext
+internal sealed class WorkerLoadContext : AssemblyLoadContext
 {
+    /// <summary>The backend's own assemblies a worker library links against: never loaded from its directory.</summary>
+    private const string SdkAssembly = "Postmaster.Workers", EngineAssembly = "Postmaster.Shmem";
+
     private static readonly Dictionary<string, WorkerLoadContext> s_byPath = new(StringComparer.Ordinal);
     private readonly AssemblyDependencyResolver _resolver;
 
@@ -31,6 +35,8 @@ public sealed class WorkerLoadContext : AssemblyLoadContext
 
     protected override Assembly? Load(AssemblyName name)
     {
+        if (name.Name is SdkAssembly or EngineAssembly)
+            return null; // the default context's copy (it is on the backend's trusted platform assembly list)
         foreach (var loaded in Default.Assemblies)
             if (string.Equals(loaded.GetName().Name, name.Name, StringComparison.Ordinal))
                 return null; // the backend's own copy

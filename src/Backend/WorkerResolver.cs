@@ -9,9 +9,11 @@ namespace Postmaster.Backend;
 /// <summary>
 /// Turns a worker entry into an instance: a built-in name (idle, exit, demo, lock-hold, dsm-hold, dsm-attach), or
 /// "ASSEMBLY.dll:Namespace.Type" (PostgreSQL's bgw_library_name + bgw_function_name); a relative assembly path is
-/// relative to the data directory. Every failure is a <see cref="WorkerLoadException"/> saying what and where.
+/// relative to the data directory. The instance is an <see cref="IBackgroundWorker"/> or an
+/// <see cref="IAsyncBackgroundWorker"/> (a type implements exactly one). Every failure is a
+/// <see cref="WorkerLoadException"/> saying what and where.
 /// </summary>
-public static class WorkerResolver
+internal static class WorkerResolver
 {
     public static readonly IReadOnlyDictionary<string, Func<IBackgroundWorker>> Builtins =
         new Dictionary<string, Func<IBackgroundWorker>>(StringComparer.Ordinal)
@@ -34,7 +36,8 @@ public static class WorkerResolver
     /// <summary>
     /// A parked pool member's preparation, so that a request pays as little first-use cost as possible: warms
     /// reflection's activation (about 1.5 ms in a fresh process), then resolves each entry (a user
-    /// worker's assembly is loaded and its type found) and JIT-compiles its <c>Run</c>. Nothing user-written runs:
+    /// worker's assembly is loaded and its type found) and JIT-compiles its <c>Run</c> (or <c>RunAsync</c> and its state
+    /// machine). Nothing user-written runs:
     /// user types are not instantiated. An entry that fails is reported through <paramref name="skipped"/> and left
     /// out; starting a worker with it later reports the error properly.
     /// </summary>
@@ -66,17 +69,26 @@ public static class WorkerResolver
 
     private static void PrepareRun(Type type)
     {
-        foreach (var method in type.GetInterfaceMap(typeof(IBackgroundWorker)).TargetMethods)
+        var api = typeof(IBackgroundWorker).IsAssignableFrom(type) ? typeof(IBackgroundWorker) : typeof(IAsyncBackgroundWorker);
+        foreach (var method in type.GetInterfaceMap(api).TargetMethods)
+        {
             RuntimeHelpers.PrepareMethod(method.MethodHandle);
+            // An async method's body is its state machine's MoveNext (a non-generic type unless the worker is generic).
+            if (method.GetCustomAttribute<AsyncStateMachineAttribute>()?.StateMachineType is { IsGenericTypeDefinition: false } machine &&
+                machine.GetMethod("MoveNext", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic) is { } moveNext)
+                RuntimeHelpers.PrepareMethod(moveNext.MethodHandle);
+        }
     }
 
-    public static IBackgroundWorker Resolve(string entry, string dataDir)
+    /// <summary>The worker <paramref name="entry"/> names, made: an <see cref="IBackgroundWorker"/> or an
+    /// <see cref="IAsyncBackgroundWorker"/>.</summary>
+    public static object Resolve(string entry, string dataDir)
     {
         if (Builtins.TryGetValue(entry, out var make))
             return make();
         if (!Preloaded.TryGetValue(entry, out var type))
             type = ResolveType(entry, dataDir);
-        return (IBackgroundWorker)Activator.CreateInstance(type)!;
+        return Activator.CreateInstance(type)!;
     }
 
     /// <summary>Assemblies up to this size are searched by walking their type list.</summary>
@@ -129,15 +141,21 @@ public static class WorkerResolver
         }
         var type = FindType(asm, path, typeName)
                    ?? throw new WorkerLoadException($"could not find type \"{typeName}\" in worker library \"{path}\"");
-        if (!typeof(IBackgroundWorker).IsAssignableFrom(type))
-            throw new WorkerLoadException($"type \"{typeName}\" in \"{path}\" does not implement {typeof(IBackgroundWorker).FullName}");
+        bool sync = typeof(IBackgroundWorker).IsAssignableFrom(type), async = typeof(IAsyncBackgroundWorker).IsAssignableFrom(type);
+        if (!sync && !async)
+            throw new WorkerLoadException(
+                $"type \"{typeName}\" in \"{path}\" does not implement {typeof(IBackgroundWorker).FullName} or {typeof(IAsyncBackgroundWorker).FullName}");
+        if (sync && async)
+            throw new WorkerLoadException(
+                $"type \"{typeName}\" in \"{path}\" implements both {typeof(IBackgroundWorker).FullName} and {typeof(IAsyncBackgroundWorker).FullName}",
+                "A worker implements one of them: which one would run is not obvious from the code.");
         if (type.IsAbstract || type.GetConstructor(Type.EmptyTypes) is null)
             throw new WorkerLoadException($"type \"{typeName}\" in \"{path}\" needs a public parameterless constructor");
         return type;
     }
 }
 
-public sealed class WorkerLoadException(string message, string? hint = null) : Exception(message)
+internal sealed class WorkerLoadException(string message, string? hint = null) : Exception(message)
 {
     public string? Hint { get; } = hint;
 }

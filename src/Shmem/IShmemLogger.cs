@@ -1,6 +1,6 @@
 namespace Postmaster.Shmem;
 
-public enum ShmemLogLevel
+internal enum ShmemLogLevel
 {
     Debug,
     Log,
@@ -9,13 +9,13 @@ public enum ShmemLogLevel
 
 /// <summary>How the shared-memory layer reports what it did (removals, fallbacks). The daemon adapts this to its
 /// logging; the library itself has no logging dependency.</summary>
-public interface IShmemLogger
+internal interface IShmemLogger
 {
     void Write(ShmemLogLevel level, string message);
 }
 
 /// <summary>Discards everything (tests, inspection commands).</summary>
-public sealed class NullShmemLogger : IShmemLogger
+internal sealed class NullShmemLogger : IShmemLogger
 {
     public static readonly NullShmemLogger Instance = new();
 

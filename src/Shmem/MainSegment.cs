@@ -7,9 +7,9 @@ using Postmaster.Shmem.Segments;
 namespace Postmaster.Shmem;
 
 /// <summary>What to create: the OS kind, the data directory it belongs to, and huge-page policy.</summary>
-public sealed record MainSegmentSpec(SegmentKind Kind, string DataDir, FileStat DataDirStat, HugePagesMode HugePages);
+internal sealed record MainSegmentSpec(SegmentKind Kind, string DataDir, FileStat DataDirStat, HugePagesMode HugePages);
 
-public enum HugePagesMode
+internal enum HugePagesMode
 {
     Off,
     Try,
@@ -17,7 +17,7 @@ public enum HugePagesMode
 }
 
 /// <summary>How an existing segment found at a candidate key relates to us (PostgreSQL's IpcMemoryState).</summary>
-public enum SegmentState
+internal enum SegmentState
 {
     /// <summary>Nothing there (or it vanished while we looked).</summary>
     Gone,
@@ -41,7 +41,7 @@ public enum SegmentState
 /// directory and skipping foreign segments; children attach by key/id or name (<see cref="Attach"/>) and validate the
 /// header; the postmaster destroys it at shutdown or crash reinitialisation (<see cref="Destroy"/>).
 /// </summary>
-public sealed class MainSegment : IDisposable
+internal sealed class MainSegment : IDisposable
 {
     /// <summary>POSIX names are "/postmaster.KEY"; the key starts at the data directory's inode, like SysV keys.</summary>
     public const string PosixNamePrefix = "/postmaster.";
@@ -360,4 +360,4 @@ public sealed class MainSegment : IDisposable
 }
 
 /// <summary>A dead instance's main segment about to be removed: its header tells what else it left (DSM control).</summary>
-public readonly record struct MainSegmentOrphan(SegmentKind Kind, long Key, long Id, MainHeader Header);
+internal readonly record struct MainSegmentOrphan(SegmentKind Kind, long Key, long Id, MainHeader Header);

@@ -9,12 +9,12 @@ using Postmaster.Shmem.Segments;
 namespace Postmaster.Shmem;
 
 /// <summary>Where a previous instance recorded its main segment (postmaster.pid lines 7 and 9), when known.</summary>
-public readonly record struct RecordedSegment(SegmentKind Kind, long Key);
+internal readonly record struct RecordedSegment(SegmentKind Kind, long Key);
 
 /// <summary>What <see cref="MainSegmentOrphans.RemoveAll"/> did.</summary>
 /// <param name="Removed">Main segments of a dead instance of this data directory that were removed.</param>
 /// <param name="Evidence">The dead instance's processes, read from what was removed (for DSM orphan cleanup).</param>
-public sealed record MainSegmentCleanup(int Removed, DsmOrphanEvidence Evidence);
+internal sealed record MainSegmentCleanup(int Removed, DsmOrphanEvidence Evidence);
 
 /// <summary>
 /// Finds and removes the main segments a dead instance of this data directory left, whatever kind it used: a
@@ -28,7 +28,7 @@ public sealed record MainSegmentCleanup(int Removed, DsmOrphanEvidence Evidence)
 /// attached: <see cref="MainSegment.InUse"/> is thrown. Runs at start (before the new segment is created) and in
 /// <c>postmaster cleanup</c>.
 /// </summary>
-public static class MainSegmentOrphans
+internal static class MainSegmentOrphans
 {
     private static readonly SegmentKind[] s_kinds = { SegmentKind.SysV, SegmentKind.Posix };
 

@@ -1,4 +1,3 @@
-using Postmaster.Shmem.Locks;
 using Postmaster.Workers;
 
 namespace Postmaster.Backend.Workers;
@@ -8,7 +7,7 @@ namespace Postmaster.Backend.Workers;
 /// in the named allocation "demo counters", under the named lock "demo", ten times a second, and logs the total
 /// every <see cref="ReportEvery"/>. `postmaster shmem` lists the allocation; `status` lists the backends.
 /// </summary>
-public sealed class DemoWorker : IBackgroundWorker
+internal sealed class DemoWorker : IBackgroundWorker
 {
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(30);
@@ -22,15 +21,10 @@ public sealed class DemoWorker : IBackgroundWorker
         while (!context.WaitUntilStopping(Tick))
         {
             long total;
-            context.Locks.Acquire(lk, LWLockMode.Exclusive);
-            try
+            using (context.Locks.Hold(lk, LWLockMode.Exclusive))
             {
                 total = ++counters.Ref<long>(0);
                 counters.Ref<long>(sizeof(long) * (1 + context.Slot % MaxSlots))++;
-            }
-            finally
-            {
-                context.Locks.Release(lk);
             }
             if (Environment.TickCount64 >= nextReport)
             {

@@ -1,11 +1,10 @@
-using Postmaster.Shmem.Dsm;
 using Postmaster.Workers;
 
 namespace Postmaster.Backend.Workers;
 
 /// <summary>"dsm-attach": argument "HANDLE[,HANDLE...]": attaches each segment, logs it, and keeps it until stopped.
 /// A handle that is gone is logged and skipped.</summary>
-public sealed class DsmAttachWorker : IBackgroundWorker
+internal sealed class DsmAttachWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {

@@ -1,5 +1,3 @@
-using Postmaster.Shmem.Dsm;
-using Postmaster.Shmem.Locks;
 using Postmaster.Workers;
 
 namespace Postmaster.Backend.Workers;
@@ -10,7 +8,7 @@ namespace Postmaster.Backend.Workers;
 /// what it holds until stopped. The crash-recovery soak test kills churners at random moments and then checks that
 /// every segment's reference count equals its real attachments.
 /// </summary>
-public sealed class DsmChurnWorker : IBackgroundWorker
+internal sealed class DsmChurnWorker : IBackgroundWorker
 {
     public const int MaxHeld = 8;
     public const int SegmentSize = 16 * 1024;
@@ -60,30 +58,16 @@ public sealed class DsmChurnWorker : IBackgroundWorker
         return 1;
     }
 
-    private static void Publish(WorkerContext context, LWLockHandle lk, Shmem.ShmemRegion ring, DsmHandle handle)
+    private static void Publish(WorkerContext context, LWLockHandle lk, ShmemRegion ring, DsmHandle handle)
     {
-        context.Locks.Acquire(lk, LWLockMode.Exclusive);
-        try
-        {
-            long next = ring.Ref<long>(0)++;
-            ring.Ref<long>(sizeof(long) * (1 + next % RingSize)) = handle.Value;
-        }
-        finally
-        {
-            context.Locks.Release(lk);
-        }
+        using var held = context.Locks.Hold(lk, LWLockMode.Exclusive);
+        long next = ring.Ref<long>(0)++;
+        ring.Ref<long>(sizeof(long) * (1 + next % RingSize)) = handle.Value;
     }
 
-    private static DsmHandle Pick(WorkerContext context, LWLockHandle lk, Shmem.ShmemRegion ring, Random rnd)
+    private static DsmHandle Pick(WorkerContext context, LWLockHandle lk, ShmemRegion ring, Random rnd)
     {
-        context.Locks.Acquire(lk, LWLockMode.Shared);
-        try
-        {
-            return new DsmHandle((uint)ring.Ref<long>(sizeof(long) * (1 + rnd.Next(RingSize))));
-        }
-        finally
-        {
-            context.Locks.Release(lk);
-        }
+        using var held = context.Locks.Hold(lk, LWLockMode.Shared);
+        return new DsmHandle((uint)ring.Ref<long>(sizeof(long) * (1 + rnd.Next(RingSize))));
     }
 }

@@ -1,4 +1,3 @@
-using Postmaster.Shmem.Dsm;
 using Postmaster.Workers;
 
 namespace Postmaster.Backend.Workers;
@@ -8,7 +7,7 @@ namespace Postmaster.Backend.Workers;
 /// segments, pins each when asked, logs "created dynamic shared memory segment HANDLE", and keeps them attached
 /// until stopped (the exit path detaches them). Used by the DSM and crash-recovery tests.
 /// </summary>
-public sealed class DsmHoldWorker : IBackgroundWorker
+internal sealed class DsmHoldWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {

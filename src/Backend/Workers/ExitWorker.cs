@@ -10,7 +10,7 @@ namespace Postmaster.Backend.Workers;
 /// milliseconds (default 0). SIGTERM during the delay ends it with exit 1 like any stopped worker.
 /// A code exit goes through the normal exit path; a signal does not (the dead-man switch sees that).
 /// </summary>
-public sealed class ExitWorker : IBackgroundWorker
+internal sealed class ExitWorker : IBackgroundWorker
 {
     public const string RawPrefix = "raw:";
 

@@ -4,7 +4,7 @@ namespace Postmaster.Backend.Workers;
 
 /// <summary>"idle": attaches and waits for SIGTERM. Exits 1 when stopped, like a PostgreSQL background worker
 /// terminated by an administrator.</summary>
-public sealed class IdleWorker : IBackgroundWorker
+internal sealed class IdleWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {

@@ -7,7 +7,7 @@ namespace Postmaster.Backend.Workers;
 /// segment from the DSM registry (initialising it to 0 on first use in the instance), stores VALUE, logs
 /// "registry NAME set to VALUE (found=...)" and exits 0 (done).
 /// </summary>
-public sealed class RegistrySetWorker : IBackgroundWorker
+internal sealed class RegistrySetWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {
@@ -22,7 +22,7 @@ public sealed class RegistrySetWorker : IBackgroundWorker
 }
 
 /// <summary>"registry-get": argument "NAME" — get_val_in_shmem: logs "registry NAME is VALUE (found=...)" and exits 0.</summary>
-public sealed class RegistryGetWorker : IBackgroundWorker
+internal sealed class RegistryGetWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
     {

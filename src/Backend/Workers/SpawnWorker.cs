@@ -4,7 +4,7 @@ namespace Postmaster.Backend.Workers;
 
 /// <summary>"spawn": starts a dynamic worker from inside a backend (argument "ENTRY[:ARGUMENT]"), logs its pid, waits
 /// for it to exit or for SIGTERM, and exits 0. Demonstrates and tests RegisterDynamicBackgroundWorker.</summary>
-public sealed class SpawnWorker : IBackgroundWorker
+internal sealed class SpawnWorker : IBackgroundWorker
 {
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 

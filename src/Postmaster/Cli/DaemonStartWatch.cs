@@ -12,7 +12,7 @@ namespace Postmaster.Cli;
 /// daemon said: its pre-lock output from the pipe, and after the lock its own lines of the log file from the offset it
 /// reported (lines of other pids, e.g. an earlier failed start, are not its own).
 /// </summary>
-public sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd output)
+internal sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd output)
 {
     public enum Outcome
     {

@@ -8,7 +8,7 @@ using Postmaster.Shmem.Segments;
 namespace Postmaster.Cli;
 
 /// <summary>Attaches the running instance's shared memory for a CLI command (status, shmem, spawn, terminate).</summary>
-public static class InstanceAccess
+internal static class InstanceAccess
 {
     /// <summary>The running server (its pid proven) and its attached shared memory; null (after printing why) when
     /// there is none. The caller disposes both.</summary>

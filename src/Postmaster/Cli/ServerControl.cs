@@ -6,7 +6,7 @@ namespace Postmaster.Cli;
 
 /// <summary>A running server found through its lock file, with its pid PROVEN (it holds the lock) and a handle on
 /// that process: signal it only through <see cref="Signal"/>.</summary>
-public sealed class RunningServer(LockFileContents contents, ProcessHandle process) : IDisposable
+internal sealed class RunningServer(LockFileContents contents, ProcessHandle process) : IDisposable
 {
     public LockFileContents Contents { get; } = contents;
 
@@ -19,7 +19,7 @@ public sealed class RunningServer(LockFileContents contents, ProcessHandle proce
 }
 
 /// <summary>Client-side control of a running server: find it through its lock file, signal it, wait for it.</summary>
-public static class ServerControl
+internal static class ServerControl
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(1);
 

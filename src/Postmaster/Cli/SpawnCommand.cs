@@ -12,7 +12,7 @@ namespace Postmaster.Cli;
 /// that exits before that, or whose slot is freed or reused first, is a failure (exit 1). Dynamic workers are never
 /// restarted. Beyond max_backends the postmaster refuses and nothing is started.
 /// </summary>
-public static class SpawnCommand
+internal static class SpawnCommand
 {
     private static readonly Option<string> Worker = new("--worker")
     {

@@ -10,9 +10,9 @@ namespace Postmaster.Cli;
 /// </summary>
 public static class WorkerEntry
 {
-    /// <summary>The built-in workers of pm-backend (one list, <see cref="Workers.BuiltinWorkers"/>; a test keeps it equal
+    /// <summary>The built-in workers of pm-backend (one list, <see cref="BuiltinWorkers"/>; a test keeps it equal
     /// to the backend's resolver).</summary>
-    public static IReadOnlyList<string> Builtins => Workers.BuiltinWorkers.Names;
+    public static IReadOnlyList<string> Builtins => BuiltinWorkers.Names;
 
     /// <summary>Null when <paramref name="entry"/> is acceptable; otherwise the error (and its exit code). The same
     /// check the supervisor makes (<see cref="Supervision.WorkerEntryCheck"/>).</summary>

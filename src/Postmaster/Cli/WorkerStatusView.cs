@@ -5,7 +5,7 @@ namespace Postmaster.Cli;
 
 /// <summary>The configured workers section of <c>status</c>: every configured instance in every state (see
 /// <see cref="WorkerRunState"/>); "starting" is a running instance whose backend has not attached yet.</summary>
-public static class WorkerStatusView
+internal static class WorkerStatusView
 {
     public static string StateText(WorkerStatus w, IReadOnlyDictionary<int, BackendSlotInfo> byPid) => w.State switch
     {

@@ -6,7 +6,7 @@ namespace Postmaster.Configuration;
 /// an implicit "all defaults". Any invalid input ends in a <see cref="ConfigException"/> listing every error; no other
 /// exception is thrown for bad input, and nothing from an invalid configuration is applied.
 /// </summary>
-public static class ConfigLoader
+internal static class ConfigLoader
 {
     /// <summary>Name of the configuration file in the data directory.</summary>
     public const string FileName = "postmaster.conf";

@@ -2,7 +2,7 @@ namespace Postmaster.Configuration;
 
 /// <summary>Value of <c>crash_recovery</c>: what the supervisor does after a child crashed.
 /// The member order matches the allowed values in <see cref="SettingCatalog"/>.</summary>
-public enum CrashRecovery
+internal enum CrashRecovery
 {
     /// <summary>Check shared state and restart only what the crash affected.</summary>
     Reconcile,

@@ -8,4 +8,4 @@ namespace Postmaster.Configuration;
 /// <c>worker "w" added</c>, <c>worker "w" removed</c>.</param>
 /// <param name="PendingRestart">One log line per restart-only setting whose new value was not applied, e.g.
 /// <c>parameter "max_backends" cannot be changed without restarting the server</c>.</param>
-public sealed record ReloadResult(Settings Next, IReadOnlyList<string> Changed, IReadOnlyList<string> PendingRestart);
+internal sealed record ReloadResult(Settings Next, IReadOnlyList<string> Changed, IReadOnlyList<string> PendingRestart);

@@ -10,7 +10,7 @@ namespace Postmaster.Configuration;
 /// Created by <see cref="ConfigLoader"/> (or <see cref="CreateDefault"/>); a reload makes a new snapshot and never
 /// changes an existing one, so a snapshot can be shared freely between threads.
 /// </summary>
-public sealed class Settings
+internal sealed class Settings
 {
     /// <summary>Base of the computed <c>dsm_max_segments</c>: slots that do not depend on the number of backends.</summary>
     public const int DsmSegmentsBase = 64;

@@ -6,7 +6,7 @@ using Postmaster.Supervision;
 namespace Postmaster.Daemon;
 
 /// <summary>The block a new backend reads from its descriptor 3: where shared memory is, what to run, how to log.</summary>
-public static class BackendParametersFactory
+internal static class BackendParametersFactory
 {
     public static BackendParameters For(Settings settings, InstanceMemory memory, int slot, long generation, WorkerSpec spec,
         bool pooled, IReadOnlyList<string> preload)

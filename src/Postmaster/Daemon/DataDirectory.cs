@@ -4,7 +4,7 @@ using Postmaster.Shmem.Os;
 namespace Postmaster.Daemon;
 
 /// <summary>The data directory: PostgreSQL's checkDataDir rules, and creation by <c>init</c>.</summary>
-public static class DataDirectory
+internal static class DataDirectory
 {
     public const string ConfigFileName = "postmaster.conf";
     public const string OptionsFileName = "postmaster.opts";

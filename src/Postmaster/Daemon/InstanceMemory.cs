@@ -15,7 +15,7 @@ namespace Postmaster.Daemon;
 /// is the crash-restart cycle (PostgreSQL's shmem_exit(1) + CreateSharedMemoryAndSemaphores). Creation and removal
 /// happen only while no backend is alive.
 /// </summary>
-public sealed class InstanceMemory : IDisposable
+internal sealed class InstanceMemory : IDisposable
 {
     private readonly Settings _settings;
     private readonly string _dataDir;

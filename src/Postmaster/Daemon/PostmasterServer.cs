@@ -17,7 +17,7 @@ namespace Postmaster.Daemon;
 /// built, readiness reported, and the supervisor loop run until a shutdown completes. Everything created is torn
 /// down in reverse order on every exit path; the lock file is removed last, after the final log line.
 /// </summary>
-public static class PostmasterServer
+internal static class PostmasterServer
 {
     public const int ExitOk = 0;
     public const int ExitFailure = 1;

@@ -14,7 +14,7 @@ namespace Postmaster.Daemon;
 /// <see cref="ShmemPlan"/>, logs the per-module breakdown at DEBUG1, creates the segment (cleaning up what a dead
 /// instance left at the same key), and initialises every module in order.
 /// </summary>
-public static class SharedMemoryBootstrap
+internal static class SharedMemoryBootstrap
 {
     public static SegmentKind KindOf(SharedMemoryType t) => t == SharedMemoryType.SysV ? SegmentKind.SysV : SegmentKind.Posix;
 

@@ -4,7 +4,7 @@ using Postmaster.Shmem;
 namespace Postmaster.Daemon;
 
 /// <summary>Routes the shared-memory layer's reports into the server log.</summary>
-public sealed class ShmemLogAdapter(ServerLog log) : IShmemLogger
+internal sealed class ShmemLogAdapter(ServerLog log) : IShmemLogger
 {
     public void Write(ShmemLogLevel level, string message) => log.Write(level switch
     {

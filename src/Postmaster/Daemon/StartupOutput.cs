@@ -18,7 +18,7 @@ namespace Postmaster.Daemon;
 /// it fails later. Messages logged while the lock is taken (e.g. a stale lock file removed) are kept and written to the
 /// log once it is open.
 /// </summary>
-public static class StartupOutput
+internal static class StartupOutput
 {
     /// <summary>The readiness pipe's line saying the lock is held: "locked OFFSET" (OFFSET -1: no log file).</summary>
     public const string LockedLine = "locked";
@@ -106,7 +106,7 @@ public static class StartupOutput
 }
 
 /// <summary>Messages of the shared-memory layer kept until the log they belong to exists.</summary>
-public sealed class HeldMessages : IShmemLogger
+internal sealed class HeldMessages : IShmemLogger
 {
     private readonly List<(ShmemLogLevel Level, string Message)> _messages = new();
 

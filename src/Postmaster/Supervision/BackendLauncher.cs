@@ -9,7 +9,7 @@ namespace Postmaster.Supervision;
 /// A backend learns of the postmaster's death from PR_SET_PDEATHSIG (see pm-backend's PostmasterDeathWatch). stdout
 /// and stderr are shared with the postmaster, so all log lines end up in one place.
 /// </summary>
-public sealed class BackendLauncher
+internal sealed class BackendLauncher
 {
     public BackendLauncher(string executable) => Executable = executable;
 

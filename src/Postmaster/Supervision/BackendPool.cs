@@ -16,7 +16,7 @@ namespace Postmaster.Supervision;
 /// pool that cannot start never spins; a reload that lowers the size stops the idle members above it; a member whose
 /// preloaded library changed on disk since it started is retired, never handed that library's work.
 /// </summary>
-public sealed class BackendPool
+internal sealed class BackendPool
 {
     /// <summary>After a pool member is handed out, the refill waits this long.</summary>
     public static readonly TimeSpan RefillDelay = TimeSpan.FromMilliseconds(50);

@@ -25,7 +25,7 @@ public enum BackendEnd
 
 /// <summary>A reaped child, classified. <paramref name="Problem"/> says what was wrong with shared memory for
 /// <see cref="BackendEnd.ShmemInvalid"/>.</summary>
-public sealed record ReapedChild(BackendProcess Process, ChildExit Exit, BackendEnd End, string? Problem);
+internal sealed record ReapedChild(BackendProcess Process, ChildExit Exit, BackendEnd End, string? Problem);
 
 /// <summary>
 /// The postmaster's private table of its children (PostgreSQL's pmchild.c): which pid runs in which slot with which
@@ -33,7 +33,7 @@ public sealed record ReapedChild(BackendProcess Process, ChildExit Exit, Backend
 /// in the shared slot array first; reaping classifies the exit; <see cref="ReleaseSlot"/> frees it afterwards (crash
 /// recovery may need it untouched until it has decided). Runs on the supervisor loop's thread only.
 /// </summary>
-public sealed class ChildTable
+internal sealed class ChildTable
 {
     private const int ECHILD = 10;
     private readonly ServerLog _log;

@@ -15,7 +15,7 @@ namespace Postmaster.Supervision;
 /// shared memory invalid again within crash_restart_interval → the server stops, exit 1). Pure apart from reading the owner records, which
 /// are validated (a corrupt record is itself a reason for the full restart).
 /// </summary>
-public sealed class CrashRecovery
+internal sealed class CrashRecovery
 {
     private readonly Func<Settings> _settings;
     private readonly IClock _clock;

@@ -6,7 +6,7 @@ namespace Postmaster.Supervision;
 /// The one place the daemon's current settings live. Every component reads <see cref="Current"/> when it needs a
 /// value (none keeps a copy a reload could leave stale); only the supervisor's reload replaces it.
 /// </summary>
-public sealed class LiveSettings(Settings initial, string configPath, IReadOnlyList<string> overrides)
+internal sealed class LiveSettings(Settings initial, string configPath, IReadOnlyList<string> overrides)
 {
     public Settings Current { get; private set; } = initial;
 

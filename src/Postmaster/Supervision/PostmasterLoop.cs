@@ -19,7 +19,7 @@ namespace Postmaster.Supervision;
 /// read; what fails validation leads to a full crash restart. An exception escaping an event handler is a bug: it is
 /// logged with its stack trace and ends in an orderly immediate shutdown (the affected request fails first).
 /// </summary>
-public sealed class PostmasterLoop
+internal sealed class PostmasterLoop
 {
     /// <summary>How often the loop verifies that postmaster.pid is still ours (PostgreSQL: once a minute).</summary>
     public static readonly TimeSpan LockFileRecheckInterval = TimeSpan.FromSeconds(60);

@@ -11,7 +11,7 @@ namespace Postmaster.Supervision;
 /// (which wakes and joins the thread) before any unmap, and <see cref="Start"/> again on the new segment: the thread
 /// never touches memory that is gone.
 /// </summary>
-public sealed class RequestDoorbell
+internal sealed class RequestDoorbell
 {
     /// <summary>The thread re-checks its stop flag at least this often (a backstop; Stop rings the bell).</summary>
     public static readonly TimeSpan Recheck = TimeSpan.FromSeconds(1);

@@ -5,7 +5,7 @@ namespace Postmaster.Supervision;
 
 /// <summary>The supervisor's only ways to start, wait for and signal processes: real ones in the daemon, scripted ones
 /// in the unit tests of the supervision rules.</summary>
-public interface IProcessOps
+internal interface IProcessOps
 {
     /// <summary>Starts a backend; returns its pid. Throws <see cref="Shmem.Errors.OsCallException"/> when it cannot.</summary>
     int Launch(BackendParameters parameters);
@@ -36,7 +36,7 @@ public sealed class SystemClock : IClock
 }
 
 /// <summary>Real processes: posix_spawn through <see cref="BackendLauncher"/>, waitpid by pid, kill(2).</summary>
-public sealed class OsProcessOps(BackendLauncher launcher) : IProcessOps
+internal sealed class OsProcessOps(BackendLauncher launcher) : IProcessOps
 {
     public int Launch(BackendParameters parameters) => launcher.Launch(parameters);
 

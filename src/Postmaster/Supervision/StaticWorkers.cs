@@ -11,7 +11,7 @@ namespace Postmaster.Supervision;
 /// one <see cref="WorkerRunState"/>, which <see cref="Snapshot"/> publishes for <c>status</c>. Starting a process is
 /// not done here: <see cref="StartDue"/> asks the caller (the pool or a cold start). Runs on the supervisor loop only.
 /// </summary>
-public sealed class StaticWorkers
+internal sealed class StaticWorkers
 {
     private readonly ServerLog _log;
     private readonly IClock _clock;

@@ -1,4 +1,4 @@
-using Postmaster.Workers;
+using Postmaster.Shmem.Backends;
 
 namespace Postmaster.Supervision;
 

@@ -4,7 +4,7 @@ namespace Postmaster.Shmem.Backends;
 /// Exit codes of a backend process that the supervisor gives a meaning beyond PostgreSQL's bgworker rules (0 done,
 /// 1 restart per policy, 2 SIGQUIT, anything else a crash).
 /// </summary>
-public static class BackendExitCodes
+internal static class BackendExitCodes
 {
     /// <summary>
     /// The backend could not attach because the instance's shared memory failed validation: the main segment is

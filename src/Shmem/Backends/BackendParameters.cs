@@ -9,7 +9,7 @@ namespace Postmaster.Shmem.Backends;
 /// process boundary. Versioned text, one "name=value" per line, values percent-escaped; unknown names are an error
 /// so that a backend of another build refuses instead of guessing.
 /// </summary>
-public sealed record BackendParameters
+internal sealed record BackendParameters
 {
     public const int CurrentVersion = 2;
     public const int ParameterFd = 3;

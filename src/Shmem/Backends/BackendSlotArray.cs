@@ -8,12 +8,12 @@ namespace Postmaster.Shmem.Backends;
 /// <summary>What the postmaster wants a pooled backend to become (written into the slot, then the futex word is woken).</summary>
 /// <remarks>A class, not a struct: Nullable&lt;T&gt;.Value over a struct of this assembly is not precompiled by ReadyToRun and
 /// would be JIT-compiled in the woken pool member, on the request path.</remarks>
-public sealed record PoolAssignment(string Name, string Entry, string Argument, long Generation);
+internal sealed record PoolAssignment(string Name, string Entry, string Argument, long Generation);
 
 /// <summary>A read-only copy of one slot, for status and inspection.</summary>
 /// <param name="AttachedGeneration">The generation a process attached to and ran in this slot (kept after the slot is
 /// freed, reset when it is assigned again): tells a requester that its worker ran even if it has exited already.</param>
-public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
+internal readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
     string Entry, long StartedAtUnixMs, bool Pooled, int Restarts, long AttachedGeneration = 0);
 
 /// <summary>
@@ -24,7 +24,7 @@ public readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, 
 /// its own private record of which slots it assigned, so a corrupt array cannot mislead it.
 /// Pooled backends park on <c>PoolWord</c> (a futex) until the postmaster posts a <see cref="PoolAssignment"/>.
 /// </summary>
-public sealed unsafe class BackendSlotArray
+internal sealed unsafe class BackendSlotArray
 {
     public const int MaxNameBytes = 63;
     public const int MaxEntryBytes = 255;

@@ -1,7 +1,7 @@
 namespace Postmaster.Shmem.Backends;
 
 /// <summary>A backend slot's life (PostgreSQL's PMChildFlags: the dead-man switch).</summary>
-public enum BackendSlotState
+internal enum BackendSlotState
 {
     /// <summary>Free.</summary>
     Unused = 0,

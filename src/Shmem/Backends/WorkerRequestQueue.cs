@@ -7,7 +7,7 @@ using Postmaster.Shmem.Text;
 
 namespace Postmaster.Shmem.Backends;
 
-public enum WorkerRequestKind
+internal enum WorkerRequestKind
 {
     Spawn = 1,
     Terminate = 2,
@@ -17,10 +17,10 @@ public enum WorkerRequestKind
 }
 
 /// <summary>A request as the postmaster reads it.</summary>
-public sealed record WorkerRequest(int Index, WorkerRequestKind Kind, int RequesterPid, string Name, string Entry, string Argument, string Target);
+internal sealed record WorkerRequest(int Index, WorkerRequestKind Kind, int RequesterPid, string Name, string Entry, string Argument, string Target);
 
 /// <summary>What the postmaster answered: a started backend (pid, slot, generation) or an error.</summary>
-public readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, long Generation, string? Error);
+internal readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, long Generation, string? Error);
 
 /// <summary>
 /// Requests from outside the postmaster to start a dynamic worker or terminate one (PostgreSQL's
@@ -31,7 +31,7 @@ public readonly record struct WorkerRequestResult(bool Ok, int Pid, int Slot, lo
 /// requester reads the result and frees the entry.
 /// No locks: the postmaster never blocks on a requester. Entries whose requester died are freed by the postmaster.
 /// </summary>
-public sealed unsafe class WorkerRequestQueue
+internal sealed unsafe class WorkerRequestQueue
 {
     public const int Free = 0;
     public const int Filling = 1;

@@ -6,7 +6,7 @@ using Postmaster.Shmem.Text;
 namespace Postmaster.Shmem.Backends;
 
 /// <summary>Where a configured (static) worker is in its life, as <c>status</c> shows it.</summary>
-public enum WorkerRunState
+internal enum WorkerRunState
 {
     /// <summary>A process runs it (status shows "starting" until the backend has attached).</summary>
     Running = 1,
@@ -28,7 +28,7 @@ public enum WorkerRunState
 }
 
 /// <summary>One configured worker instance as the postmaster last published it.</summary>
-public sealed record WorkerStatus(string Name, WorkerRunState State, int Pid, int Restarts, int Failures,
+internal sealed record WorkerStatus(string Name, WorkerRunState State, int Pid, int Restarts, int Failures,
     long NextStartUnixMs, long LastExitUnixMs, string LastExit);
 
 /// <summary>
@@ -37,7 +37,7 @@ public sealed record WorkerStatus(string Name, WorkerRunState State, int Pid, in
 /// sequence word makes a reader's copy consistent (odd while the postmaster writes; a reader retries). Validated by
 /// every reader: magic, layout version, sizes, counts.
 /// </summary>
-public sealed unsafe class WorkerStatusTable
+internal sealed unsafe class WorkerStatusTable
 {
     public const int MaxNameBytes = 63;
     public const int MaxExitBytes = 191;

@@ -7,7 +7,7 @@ namespace Postmaster.Shmem.Dsm;
 /// segments, the data directory (mmap files live in its <see cref="DsmNames.DynShmemDirectoryName"/>) and the
 /// instance tag that makes object names unique to the instance.
 /// </summary>
-public sealed record DsmConfig(DsmType Type, string DataDirectory, DsmInstanceTag Tag)
+internal sealed record DsmConfig(DsmType Type, string DataDirectory, DsmInstanceTag Tag)
 {
     /// <summary>Names and keys of this instance's objects (precomputed, shared by every operation).</summary>
     internal DsmNames Names { get; } = new(Tag, DataDirectory);

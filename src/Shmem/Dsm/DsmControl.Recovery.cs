@@ -10,7 +10,7 @@ namespace Postmaster.Shmem.Dsm;
 /// references, finish items whose creator or destroyer died. The supervisor takes the DsmControl lock here with a
 /// timeout and only for memory operations; liveness checks and system calls run outside it.
 /// </summary>
-public sealed unsafe partial class DsmControl
+internal sealed unsafe partial class DsmControl
 {
     /// <summary>
     /// Gives back what the dead process of backend slot <paramref name="slot"/> held (PostgreSQL cannot: it restarts

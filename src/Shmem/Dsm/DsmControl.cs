@@ -20,7 +20,7 @@ namespace Postmaster.Shmem.Dsm;
 /// and <see cref="Inspect"/> reads without locking. None of them throws for a problem in the shared state: they
 /// report it in their result and log it.</para>
 /// </summary>
-public sealed unsafe partial class DsmControl : IDisposable
+internal sealed unsafe partial class DsmControl : IDisposable
 {
     /// <summary>The owner slot the supervisor writes in an item it is finishing (backends use slots ≥ 0).</summary>
     public const int SupervisorSlot = -2;

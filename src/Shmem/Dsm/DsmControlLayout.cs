@@ -9,7 +9,7 @@ namespace Postmaster.Shmem.Dsm;
 /// </code>
 /// ABI: any change here bumps <see cref="DsmControlHeader.CurrentLayoutVersion"/>. Sizes are computed overflow-checked.
 /// </summary>
-public static class DsmControlLayout
+internal static class DsmControlLayout
 {
     /// <summary>Most items a control segment can have: keeps 11 bits (2047 values) for handle generations.</summary>
     public const int MaxCapacity = 1 << 20;

@@ -5,10 +5,10 @@ namespace Postmaster.Shmem.Dsm;
 /// corrupt"); segments were then found by the instance tag instead.</param>
 /// <param name="SegmentsRemoved">OS objects removed (main-region segments need no removal).</param>
 /// <param name="Failures">Objects that could not be removed (each logged).</param>
-public readonly record struct DsmShutdownSummary(bool ControlCorrupt, int SegmentsRemoved, int Failures);
+internal readonly record struct DsmShutdownSummary(bool ControlCorrupt, int SegmentsRemoved, int Failures);
 
 /// <summary>Outcome of <see cref="DsmControl.ReconcileSlot"/> and <see cref="DsmControl.FinishAbandoned"/>.</summary>
-public enum DsmReconcileStatus
+internal enum DsmReconcileStatus
 {
     /// <summary>Done: the counts say what changed.</summary>
     Done,
@@ -26,7 +26,7 @@ public enum DsmReconcileStatus
 /// <param name="SegmentsDestroyed">Segments destroyed because no reference was left, including abandoned ones.</param>
 /// <param name="AbandonedFinished">Items found Creating or Destroying with a dead owner, and finished off.</param>
 /// <param name="Failures">OS objects that could not be removed (logged; their items stay moribund for a later pass).</param>
-public readonly record struct DsmReconcileResult(DsmReconcileStatus Status, int ReferencesDropped, int SegmentsDestroyed,
+internal readonly record struct DsmReconcileResult(DsmReconcileStatus Status, int ReferencesDropped, int SegmentsDestroyed,
     int AbandonedFinished, int Failures);
 
 /// <summary>What startup orphan cleanup (<see cref="DsmOrphanCleanup.Run"/>) found and removed.</summary>
@@ -36,7 +36,7 @@ public readonly record struct DsmReconcileResult(DsmReconcileStatus Status, int 
 /// <param name="UntrackedRemoved">Objects tagged with this instance that no table listed (POSIX names, SysV
 /// segments whose header carries the tag, files in pm_dynshmem).</param>
 /// <param name="Failures">Objects that could not be removed (each logged).</param>
-public readonly record struct DsmCleanupSummary(bool ControlSegmentFound, bool ControlSegmentCorrupt, int ListedRemoved,
+internal readonly record struct DsmCleanupSummary(bool ControlSegmentFound, bool ControlSegmentCorrupt, int ListedRemoved,
     int UntrackedRemoved, int Failures)
 {
     /// <summary>The one-line LOG message.</summary>

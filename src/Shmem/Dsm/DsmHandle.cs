@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Dsm;
 /// (of a segment destroyed since) miss instead of finding its successor; bit 0 tells main-region segments (carved
 /// from "Preallocated DSM", no OS object) from OS-backed ones. Generations start at 1, so no handle is 0.</para>
 /// </summary>
-public readonly record struct DsmHandle(uint Value)
+internal readonly record struct DsmHandle(uint Value)
 {
     public static readonly DsmHandle Invalid = default;
 

@@ -10,7 +10,7 @@ namespace Postmaster.Shmem.Dsm;
 /// instances on one host therefore never collide, and a starting supervisor can find and remove everything a dead
 /// instance of the same data directory left, even when no table lists it.
 /// </summary>
-public readonly record struct DsmInstanceTag(ulong Value)
+internal readonly record struct DsmInstanceTag(ulong Value)
 {
     /// <summary>The tag of the data directory whose stat is <paramref name="dataDir"/>.</summary>
     public static DsmInstanceTag From(FileStat dataDir) =>

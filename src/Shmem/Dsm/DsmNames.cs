@@ -5,7 +5,7 @@ using Postmaster.Shmem.Text;
 namespace Postmaster.Shmem.Dsm;
 
 /// <summary>Which kind of object a DSM name or key designates.</summary>
-public enum DsmObjectKind
+internal enum DsmObjectKind
 {
     /// <summary>A user segment (one control-segment item).</summary>
     Segment = 1,

@@ -7,7 +7,7 @@ namespace Postmaster.Shmem.Dsm;
 /// <param name="Implementation">Posix, SysV or Mmap (a file in pm_dynshmem).</param>
 /// <param name="Name">The POSIX name ("/pm.TAG.123"), the SysV key in decimal, or the file path.</param>
 /// <param name="SysVId">The shmid for SysV, else -1.</param>
-public sealed record DsmOsObject(DsmImplementation Implementation, string Name, int SysVId);
+internal sealed record DsmOsObject(DsmImplementation Implementation, string Name, int SysVId);
 
 /// <summary>
 /// Startup cleanup of what a dead instance of the same data directory left (PostgreSQL's
@@ -28,7 +28,7 @@ public sealed record DsmOsObject(DsmImplementation Implementation, string Name, 
 /// does, it is removed only with <see cref="DsmOrphanEvidence"/> proving its creator was a process of the dead
 /// instance (<see cref="DsmOrphanEvidence.IsUnlabelledOrphan"/>); without evidence it is left alone.</para>
 /// </summary>
-public static unsafe class DsmOrphanCleanup
+internal static unsafe class DsmOrphanCleanup
 {
     private const string DevShm = "/dev/shm";
     private const string SysVTable = "/proc/sysvipc/shm";

@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Dsm;
 /// segment whose creator died between shmget and writing the segment's header, when no control segment lists it
 /// (see <see cref="IsUnlabelledOrphan"/>). Empty evidence proves nothing: such segments are then left alone.
 /// </summary>
-public sealed class DsmOrphanEvidence
+internal sealed class DsmOrphanEvidence
 {
     /// <summary>The kernel records shm_ctime in whole seconds; a recorded "since" may be up to this much later.</summary>
     private const long ClockGraceSeconds = 1;

@@ -26,7 +26,7 @@ namespace Postmaster.Shmem.Dsm;
 /// every caller of <see cref="Allocate"/> and <see cref="Free"/> holds. The statistics read without the lock are
 /// racy snapshots.</para>
 /// </summary>
-public sealed unsafe class DsmPageAllocator
+internal sealed unsafe class DsmPageAllocator
 {
     public const int PageSize = ShmemSize.PageSize;
     private const int Bins = 32;

@@ -11,12 +11,17 @@ namespace Postmaster.Shmem.Dsm;
 /// addresses. It is aligned to at least 64 bytes (OS-backed segments: 64 bytes after a page boundary, behind the
 /// <see cref="DsmSegmentHeader"/>; main-region segments: page aligned).</para>
 /// </summary>
-public sealed unsafe class DsmSegment : IDisposable
+internal sealed unsafe class DsmSegment : IDisposable
 {
     private readonly DsmSession _session;
     private List<Action<DsmSegment>>? _onDetach; // created on first use; also the lock of its own contents
     private int _state; // 0 attached, 1 detaching or detached
     private int _mappingPinned;
+
+    /// <summary>The worker SDK's object for this segment (a <c>Postmaster.Workers.DsmSegment</c>), made on first use
+    /// and kept here so that every path to this attachment gives the worker the same object. The engine never reads
+    /// it. Written once with a compare-exchange.</summary>
+    internal object? Facade;
 
     internal DsmSegment(DsmSession session, DsmHandle handle, int index, DsmImplementation implementation,
         DsmMapping mapping, ShmemRegion region)

@@ -7,7 +7,7 @@ namespace Postmaster.Shmem.Dsm;
 /// any process: PostgreSQL's dsm_pin_segment / dsm_unpin_segment) and a mapping pin (this process keeps its mapping
 /// past <see cref="DsmSegment.Dispose"/>: dsm_pin_mapping / dsm_unpin_mapping).
 /// </summary>
-public sealed unsafe partial class DsmSession
+internal sealed unsafe partial class DsmSession
 {
     /// <summary>Keeps <paramref name="segment"/> alive with no process attached, until <see cref="Unpin"/>, shutdown
     /// or a full restart (PostgreSQL's dsm_pin_segment): the pin is one more reference. The pin belongs to the

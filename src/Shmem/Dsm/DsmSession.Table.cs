@@ -10,7 +10,7 @@ namespace Postmaster.Shmem.Dsm;
 /// segment whose last reference is gone. Each takes the process-local gate, then the lock, in that order; system
 /// calls run outside both.
 /// </summary>
-public sealed unsafe partial class DsmSession
+internal sealed unsafe partial class DsmSession
 {
     private DsmSegment CreateOsObject(int index, uint handle, long size, long objectSize)
     {

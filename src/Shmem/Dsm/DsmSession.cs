@@ -33,7 +33,7 @@ namespace Postmaster.Shmem.Dsm;
 /// <c>cannot pin a segment that is already pinned</c>, <c>cannot unpin unknown segment handle</c>,
 /// <c>cannot unpin a segment that is not pinned</c>, and OS failures as <see cref="OsCallException"/> naming the object.</para>
 /// </summary>
-public sealed unsafe partial class DsmSession : IDisposable
+internal sealed unsafe partial class DsmSession : IDisposable
 {
     /// <summary>Handles tried (generation after generation) when OS names or SysV keys are taken.</summary>
     public const int MaxCollisionRetries = 16;

@@ -2,7 +2,7 @@ namespace Postmaster.Shmem.Dsm;
 
 /// <summary>How OS-backed dynamic shared memory segments are made (<c>dynamic_shared_memory_type</c>). The values
 /// equal the matching <see cref="DsmImplementation"/> members.</summary>
-public enum DsmType
+internal enum DsmType
 {
     /// <summary>shm_open under /dev/shm, named "/pm.TAG.HANDLE".</summary>
     Posix = 1,
@@ -16,7 +16,7 @@ public enum DsmType
 
 /// <summary>Where one segment's memory comes from, as the control segment records it. Stored in shared memory:
 /// explicit byte values.</summary>
-public enum DsmImplementation : byte
+internal enum DsmImplementation : byte
 {
     None = 0,
     Posix = DsmType.Posix,
@@ -28,7 +28,7 @@ public enum DsmImplementation : byte
 }
 
 /// <summary>The life of one control-segment item. Stored in shared memory: explicit byte values.</summary>
-public enum DsmItemState : byte
+internal enum DsmItemState : byte
 {
     /// <summary>Unused; on the free list. Reference count 0.</summary>
     Free = 0,
@@ -47,7 +47,7 @@ public enum DsmItemState : byte
 
 /// <summary>Options of <see cref="DsmSession.Create"/>.</summary>
 [Flags]
-public enum DsmCreateFlags
+internal enum DsmCreateFlags
 {
     None = 0,
 

@@ -10,7 +10,7 @@ namespace Postmaster.Shmem.Instance;
 /// <param name="DsmMainRegionSize"><c>min_dynamic_shared_memory</c>: bytes of pages reserved for main-region DSM
 /// segments (0 = none).</param>
 /// <param name="DsmRegistryCapacity">Names the DSM registry can hold at once (1..<see cref="DsmRegistryTable.MaxCapacity"/>).</param>
-public sealed record InstanceLimits(int MaxBackends, long FreeSpace, int TrancheCapacity = InstanceLayout.DefaultTrancheCapacity,
+internal sealed record InstanceLimits(int MaxBackends, long FreeSpace, int TrancheCapacity = InstanceLayout.DefaultTrancheCapacity,
     long DsmMainRegionSize = 0, int DsmRegistryCapacity = DsmRegistryTable.DefaultCapacity);
 
 /// <summary>
@@ -20,7 +20,7 @@ public sealed record InstanceLimits(int MaxBackends, long FreeSpace, int Tranche
 /// <see cref="Plan"/> declares their sizes so the segment is sized exactly; <see cref="InstanceShmem.Attach"/> finds
 /// them again by name in any process.
 /// </summary>
-public static class InstanceLayout
+internal static class InstanceLayout
 {
     public const int DefaultTrancheCapacity = 256;
     public const string TrancheTableName = "LWLock tranches";

@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Instance;
 /// and validated. The postmaster gets one from <see cref="Wrap"/> right after creating the segment; backends,
 /// tools and tests from <see cref="Attach"/>. Disposing detaches (it never destroys: that is the postmaster's job).
 /// </summary>
-public sealed class InstanceShmem : IDisposable
+internal sealed class InstanceShmem : IDisposable
 {
     /// <summary>Where each module was found at attach, in <see cref="Validate"/>'s order (the last one is default
     /// without a preallocated DSM region).</summary>

@@ -9,7 +9,7 @@ namespace Postmaster.Shmem.Instance;
 /// "KEY ID", PostgreSQL's; line 9 "TYPE SIZE DSMTYPE", ours), the backend parameter block, and the CLI. A text that does
 /// not parse is rejected (null), never defaulted: a wrong default would make a reader attach the wrong kind.
 /// </summary>
-public sealed record SharedMemoryDescriptor(SegmentKind Kind, long Key, long Id, long Size, DsmType DsmType)
+internal sealed record SharedMemoryDescriptor(SegmentKind Kind, long Key, long Id, long Size, DsmType DsmType)
 {
     public const string SysVName = "sysv";
     public const string PosixName = "posix";

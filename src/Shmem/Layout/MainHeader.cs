@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Layout;
 /// the postmaster only, after creating the DSM control segment). Offsets only: no field holds an address.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
-public struct MainHeader
+internal struct MainHeader
 {
     public const int Size = 128;
     public const uint ExpectedMagic = 0x504D_5348;   // "PMSH": unlike zeroed or random memory

@@ -7,7 +7,7 @@ using Postmaster.Shmem.Text;
 namespace Postmaster.Shmem.Layout;
 
 /// <summary>One row of the index: what <c>postmaster shmem</c> prints (pg_shmem_allocations).</summary>
-public readonly record struct ShmemAllocation(string? Name, long? Offset, long Size, long AllocatedSize);
+internal readonly record struct ShmemAllocation(string? Name, long? Offset, long Size, long AllocatedSize);
 
 /// <summary>
 /// The "Shmem Index" of the main segment: a fixed-capacity table name → (offset, size), plus the bump allocator
@@ -17,7 +17,7 @@ public readonly record struct ShmemAllocation(string? Name, long? Offset, long S
 /// instructions of a lookup or insert; a holder that stays longer than <see cref="LockTimeout"/> makes the caller
 /// fail with an error naming the holder instead of hanging.
 /// </summary>
-public sealed class ShmemIndex
+internal sealed class ShmemIndex
 {
     public const int MaxNameBytes = 63;
 

@@ -5,17 +5,17 @@ namespace Postmaster.Shmem.Layout;
 /// <param name="Size">Bytes needed.</param>
 /// <param name="Initialize">Runs once in the creating process on the zeroed space (first argument) of the whole
 /// segment (second argument: offsets inside shared structures are from the segment base); null for plain space.</param>
-public sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion, ShmemRegion>? Initialize = null);
+internal sealed record ShmemRequest(string Name, long Size, Action<ShmemRegion, ShmemRegion>? Initialize = null);
 
 /// <summary>One part of the main segment's size (a class, not a tuple: generic code over structs is not precompiled).</summary>
-public sealed record ShmemPart(string Part, long Bytes);
+internal sealed record ShmemPart(string Part, long Bytes);
 
 /// <summary>
 /// Collects the modules' requests and computes the segment size exactly (overflow-checked), PostgreSQL's
 /// CalculateShmemSize without the fudge: header + index + every request cache-line aligned + the free space for
 /// run-time named allocations, rounded up to the page size.
 /// </summary>
-public sealed class ShmemPlan
+internal sealed class ShmemPlan
 {
     /// <summary>Index slots beyond the modules' own, for run-time named allocations.</summary>
     public const int ExtraIndexEntries = 64;

@@ -3,7 +3,7 @@ using Postmaster.Shmem.Errors;
 namespace Postmaster.Shmem.Layout;
 
 /// <summary>Overflow-checked size arithmetic (PostgreSQL's add_size/mul_size) and alignment helpers.</summary>
-public static class ShmemSize
+internal static class ShmemSize
 {
     public const int CacheLineSize = 64;
     public const int PageSize = 4096;

@@ -17,7 +17,7 @@ namespace Postmaster.Shmem.LockFile;
 /// itself, so two simultaneous starts cannot both decide that the file is stale. Lines are written once at fixed
 /// widths and later updated in place with pwrite, never shortened.
 /// </summary>
-public sealed class DataDirLockFile : IDisposable
+internal sealed class DataDirLockFile : IDisposable
 {
     public const string FileName = "postmaster.pid";
     private const int FileMode = 0x180; // 0600

@@ -1,7 +1,7 @@
 namespace Postmaster.Shmem.LockFile;
 
 /// <summary>Status words of line 8, padded to one width so an in-place update never shortens the file.</summary>
-public static class PmStatus
+internal static class PmStatus
 {
     public const string Starting = "starting";
     public const string Ready = "ready   ";
@@ -15,7 +15,7 @@ public static class PmStatus
 /// size, dynamic shared memory type).
 /// Any line may be missing: the file is read by other processes while it is being written.
 /// </summary>
-public sealed record LockFileContents(
+internal sealed record LockFileContents(
     int Pid, string DataDir, long StartTime, long? ShmKey, long? ShmId, string? Status, string? ShmType, long? ShmSize,
     string? Socket, string? DsmType = null)
 {

@@ -12,7 +12,7 @@ namespace Postmaster.Shmem.LockFile;
 /// asked to prove). Signal the server only through this.</param>
 /// <param name="Unproven">Why line 1 is not the holder, when the file is locked and the pid could not be proven.</param>
 /// <param name="ActualHolders">Then: the processes found holding the lock (a /proc scan, for messages only).</param>
-public sealed record LockFileState(string Path, bool Exists, bool Locked, LockFileContents? Contents, string PidLine,
+internal sealed record LockFileState(string Path, bool Exists, bool Locked, LockFileContents? Contents, string PidLine,
     ProcessHandle? Holder, string? Unproven, IReadOnlyList<int>? ActualHolders = null) : IDisposable
 {
     public void Dispose() => Holder?.Dispose();

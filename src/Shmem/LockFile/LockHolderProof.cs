@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.LockFile;
 /// that open file description. Reading another process's fd and fdinfo needs the same user (or root), which the
 /// commands that signal the server need anyway. Nothing else (a pid in a file, a process name) is trusted.
 /// </summary>
-public static class LockHolderProof
+internal static class LockHolderProof
 {
     /// <summary>Null when <paramref name="pid"/> holds a write OFD lock on the file <paramref name="lockFile"/>;
     /// otherwise why not, as a clause ("which does not hold the lock").</summary>

@@ -18,7 +18,7 @@ namespace Postmaster.Shmem.Locks;
 /// empty condition variable.</para>
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
-public struct SharedConditionVariable
+internal struct SharedConditionVariable
 {
     public const int Size = 8;
 

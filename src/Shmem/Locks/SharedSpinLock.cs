@@ -20,7 +20,7 @@ namespace Postmaster.Shmem.Locks;
 /// The supervisor uses <see cref="TryAcquire()"/> or <see cref="TryAcquire(TimeSpan)"/>, never <see cref="Acquire"/>.</para>
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
-public struct SharedSpinLock
+internal struct SharedSpinLock
 {
     public const int Size = 4;
 

@@ -12,7 +12,7 @@ namespace Postmaster.Shmem.Os;
 /// its own position). A file that already exists keeps its mode unless <see cref="Open"/> is asked to restrict it.
 /// Thread-safe for concurrent <see cref="Write"/> calls (each record is one system call).
 /// </summary>
-public sealed unsafe class AppendOnlyFile : IDisposable
+internal sealed unsafe class AppendOnlyFile : IDisposable
 {
     /// <summary>rw------- : log files are readable by their owner only.</summary>
     public const uint OwnerOnlyMode = 0x180;

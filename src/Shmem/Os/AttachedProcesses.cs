@@ -6,7 +6,7 @@ namespace Postmaster.Shmem.Os;
 /// ("still in use by PID 123"); the decision itself comes from nattch or the attach lock. Processes whose maps we
 /// may not read are skipped.
 /// </summary>
-public static class AttachedProcesses
+internal static class AttachedProcesses
 {
     public static string SysVMarker(long key) => $"/SYSV{(uint)key:x8}";
 

@@ -4,7 +4,7 @@ namespace Postmaster.Shmem.Os;
 /// How a child ended, decoded from its wait status: an exit code and a signal are told apart (a child that calls
 /// exit(137) was not killed), unlike System.Diagnostics.Process which reports 128+signo for both.
 /// </summary>
-public readonly record struct ChildExit(int Pid, int? ExitCode, int? Signal, bool CoreDumped, int RawStatus)
+internal readonly record struct ChildExit(int Pid, int? ExitCode, int? Signal, bool CoreDumped, int RawStatus)
 {
     public static ChildExit FromWaitStatus(int pid, int status)
     {

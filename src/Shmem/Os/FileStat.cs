@@ -5,7 +5,7 @@ using Postmaster.Shmem.Text;
 namespace Postmaster.Shmem.Os;
 
 /// <summary>The fields of struct stat that postmaster needs.</summary>
-public readonly record struct FileStat(ulong Device, ulong Inode, uint Mode, uint Uid, long Size)
+internal readonly record struct FileStat(ulong Device, ulong Inode, uint Mode, uint Uid, long Size)
 {
     public bool IsDirectory => (Mode & 0xF000) == 0x4000;
 

@@ -4,7 +4,7 @@ namespace Postmaster.Shmem.Os;
 
 /// <summary>strerror-style text for errno values and for the .NET exceptions that wrap them (whose own messages may be
 /// bare resource keys in a trimmed build, e.g. "UnauthorizedAccess_IODenied_Path").</summary>
-public static class OsError
+internal static class OsError
 {
     public const int EACCES = 13;
     public const int ENOENT = 2;

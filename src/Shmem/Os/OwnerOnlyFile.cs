@@ -6,7 +6,7 @@ namespace Postmaster.Shmem.Os;
 
 /// <summary>Files only the owner may read and write (mode 0600 whatever the umask), created with open(2) and an
 /// explicit mode rather than through .NET's file APIs, which follow the umask.</summary>
-public static unsafe class OwnerOnlyFile
+internal static unsafe class OwnerOnlyFile
 {
     public const int Mode = 0x180; // 0600
 

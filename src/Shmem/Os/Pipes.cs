@@ -5,7 +5,7 @@ namespace Postmaster.Shmem.Os;
 
 /// <summary>Waiting on and reading from several pipes at once (a CLI watching a daemon's output and readiness
 /// pipes).</summary>
-public static unsafe class Pipes
+internal static unsafe class Pipes
 {
     private const short POLLERR = 8, POLLHUP = 16;
 

@@ -6,7 +6,7 @@ namespace Postmaster.Shmem.Os;
 /// <summary>Typed wrappers for signalling and liveness. Liveness is never judged by kill(pid, 0) alone: on these
 /// machines PID 1 does not reap orphans, so a dead process can remain a zombie for ever; the state letter in
 /// /proc/PID/stat tells ("Z" or "X" means dead).</summary>
-public static class ProcessControl
+internal static class ProcessControl
 {
     public static int CurrentPid { get; } = Environment.ProcessId;
 

@@ -8,7 +8,7 @@ namespace Postmaster.Shmem.Os;
 /// pid is reused. Open it BEFORE checking that the pid is the process you mean, then signal through the handle: the
 /// signal reaches the process that was checked or nobody (ESRCH), never a newcomer with a recycled pid.
 /// </summary>
-public sealed class ProcessHandle : IDisposable
+internal sealed class ProcessHandle : IDisposable
 {
     private const int ENOSYS = 38;
     private readonly SafeFd? _fd;

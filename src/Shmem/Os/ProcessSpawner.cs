@@ -14,7 +14,7 @@ namespace Postmaster.Shmem.Os;
 /// <param name="StdoutFd">dup2'ed to fd 1 and 2 when set; null inherits ours.</param>
 /// <param name="InheritFds">Descriptors passed to the child, each dup2'ed to the target number (e.g. a pipe end to 3).</param>
 /// <param name="NewSession">setsid() in the child: its own session and process group, no controlling terminal.</param>
-public sealed record SpawnOptions(
+internal sealed record SpawnOptions(
     string Path,
     IReadOnlyList<string> Arguments,
     IReadOnlyDictionary<string, string>? Environment = null,
@@ -29,7 +29,7 @@ public sealed record SpawnOptions(
 /// Never waitpid(-1) and never mixed with System.Diagnostics.Process, whose children the runtime reaps itself.
 /// Descriptors are not inherited unless listed (everything this process opens is O_CLOEXEC).
 /// </summary>
-public static unsafe class ProcessSpawner
+internal static unsafe class ProcessSpawner
 {
     private static readonly int[] s_untouchableSignals = { Signals.SIGKILL, Signals.SIGSTOP, 32, 33 }; // 32/33: glibc internal
 

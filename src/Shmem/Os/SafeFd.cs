@@ -4,7 +4,7 @@ using Postmaster.Shmem.Interop;
 namespace Postmaster.Shmem.Os;
 
 /// <summary>Owns one file descriptor; Dispose closes it. -1 is the invalid value (0 is a valid descriptor).</summary>
-public sealed class SafeFd : SafeHandle
+internal sealed class SafeFd : SafeHandle
 {
     public SafeFd(int fd) : base(-1, ownsHandle: true) => SetHandle(fd);
 

@@ -1,7 +1,7 @@
 namespace Postmaster.Shmem.Os;
 
 /// <summary>Linux signal numbers (identical on x86-64 and arm64) and their strsignal() descriptions.</summary>
-public static class Signals
+internal static class Signals
 {
     public const int SIGHUP = 1;
     public const int SIGINT = 2;

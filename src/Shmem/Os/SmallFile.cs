@@ -6,7 +6,7 @@ namespace Postmaster.Shmem.Os;
 
 /// <summary>Reads a small text file that someone else may have replaced by anything: opened O_NONBLOCK|O_NOFOLLOW (a
 /// FIFO cannot hang the reader, a symbolic link is not followed), refused unless regular, read up to a bound.</summary>
-public static unsafe class SmallFile
+internal static unsafe class SmallFile
 {
     /// <summary>The file's text (at most <paramref name="maxBytes"/>); null when it does not exist. Throws
     /// <see cref="ShmemException"/> naming <paramref name="what"/> and the path otherwise.</summary>

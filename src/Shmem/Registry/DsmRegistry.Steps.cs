@@ -10,7 +10,7 @@ namespace Postmaster.Shmem.Registry;
 /// both. Writes go between <see cref="DsmRegistryTable.BeginWrite"/> and <see cref="DsmRegistryTable.EndWrite"/>;
 /// every state change is followed by a broadcast on the entry's condition variable, after the lock is released.
 /// </summary>
-public sealed partial class DsmRegistry
+internal sealed partial class DsmRegistry
 {
     /// <summary>"No claim token": claim tokens start at 1.</summary>
     private const int NoClaim = 0;

@@ -45,7 +45,7 @@ namespace Postmaster.Shmem.Registry;
 /// and a call for a name from inside that name's own initialiser (PostgreSQL self-deadlocks there). Two initialisers
 /// that each ask for the other's name from inside their initialiser still wait for each other for ever: do not.</para>
 /// </summary>
-public sealed partial class DsmRegistry
+internal sealed partial class DsmRegistry
 {
     /// <summary>How often a caller waiting for a busy name checks that its owner still lives (a dead process sends no
     /// wake-up).</summary>

@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Registry;
 ///                 Failed ──────┘
 /// </code>
 /// </summary>
-public enum DsmRegistryEntryState : int
+internal enum DsmRegistryEntryState : int
 {
     /// <summary>The entry is unused (no name).</summary>
     Free = 0,

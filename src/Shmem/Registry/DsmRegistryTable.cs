@@ -20,7 +20,7 @@ namespace Postmaster.Shmem.Registry;
 /// entry's <see cref="DsmRegistryEntry.Version"/> around their change, so <see cref="List"/> can read consistent rows
 /// without the lock.</para>
 /// </summary>
-public sealed unsafe class DsmRegistryTable
+internal sealed unsafe class DsmRegistryTable
 {
     /// <summary>Names the registry holds unless the instance says otherwise (PostgreSQL's is unbounded: a dshash).</summary>
     public const int DefaultCapacity = 128;

@@ -8,7 +8,7 @@ namespace Postmaster.Shmem.Registry;
 /// (the exit path's <see cref="DsmSession.DetachAll"/>) or the name is released here, so the region can be kept
 /// for the life of the process. Store offsets from <see cref="Region"/> in the segment, never addresses.
 /// </summary>
-public readonly struct NamedSegment
+internal readonly struct NamedSegment
 {
     internal NamedSegment(string name, DsmSegment segment)
     {

@@ -11,7 +11,7 @@ namespace Postmaster.Shmem.Segments;
 /// POSIX and mmap-file segments keep their descriptor open with a shared OFD lock on byte 0 for as long as they are
 /// attached, so a later postmaster can tell "some process still has this mapped" exactly (SysV uses shm_nattch).
 /// </summary>
-public sealed unsafe class MappedSegment : IDisposable
+internal sealed unsafe class MappedSegment : IDisposable
 {
     private SafeFd? _fd;
     private bool _detached;

@@ -1,7 +1,7 @@
 namespace Postmaster.Shmem.Segments;
 
 /// <summary>How a segment is backed by the operating system.</summary>
-public enum SegmentKind
+internal enum SegmentKind
 {
     /// <summary>System V: shmget/shmat, named by a numeric key; the kernel counts attached processes.</summary>
     SysV,

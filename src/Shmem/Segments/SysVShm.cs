@@ -5,7 +5,7 @@ namespace Postmaster.Shmem.Segments;
 
 /// <summary>What IPC_STAT tells about a System V segment (times in Unix seconds; <see cref="Mode"/> as the kernel
 /// reports it, permission bits plus SHM_DEST/SHM_LOCKED).</summary>
-public readonly record struct SysVSegmentInfo(long Size, int CreatorPid, int LastPid, long AttachCount, uint OwnerUid, uint Mode,
+internal readonly record struct SysVSegmentInfo(long Size, int CreatorPid, int LastPid, long AttachCount, uint OwnerUid, uint Mode,
     int Key = 0, uint CreatorUid = 0, long AttachTime = 0, long ChangeTime = 0)
 {
     /// <summary>The permission bits (rwxrwxrwx).</summary>

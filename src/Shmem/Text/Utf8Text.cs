@@ -8,7 +8,7 @@ namespace Postmaster.Shmem.Text;
 /// few such texts while it starts; the first use of Encoding.UTF8 alone costs an idle backend about 0.2 MB (the
 /// encoding's types, stubs and tables), which this keeps out of the common case.
 /// </summary>
-public static class Utf8Text
+internal static class Utf8Text
 {
     public static bool IsAscii(string text)
     {

@@ -103,12 +103,12 @@ public sealed class DsmControlTests
     }
 
     [Theory]
-    [InlineData(DsmType.Posix)]
-    [InlineData(DsmType.SysV)]
-    [InlineData(DsmType.Mmap)]
-    public void Shutdown_destroys_every_segment_pinned_ones_included_and_the_control_segment(DsmType type)
+    [InlineData(DsmKind.Posix)]
+    [InlineData(DsmKind.SysV)]
+    [InlineData(DsmKind.Mmap)]
+    public void Shutdown_destroys_every_segment_pinned_ones_included_and_the_control_segment(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("shutdown", type, mainRegion: 64 * 1024);
+        using var pm = new DsmTestInstance("shutdown", (DsmType)kind, mainRegion: 64 * 1024);
         var a = pm.Session(0);
         var pinned = a.Create(100_000)!;
         a.Pin(pinned);
@@ -163,16 +163,16 @@ public sealed class DsmControlTests
     /// <summary>A name or key already taken (a foreign SysV segment, a stale POSIX object) makes creation move on
     /// to the item's next generation; the other object is left alone.</summary>
     [Theory]
-    [InlineData(DsmType.Posix)]
-    [InlineData(DsmType.SysV)]
-    public void A_taken_name_or_key_is_skipped_by_moving_to_the_next_generation(DsmType type)
+    [InlineData(DsmKind.Posix)]
+    [InlineData(DsmKind.SysV)]
+    public void A_taken_name_or_key_is_skipped_by_moving_to_the_next_generation(DsmKind kind)
     {
         const int Capacity = 16;
-        using var pm = new DsmTestInstance("collision", type, capacity: Capacity);
+        using var pm = new DsmTestInstance("collision", (DsmType)kind, capacity: Capacity);
         var codec = new DsmHandleCodec(DsmHandleCodec.IndexBitsFor(Capacity));
         uint first = codec.Encode(0, 1, mainRegion: false); // what the first creation would get
         var names = pm.Config.Names;
-        using var squatter = type == DsmType.SysV
+        using var squatter = kind == DsmKind.SysV
             ? MappedSegment.CreateSysV(names.SysVKey(DsmObjectKind.Segment, first), 4096)!
             : MappedSegment.CreatePosix(names.Describe(DsmImplementation.Posix, DsmObjectKind.Segment, first), 4096)!;
         try

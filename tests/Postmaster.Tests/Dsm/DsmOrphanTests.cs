@@ -14,7 +14,7 @@ namespace Postmaster.Tests.Dsm;
 [Collection(DsmProcessCollection.Name)]
 public sealed class DsmOrphanTests
 {
-    public static TheoryData<DsmType> Types => new() { DsmType.Posix, DsmType.SysV, DsmType.Mmap };
+    public static TheoryData<DsmKind> Types => new() { DsmKind.Posix, DsmKind.SysV, DsmKind.Mmap };
 
     public enum ControlState
     {
@@ -25,13 +25,13 @@ public sealed class DsmOrphanTests
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void Cleanup_with_the_old_control_segment_removes_every_orphan(DsmType type) =>
-        CrashThenCleanup(type, ControlState.Intact);
+    public void Cleanup_with_the_old_control_segment_removes_every_orphan(DsmKind kind) =>
+        CrashThenCleanup((DsmType)kind, ControlState.Intact);
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void Cleanup_finds_every_orphan_by_tag_when_the_control_segment_is_gone(DsmType type) =>
-        CrashThenCleanup(type, ControlState.Gone);
+    public void Cleanup_finds_every_orphan_by_tag_when_the_control_segment_is_gone(DsmKind kind) =>
+        CrashThenCleanup((DsmType)kind, ControlState.Gone);
 
     [Fact]
     public void Cleanup_finds_every_orphan_by_tag_when_the_control_segment_is_corrupt() =>

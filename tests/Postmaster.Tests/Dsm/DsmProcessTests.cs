@@ -16,9 +16,9 @@ public sealed class DsmProcessTests
 {
     [Theory]
     [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
-    public void A_child_attaches_by_handle_reads_what_the_parent_wrote_and_writes_back(DsmType type, long mainRegion)
+    public void A_child_attaches_by_handle_reads_what_the_parent_wrote_and_writes_back(DsmKind kind, long mainRegion)
     {
-        using var pm = new DsmTestInstance("proc-rw", type, mainRegion: mainRegion);
+        using var pm = new DsmTestInstance("proc-rw", (DsmType)kind, mainRegion: mainRegion);
         var a = pm.Session(0);
         using var seg = a.Create(256 * 1024)!;
         Assert.Equal(mainRegion > 0, seg.Handle.IsMainRegion);
@@ -42,12 +42,12 @@ public sealed class DsmProcessTests
     }
 
     [Theory]
-    [InlineData(DsmType.Posix)]
-    [InlineData(DsmType.SysV)]
-    [InlineData(DsmType.Mmap)]
-    public void Children_create_attach_write_read_and_detach_and_the_last_one_out_destroys(DsmType type)
+    [InlineData(DsmKind.Posix)]
+    [InlineData(DsmKind.SysV)]
+    [InlineData(DsmKind.Mmap)]
+    public void Children_create_attach_write_read_and_detach_and_the_last_one_out_destroys(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("proc-many", type);
+        using var pm = new DsmTestInstance("proc-many", (DsmType)kind);
         using var creator = pm.StartChild(1);
         using var reader1 = pm.StartChild(2);
         using var reader2 = pm.StartChild(3);

@@ -11,9 +11,9 @@ public sealed class DsmReconcileTests
 {
     [Theory]
     [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
-    public void Reconcile_drops_exactly_the_dead_backend_references_and_destroys_what_nobody_holds(DsmType type, long mainRegion)
+    public void Reconcile_drops_exactly_the_dead_backend_references_and_destroys_what_nobody_holds(DsmKind kind, long mainRegion)
     {
-        using var pm = new DsmTestInstance("reconcile", type, mainRegion: mainRegion);
+        using var pm = new DsmTestInstance("reconcile", (DsmType)kind, mainRegion: mainRegion);
         var a = pm.Session(0);
         using var shared = a.Create(8192)!;
         var pinned = a.Create(8192)!;
@@ -92,11 +92,11 @@ public sealed class DsmReconcileTests
     }
 
     [Theory]
-    [InlineData(DsmType.Posix)]
-    [InlineData(DsmType.Mmap)]
-    public void A_moribund_segment_whose_destroyer_died_is_finished_by_the_supervisor(DsmType type)
+    [InlineData(DsmKind.Posix)]
+    [InlineData(DsmKind.Mmap)]
+    public void A_moribund_segment_whose_destroyer_died_is_finished_by_the_supervisor(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("reconcile-moribund", type);
+        using var pm = new DsmTestInstance("reconcile-moribund", (DsmType)kind);
         DsmHandle h;
         using (var child = pm.StartChild(6))
         {

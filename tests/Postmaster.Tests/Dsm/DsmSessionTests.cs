@@ -8,18 +8,18 @@ namespace Postmaster.Tests.Dsm;
 /// slots of one process stand for two backends).</summary>
 public sealed class DsmSessionTests
 {
-    public static TheoryData<DsmType> Types => new() { DsmType.Posix, DsmType.SysV, DsmType.Mmap };
+    public static TheoryData<DsmKind> Types => new() { DsmKind.Posix, DsmKind.SysV, DsmKind.Mmap };
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void A_created_segment_is_zeroed_and_another_session_attaches_it_by_handle(DsmType type)
+    public void A_created_segment_is_zeroed_and_another_session_attaches_it_by_handle(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("create-attach", type);
+        using var pm = new DsmTestInstance("create-attach", (DsmType)kind);
         var a = pm.Session(0);
         var b = pm.Session(1);
         using var created = a.Create(100_000)!;
         Assert.Equal(100_000, created.Size);
-        Assert.Equal((DsmImplementation)type, created.Implementation);
+        Assert.Equal((DsmImplementation)kind, created.Implementation);
         Assert.False(created.Handle.IsMainRegion);
         Assert.Equal(-1, created.Region.Span(0, 100_000).IndexOfAnyExcept((byte)0));
         Assert.Equal(0, created.Address % 64);
@@ -31,14 +31,14 @@ public sealed class DsmSessionTests
         Assert.Equal(-1, attached.Region.Span(0, 100_000).IndexOfAnyExcept((byte)0x5A));
         attached.Region.Ref<long>(8) = 42;
         Assert.Equal(42, created.Region.Ref<long>(8));
-        Assert.Equal((DsmImplementation)type, Assert.Single(SegmentObjects(pm)).Implementation);
+        Assert.Equal((DsmImplementation)kind, Assert.Single(SegmentObjects(pm)).Implementation);
     }
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void The_last_detach_destroys_the_segment_and_a_later_attach_returns_null(DsmType type)
+    public void The_last_detach_destroys_the_segment_and_a_later_attach_returns_null(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("last-detach", type);
+        using var pm = new DsmTestInstance("last-detach", (DsmType)kind);
         var a = pm.Session(0);
         var b = pm.Session(1);
         var seg = a.Create(8192)!;
@@ -57,9 +57,9 @@ public sealed class DsmSessionTests
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void Reference_counts_follow_PostgreSQL_arithmetic(DsmType type)
+    public void Reference_counts_follow_PostgreSQL_arithmetic(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("refcount", type);
+        using var pm = new DsmTestInstance("refcount", (DsmType)kind);
         var a = pm.Session(0);
         var b = pm.Session(1);
         var seg = a.Create(4096)!;
@@ -89,9 +89,9 @@ public sealed class DsmSessionTests
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void Attaching_the_same_segment_twice_in_one_process_is_an_error(DsmType type)
+    public void Attaching_the_same_segment_twice_in_one_process_is_an_error(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("double-attach", type);
+        using var pm = new DsmTestInstance("double-attach", (DsmType)kind);
         var a = pm.Session(0);
         var b = pm.Session(1);
         using var seg = a.Create(4096)!;
@@ -164,12 +164,12 @@ public sealed class DsmSessionTests
     }
 
     [Theory]
-    [InlineData(DsmType.Posix, 0)]
-    [InlineData(DsmType.SysV, 0)]
-    [InlineData(DsmType.Posix, 1024 * 1024)]
-    public void A_full_table_is_an_error_or_null_with_the_flag_and_a_freed_item_is_reused_with_a_new_handle(DsmType type, long mainRegion)
+    [InlineData(DsmKind.Posix, 0)]
+    [InlineData(DsmKind.SysV, 0)]
+    [InlineData(DsmKind.Posix, 1024 * 1024)]
+    public void A_full_table_is_an_error_or_null_with_the_flag_and_a_freed_item_is_reused_with_a_new_handle(DsmKind kind, long mainRegion)
     {
-        using var pm = new DsmTestInstance("exhaustion", type, mainRegion: mainRegion, capacity: 3);
+        using var pm = new DsmTestInstance("exhaustion", (DsmType)kind, mainRegion: mainRegion, capacity: 3);
         var a = pm.Session(0);
         var segs = Enumerable.Range(0, 3).Select(_ => a.Create(4096)!).ToList();
         var e = Assert.Throws<ShmemException>(() => a.Create(4096));

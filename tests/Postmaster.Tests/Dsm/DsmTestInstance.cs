@@ -12,7 +12,7 @@ using Postmaster.Tests.Support;
 namespace Postmaster.Tests.Dsm;
 
 /// <summary>Collects what the DSM layer logs, for assertions.</summary>
-public sealed class ListLogger : IShmemLogger
+internal sealed class ListLogger : IShmemLogger
 {
     private readonly ConcurrentQueue<(ShmemLogLevel Level, string Message)> _lines = new();
 
@@ -34,15 +34,15 @@ public sealed class ListLogger : IShmemLogger
 /// fails the test if any object tagged with the instance is still there (removing it first, so nothing is left either
 /// way).
 /// </summary>
-public sealed class DsmTestInstance : IDisposable
+internal sealed class DsmTestInstance : IDisposable
 {
     /// <summary>Every implementation, and POSIX with a main region (second value: min_dynamic_shared_memory).</summary>
-    public static TheoryData<DsmType, long> Kinds => new()
+    public static TheoryData<DsmKind, long> Kinds => new()
     {
-        { DsmType.Posix, 0 },
-        { DsmType.SysV, 0 },
-        { DsmType.Mmap, 0 },
-        { DsmType.Posix, 1024 * 1024 }, // main region
+        { DsmKind.Posix, 0 },
+        { DsmKind.SysV, 0 },
+        { DsmKind.Mmap, 0 },
+        { DsmKind.Posix, 1024 * 1024 }, // main region
     };
 
     public const int DefaultMaxBackends = 8;

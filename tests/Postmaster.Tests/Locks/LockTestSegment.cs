@@ -11,7 +11,7 @@ namespace Postmaster.Tests.Locks;
 /// Dispose destroys the segment (also when the test failed). Child processes get the layout through
 /// <see cref="ChildArgs"/>.
 /// </summary>
-public sealed class LockTestSegment : IDisposable
+internal sealed class LockTestSegment : IDisposable
 {
     public const int TrancheCapacity = 16;
     public const int DataSize = 4096;

@@ -13,12 +13,12 @@ namespace Postmaster.Tests.Registry;
 public sealed class DsmRegistryProcessTests
 {
     [Theory]
-    [InlineData(DsmType.Posix)]
-    [InlineData(DsmType.SysV)]
-    [InlineData(DsmType.Mmap)]
-    public void A_value_set_by_one_backend_is_read_back_by_a_new_backend(DsmType type)
+    [InlineData(DsmKind.Posix)]
+    [InlineData(DsmKind.SysV)]
+    [InlineData(DsmKind.Mmap)]
+    public void A_value_set_by_one_backend_is_read_back_by_a_new_backend(DsmKind kind)
     {
-        using var pm = new DsmTestInstance("reg-tdr", type);
+        using var pm = new DsmTestInstance("reg-tdr", (DsmType)kind);
         int setter;
         using (var child = pm.StartChild(2, "registry"))
         {

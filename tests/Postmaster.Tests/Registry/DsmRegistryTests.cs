@@ -15,9 +15,9 @@ public sealed class DsmRegistryTests
 {
     [Theory]
     [MemberData(nameof(DsmTestInstance.Kinds), MemberType = typeof(DsmTestInstance))]
-    public void The_first_caller_initialises_once_and_every_later_caller_finds_the_same_segment(DsmType type, long mainRegion)
+    public void The_first_caller_initialises_once_and_every_later_caller_finds_the_same_segment(DsmKind kind, long mainRegion)
     {
-        using var pm = new DsmTestInstance("reg-basic", type, mainRegion: mainRegion);
+        using var pm = new DsmTestInstance("reg-basic", (DsmType)kind, mainRegion: mainRegion);
         var a = pm.Registry(0);
         var b = pm.Registry(1);
         int inits = 0;

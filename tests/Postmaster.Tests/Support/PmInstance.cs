@@ -12,7 +12,7 @@ namespace Postmaster.Tests.Support;
 /// runs (immediate, then SIGKILL), removes any segment the instance left, deletes the directory, and — unless the
 /// test already failed — asserts that nothing was left behind (no segment, no process).
 /// </summary>
-public sealed class PmInstance : IDisposable
+internal sealed class PmInstance : IDisposable
 {
     private static int s_counter;
     private readonly HashSet<int> _pids = new();

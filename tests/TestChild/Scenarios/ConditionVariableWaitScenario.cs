@@ -6,7 +6,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// cv-wait: takes lock=OFFSET exclusively, prints "waiting", and waits on the condition variable at cv=OFFSET until
 /// the 64-bit value at value=OFFSET reaches target=N (bounded by timeout-ms=T). Prints "woken=True|False value=V".
 /// </summary>
-public static class ConditionVariableWaitScenario
+internal static class ConditionVariableWaitScenario
 {
     public static int Run(ScenarioArgs args)
     {

@@ -9,7 +9,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// <summary>What a backend-like scenario process opens: the test's instance (datadir=DIR key=K id=I, a POSIX main
 /// segment), lock owner slot=N, and a <see cref="DsmSession"/> of type=posix|sysv|mmap. Dispose releases them in
 /// reverse order.</summary>
-public sealed class DsmChildContext : IDisposable
+internal sealed class DsmChildContext : IDisposable
 {
     private DsmChildContext(InstanceShmem instance, LockOwner owner, DsmSession dsm)
     {

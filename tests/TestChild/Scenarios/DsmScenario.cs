@@ -25,7 +25,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// </code>
 /// A command that fails answers "error MESSAGE" and the loop goes on.
 /// </summary>
-public static class DsmScenario
+internal static class DsmScenario
 {
     public static int Run(ScenarioArgs args)
     {

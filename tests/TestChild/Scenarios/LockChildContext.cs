@@ -9,7 +9,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// owner table (owners=OFFSET) attached, and a <see cref="LockOwner"/> for slot=N. Dispose is the normal exit path:
 /// it releases every lock still held (<see cref="LockOwner.Dispose"/>) and detaches.
 /// </summary>
-public sealed class LockChildContext : IDisposable
+internal sealed class LockChildContext : IDisposable
 {
     private readonly MappedSegment _segment;
 

@@ -6,7 +6,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// lock-counter: after "ready" and a "go" line on stdin, increments the 64-bit counter at counter=OFFSET n=N times,
 /// each time under the exclusive lock at lock=OFFSET, with a deliberately non-atomic read-modify-write. Prints "done".
 /// </summary>
-public static class LockCounterScenario
+internal static class LockCounterScenario
 {
     public static int Run(ScenarioArgs args)
     {

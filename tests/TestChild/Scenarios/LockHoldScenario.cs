@@ -7,7 +7,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// "holding", then waits for a line on stdin: "exit" returns normally, so the exit path (LockOwner.Dispose, i.e.
 /// ReleaseAll) releases everything. The test may instead kill it while it holds the locks.
 /// </summary>
-public static class LockHoldScenario
+internal static class LockHoldScenario
 {
     public static int Run(ScenarioArgs args)
     {

@@ -8,7 +8,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// reader without the lock would see a half-written record). role=reader: n=N times, under the shared lock, checks
 /// that all fields are equal. Both wait for "go" after "ready"; the reader prints "violations=V reads=N".
 /// </summary>
-public static class LockRecordScenario
+internal static class LockRecordScenario
 {
     public static int Run(ScenarioArgs args)
     {

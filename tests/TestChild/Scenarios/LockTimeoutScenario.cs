@@ -7,7 +7,7 @@ namespace Postmaster.TestChild.Scenarios;
 /// lock-timeout: tries to acquire lock=OFFSET exclusively with a timeout of timeout-ms=N and prints
 /// "acquired=True|False elapsed-ms=E held=H" (H = locks recorded afterwards).
 /// </summary>
-public static class LockTimeoutScenario
+internal static class LockTimeoutScenario
 {
     public static int Run(ScenarioArgs args)
     {

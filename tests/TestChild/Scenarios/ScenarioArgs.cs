@@ -1,7 +1,7 @@
 namespace Postmaster.TestChild.Scenarios;
 
 /// <summary>A scenario's "key=value" arguments. A missing or malformed value throws, naming the key.</summary>
-public sealed class ScenarioArgs
+internal sealed class ScenarioArgs
 {
     private readonly Dictionary<string, string> _values;
 
