@@ -69,12 +69,13 @@ internal static class WorkerResolver
 
     private static void PrepareRun(Type type)
     {
-        var api = typeof(IBackgroundWorker).IsAssignableFrom(type) ? typeof(IBackgroundWorker) : typeof(IAsyncBackgroundWorker);
-        foreach (var method in type.GetInterfaceMap(api).TargetMethods)
+        bool sync = typeof(IBackgroundWorker).IsAssignableFrom(type);
+        foreach (var method in type.GetInterfaceMap(sync ? typeof(IBackgroundWorker) : typeof(IAsyncBackgroundWorker)).TargetMethods)
         {
             RuntimeHelpers.PrepareMethod(method.MethodHandle);
             // An async method's body is its state machine's MoveNext (a non-generic type unless the worker is generic).
-            if (method.GetCustomAttribute<AsyncStateMachineAttribute>()?.StateMachineType is { IsGenericTypeDefinition: false } machine &&
+            if (!sync && method.GetCustomAttribute(typeof(AsyncStateMachineAttribute)) is AsyncStateMachineAttribute
+                    { StateMachineType: { IsGenericTypeDefinition: false } machine } &&
                 machine.GetMethod("MoveNext", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic) is { } moveNext)
                 RuntimeHelpers.PrepareMethod(moveNext.MethodHandle);
         }

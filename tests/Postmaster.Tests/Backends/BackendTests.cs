@@ -197,7 +197,7 @@ public sealed class BackendTests
     public void Two_copies_of_a_worker_library_in_different_directories_run_from_the_same_pool()
     {
         // Two deployments of one library (same assembly name, different paths), both preloaded by every pool member;
-        // the second directory also carries its own copy of the worker API, which must not be the one used.
+        // the second directory also carries its own copies of the worker SDK and the engine, which must not be used.
         string root = Directory.CreateTempSubdirectory("pmtest-twolibs-").FullName;
         try
         {
@@ -208,7 +208,8 @@ public sealed class BackendTests
                 Directory.CreateDirectory(d);
                 File.Copy(Path.Combine(src, "TestChild.dll"), Path.Combine(d, "TestChild.dll"));
             }
-            File.Copy(Path.Combine(src, "Postmaster.Shmem.dll"), Path.Combine(dirs[1], "Postmaster.Shmem.dll"));
+            foreach (var api in new[] { "Postmaster.Workers.dll", "Postmaster.Shmem.dll" })
+                File.Copy(Path.Combine(src, api), Path.Combine(dirs[1], api));
             string[] entries = dirs.Select(d => $"{Path.Combine(d, "TestChild.dll")}:Postmaster.TestChild.Workers.MarkerWorker").ToArray();
             string[] markers = dirs.Select(d => Path.Combine(d, "marker")).ToArray();
             using var pm = Instance("twolibs", "backend_pool_size = 2", "log_min_messages = debug1",
@@ -251,6 +252,23 @@ public sealed class BackendTests
         {
             Directory.Delete(stamps, recursive: true);
         }
+    }
+
+    /// <summary>docs/architecture.md, "Start-up without the JIT": a backend running the built-in idle worker runs
+    /// ReadyToRun code only, so the JIT (libclrjit.so) is never mapped. Checked once a pool member has parked too (it
+    /// starts after the static workers), which gives the idle worker time to settle; a JIT loaded after the check would
+    /// go unnoticed here (the resources bench reads the mappings after 3 s).</summary>
+    [Fact]
+    public void An_idle_built_in_worker_runs_without_the_JIT()
+    {
+        using var pm = Instance("nojit", "worker.i.entry = 'idle'", "backend_pool_size = 1");
+        pm.StartOk();
+        BackendRow? idle = null;
+        Wait.Until(() => pm.Backends() is var rows && (idle = rows.FirstOrDefault(x => x.Name == "i" && x.State == "running")) is not null &&
+                         rows.Any(x => x.State == "idle (pool)"), "the idle worker and a parked pool member");
+        Assert.False(File.ReadAllText($"/proc/{idle!.Pid}/maps").Contains("libclrjit.so", StringComparison.Ordinal),
+            $"the idle worker (PID {idle.Pid}) has the JIT mapped");
+        Assert.Equal(0, pm.Stop().ExitCode);
     }
 
     [Fact]
@@ -341,8 +359,11 @@ public sealed class BackendTests
 
     [Theory]
     [InlineData("TESTCHILD:Postmaster.TestChild.Workers.Missing", "could not find type \"Postmaster.TestChild.Workers.Missing\"")]
-    [InlineData("TESTCHILD:Postmaster.TestChild.Workers.NotAWorker", "does not implement Postmaster.Workers.IBackgroundWorker")]
-    [InlineData("SHMEM:Postmaster.Shmem.Text.Utf8Text", "does not implement Postmaster.Workers.IBackgroundWorker")] // large: found by name
+    [InlineData("TESTCHILD:Postmaster.TestChild.Workers.NotAWorker",
+        "does not implement Postmaster.Workers.IBackgroundWorker or Postmaster.Workers.IAsyncBackgroundWorker")]
+    [InlineData("TESTCHILD:Postmaster.TestChild.Workers.TwoFacedWorker",
+        "implements both Postmaster.Workers.IBackgroundWorker and Postmaster.Workers.IAsyncBackgroundWorker")]
+    [InlineData("SHMEM:Postmaster.Shmem.Text.Utf8Text", "does not implement Postmaster.Workers.IBackgroundWorker or")] // large: found by name
     [InlineData("SHMEM:Postmaster.Shmem.NoSuchType", "could not find type \"Postmaster.Shmem.NoSuchType\"")]
     public void A_bad_entry_point_fails_with_a_clear_error(string entry, string message)
     {
