@@ -1,12 +1,16 @@
+using Postmaster.Shmem.Errors;
+
 namespace Postmaster.Workers;
 
 /// <summary>
 /// What a worker gets from its backend: its identity and argument, a token fired by SIGTERM (and by the
 /// postmaster's death), the instance's shared-memory services, locks, its exit callbacks and the server log. One per
 /// backend process, made by the backend; its members are safe to use from any thread of the worker.
-/// <para>Failures of the shared-memory services are <c>Postmaster.Shmem.Errors.ShmemException</c> (and its
-/// subclasses <c>LWLockException</c>, <c>OsCallException</c>, <c>ShmemCorruptException</c>) with PostgreSQL-style
-/// messages; argument errors are the usual <see cref="ArgumentException"/>s.</para>
+/// <para>Failures of the shared-memory services are <see cref="ShmemException"/>s (Postmaster.Shmem.dll, the engine
+/// under this SDK: <see cref="LWLockException"/>, <see cref="OsCallException"/>, <see cref="ShmemCorruptException"/>)
+/// with PostgreSQL-style messages and optional <see cref="ShmemException.Detail"/> and <see cref="ShmemException.Hint"/>;
+/// argument errors are the usual <see cref="ArgumentException"/>s. A <see cref="ShmemCorruptException"/> escaping the
+/// worker makes the postmaster rebuild shared memory (a crash restart) instead of restarting the worker.</para>
 /// </summary>
 public abstract class WorkerContext
 {
@@ -54,7 +58,7 @@ public abstract class WorkerContext
     /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
     /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true. The space
     /// lasts as long as the instance's shared memory (until shutdown or a crash restart) and is never freed.
-    /// Throws <c>ShmemException</c> when the name is too long or the main segment has no room left
+    /// Throws <see cref="ShmemException"/> when the name is too long or the main segment has no room left
     /// (<c>shared_memory_size</c>).</summary>
     /// <param name="name">The allocation's name, shown by <c>postmaster shmem</c>.</param>
     /// <param name="size">Bytes; every caller must ask for the same size.</param>
