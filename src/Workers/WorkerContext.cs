@@ -58,8 +58,9 @@ public abstract class WorkerContext
     /// <summary>Named space in the main segment (PostgreSQL's ShmemInitStruct): the first caller in the instance
     /// gets zeroed memory and <paramref name="found"/> = false; everyone else the same memory and true. The space
     /// lasts as long as the instance's shared memory (until shutdown or a crash restart) and is never freed.
-    /// Throws <see cref="ShmemException"/> when the name is too long or the main segment has no room left
-    /// (<c>shared_memory_size</c>).</summary>
+    /// Throws <see cref="ArgumentException"/> for an empty name or one over 63 bytes, and
+    /// <see cref="ShmemException"/> when the size differs from the existing allocation's or the main segment has no
+    /// room left (<c>shared_memory_size</c>).</summary>
     /// <param name="name">The allocation's name, shown by <c>postmaster shmem</c>.</param>
     /// <param name="size">Bytes; every caller must ask for the same size.</param>
     /// <param name="found">False for the caller that made it.</param>
