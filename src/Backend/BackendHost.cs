@@ -105,8 +105,8 @@ internal sealed class BackendHost
     /// <summary>A WARNING with the stack trace: the exit path goes on with the next callback.</summary>
     private void ExitCallbackFailed(string what, Exception e)
     {
-        e = WorkerException.Unwrap(e);
-        _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {WorkerException.Summary(e)}", context: WorkerException.Trace(e));
+        e = ExceptionReport.Unwrap(e);
+        _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {ExceptionReport.Summary(e)}", context: ExceptionReport.Trace(e));
     }
 
     /// <summary>
@@ -209,7 +209,7 @@ internal sealed class BackendHost
         }
         catch (Exception caught)
         {
-            return WorkerFailed(WorkerException.Unwrap(caught));
+            return WorkerFailed(ExceptionReport.Unwrap(caught));
         }
     }
 
@@ -232,7 +232,7 @@ internal sealed class BackendHost
         if (e is ShmemCorruptException corrupt && _stop.Reason != StopReason.PostmasterDeath)
             return ShmemInvalid($"background worker \"{_name}\"", corrupt);
         var shmem = e as ShmemException;
-        Fatal($"background worker \"{_name}\" failed: {WorkerException.Summary(e)}", shmem?.Detail, shmem?.Hint, WorkerException.Trace(e));
+        Fatal($"background worker \"{_name}\" failed: {ExceptionReport.Summary(e)}", shmem?.Detail, shmem?.Hint, ExceptionReport.Trace(e));
         return ExitFailure;
     }
 

@@ -8,7 +8,7 @@ namespace Postmaster.Backend;
 /// frames). An <see cref="AggregateException"/> of one exception (a task's fault seen through <c>Wait</c> or
 /// <c>Result</c>) stands for that exception.
 /// </summary>
-internal static class WorkerException
+internal static class ExceptionReport
 {
     /// <summary><paramref name="e"/> without the AggregateException wrappers that hold exactly one exception.</summary>
     public static Exception Unwrap(Exception e)
