@@ -40,9 +40,14 @@ internal struct LWLockOwnerRecord
     public static unsafe ref HeldLockEntry HeldAt(LWLockOwnerRecord* record, int index)
     {
         if ((uint)index >= LockOwner.MaxHeldLocks)
-            throw new ArgumentOutOfRangeException(nameof(index), index, $"held-lock entries are 0..{LockOwner.MaxHeldLocks - 1}");
+            ThrowIndexOutOfRange(index);
         return ref Unsafe.Add(ref Unsafe.As<HeldLockArray, HeldLockEntry>(ref record->Held), index);
     }
+
+    // Out of line: an inlined interpolated-string throw makes every caller zero its string-handler locals.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowIndexOutOfRange(int index) =>
+        throw new ArgumentOutOfRangeException(nameof(index), index, $"held-lock entries are 0..{LockOwner.MaxHeldLocks - 1}");
 }
 
 /// <summary>One owner-record entry: which lock (segment id, offset), its tranche (so it can be named without

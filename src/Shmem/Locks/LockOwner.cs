@@ -16,8 +16,9 @@ namespace Postmaster.Shmem.Locks;
 /// ever). A hold may be released by another thread (code that acquired before an <c>await</c> and releases on the
 /// continuation): <see cref="Hold"/> returns a token that releases exactly that hold from anywhere, and
 /// <see cref="Release"/> from a thread that does not hold the lock releases one hold of it by this process.</para>
-/// <para><b>The record.</b> Each hold occupies one entry of the slot's shared record, claimed with a CAS (so threads
-/// need no process-local lock), written (phase <see cref="HeldLockPhase.Acquiring"/>) BEFORE the atomic acquire attempt
+/// <para><b>The record.</b> Each hold occupies one entry of the slot's shared record. A thread claims entries in its
+/// own lane (a run of entries only it claims, so plain stores do) or, without one or beyond it, in the overflow area
+/// with a CAS; no process-local lock is taken. An entry is written (phase <see cref="HeldLockPhase.Acquiring"/>) BEFORE the atomic acquire attempt
 /// and freed AFTER the release, so a process killed on any thread between the CAS and the bookkeeping still shows up as
 /// a possible holder. That is conservative: the supervisor then restarts rather than trusting the lock. Process-local
 /// arrays parallel to the entries hold what shared memory must not (addresses) or need not (holder, sequence).</para>
@@ -35,9 +36,15 @@ public sealed unsafe class LockOwner : IDisposable
     /// <summary>"No slot", in a lock's exclusive-owner field.</summary>
     public const int NoSlot = -1;
 
-    /// <summary>Entries between the first entries two holders (threads) try, so their entries do not share a cache
-    /// line: 8 entries of 16 bytes.</summary>
-    private const int HolderSpacing = 8;
+    /// <summary>Entries per lane: a thread's own run of entries, which only it claims (with plain stores: no other
+    /// thread claims there, others only free). 8 entries of 16 bytes = two cache lines, never shared between lanes.</summary>
+    private const int LaneSize = 8;
+
+    /// <summary>Lanes in a record (the first LaneCount × LaneSize entries); the rest is the overflow area, where a
+    /// thread without a lane, or with a full one, claims entries with a CAS.</summary>
+    private const int LaneCount = 16;
+
+    private const int OverflowStart = LaneSize * LaneCount;
 
     [ThreadStatic] private static Holder? t_holder;        // the calling thread's holder of the owner used last
     [ThreadStatic] private static Holder[]? t_otherHolders; // its holders of other owners (tests use several)
@@ -58,6 +65,10 @@ public sealed unsafe class LockOwner : IDisposable
     /// <summary>Per entry, how many times it has been claimed: tells a stale <see cref="LWLockHold"/> from the
     /// current one.</summary>
     private readonly long[] _sequence = new long[MaxHeldLocks];
+
+    /// <summary>Per lane, the <see cref="Holder.Id"/> that owns it; 0 = free. Claimed by CAS when a thread first takes a
+    /// lock through this owner, returned when its holder is collected (the thread ended) with the lane empty.</summary>
+    private readonly int[] _laneOwner = new int[LaneCount];
 
     private int _holderCount;
     private int _aborting; // non-zero once the exit path runs: acquires still sleeping give up
@@ -166,7 +177,7 @@ public sealed unsafe class LockOwner : IDisposable
             if (_holderOf[index] == h.Id && e.Is(lwlock.Offset, lwlock.SegmentId))
             {
                 h.Count--;
-                h.Cursor = index; // the next acquire reuses this (hot, free) entry
+                h.Released(index); // the next acquire reuses this (hot, free) entry
                 ReleaseEntry(index, lwlock.Address);
                 return;
             }
@@ -283,7 +294,7 @@ public sealed unsafe class LockOwner : IDisposable
         if (h is not null && h.Owner == this && _holderOf[entry] == h.Id)
         {
             h.Remove(entry);
-            h.Cursor = entry;
+            h.Released(entry);
         }
         ReleaseEntry(entry, lwlock.Address);
     }
@@ -311,7 +322,23 @@ public sealed unsafe class LockOwner : IDisposable
             }
         }
         int id = Interlocked.Increment(ref _holderCount);
-        return t_holder = new Holder(this, id, (id - 1) * HolderSpacing % MaxHeldLocks);
+        int lane = -1;
+        for (int k = 0; k < LaneCount && lane < 0; k++)
+            if (Interlocked.CompareExchange(ref _laneOwner[k], id, 0) == 0)
+                lane = k;
+        return t_holder = new Holder(this, id, lane < 0 ? -1 : lane * LaneSize);
+    }
+
+    /// <summary>A holder was collected (its thread ended): its lane is free for another thread once no entry in it is
+    /// in use (holds that moved to other threads keep it until process exit).</summary>
+    private void ReturnLane(Holder h)
+    {
+        // Process-local state only: the finalizer may run after the segment was unmapped. A dead thread has no acquire
+        // in progress, so its lane entries are in use exactly when a hold of them is (holder set).
+        for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
+            if (Volatile.Read(ref _holderOf[i]) != 0)
+                return;
+        Volatile.Write(ref _laneOwner[h.LaneStart / LaneSize], 0);
     }
 
     private static void Park(Holder[] others, Holder h)
@@ -337,43 +364,63 @@ public sealed unsafe class LockOwner : IDisposable
         t_otherHolders![others.Length] = h;
     }
 
-    /// <summary>Claims a free entry with a CAS (from the holder's cursor on), writes the lock into it as
-    /// <see cref="HeldLockPhase.Acquiring"/> and returns its index. Validates everything first, so a throw leaves no
-    /// trace.</summary>
+    /// <summary>Claims a free entry — in the thread's lane with plain stores, else in the overflow area with a CAS —
+    /// writes the lock into it as <see cref="HeldLockPhase.Acquiring"/> and returns its index. Validates everything
+    /// first, so a throw leaves no trace.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Claim(Holder h, LWLock* l, in LWLockHandle lwlock, LWLockMode mode)
     {
         if (h.Count != 0 || l == null || (uint)((byte)mode - 1) > 1u || _aborting != 0) // 1u: Shared (1), Exclusive (2)
             CheckCanRecord(h, lwlock, mode);
         ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
-        long offset = lwlock.Offset;
-        var record = _record;
         int index = h.Cursor;
-        ref var e = ref LWLockOwnerRecord.HeldAt(record, index);
-        if (Interlocked.CompareExchange(ref e.Tag, tag, 0) != 0)
-        {
-            index = ClaimSlow(h, tag);
-            e = ref LWLockOwnerRecord.HeldAt(record, index);
-        }
-        // A death right here leaves an Acquiring entry naming this entry's previous offset: still a possible holder.
-        e.Offset = offset;
+        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+        if (h.LaneStart < 0 || Volatile.Read(ref e.Tag) != 0)
+            return ClaimSlow(h, lwlock, tag);
+        // Only this thread claims entries of its lane: offset first, then the tag. The lock's CAS that follows is a
+        // full fence, so the entry is visible before the attempt.
+        e.Offset = lwlock.Offset;
+        e.Tag = tag;
         _addresses[index] = (nint)l;
         _sequence[index]++;
         return index;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int ClaimSlow(Holder h, ulong tag)
+    private int ClaimSlow(Holder h, in LWLockHandle lwlock, ulong tag)
     {
-        for (int n = 1; n < MaxHeldLocks; n++)
+        int index = -1;
+        if (h.LaneStart >= 0)
         {
-            int i = (h.Cursor + n) % MaxHeldLocks;
+            for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
+            {
+                ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+                if (Volatile.Read(ref e.Tag) == 0)
+                {
+                    e.Offset = lwlock.Offset;
+                    e.Tag = tag;
+                    index = i;
+                    break;
+                }
+            }
+        }
+        for (int i = OverflowStart; index < 0 && i < MaxHeldLocks; i++)
+        {
             ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
             if (Volatile.Read(ref e.Tag) == 0 && Interlocked.CompareExchange(ref e.Tag, tag, 0) == 0)
-                return i;
+            {
+                // A death right here leaves an Acquiring entry naming its previous offset: still a possible holder.
+                e.Offset = lwlock.Offset;
+                index = i;
+            }
         }
-        throw new LWLockException("too many LWLocks taken",
-            $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {MaxHeldLocks} locks over all its threads, the limit (MaxHeldLocks).");
+        if (index < 0)
+            throw new LWLockException("too many LWLocks taken",
+                $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {HeldCount} locks over its threads; " +
+                $"the limit is {MaxHeldLocks} (MaxHeldLocks), of which a thread may use at most {MaxHeldLocks - OverflowStart + LaneSize}.");
+        _addresses[index] = (nint)lwlock.Address;
+        _sequence[index]++;
+        return index;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -384,6 +431,7 @@ public sealed unsafe class LockOwner : IDisposable
         _holderOf[index] = h.Id;
         LWLockOwnerRecord.HeldAt(_record, index).Phase = HeldLockPhase.Held;
         h.Push(index);
+        h.Claimed(index);
     }
 
     /// <summary>Releases the lock of a held entry and frees the entry (its holder's list is the caller's concern).</summary>
@@ -412,7 +460,7 @@ public sealed unsafe class LockOwner : IDisposable
             if (_holderOf[i] == h.Id && IsHeldEntryOf(i, lwlock))
             {
                 h.RemoveAt(k);
-                h.Cursor = i;
+                h.Released(i);
                 ReleaseEntry(i, lwlock.Address);
                 return;
             }
@@ -490,15 +538,39 @@ public sealed unsafe class LockOwner : IDisposable
     {
         public readonly LockOwner Owner;
         public readonly int Id;
+        public readonly int LaneStart; // first entry of its lane; -1 = no lane (every claim goes to the overflow area)
         public int[] Entries = new int[16];
         public int Count;
-        public int Cursor;
+        public int Cursor; // in the lane: the entry tried first
 
-        public Holder(LockOwner owner, int id, int cursor)
+        public Holder(LockOwner owner, int id, int laneStart)
         {
             Owner = owner;
             Id = id;
-            Cursor = cursor;
+            LaneStart = laneStart;
+            Cursor = laneStart < 0 ? 0 : laneStart;
+        }
+
+        ~Holder()
+        {
+            if (LaneStart >= 0)
+                Owner.ReturnLane(this);
+        }
+
+        /// <summary>Entry <paramref name="index"/> was just taken: the next claim tries the one after it in the lane.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Claimed(int index)
+        {
+            if ((uint)(index - LaneStart) < LaneSize - 1)
+                Cursor = index + 1;
+        }
+
+        /// <summary>Entry <paramref name="index"/> was just freed by this thread: reuse it next (LIFO keeps it hot).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Released(int index)
+        {
+            if ((uint)(index - LaneStart) < LaneSize)
+                Cursor = index;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
