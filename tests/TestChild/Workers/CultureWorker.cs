@@ -4,7 +4,8 @@ using Postmaster.Workers;
 namespace Postmaster.TestChild.Workers;
 
 /// <summary>Logs what globalization the backend has: "culture de-DE: decimal separator ','" with ICU, or "culture
-/// de-DE: CultureNotFoundException" under invariant globalization; then exits 0.</summary>
+/// de-DE: CultureNotFoundException" under invariant globalization; then exits 0 (with argument "wait": waits until
+/// stopped, for memory measurements).</summary>
 public sealed class CultureWorker : IBackgroundWorker
 {
     public int Run(WorkerContext context)
@@ -18,6 +19,8 @@ public sealed class CultureWorker : IBackgroundWorker
         {
             context.Log($"culture de-DE: {e.GetType().Name}");
         }
+        if (context.Argument == "wait")
+            context.WaitUntilStopping(Timeout.InfiniteTimeSpan);
         return 0;
     }
 }
