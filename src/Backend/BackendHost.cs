@@ -77,7 +77,13 @@ internal sealed class BackendHost
                     new ShmemCorruptException($"{BackendSlotArray.StructureName}: slot {_p.Slot} holds state {(int)info.State} generation {info.Generation}, " +
                                               $"expected state {(int)BackendSlotState.Assigned} generation {_p.Generation}"));
             }
-            _exit.OnShmemExit("release backend slot", () => shmem.Slots.MarkInactive(_p.Slot));
+            bool locksReleased = true;
+            // An acquire that could not be stopped leaves the slot Active: the supervisor then treats the exit as a crash.
+            _exit.OnShmemExit("release backend slot", () =>
+            {
+                if (locksReleased)
+                    shmem.Slots.MarkInactive(_p.Slot);
+            });
             LockOwner owner;
             try
             {
@@ -87,7 +93,15 @@ internal sealed class BackendHost
             {
                 return ShmemInvalid($"could not take lock owner slot {_p.Slot}", e);
             }
-            _exit.OnShmemExit("release locks", owner.ReleaseAll);
+            _exit.OnShmemExit("release locks", () =>
+            {
+                locksReleased = owner.ReleaseAll(
+                    (name, mode) => _log.Write(BackendLog.Warning, $"lock {name} was still held ({mode}) when the backend exited; released"),
+                    ExitAcquireWait);
+                if (!locksReleased)
+                    _log.Write(BackendLog.Warning, "a lock acquire on another thread did not stop at exit",
+                        "The backend's slot stays in use, so the postmaster treats this exit as a crash.");
+            });
             dsm = new LazyDsmSession(() => new DsmSession(shmem, owner, DsmConfigFor(_p), new BackendShmemLog(_log)));
             code = RunWorker(shmem, owner, dsm);
         }
@@ -108,6 +122,9 @@ internal sealed class BackendHost
         e = ExceptionReport.Unwrap(e);
         _log.Write(BackendLog.Warning, $"exit callback \"{what}\" failed: {ExceptionReport.Summary(e)}", context: ExceptionReport.Trace(e));
     }
+
+    /// <summary>How long the exit path waits for lock acquires still sleeping on other threads to give up.</summary>
+    private static readonly TimeSpan ExitAcquireWait = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// The one FATAL line of a backend that found shared memory invalid, and its exit code

@@ -6,8 +6,8 @@ namespace Postmaster.Workers;
 /// A scoped hold of one lock, from <see cref="WorkerLocks.Hold"/>:
 /// <c>using var held = context.Locks.Hold(lk, LWLockMode.Exclusive);</c> releases the lock at the end of the scope,
 /// also when an exception leaves it. Disposing releases exactly this hold, from whichever thread disposes it (so the
-/// scope may span an <c>await</c>); disposing it again, or disposing a default value, does nothing. Do not copy it
-/// around: every copy releases the same hold.
+/// scope may span an <c>await</c>); disposing it again, or disposing a default value, does nothing. Copies are the same
+/// hold: the first one disposed releases it, the others then do nothing.
 /// </summary>
 public readonly struct LWLockHold : IDisposable
 {

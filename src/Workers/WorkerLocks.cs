@@ -10,15 +10,21 @@ namespace Postmaster.Workers;
 /// taken, so the postmaster knows what a process that died held: a backend that dies holding a lock, or inside a
 /// critical section, makes the postmaster restart every backend and rebuild shared memory (PostgreSQL's crash
 /// restart); one that held nothing is cleaned up alone while the others keep running.
-/// <para>Rules (PostgreSQL's): locks are not re-entrant (acquiring one this process holds throws
-/// <see cref="LWLockException"/>), at most <see cref="MaxHeldLocks"/> at once, hold them for short stretches of
-/// memory access only, and release what you take (<see cref="Hold"/> does it for you). Whatever is still held at exit
-/// is released by the exit path. Errors: <see cref="LWLockException"/> for misuse (nothing has changed when it is
-/// thrown), <see cref="ArgumentException"/> for an empty handle or an undefined mode.</para>
+/// <para><b>Threads.</b> Safe from any thread of the worker. The holder of a lock is the thread that acquired it: two
+/// threads of one process contending for a lock behave like two processes (the second waits). A hold may end on
+/// another thread (async code that acquires before an <c>await</c>): the <see cref="LWLockHold"/> from
+/// <see cref="Hold"/> releases exactly its hold from anywhere, and <see cref="Release"/> on a thread that does not hold
+/// the lock releases one hold of it by this process.</para>
+/// <para><b>Rules</b> (PostgreSQL's): locks are not re-entrant (a thread acquiring one it holds gets
+/// <see cref="LWLockException"/>: it would wait for ever), at most <see cref="MaxHeldLocks"/> at once in the process,
+/// hold them for short stretches of memory access only, and release what you take (<see cref="Hold"/> does it for
+/// you). Whatever is still held at exit is released by the exit path, with a WARNING naming it. Errors:
+/// <see cref="LWLockException"/> for misuse (nothing has changed when it is thrown), <see cref="ArgumentException"/>
+/// for an empty handle or an undefined mode.</para>
 /// </summary>
 public sealed class WorkerLocks
 {
-    /// <summary>Most locks one process holds at once (PostgreSQL's MAX_SIMUL_LWLOCKS); one more throws
+    /// <summary>Most locks one process holds at once, over all its threads (PostgreSQL's MAX_SIMUL_LWLOCKS); one more throws
     /// <see cref="LWLockException"/> "too many LWLocks taken".</summary>
     public const int MaxHeldLocks = Engine.LockOwner.MaxHeldLocks;
 
@@ -53,9 +59,9 @@ public sealed class WorkerLocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(in LWLockHandle lwlock, LWLockMode mode) => _owner.TryAcquire(in lwlock.Inner, (Engine.LWLockMode)mode);
 
-    /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held. Any order works; releasing the most
-    /// recently taken lock first is cheapest. Releasing a lock this process does not hold throws
-    /// <see cref="LWLockException"/>.</summary>
+    /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held: the calling thread's hold, else one
+    /// hold of it by another thread of this process. Any order works; releasing the most recently taken lock first is
+    /// cheapest. Releasing a lock this process does not hold throws <see cref="LWLockException"/>.</summary>
     /// <param name="lwlock">The lock.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Release(in LWLockHandle lwlock) => _owner.Release(in lwlock.Inner);
@@ -68,7 +74,7 @@ public sealed class WorkerLocks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode) => new(_owner.Hold(in lwlock.Inner, (Engine.LWLockMode)mode));
 
-    /// <summary>True when this process holds <paramref name="lwlock"/> (in either mode).</summary>
+    /// <summary>True when this process holds <paramref name="lwlock"/> (in either mode, on any thread).</summary>
     /// <param name="lwlock">The lock.</param>
     public bool Holds(in LWLockHandle lwlock) => _owner.Holds(in lwlock.Inner);
 

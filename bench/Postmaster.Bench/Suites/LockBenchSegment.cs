@@ -20,7 +20,7 @@ public sealed class LockBenchSegment : IDisposable
 
     private const int TrancheCapacity = 8;
     private const int WordStride = 64; // one cache line per word
-    private const int Words = 8;
+    private const int Words = 10;
 
     private readonly MappedSegment _segment;
     private readonly bool _creator;
@@ -41,6 +41,8 @@ public sealed class LockBenchSegment : IDisposable
         Stop = 3,      // throughput: round the parent has stopped
         ChildDone = 4, // throughput: round the child has reported
         ChildOps = 5,  // throughput: the child's operation count (64-bit)
+        Thread0 = 6,   // threads: thread 0's raw lock word
+        Thread1 = 7,   // threads: thread 1's raw lock word
     }
 
     public string Name => _segment.Name;

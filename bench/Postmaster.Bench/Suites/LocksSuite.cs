@@ -30,6 +30,8 @@ public sealed partial class LocksSuite : IBenchSuite
             MeasureHandOff(seg, table);
             MeasureThroughput(seg, table);
         }
+        using (var seg = LockBenchSegment.Create())
+            MeasureThreads(seg, table); // unpinned: both threads of this process need both CPUs
         string markdown = table.ToMarkdown();
         Console.Write(markdown);
         WriteReport(markdown);
@@ -43,8 +45,10 @@ public sealed partial class LocksSuite : IBenchSuite
             n => RawCasStore(ref seg.Int(LockBenchSegment.Word.Raw), n),
             n => RawCasAtomic(ref seg.Int(LockBenchSegment.Word.Raw), n),
             n => OursExclusive(owner, lwlock, n),
-            n => OursShared(owner, lwlock, n));
+            n => OursShared(owner, lwlock, n),
+            n => OursHold(owner, lwlock, n));
         (double casStore, double casAtomic, double exclusive, double shared) = (ns[0], ns[1], ns[2], ns[3]);
+        table.AddTime("Uncontended exclusive Hold+Dispose (scoped)", "CAS + Interlocked.Add", casAtomic, ns[4], "ns", "≤ 3×");
         table.AddTime("Uncontended exclusive Acquire+Release", "CAS + Volatile.Write", casStore, exclusive, "ns", "≤ 3×");
         table.AddTime("Uncontended exclusive Acquire+Release", "CAS + Interlocked.Add", casAtomic, exclusive, "ns", "≤ 3×");
         table.AddTime("Uncontended shared Acquire+Release", "CAS + Volatile.Write", casStore, shared, "ns", "≤ 3×");
@@ -81,6 +85,15 @@ public sealed partial class LocksSuite : IBenchSuite
         {
             owner.Acquire(lwlock, LWLockMode.Exclusive);
             owner.Release(lwlock);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void OursHold(LockOwner owner, LWLockHandle lwlock, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            using var held = owner.Hold(lwlock, LWLockMode.Exclusive);
         }
     }
 

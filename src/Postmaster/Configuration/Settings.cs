@@ -170,6 +170,7 @@ internal sealed class Settings
             TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelay).Value.Number),
             TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.RestartDelayMax).Value.Number),
             TimeSpan.FromMilliseconds(Attribute(WorkerSettingCatalog.StablePeriod).Value.Number),
-            (int)Attribute(WorkerSettingCatalog.RestartLimit).Value.Number);
+            (int)Attribute(WorkerSettingCatalog.RestartLimit).Value.Number,
+            (WorkerGlobalization)Attribute(WorkerSettingCatalog.Globalization).Value.Number);
     }
 }

@@ -30,6 +30,7 @@ public static partial class WorkerSettingCatalog
     public const string RestartDelayMax = "restart_delay_max";
     public const string StablePeriod = "stable_period";
     public const string RestartLimit = "restart_limit";
+    public const string Globalization = "globalization";
 
     /// <summary>Longest entry and argument in UTF-8 bytes: what a backend slot holds.</summary>
     public const int MaxEntryBytes = 255;
@@ -68,6 +69,13 @@ public static partial class WorkerSettingCatalog
             documentation: "The worker is restarted at most this many times in a row after failed runs (runs shorter "
                 + "than stable_period; a start that fails before any process exists counts too); the next failure "
                 + "gives it up: logged once, `failed` in `status`, started again with `postmaster start-worker`."),
+        Define(Globalization, SettingKind.Enum, defaultText: "invariant", allowedValues: ["invariant", "icu"],
+            description: "the worker's .NET globalization: 'invariant' or 'icu' (full cultures)",
+            documentation: "`invariant` (the default) runs the backend with .NET's invariant globalization: no ICU is "
+                + "loaded and only the invariant culture exists, so `CultureInfo.GetCultureInfo(\"de-DE\")` throws "
+                + "`CultureNotFoundException`. `icu` loads the system's ICU library (Debian: `libicu72`) for real "
+                + "cultures; it costs start-up time and memory (see docs/benchmarks.md) and such a worker always gets a "
+                + "fresh process, never a pool member (pool members start before they know their worker)."),
     ];
 
     private static readonly Dictionary<string, SettingDefinition> s_byAttribute =

@@ -14,6 +14,7 @@ namespace Postmaster.Configuration;
 /// <param name="StablePeriod">Run time after which a process counts as stable again.</param>
 /// <param name="RestartLimit">Restarts allowed after consecutive failed runs (none lasting <paramref name="StablePeriod"/>);
 /// the next failure gives the worker up (state "failed"); 0 = never give up.</param>
+/// <param name="Globalization">Invariant (default) or ICU globalization for the worker's backends.</param>
 public sealed record WorkerSettings(
     string Name,
     string Entry,
@@ -23,7 +24,8 @@ public sealed record WorkerSettings(
     TimeSpan RestartDelay,
     TimeSpan RestartDelayMax,
     TimeSpan StablePeriod,
-    int RestartLimit = WorkerSettings.DefaultRestartLimit)
+    int RestartLimit = WorkerSettings.DefaultRestartLimit,
+    WorkerGlobalization Globalization = WorkerGlobalization.Invariant)
 {
     public const int DefaultRestartLimit = 10;
 }

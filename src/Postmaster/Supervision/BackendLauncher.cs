@@ -18,23 +18,36 @@ internal sealed class BackendLauncher
     public static string DefaultExecutable => Path.Combine(AppContext.BaseDirectory, "pm-backend");
 
     /// <summary>
-    /// Backends run without the runtime's diagnostics threads (debugger, debug pipe, EventPipe): about 6 ms less per
+    /// <para>Backends run without the runtime's diagnostics threads (debugger, debug pipe, EventPipe): about 6 ms less per
     /// start and three threads less per backend. An operator who wants to attach dotnet-trace or a debugger to
-    /// backends sets DOTNET_EnableDiagnostics in the postmaster's environment, which then wins.
+    /// backends sets DOTNET_EnableDiagnostics in the postmaster's environment, which then wins.</para>
+    /// <para>Globalization: pm-backend's runtimeconfig leaves System.Globalization.Invariant unset, so
+    /// DOTNET_SYSTEM_GLOBALIZATION_INVARIANT decides it per process: 1 (invariant, no ICU loaded) for every backend
+    /// unless its worker has <c>globalization = icu</c>.</para>
     /// </summary>
-    private static readonly IReadOnlyDictionary<string, string>? s_environment =
-        Environment.GetEnvironmentVariable(DiagnosticsVariable) is null
-            ? new Dictionary<string, string> { [DiagnosticsVariable] = "0" }
-            : null;
+    private static readonly IReadOnlyDictionary<string, string> s_invariant = Environment(invariant: true);
+
+    private static readonly IReadOnlyDictionary<string, string> s_icu = Environment(invariant: false);
 
     private const string DiagnosticsVariable = "DOTNET_EnableDiagnostics";
+
+    private const string InvariantVariable = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT";
+
+    private static Dictionary<string, string> Environment(bool invariant)
+    {
+        var env = new Dictionary<string, string> { [InvariantVariable] = invariant ? "1" : "0" };
+        if (System.Environment.GetEnvironmentVariable(DiagnosticsVariable) is null)
+            env[DiagnosticsVariable] = "0";
+        return env;
+    }
 
     /// <summary>The parameter block is written before the spawn, in one write to a fresh pipe: it must fit the smallest
     /// pipe capacity Linux gives (2 pages once a user is over pipe-user-pages-soft), so the write never blocks.</summary>
     public const int MaxParameterBlock = 4096;
 
-    /// <summary>Starts one backend; returns its pid. Throws OsCallException when the process cannot be started.</summary>
-    public int Launch(BackendParameters parameters)
+    /// <summary>Starts one backend (ICU globalization when <paramref name="icu"/>); returns its pid. Throws
+    /// OsCallException when the process cannot be started.</summary>
+    public int Launch(BackendParameters parameters, bool icu = false)
     {
         var (paramRead, paramWrite) = ProcessSpawner.CreatePipe();
         using (paramRead)
@@ -48,7 +61,7 @@ internal sealed class BackendLauncher
                 if (!ProcessSpawner.TryWrite(paramWrite.Fd, block))
                     throw new Shmem.Errors.ShmemException("could not write the backend parameter block to its pipe");
             }
-            return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), s_environment,
+            return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), icu ? s_icu : s_invariant,
                 StdinPath: "/dev/null",
                 InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd) }));
         }

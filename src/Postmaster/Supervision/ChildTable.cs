@@ -87,7 +87,7 @@ internal sealed class ChildTable
         {
             var parameters = (Parameters ?? throw new InvalidOperationException("ChildTable.Parameters is not set"))(
                 slot, gen, spec, pooled, preload);
-            pid = _ops.Launch(parameters);
+            pid = _ops.Launch(parameters, spec.Icu);
         }
         catch (ShmemException e) when (e is not ShmemCorruptException)
         {

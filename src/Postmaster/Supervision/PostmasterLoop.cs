@@ -493,8 +493,8 @@ internal sealed class PostmasterLoop
     {
         if (WorkerEntryCheck.Problem(spec.Entry, _memory.DataDir) is { } problem)
             return (null, problem);
-        if (_pool.Take(spec, restarts, wakeLater: false) is { } member)
-            return (member, null);
+        if (!spec.Icu && _pool.Take(spec, restarts, wakeLater: false) is { } member)
+            return (member, null); // pool members run invariant globalization: an ICU worker needs its own start
         var p = _children.Launch(spec, pooled: false, restarts, Array.Empty<string>(), out string? error);
         return (p, error);
     }

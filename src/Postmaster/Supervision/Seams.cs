@@ -7,8 +7,9 @@ namespace Postmaster.Supervision;
 /// in the unit tests of the supervision rules.</summary>
 internal interface IProcessOps
 {
-    /// <summary>Starts a backend; returns its pid. Throws <see cref="Shmem.Errors.OsCallException"/> when it cannot.</summary>
-    int Launch(BackendParameters parameters);
+    /// <summary>Starts a backend (with ICU globalization when <paramref name="icu"/>, else invariant); returns its pid.
+    /// Throws <see cref="Shmem.Errors.OsCallException"/> when it cannot.</summary>
+    int Launch(BackendParameters parameters, bool icu);
 
     /// <summary>The child's exit if it has exited (and is now reaped), else null.</summary>
     ChildExit? TryReap(int pid);
@@ -38,7 +39,7 @@ public sealed class SystemClock : IClock
 /// <summary>Real processes: posix_spawn through <see cref="BackendLauncher"/>, waitpid by pid, kill(2).</summary>
 internal sealed class OsProcessOps(BackendLauncher launcher) : IProcessOps
 {
-    public int Launch(BackendParameters parameters) => launcher.Launch(parameters);
+    public int Launch(BackendParameters parameters, bool icu) => launcher.Launch(parameters, icu);
 
     public ChildExit? TryReap(int pid) => ProcessSpawner.TryReap(pid);
 

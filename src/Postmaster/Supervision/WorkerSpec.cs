@@ -3,7 +3,8 @@ using Postmaster.Configuration;
 namespace Postmaster.Supervision;
 
 /// <summary>What to run in a backend and how to treat its exits. Static workers come from worker.NAME.* settings
-/// (one spec per instance, Name "NAME" or "NAME.2" for the second of count &gt; 1); dynamic ones from spawn requests.</summary>
+/// (one spec per instance, Name "NAME" or "NAME.2" for the second of count &gt; 1); dynamic ones from spawn requests.
+/// <see cref="Icu"/>: the backend runs with ICU globalization (worker.NAME.globalization = icu), so never from the pool.</summary>
 public sealed record WorkerSpec(
     string Name,
     string Entry,
@@ -13,14 +14,15 @@ public sealed record WorkerSpec(
     TimeSpan RestartDelayMax,
     TimeSpan StablePeriod,
     string? ConfigName,
-    int RestartLimit = 0)
+    int RestartLimit = 0,
+    bool Icu = false)
 {
     public bool IsStatic => ConfigName is not null;
 
     public static IEnumerable<WorkerSpec> FromSettings(WorkerSettings w) =>
         Enumerable.Range(1, w.Count).Select(i => new WorkerSpec(
             w.Count == 1 ? w.Name : $"{w.Name}.{i}", w.Entry, w.Argument, w.Restart, w.RestartDelay, w.RestartDelayMax,
-            w.StablePeriod, w.Name, w.RestartLimit));
+            w.StablePeriod, w.Name, w.RestartLimit, w.Globalization == WorkerGlobalization.Icu));
 
     /// <summary>A dynamic worker: never restarted (PostgreSQL's BGW_NEVER_RESTART for dynamic workers).</summary>
     public static WorkerSpec Dynamic(string name, string entry, string argument) =>

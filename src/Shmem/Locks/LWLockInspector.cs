@@ -31,22 +31,23 @@ public sealed class LWLockInspector
         return new LWLockReport(id, NameOf(lwlock.TrancheId), lwlock.ReadStatus(), holdings);
     }
 
-    /// <summary>The locks slot <paramref name="slot"/>'s record lists, oldest first (empty for a free slot).
-    /// Throws <see cref="Errors.ShmemCorruptException"/> when the record's count is out of range.</summary>
+    /// <summary>The locks slot <paramref name="slot"/>'s record lists, in entry order (empty for a free slot).
+    /// Throws <see cref="Errors.ShmemCorruptException"/> when the record has an invalid entry.</summary>
     public unsafe IReadOnlyList<LWLockHolding> HeldBy(int slot)
     {
         var record = _owners.Record(slot);
         int pid = Volatile.Read(ref record->Pid);
-        int count = _owners.ReadHeldCount(slot);
-        if (count == 0)
+        if (_owners.ReadHeldCount(slot) == 0)
             return [];
         bool alive = ProcessControl.IsAlive(pid);
-        var result = new LWLockHolding[count];
-        for (int i = 0; i < count; i++)
+        var result = new List<LWLockHolding>();
+        for (int i = 0; i < LockOwner.MaxHeldLocks; i++)
         {
             var e = LWLockOwnerRecord.HeldAt(record, i); // a copy: the owner may be changing it
-            result[i] = new LWLockHolding(slot, pid, alive, new LWLockId(e.SegmentId, e.Offset), e.TrancheId,
-                NameOf(e.TrancheId), e.Mode, e.Phase);
+            if (e.Tag == 0)
+                continue;
+            result.Add(new LWLockHolding(slot, pid, alive, new LWLockId(e.SegmentId, e.Offset), e.TrancheId,
+                NameOf(e.TrancheId), e.Mode, e.Phase));
         }
         return result;
     }

@@ -88,7 +88,16 @@ internal static class LWLockOps
     /// nothing about the lock has changed on our behalf). Futex errors other than EAGAIN/EINTR/ETIMEDOUT throw,
     /// also leaving no trace. <paramref name="spin"/> false skips the spin phase (to measure the sleep path).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static bool AcquireSlow(ref int state, LWLockMode mode, long deadline, bool spin = true)
+    public static bool AcquireSlow(ref int state, LWLockMode mode, long deadline, bool spin = true) =>
+        AcquireSlow(ref state, mode, deadline, spin, ref s_neverAbort);
+
+    private static int s_neverAbort;
+
+    /// <summary><see cref="AcquireSlow(ref int, LWLockMode, long, bool)"/> that also gives up (false, nothing changed on
+    /// our behalf) when <paramref name="abort"/> is non-zero after a wake-up: the owner's exit path sets it and wakes
+    /// the lock's sleepers.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static bool AcquireSlow(ref int state, LWLockMode mode, long deadline, bool spin, ref int abort)
     {
         bool registered = false; // counted in the exclusive-waiter field (exclusive mode only)
         long spinUntil = spin ? Math.Min(Stopwatch.GetTimestamp() + s_spinBudgetTicks, deadline) : 0;
@@ -134,7 +143,7 @@ internal static class LWLockOps
                 }
 
                 // Returns at once (EAGAIN) if the word moved since the CAS: a release in this window is not lost.
-                if (Futex.Wait(ref state, expected, deadline) == FutexWaitResult.TimedOut)
+                if (Futex.Wait(ref state, expected, deadline) == FutexWaitResult.TimedOut || Volatile.Read(ref abort) != 0)
                     return false;
             }
         }

@@ -7,11 +7,12 @@ namespace Postmaster.Shmem.Locks;
 /// One process slot's record of the locks it holds or is acquiring, in shared memory, so that the supervisor can
 /// tell what a dead process held (PostgreSQL keeps this list in process-local memory only, which is why any crash
 /// forces a full reset there). One record per owner slot, inside an <see cref="LWLockOwnerTable"/>.
-/// <para>Protected by: single writer, the process that owns the slot (through its <see cref="LockOwner"/>).
-/// Anyone may read it without locking: a live process's record is a racy snapshot, a dead process's record is
-/// final. Entries [0, HeldCount) are valid; an entry is written before HeldCount grows to include it and HeldCount
-/// shrinks only after the lock is released, so a reader never misses a lock the process might hold (it may see one
-/// that was just released, or a duplicate while an entry is being moved).</para>
+/// <para>Protected by: the process that owns the slot (through its <see cref="LockOwner"/>); its threads claim free
+/// entries with a CAS on <see cref="HeldLockEntry.Tag"/> (0 = free), so each entry has one writer at a time. Anyone may
+/// read it without locking: a live process's record is a racy snapshot, a dead process's record is final. An entry is
+/// claimed (phase Acquiring) before the lock's CAS and freed after the lock's release, so a reader never misses a lock
+/// the process might hold (it may see one that was just released). Entries are unordered: readers scan all
+/// <see cref="LockOwner.MaxHeldLocks"/> of them.</para>
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
 internal struct LWLockOwnerRecord
@@ -23,14 +24,13 @@ internal struct LWLockOwnerRecord
     /// cleared by <see cref="LockOwner.Dispose"/> or the supervisor's <see cref="LWLockOwnerTable.ResetSlot"/>.</summary>
     [FieldOffset(0)] public int Pid;
 
-    /// <summary>Number of valid entries in <see cref="Held"/>: 0..<see cref="LockOwner.MaxHeldLocks"/>.</summary>
-    [FieldOffset(4)] public int HeldCount;
+    // Offset 4: unused (layout 1 kept a held count here; entries are now claimed independently).
 
     /// <summary>Nesting depth of critical sections (code that must not die halfway: a death with depth &gt; 0
     /// means shared state may be inconsistent and forces a full restart). 0 = none.</summary>
     [FieldOffset(8)] public int CriticalSectionDepth;
 
-    /// <summary>The held (or being acquired) locks, oldest first; released locks are normally the newest (LIFO).</summary>
+    /// <summary>The held (or being acquired) locks, in no order; an entry whose <see cref="HeldLockEntry.Tag"/> is 0 is free.</summary>
     [FieldOffset(HeldOffset)] public HeldLockArray Held;
 
     /// <summary>Entry <paramref name="index"/> of <see cref="Held"/>. Not the inline array's indexer: with a variable
@@ -40,9 +40,14 @@ internal struct LWLockOwnerRecord
     public static unsafe ref HeldLockEntry HeldAt(LWLockOwnerRecord* record, int index)
     {
         if ((uint)index >= LockOwner.MaxHeldLocks)
-            throw new ArgumentOutOfRangeException(nameof(index), index, $"held-lock entries are 0..{LockOwner.MaxHeldLocks - 1}");
+            ThrowIndexOutOfRange(index);
         return ref Unsafe.Add(ref Unsafe.As<HeldLockArray, HeldLockEntry>(ref record->Held), index);
     }
+
+    // Out of line: an inlined interpolated-string throw makes every caller zero its string-handler locals.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowIndexOutOfRange(int index) =>
+        throw new ArgumentOutOfRangeException(nameof(index), index, $"held-lock entries are 0..{LockOwner.MaxHeldLocks - 1}");
 }
 
 /// <summary>One owner-record entry: which lock (segment id, offset), its tranche (so it can be named without
@@ -72,6 +77,14 @@ internal struct HeldLockEntry
 
     public static ulong WithModeAndPhase(ulong tag, LWLockMode mode, HeldLockPhase phase) =>
         tag | (ulong)mode << 48 | (ulong)phase << 56;
+
+    /// <summary>The phase in a <see cref="Tag"/> value (0 = a free entry).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static HeldLockPhase PhaseOf(ulong tag) => (HeldLockPhase)(byte)(tag >> 56);
+
+    /// <summary>The mode in a <see cref="Tag"/> value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static LWLockMode ModeOf(ulong tag) => (LWLockMode)(byte)(tag >> 48);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Is(in LWLockHandle lwlock) => Is(lwlock.Offset, lwlock.SegmentId);

@@ -51,7 +51,7 @@ public sealed unsafe class LWLockOwnerTable
         h.MaxHeldLocks = LockOwner.MaxHeldLocks;
         var table = new LWLockOwnerTable(region, slotCount);
         for (int slot = 0; slot < slotCount; slot++)
-            *table.Record(slot) = default; // entries past HeldCount are never read, but start clean anyway
+            *table.Record(slot) = default; // every entry free (tag 0): threads claim entries by CAS from 0
         Volatile.Write(ref h.Magic, LWLockOwnerTableHeader.ExpectedMagic); // last: the table is valid from here
         return table;
     }
@@ -88,15 +88,33 @@ public sealed unsafe class LWLockOwnerTable
         for (int slot = 0; slot < SlotCount; slot++)
         {
             var record = Record(slot);
-            int held = Volatile.Read(ref record->HeldCount);
-            if ((uint)held > LockOwner.MaxHeldLocks)
-                return $"{StructureName}: slot {slot} records {held} held locks (at most {LockOwner.MaxHeldLocks})";
+            if (EntryProblem(record) is { } entry)
+                return $"{StructureName}: slot {slot} {entry}";
             int depth = Volatile.Read(ref record->CriticalSectionDepth);
             if (depth < 0)
                 return $"{StructureName}: slot {slot} records critical-section depth {depth}";
             int pid = Volatile.Read(ref record->Pid);
             if (pid < 0)
                 return $"{StructureName}: slot {slot} records pid {pid}";
+        }
+        return null;
+    }
+
+    /// <summary>The first entry of <paramref name="record"/> that is neither free nor a valid lock entry (a phase other
+    /// than Acquiring/Held, or a mode other than Shared/Exclusive), as "entry N has …"; null when all are valid.</summary>
+    private static string? EntryProblem(LWLockOwnerRecord* record)
+    {
+        for (int i = 0; i < LockOwner.MaxHeldLocks; i++)
+        {
+            ulong tag = Volatile.Read(ref LWLockOwnerRecord.HeldAt(record, i).Tag);
+            if (tag == 0)
+                continue;
+            var phase = HeldLockEntry.PhaseOf(tag);
+            var mode = HeldLockEntry.ModeOf(tag);
+            if (phase is not (HeldLockPhase.Acquiring or HeldLockPhase.Held))
+                return $"entry {i} has phase {(byte)phase} (expected {(byte)HeldLockPhase.Acquiring} or {(byte)HeldLockPhase.Held})";
+            if (mode is not (LWLockMode.Shared or LWLockMode.Exclusive))
+                return $"entry {i} has lock mode {(byte)mode} (expected {(byte)LWLockMode.Shared} or {(byte)LWLockMode.Exclusive})";
         }
         return null;
     }
@@ -123,7 +141,7 @@ public sealed unsafe class LWLockOwnerTable
 
     /// <summary>
     /// Binds slot <paramref name="slot"/> to this process and returns its lock context. The backend launcher assigns
-    /// slots (tests pick them explicitly); a slot is used by one thread of one process at a time. Throws when the slot
+    /// slots (tests pick them explicitly); a slot is used by one process at a time (by any of its threads). Throws when the slot
     /// is out of range, still assigned to a live process, or still lists locks of a dead one (the supervisor must
     /// deal with those and call <see cref="ResetSlot"/> first).
     /// </summary>
@@ -148,7 +166,8 @@ public sealed unsafe class LWLockOwnerTable
     public void ResetSlot(int slot)
     {
         var record = Record(slot);
-        Volatile.Write(ref record->HeldCount, 0);
+        for (int i = 0; i < LockOwner.MaxHeldLocks; i++)
+            Volatile.Write(ref LWLockOwnerRecord.HeldAt(record, i).Tag, 0);
         record->CriticalSectionDepth = 0;
         Volatile.Write(ref record->Pid, 0);
     }
@@ -159,13 +178,18 @@ public sealed unsafe class LWLockOwnerTable
     /// <summary>The critical-section depth recorded for <paramref name="slot"/>.</summary>
     public int CriticalSectionDepth(int slot) => Volatile.Read(ref Record(slot)->CriticalSectionDepth);
 
-    /// <summary>The slot's entry count, validated (the record may have been written by a process that died).</summary>
+    /// <summary>How many locks the slot's record lists as held or being acquired, validated (the record may have been
+    /// written by a process that died): throws <see cref="ShmemCorruptException"/> for an entry that is neither free nor
+    /// valid.</summary>
     public int ReadHeldCount(int slot)
     {
-        int n = Volatile.Read(ref Record(slot)->HeldCount);
-        if ((uint)n > LockOwner.MaxHeldLocks)
-            throw new ShmemCorruptException($"lock owner slot {slot} is corrupt",
-                $"Held lock count {n} is outside 0..{LockOwner.MaxHeldLocks}.");
+        var record = Record(slot);
+        if (EntryProblem(record) is { } problem)
+            throw new ShmemCorruptException($"lock owner slot {slot} is corrupt", $"The record's {problem}.");
+        int n = 0;
+        for (int i = 0; i < LockOwner.MaxHeldLocks; i++)
+            if (Volatile.Read(ref LWLockOwnerRecord.HeldAt(record, i).Tag) != 0)
+                n++;
         return n;
     }
 
@@ -184,7 +208,7 @@ internal struct LWLockOwnerTableHeader
 {
     public const int Size = 64;
     public const uint ExpectedMagic = 0x4C4F_4D50; // "PMOL" little-endian
-    public const uint CurrentLayoutVersion = 1;
+    public const uint CurrentLayoutVersion = 2; // 2: entries claimed independently by any thread (no held count)
 
     [FieldOffset(0)] public uint Magic;
     [FieldOffset(4)] public uint LayoutVersion;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Postmaster.Shmem.Errors;
 
@@ -9,39 +8,71 @@ namespace Postmaster.Shmem.Locks;
 /// bookkeeping that PostgreSQL keeps in process-local held_lwlocks[] but which lives here in the slot's shared
 /// <see cref="LWLockOwnerRecord"/>, so the supervisor can see what a dead process held.
 /// <para><b>Getting one.</b> Attach the <see cref="LWLockOwnerTable"/> and call
-/// <see cref="LWLockOwnerTable.CreateOwner"/> with the slot the launcher assigned (the backend issue assigns slots;
-/// tests pass slot numbers explicitly). Keep it for the life of the process and <see cref="Dispose"/> it on the
-/// exit path, which releases everything still held.</para>
-/// <para><b>Threads.</b> An owner is single-threaded, like a PostgreSQL backend: its record has one writer. A process
-/// whose threads take locks independently uses one slot per thread.</para>
-/// <para><b>Ordering.</b> A lock is recorded (phase <see cref="HeldLockPhase.Acquiring"/>) BEFORE the atomic acquire
-/// attempt and removed AFTER the release, so a process killed between the CAS and the bookkeeping still shows up as a
-/// possible holder. That is conservative: the supervisor then restarts rather than trusting the lock.</para>
-/// <para><b>Errors.</b> Acquiring a lock this owner already holds, holding more than <see cref="MaxHeldLocks"/>, or
-/// releasing a lock not held throws <see cref="LWLockException"/>; on any error the caller's error path calls
-/// <see cref="ReleaseAll"/> (PostgreSQL's LWLockReleaseAll). The supervisor never waits without a bound: it uses
-/// <see cref="TryAcquire"/> or the timeout overload of <see cref="Acquire(in LWLockHandle, LWLockMode, TimeSpan)"/>.</para>
+/// <see cref="LWLockOwnerTable.CreateOwner"/> with the slot the launcher assigned. Keep it for the life of the process
+/// and <see cref="Dispose"/> it on the exit path, which releases everything still held.</para>
+/// <para><b>Threads.</b> Every member is safe from any thread. The <i>holder</i> of a lock is the thread that acquired
+/// it: two threads of one process contending for a lock behave like two processes (the second waits), and a thread
+/// acquiring a lock it already holds gets an <see cref="LWLockException"/> (locks are not re-entrant: it would wait for
+/// ever). A hold may be released by another thread (code that acquired before an <c>await</c> and releases on the
+/// continuation): <see cref="Hold"/> returns a token that releases exactly that hold from anywhere, and
+/// <see cref="Release"/> from a thread that does not hold the lock releases one hold of it by this process.</para>
+/// <para><b>The record.</b> Each hold occupies one entry of the slot's shared record. A thread claims entries in its
+/// own lane (a run of entries only it claims, so plain stores do) or, without one or beyond it, in the overflow area
+/// with a CAS; no process-local lock is taken. An entry is written (phase <see cref="HeldLockPhase.Acquiring"/>) BEFORE the atomic acquire attempt
+/// and freed AFTER the release, so a process killed on any thread between the CAS and the bookkeeping still shows up as
+/// a possible holder. That is conservative: the supervisor then restarts rather than trusting the lock. Process-local
+/// arrays parallel to the entries hold what shared memory must not (addresses) or need not (holder, sequence).</para>
+/// <para><b>Errors.</b> Acquiring a lock the calling thread already holds, holding more than <see cref="MaxHeldLocks"/>
+/// locks in the process, or releasing a lock not held throws <see cref="LWLockException"/>. The supervisor never
+/// waits without a bound: it uses <see cref="TryAcquire"/> or the timeout overload of
+/// <see cref="Acquire(in LWLockHandle, LWLockMode, TimeSpan)"/>.</para>
 /// </summary>
 public sealed unsafe class LockOwner : IDisposable
 {
-    /// <summary>Most locks one owner holds at once (PostgreSQL's MAX_SIMUL_LWLOCKS).</summary>
+    /// <summary>Most locks one process holds (or is acquiring) at once, over all its threads (PostgreSQL's
+    /// MAX_SIMUL_LWLOCKS, per backend).</summary>
     public const int MaxHeldLocks = 200;
 
     /// <summary>"No slot", in a lock's exclusive-owner field.</summary>
     public const int NoSlot = -1;
 
+    /// <summary>Entries per lane: a thread's own run of entries, which only it claims (with plain stores: no other
+    /// thread claims there, others only free). 8 entries of 16 bytes = two cache lines, never shared between lanes.</summary>
+    private const int LaneSize = 8;
+
+    /// <summary>Lanes in a record (the first LaneCount × LaneSize entries); the rest is the overflow area, where a
+    /// thread without a lane, or with a full one, claims entries with a CAS.</summary>
+    private const int LaneCount = 16;
+
+    private const int OverflowStart = LaneSize * LaneCount;
+
+    [ThreadStatic] private static Holder? t_holder;        // the calling thread's holder of the owner used last
+    [ThreadStatic] private static Holder[]? t_otherHolders; // its holders of other owners (tests use several)
+
     private readonly LWLockOwnerRecord* _record;
     private readonly LWLockTrancheTable? _tranches;
-    private readonly int _threadId = Environment.CurrentManagedThreadId;
 
     /// <summary>What this owner writes into a lock's <see cref="LWLock.ExclusiveOwner"/> (pid and slot).</summary>
     private readonly long _exclusiveOwner;
 
-    /// <summary>This process's addresses of the recorded locks, parallel to the record's entries: shared memory holds
-    /// offsets only, and <see cref="ReleaseAll"/> needs the addresses.</summary>
+    /// <summary>Per entry, this process's address of the lock (shared memory holds offsets only).</summary>
     private readonly nint[] _addresses = new nint[MaxHeldLocks];
 
-    private bool _disposed;
+    /// <summary>Per entry, the <see cref="Holder.Id"/> of the thread whose hold it is; 0 = none (free, or being
+    /// acquired). Set after the acquire succeeds, cleared before the entry is freed.</summary>
+    private readonly int[] _holderOf = new int[MaxHeldLocks];
+
+    /// <summary>Per entry, how many times it has been claimed: tells a stale <see cref="LWLockHold"/> from the
+    /// current one.</summary>
+    private readonly long[] _sequence = new long[MaxHeldLocks];
+
+    /// <summary>Per lane, the <see cref="Holder.Id"/> that owns it; 0 = free. Claimed by CAS when a thread first takes a
+    /// lock through this owner, returned when its holder is collected (the thread ended) with the lane empty.</summary>
+    private readonly int[] _laneOwner = new int[LaneCount];
+
+    private int _holderCount;
+    private int _aborting; // non-zero once the exit path runs: acquires still sleeping give up
+    private int _disposed;
 
     internal LockOwner(LWLockOwnerRecord* record, int slot, int pid, LWLockTrancheTable? tranches)
     {
@@ -56,10 +87,20 @@ public sealed unsafe class LockOwner : IDisposable
 
     public int Pid { get; }
 
-    /// <summary>Locks currently held (or being acquired).</summary>
-    public int HeldCount => _record->HeldCount;
+    /// <summary>Locks currently held or being acquired by any thread of this process (a snapshot).</summary>
+    public int HeldCount
+    {
+        get
+        {
+            int n = 0;
+            for (int i = 0; i < MaxHeldLocks; i++)
+                if (HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != 0)
+                    n++;
+            return n;
+        }
+    }
 
-    public int CriticalSectionDepth => _record->CriticalSectionDepth;
+    public int CriticalSectionDepth => Volatile.Read(ref _record->CriticalSectionDepth);
 
     /// <summary>Whether a contended acquire spins briefly (<see cref="LWLockOps.SpinBudget"/>) before sleeping.
     /// Always true in production; the benchmarks turn it off to measure the pure futex sleep/wake path.</summary>
@@ -70,12 +111,12 @@ public sealed unsafe class LockOwner : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Acquire(in LWLockHandle lwlock, LWLockMode mode)
     {
-        var record = _record;
+        var h = CurrentHolder();
         LWLock* l = lwlock.Address;
-        int index = RecordAcquiring(record, l, lwlock, mode);
+        int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquireFast(ref l->State, mode))
             AcquireSlow(lwlock, index, mode, Deadline.Infinite);
-        MarkHeld(record, l, index, mode);
+        MarkHeld(h, l, index, mode);
     }
 
     /// <summary>Waits at most <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/> = no bound). True
@@ -83,12 +124,12 @@ public sealed unsafe class LockOwner : IDisposable
     public bool Acquire(in LWLockHandle lwlock, LWLockMode mode, TimeSpan timeout)
     {
         long deadline = Deadline.After(timeout);
-        var record = _record;
+        var h = CurrentHolder();
         LWLock* l = lwlock.Address;
-        int index = RecordAcquiring(record, l, lwlock, mode);
+        int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquireFast(ref l->State, mode) && !AcquireSlow(lwlock, index, mode, deadline))
             return false;
-        MarkHeld(record, l, index, mode);
+        MarkHeld(h, l, index, mode);
         return true;
     }
 
@@ -96,151 +137,351 @@ public sealed unsafe class LockOwner : IDisposable
     /// unavailable while a writer waits (so conditional readers cannot starve writers either).</summary>
     public bool TryAcquire(in LWLockHandle lwlock, LWLockMode mode)
     {
-        var record = _record;
+        var h = CurrentHolder();
         LWLock* l = lwlock.Address;
-        int index = RecordAcquiring(record, l, lwlock, mode);
+        int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquire(ref l->State, mode))
         {
-            Forget(index);
+            FreeEntry(index);
             return false;
         }
-        MarkHeld(record, l, index, mode);
+        MarkHeld(h, l, index, mode);
         return true;
     }
 
-    /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held. Releasing the most recently
-    /// acquired lock first is cheapest; any order works.</summary>
+    /// <summary>Acquires <paramref name="lwlock"/> (waiting as long as needed) and returns a scoped hold whose
+    /// <see cref="LWLockHold.Dispose"/> releases exactly this hold, from any thread.</summary>
+    public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode)
+    {
+        var h = CurrentHolder();
+        LWLock* l = lwlock.Address;
+        int index = Claim(h, l, lwlock, mode);
+        if (!LWLockOps.TryAcquireFast(ref l->State, mode))
+            AcquireSlow(lwlock, index, mode, Deadline.Infinite);
+        MarkHeld(h, l, index, mode);
+        return new LWLockHold(this, lwlock, index, _sequence[index]);
+    }
+
+    /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held: the calling thread's hold if it has
+    /// one (releasing its most recent acquisition first is cheapest; any order works), else one hold of it by another
+    /// thread of this process (a hold that moved threads across an <c>await</c>). Throws when the process does not
+    /// hold it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Release(in LWLockHandle lwlock)
     {
-        // Everything is read into locals before the first store: the JIT would otherwise reload fields and the handle
-        // after each store through a pointer (it cannot prove they do not alias).
-        var record = _record;
-        LWLock* l = lwlock.Address;
-        long offset = lwlock.Offset;
-        uint segmentId = lwlock.SegmentId;
-        int count = record->HeldCount;
-        int index = count - 1;
-        if (index < 0 || !LWLockOwnerRecord.HeldAt(record, index).Is(offset, segmentId))
-            index = IndexOfHeld(lwlock, count);
-        ReleaseAt(record, l, index, count);
-    }
-
-    /// <summary>Acquires <paramref name="lwlock"/> (waiting as long as needed) and returns a scoped hold whose
-    /// <see cref="LWLockHold.Dispose"/> releases it.</summary>
-    public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode)
-    {
-        Acquire(lwlock, mode);
-        return new LWLockHold(this, lwlock, 0, 0);
-    }
-
-    internal bool IsHoldCurrent(int entry, long sequence) => false;
-
-    internal void ReleaseHold(in LWLockHandle lwlock, int entry, long sequence) => Release(lwlock);
-
-    /// <summary>Releases everything this owner holds, newest first, and drops entries of interrupted acquires.
-    /// For error and exit paths: never throws for an empty record.</summary>
-    public void ReleaseAll()
-    {
-        for (int count = _record->HeldCount; count > 0; count--)
+        var h = t_holder;
+        if (h is not null && h.Owner == this && h.Count > 0)
         {
-            if (LWLockOwnerRecord.HeldAt(_record, count - 1).Phase == HeldLockPhase.Held)
-                ReleaseAt(_record, (LWLock*)_addresses[count - 1], count - 1, count);
-            else
-                Forget(count - 1);
+            int index = h.Entries[h.Count - 1];
+            ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+            if (_holderOf[index] == h.Id && e.Is(lwlock.Offset, lwlock.SegmentId))
+            {
+                h.Count--;
+                h.Released(index); // the next acquire reuses this (hot, free) entry
+                ReleaseEntry(index, lwlock.Address);
+                return;
+            }
+        }
+        ReleaseSlow(lwlock);
+    }
+
+    /// <summary>Releases everything this process holds, on every thread, and reports each lock to
+    /// <paramref name="released"/> (its <see cref="Describe"/> text and mode). For the exit path (and tests' error
+    /// paths: afterwards the owner is usable again unless disposed). Acquires still waiting
+    /// on other threads are woken and give up. True when the record is empty afterwards; false when an acquire could
+    /// not be stopped within <paramref name="waitForAcquirers"/> (the record then still lists it, and the supervisor
+    /// must treat this process's exit as a crash).</summary>
+    public bool ReleaseAll(Action<string, LWLockMode>? released = null, TimeSpan waitForAcquirers = default)
+    {
+        Volatile.Write(ref _aborting, 1);
+        long deadline = Deadline.After(waitForAcquirers);
+        while (true)
+        {
+            bool acquiring = false;
+            for (int i = 0; i < MaxHeldLocks; i++)
+            {
+                ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+                ulong tag = Volatile.Read(ref e.Tag);
+                var phase = HeldLockEntry.PhaseOf(tag);
+                if (phase == HeldLockPhase.Held)
+                {
+                    var mode = HeldLockEntry.ModeOf(tag);
+                    var l = (LWLock*)_addresses[i];
+                    string name = DescribeEntry(e);
+                    ReleaseEntry(i, l);
+                    released?.Invoke(name, mode);
+                }
+                else if (phase == HeldLockPhase.Acquiring)
+                {
+                    acquiring = true;
+                    if (_addresses[i] != 0)
+                        Futex.Wake(ref ((LWLock*)_addresses[i])->State, Futex.WakeAllCount); // it re-checks _aborting
+                }
+            }
+            if (!acquiring || Deadline.RemainingNanoseconds(deadline) <= 0)
+            {
+                if (Volatile.Read(ref _disposed) == 0)
+                    Volatile.Write(ref _aborting, 0); // an error path, not the exit: the owner stays usable
+                return !acquiring;
+            }
+            Thread.Yield();
         }
     }
 
-    /// <summary>True when this owner holds <paramref name="lwlock"/> (in either mode).</summary>
+    /// <summary>True when this process holds <paramref name="lwlock"/> (in either mode, on any thread).</summary>
     public bool Holds(in LWLockHandle lwlock) => HeldMode(lwlock) is not null;
 
-    /// <summary>The mode in which this owner holds <paramref name="lwlock"/>, or null.</summary>
+    /// <summary>The mode in which the calling thread holds <paramref name="lwlock"/>; else the mode of another thread's
+    /// hold of it in this process; else null.</summary>
     public LWLockMode? HeldMode(in LWLockHandle lwlock)
     {
-        int count = _record->HeldCount;
-        for (int i = count - 1; i >= 0; i--)
+        var h = CurrentHolder();
+        LWLockMode? any = null;
+        for (int i = 0; i < MaxHeldLocks; i++)
         {
             ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
-            if (e.Is(lwlock) && e.Phase == HeldLockPhase.Held)
-                return e.Mode;
+            ulong tag = Volatile.Read(ref e.Tag);
+            if (HeldLockEntry.PhaseOf(tag) != HeldLockPhase.Held || !e.Is(lwlock))
+                continue;
+            if (_holderOf[i] == h.Id)
+                return HeldLockEntry.ModeOf(tag);
+            any ??= HeldLockEntry.ModeOf(tag);
         }
-        return null;
+        return any;
     }
 
     /// <summary>Marks the start of code that must not be interrupted by death (shared state is inconsistent until
     /// the matching <see cref="ExitCriticalSection"/>); the supervisor escalates to a full restart when a process
-    /// dies with depth &gt; 0. Nests.</summary>
-    public void EnterCriticalSection() => Volatile.Write(ref _record->CriticalSectionDepth, _record->CriticalSectionDepth + 1);
+    /// dies with depth &gt; 0. Nests, and counts over all threads of the process.</summary>
+    public void EnterCriticalSection() => Interlocked.Increment(ref _record->CriticalSectionDepth);
 
     public void ExitCriticalSection()
     {
-        int depth = _record->CriticalSectionDepth;
-        if (depth <= 0)
+        if (Interlocked.Decrement(ref _record->CriticalSectionDepth) < 0)
+        {
+            Interlocked.Increment(ref _record->CriticalSectionDepth);
             throw new InvalidOperationException("ExitCriticalSection without a matching EnterCriticalSection");
-        Volatile.Write(ref _record->CriticalSectionDepth, depth - 1);
+        }
     }
 
     /// <summary>The lock's name for messages: "ShmemIndex" (segment 0 offset 128).</summary>
     public string Describe(in LWLockHandle lwlock) =>
         $"\"{_tranches?.TrancheName(lwlock.TrancheId) ?? $"tranche {lwlock.TrancheId}"}\" ({lwlock.Id})";
 
-    /// <summary>Exit path: releases everything still held and frees the slot. Idempotent; the owner is unusable
-    /// afterwards.</summary>
+    /// <summary>Exit path: releases everything still held (see <see cref="ReleaseAll"/>) and frees the slot when its
+    /// record is empty. Idempotent; the owner is unusable afterwards.</summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
-        ReleaseAll();
-        _record->CriticalSectionDepth = 0;
+        if (!ReleaseAll(waitForAcquirers: TimeSpan.FromSeconds(1)))
+            return; // an acquire is still recorded: the slot stays this process's, for the supervisor to see
+        Volatile.Write(ref _record->CriticalSectionDepth, 0);
         Volatile.Write(ref _record->Pid, 0);
-        _disposed = true;
     }
 
-    /// <summary>Appends an <see cref="HeldLockPhase.Acquiring"/> entry and publishes it (the count) before the
-    /// caller's CAS; returns its index. Validates everything first, so a throw leaves no trace.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int RecordAcquiring(LWLockOwnerRecord* record, LWLock* l, in LWLockHandle lwlock, LWLockMode mode)
+    /// <summary>True while the hold <paramref name="entry"/>/<paramref name="sequence"/> has not been released.</summary>
+    internal bool IsHoldCurrent(int entry, long sequence) =>
+        (uint)entry < MaxHeldLocks && Volatile.Read(ref _sequence[entry]) == sequence &&
+        HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, entry).Tag)) == HeldLockPhase.Held;
+
+    /// <summary>Releases one <see cref="LWLockHold"/>; nothing when it was released already.</summary>
+    internal void ReleaseHold(in LWLockHandle lwlock, int entry, long sequence)
     {
-        Debug.Assert(Environment.CurrentManagedThreadId == _threadId,
-            "a LockOwner is single-threaded: give each thread that takes locks its own slot");
-        int count = record->HeldCount;
-        if (count != 0 || _disposed || l == null || (uint)((byte)mode - 1) > 1u) // 1u: Shared (1), Exclusive (2) pass
-            CheckCanRecord(lwlock, mode, count);
-        // Loads first, stores after (see Release).
-        long offset = lwlock.Offset;
+        if (!IsHoldCurrent(entry, sequence) || !LWLockOwnerRecord.HeldAt(_record, entry).Is(lwlock))
+            return;
+        var h = t_holder;
+        if (h is not null && h.Owner == this && _holderOf[entry] == h.Id)
+        {
+            h.Remove(entry);
+            h.Released(entry);
+        }
+        ReleaseEntry(entry, lwlock.Address);
+    }
+
+    /// <summary>The calling thread's holder for this owner.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Holder CurrentHolder()
+    {
+        var h = t_holder;
+        return h is not null && h.Owner == this ? h : SwitchHolder();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Holder SwitchHolder()
+    {
+        var others = t_otherHolders ??= new Holder[4];
+        if (t_holder is { } previous)
+            Park(others, previous);
+        for (int i = 0; i < others.Length; i++)
+        {
+            if (others[i] is { } h && h.Owner == this)
+            {
+                others[i] = null!;
+                return t_holder = h;
+            }
+        }
+        int id = Interlocked.Increment(ref _holderCount);
+        int lane = -1;
+        for (int k = 0; k < LaneCount && lane < 0; k++)
+            if (Interlocked.CompareExchange(ref _laneOwner[k], id, 0) == 0)
+                lane = k;
+        return t_holder = new Holder(this, id, lane < 0 ? -1 : lane * LaneSize);
+    }
+
+    /// <summary>A holder was collected (its thread ended): its lane is free for another thread once no entry in it is
+    /// in use (holds that moved to other threads keep it until process exit).</summary>
+    private void ReturnLane(Holder h)
+    {
+        // Process-local state only: the finalizer may run after the segment was unmapped. A dead thread has no acquire
+        // in progress, so its lane entries are in use exactly when a hold of them is (holder set).
+        for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
+            if (Volatile.Read(ref _holderOf[i]) != 0)
+                return;
+        Volatile.Write(ref _laneOwner[h.LaneStart / LaneSize], 0);
+    }
+
+    private static void Park(Holder[] others, Holder h)
+    {
+        for (int i = 0; i < others.Length; i++)
+        {
+            if (others[i] is null)
+            {
+                others[i] = h;
+                return;
+            }
+        }
+        // More owners than places: keep the ones that still hold something (an empty holder is recreated on demand).
+        for (int i = 0; i < others.Length; i++)
+        {
+            if (others[i].Count == 0)
+            {
+                others[i] = h;
+                return;
+            }
+        }
+        Array.Resize(ref t_otherHolders, others.Length * 2);
+        t_otherHolders![others.Length] = h;
+    }
+
+    /// <summary>Claims a free entry — in the thread's lane with plain stores, else in the overflow area with a CAS —
+    /// writes the lock into it as <see cref="HeldLockPhase.Acquiring"/> and returns its index. Validates everything
+    /// first, so a throw leaves no trace.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Claim(Holder h, LWLock* l, in LWLockHandle lwlock, LWLockMode mode)
+    {
+        if (h.Count != 0 || l == null || (uint)((byte)mode - 1) > 1u || _aborting != 0) // 1u: Shared (1), Exclusive (2)
+            CheckCanRecord(h, lwlock, mode);
         ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
-        var addresses = _addresses;
-        ref var e = ref LWLockOwnerRecord.HeldAt(record, count);
-        e.Offset = offset;
+        int index = h.Cursor;
+        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+        if (h.LaneStart < 0 || Volatile.Read(ref e.Tag) != 0)
+            return ClaimSlow(h, lwlock, tag);
+        // Only this thread claims entries of its lane: offset first, then the tag. The lock's CAS that follows is a
+        // full fence, so the entry is visible before the attempt.
+        e.Offset = lwlock.Offset;
         e.Tag = tag;
-        addresses[count] = (nint)l;
-        // Ordering: the entry is visible (program order; the CAS that follows is a full fence) before we try.
-        Volatile.Write(ref record->HeldCount, count + 1);
-        return count;
+        _addresses[index] = (nint)l;
+        _sequence[index]++;
+        return index;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ClaimSlow(Holder h, in LWLockHandle lwlock, ulong tag)
+    {
+        int index = -1;
+        if (h.LaneStart >= 0)
+        {
+            for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
+            {
+                ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+                if (Volatile.Read(ref e.Tag) == 0)
+                {
+                    e.Offset = lwlock.Offset;
+                    e.Tag = tag;
+                    index = i;
+                    break;
+                }
+            }
+        }
+        for (int i = OverflowStart; index < 0 && i < MaxHeldLocks; i++)
+        {
+            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+            if (Volatile.Read(ref e.Tag) == 0 && Interlocked.CompareExchange(ref e.Tag, tag, 0) == 0)
+            {
+                // A death right here leaves an Acquiring entry naming its previous offset: still a possible holder.
+                e.Offset = lwlock.Offset;
+                index = i;
+            }
+        }
+        if (index < 0)
+            throw new LWLockException("too many LWLocks taken",
+                $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {HeldCount} locks over its threads; " +
+                $"the limit is {MaxHeldLocks} (MaxHeldLocks), of which a thread may use at most {MaxHeldLocks - OverflowStart + LaneSize}.");
+        _addresses[index] = (nint)lwlock.Address;
+        _sequence[index]++;
+        return index;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void MarkHeld(LWLockOwnerRecord* record, LWLock* l, int index, LWLockMode mode)
+    private void MarkHeld(Holder h, LWLock* l, int index, LWLockMode mode)
     {
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = _exclusiveOwner;
-        LWLockOwnerRecord.HeldAt(record, index).Phase = HeldLockPhase.Held;
+        _holderOf[index] = h.Id;
+        LWLockOwnerRecord.HeldAt(_record, index).Phase = HeldLockPhase.Held;
+        h.Push(index);
+        h.Claimed(index);
     }
 
+    /// <summary>Releases the lock of a held entry and frees the entry (its holder's list is the caller's concern).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ReleaseAt(LWLockOwnerRecord* record, LWLock* l, int index, int count)
+    private void ReleaseEntry(int index, LWLock* l)
     {
-        ref var e = ref LWLockOwnerRecord.HeldAt(record, index);
-        Debug.Assert(e.Phase == HeldLockPhase.Held, "releasing a lock whose acquisition has not completed");
-        Debug.Assert((nint)l == _addresses[index], "owner record and local addresses disagree");
+        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
         LWLockMode mode = e.Mode;
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = LWLock.NoExclusiveOwner; // cleared before the release: afterwards the next holder owns it
         LWLockOps.Release(ref l->State, mode);
-        if (index == count - 1)
-            Volatile.Write(ref record->HeldCount, index); // the common LIFO case: pop
-        else
-            RemoveAt(index, count);
+        _holderOf[index] = 0; // before the entry is free: a thread that claims it next never sees the old holder
+        Volatile.Write(ref e.Tag, 0);
+    }
+
+    /// <summary>An acquire that did not happen (timed out, failed, conditional): frees its entry.</summary>
+    private void FreeEntry(int index) => Volatile.Write(ref LWLockOwnerRecord.HeldAt(_record, index).Tag, 0);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ReleaseSlow(in LWLockHandle lwlock)
+    {
+        var h = CurrentHolder();
+        for (int k = h.Count - 1; k >= 0; k--)
+        {
+            int i = h.Entries[k];
+            if (_holderOf[i] == h.Id && IsHeldEntryOf(i, lwlock))
+            {
+                h.RemoveAt(k);
+                h.Released(i);
+                ReleaseEntry(i, lwlock.Address);
+                return;
+            }
+        }
+        // Not the calling thread's: a hold of another thread of this process (moved across an await).
+        for (int i = 0; i < MaxHeldLocks; i++)
+        {
+            if (IsHeldEntryOf(i, lwlock))
+            {
+                ReleaseEntry(i, lwlock.Address);
+                return;
+            }
+        }
+        throw new LWLockException($"lock {Describe(lwlock)} is not held",
+            $"Owner slot {Slot} (process {Pid}) holds {HeldCount} locks, none of them this one.");
+    }
+
+    private bool IsHeldEntryOf(int index, in LWLockHandle lwlock)
+    {
+        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+        return HeldLockEntry.PhaseOf(Volatile.Read(ref e.Tag)) == HeldLockPhase.Held && e.Is(lwlock);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -249,62 +490,128 @@ public sealed unsafe class LockOwner : IDisposable
         bool acquired = false;
         try
         {
-            acquired = LWLockOps.AcquireSlow(ref lwlock.Lock.State, mode, deadline, SpinBeforeSleep);
+            acquired = LWLockOps.AcquireSlow(ref lwlock.Lock.State, mode, deadline, SpinBeforeSleep, ref _aborting);
+            if (!acquired && Volatile.Read(ref _aborting) != 0)
+                throw new LWLockException($"could not acquire lock {Describe(lwlock)}: the process is exiting");
         }
         finally
         {
             if (!acquired)
-                Forget(index); // timed out or failed: LWLockOps left the word as if we had never tried
+                FreeEntry(index); // timed out, aborted or failed: LWLockOps left the word as if we had never tried
         }
         return acquired;
     }
 
-    /// <summary>Drops the newest entry, which must be <paramref name="index"/> (an acquire that did not happen).</summary>
-    private void Forget(int index)
-    {
-        Debug.Assert(index == _record->HeldCount - 1, "only the newest entry can be an acquire in progress");
-        Volatile.Write(ref _record->HeldCount, index);
-    }
-
-    /// <summary>Out-of-order release: entries above <paramref name="index"/> move down one place, then the count
-    /// shrinks. A death mid-move leaves a duplicate entry, never a missing one.</summary>
-    private void RemoveAt(int index, int count)
-    {
-        for (int i = index; i < count - 1; i++)
-        {
-            LWLockOwnerRecord.HeldAt(_record, i) = LWLockOwnerRecord.HeldAt(_record, i + 1);
-            _addresses[i] = _addresses[i + 1];
-        }
-        Volatile.Write(ref _record->HeldCount, count - 1);
-    }
-
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int IndexOfHeld(in LWLockHandle lwlock, int count)
+    private void CheckCanRecord(Holder h, in LWLockHandle lwlock, LWLockMode mode)
     {
-        for (int i = count - 1; i >= 0; i--)
-            if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
-                return i;
-        throw new LWLockException($"lock {Describe(lwlock)} is not held", $"Owner slot {Slot} (process {Pid}) holds {count} locks.");
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void CheckCanRecord(in LWLockHandle lwlock, LWLockMode mode, int count)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Volatile.Read(ref _aborting) != 0)
+            throw new LWLockException($"could not acquire lock {Describe(lwlock)}: the process is exiting");
         if (mode is not (LWLockMode.Shared or LWLockMode.Exclusive))
             throw new ArgumentOutOfRangeException(nameof(mode), mode, "a lock mode is Shared or Exclusive");
         if (lwlock.IsNull)
             throw new ArgumentException("the lock handle is empty", nameof(lwlock));
-        for (int i = 0; i < count; i++)
+        // The holder's list, pruned of holds other threads released (they cannot edit it).
+        int kept = 0;
+        for (int k = 0; k < h.Count; k++)
         {
+            int i = h.Entries[k];
+            if (_holderOf[i] != h.Id || HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != HeldLockPhase.Held)
+                continue;
             if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
-                throw new LWLockException($"lock {Describe(lwlock)} is already held by this process",
+                throw new LWLockException($"lock {Describe(lwlock)} is already held by this thread",
                     $"Requested {mode} mode while holding it in {LWLockOwnerRecord.HeldAt(_record, i).Mode} mode (owner slot {Slot}).",
                     "Lightweight locks are not re-entrant: acquiring a held lock again would wait for ever.");
+            h.Entries[kept++] = i;
         }
-        if (count >= MaxHeldLocks)
-            throw new LWLockException("too many LWLocks taken",
-                $"Owner slot {Slot} (process {Pid}) already holds {count} locks, the limit (MaxHeldLocks); " +
-                $"could not take lock {Describe(lwlock)}.");
+        h.Count = kept;
+    }
+
+    private string DescribeEntry(in HeldLockEntry e) =>
+        $"\"{_tranches?.TrancheName(e.TrancheId) ?? $"tranche {e.TrancheId}"}\" ({new LWLockId(e.SegmentId, e.Offset)})";
+
+    /// <summary>One thread's view of its holds through one owner: the entries it acquired (newest last), possibly
+    /// including some another thread has released since (pruned lazily), and where it next looks for a free entry.
+    /// Only its thread writes it.</summary>
+    private sealed class Holder
+    {
+        public readonly LockOwner Owner;
+        public readonly int Id;
+        public readonly int LaneStart; // first entry of its lane; -1 = no lane (every claim goes to the overflow area)
+        public int[] Entries = new int[16];
+        public int Count;
+        public int Cursor; // in the lane: the entry tried first
+
+        public Holder(LockOwner owner, int id, int laneStart)
+        {
+            Owner = owner;
+            Id = id;
+            LaneStart = laneStart;
+            Cursor = laneStart < 0 ? 0 : laneStart;
+        }
+
+        ~Holder()
+        {
+            if (LaneStart >= 0)
+                Owner.ReturnLane(this);
+        }
+
+        /// <summary>Entry <paramref name="index"/> was just taken: the next claim tries the one after it in the lane.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Claimed(int index)
+        {
+            if ((uint)(index - LaneStart) < LaneSize - 1)
+                Cursor = index + 1;
+        }
+
+        /// <summary>Entry <paramref name="index"/> was just freed by this thread: reuse it next (LIFO keeps it hot).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Released(int index)
+        {
+            if ((uint)(index - LaneStart) < LaneSize)
+                Cursor = index;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Push(int index)
+        {
+            var entries = Entries;
+            int count = Count;
+            if ((uint)count < (uint)entries.Length)
+            {
+                entries[count] = index;
+                Count = count + 1;
+            }
+            else
+            {
+                Grow(index);
+            }
+        }
+
+        public void Remove(int index)
+        {
+            for (int k = Count - 1; k >= 0; k--)
+            {
+                if (Entries[k] == index)
+                {
+                    RemoveAt(k);
+                    return;
+                }
+            }
+        }
+
+        public void RemoveAt(int k)
+        {
+            Array.Copy(Entries, k + 1, Entries, k, Count - k - 1);
+            Count--;
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Grow(int index)
+        {
+            Array.Resize(ref Entries, Entries.Length * 2);
+            Entries[Count++] = index;
+        }
     }
 }

@@ -78,10 +78,10 @@ public sealed class BackendAttachTests : IDisposable
     [Fact]
     public void A_backend_whose_lock_owner_record_is_garbage_exits_3()
     {
-        const long Slot0HeldCount = 64 + 4;
-        Find("LWLock owner records").Ref<int>(Slot0HeldCount) = 500;
+        const long Slot0Entry0TagHigh = 64 + 64 + 8 + 4; // tranche (2 bytes), mode, phase
+        Find("LWLock owner records").Ref<int>(Slot0Entry0TagHigh) = 0x0901_0000;
         var (exit, output) = RunBackend();
-        AssertShmemInvalid(exit, output, $"could not take lock owner slot {Slot}: lock owner slot {Slot} is corrupt: Held lock count 500 is outside 0..200.");
+        AssertShmemInvalid(exit, output, $"could not take lock owner slot {Slot}: lock owner slot {Slot} is corrupt: The record's entry 0 has phase 9 (expected 1 or 2).");
     }
 
     [Fact]

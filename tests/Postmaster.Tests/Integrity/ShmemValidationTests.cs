@@ -202,9 +202,11 @@ public sealed class ShmemValidationTests : IDisposable
     {
         var owners = Module("LWLock owner records");
         Corrupt(owners, 0, Garbage, _pm.Instance.Validate, "lock owner table: Magic number 0xDEADBEEF does not match 0x4C4F4D50.");
-        const long Slot3HeldCount = 64 + 3 * 3264 + 4;
-        Corrupt(owners, Slot3HeldCount, 500, _pm.Instance.Owners.Validate, "lock owner table: slot 3 records 500 held locks (at most 200)");
-        Corrupt(owners, Slot3HeldCount + 4, Garbage, _pm.Instance.Owners.Validate, "lock owner table: slot 3 records critical-section depth");
+        const long Slot3 = 64 + 3 * 3264;
+        const long Slot3Entry0TagHigh = Slot3 + 64 + 8 + 4; // tranche (2 bytes), mode, phase
+        Corrupt(owners, Slot3Entry0TagHigh, 0x0901_0000, _pm.Instance.Owners.Validate, "lock owner table: slot 3 entry 0 has phase 9 (expected 1 or 2)");
+        Corrupt(owners, Slot3Entry0TagHigh, 0x0107_0000, _pm.Instance.Owners.Validate, "lock owner table: slot 3 entry 0 has lock mode 7 (expected 1 or 2)");
+        Corrupt(owners, Slot3 + 8, Garbage, _pm.Instance.Owners.Validate, "lock owner table: slot 3 records critical-section depth");
 
         var tranches = Module("LWLock tranches");
         Corrupt(tranches, 0, Garbage, _pm.Instance.Validate, "lock tranche table: Magic number 0xDEADBEEF does not match 0x52544D50.");

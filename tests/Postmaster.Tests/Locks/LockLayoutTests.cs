@@ -59,7 +59,6 @@ public sealed class LockLayoutTests
         Assert.Equal(0, LWLockOwnerRecord.Size % 64);
         var record = default(LWLockOwnerRecord);
         Assert.Equal(0, FieldOffset(ref record, ref record.Pid));
-        Assert.Equal(4, FieldOffset(ref record, ref record.HeldCount));
         Assert.Equal(8, FieldOffset(ref record, ref record.CriticalSectionDepth));
         Assert.Equal(64, FieldOffset(ref record, ref record.Held[0]));
         Assert.Equal(64 + 199 * 16, FieldOffset(ref record, ref record.Held[199]));

@@ -151,11 +151,11 @@ public sealed class LockOwnerTests : IDisposable
     }
 
     [Fact]
-    public void A_corrupt_held_count_is_reported_not_trusted()
+    public void A_corrupt_entry_is_reported_not_trusted()
     {
-        ref int count = ref _seg.Region.Ref<int>( // slot 5's HeldCount
-            _seg.OwnersOffset + LWLockOwnerTableHeader.Size + 5 * LWLockOwnerRecord.Size + sizeof(int));
-        count = LockOwner.MaxHeldLocks + 1;
+        ref byte phase = ref _seg.Region.Ref<byte>( // slot 5, entry 7: the phase byte of its tag
+            _seg.OwnersOffset + LWLockOwnerTableHeader.Size + 5 * LWLockOwnerRecord.Size + LWLockOwnerRecord.HeldOffset + 7 * HeldLockEntry.Size + 15);
+        phase = 9;
         Assert.Throws<ShmemCorruptException>(() => _seg.Inspector().HeldBy(5));
         Assert.Throws<ShmemCorruptException>(() => _seg.Owner(5));
         _seg.Owners.ResetSlot(5);

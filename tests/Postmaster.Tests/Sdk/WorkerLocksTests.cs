@@ -15,20 +15,26 @@ public sealed class WorkerLocksTests : IDisposable
     private LWLockHandle Lock(int i) => new(_seg.Lock(i));
 
     [Fact]
-    public void A_hold_releases_its_lock_when_disposed()
+    public void A_hold_releases_its_lock_when_disposed_and_only_once()
     {
         using var owner = _seg.Owner(0);
         var locks = new WorkerLocks(owner);
         var lk = Lock(0);
         var held = locks.Hold(lk, LWLockMode.Exclusive);
         Assert.Equal(lk, held.Lock);
+        Assert.True(held.IsHeld);
         Assert.True(locks.Holds(lk));
         Assert.False(_seg.Lock(0).ReadStatus().IsFree);
         held.Dispose();
+        Assert.False(held.IsHeld);
         Assert.False(locks.Holds(lk));
         Assert.True(_seg.Lock(0).ReadStatus().IsFree);
+        held.Dispose(); // released already: nothing, even with the lock taken again meanwhile
+        using var again = locks.Hold(lk, LWLockMode.Shared);
+        held.Dispose();
+        Assert.True(again.IsHeld);
         default(LWLockHold).Dispose(); // an empty hold releases nothing
-        Assert.Equal(0, owner.HeldCount);
+        Assert.Equal(1, owner.HeldCount);
     }
 
     [Fact]
@@ -48,6 +54,26 @@ public sealed class WorkerLocksTests : IDisposable
     }
 
     [Fact]
+    public void A_hold_taken_on_one_thread_is_released_on_another()
+    {
+        using var owner = _seg.Owner(4);
+        var locks = new WorkerLocks(owner);
+        var lk = Lock(3);
+        var held = locks.Hold(lk, LWLockMode.Exclusive);
+        bool heldThere = false;
+        var other = new Thread(() => // as async code's continuation would
+        {
+            heldThere = held.IsHeld;
+            held.Dispose();
+        });
+        other.Start();
+        other.Join();
+        Assert.True(heldThere);
+        Assert.True(_seg.Lock(3).ReadStatus().IsFree);
+        Assert.False(locks.Holds(lk));
+    }
+
+    [Fact]
     public void Acquire_try_and_release_forward_to_the_engine_with_its_errors()
     {
         using var owner = _seg.Owner(2);
@@ -59,7 +85,7 @@ public sealed class WorkerLocksTests : IDisposable
         Assert.False(others.TryAcquire(lk, LWLockMode.Shared));
         Assert.False(others.Acquire(lk, LWLockMode.Shared, TimeSpan.FromMilliseconds(1)));
         var again = Assert.Throws<LWLockException>(() => locks.Acquire(lk, LWLockMode.Shared));
-        Assert.Contains("is already held by this process", again.Message);
+        Assert.Contains("is already held by this thread", again.Message);
         Assert.Contains(LockTestSegment.TestTranche, locks.Describe(lk));
         locks.Release(lk);
         Assert.True(others.TryAcquire(lk, LWLockMode.Shared));

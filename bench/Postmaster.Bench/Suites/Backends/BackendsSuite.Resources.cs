@@ -99,6 +99,49 @@ public sealed partial class BackendsSuite
         report.Append(Markdown.Table(["N", "baseline: no backends (stat)", "postmaster with N idle backends (stat)",
             "baseline (schedstat)", "with N backends (schedstat)", "N backends together", "N bare .NET together"], cpuRows));
         report.AppendLine();
+        GlobalizationCost(report);
+    }
+
+    /// <summary>What ICU globalization costs a backend: one server with four static workers side by side — idle and
+    /// a worker that formats with the de-DE culture, each invariant and with globalization = icu — PSS and the CPU
+    /// each process used to start (utime + stime after settling).</summary>
+    private static void GlobalizationCost(StringBuilder report)
+    {
+        Console.WriteLine("globalization: invariant vs icu");
+        string culture = BenchServer.Quote(Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.CultureWorker");
+        var settings = new Dictionary<string, string>(BaseSettings(maxBackends: 12, poolSize: 0))
+        {
+            ["worker.idle_inv.entry"] = "'idle'",
+            ["worker.idle_icu.entry"] = "'idle'",
+            ["worker.idle_icu.globalization"] = "icu",
+            ["worker.culture_inv.entry"] = culture,
+            ["worker.culture_inv.argument"] = "'wait'",
+            ["worker.culture_icu.entry"] = culture,
+            ["worker.culture_icu.argument"] = "'wait'",
+            ["worker.culture_icu.globalization"] = "icu",
+        };
+        using var server = BenchServer.Start("glob", settings);
+        var backends = server.WaitForSteadyState(4, 0);
+        Thread.Sleep(MemorySettle);
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var (worker, label) in new[] { ("idle", "idle"), ("culture", "uses de-DE (CultureWorker)") })
+        {
+            int inv = backends.Single(b => b.Name == worker + "_inv").Pid;
+            int icu = backends.Single(b => b.Name == worker + "_icu").Pid;
+            var mInv = ProcStats.Memory(inv);
+            var mIcu = ProcStats.Memory(icu);
+            double cInv = 1000.0 * ProcStats.CpuTicks(inv) / ProcStats.ClockTicksPerSecond;
+            double cIcu = 1000.0 * ProcStats.CpuTicks(icu) / ProcStats.ClockTicksPerSecond;
+            rows.Add([label, Markdown.MiB(mInv.Pss), Markdown.MiB(mIcu.Pss), Markdown.Ratio(mIcu.Pss, mInv.Pss),
+                Markdown.Ms(cInv), Markdown.Ms(cIcu)]);
+        }
+        report.AppendLine("### Globalization: invariant (default) vs `globalization = icu`");
+        report.AppendLine();
+        report.AppendLine("One server, four static workers side by side (one process each); PSS from smaps_rollup and the CPU each " +
+                          "process had used after settling (utime + stime, 10 ms ticks), which is its start-up cost.");
+        report.AppendLine();
+        report.Append(Markdown.Table(["worker", "PSS invariant", "PSS icu", "ratio", "CPU invariant", "CPU icu"], rows));
+        report.AppendLine();
     }
 
     /// <summary>One server with <paramref name="n"/> idle backends: memory, then CPU over the window; with
