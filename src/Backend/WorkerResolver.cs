@@ -142,11 +142,11 @@ internal static class WorkerResolver
         }
         var type = FindType(asm, path, typeName)
                    ?? throw new WorkerLoadException($"could not find type \"{typeName}\" in worker library \"{path}\"");
-        bool sync = typeof(IBackgroundWorker).IsAssignableFrom(type), async = typeof(IAsyncBackgroundWorker).IsAssignableFrom(type);
-        if (!sync && !async)
+        bool isSync = typeof(IBackgroundWorker).IsAssignableFrom(type), isAsync = typeof(IAsyncBackgroundWorker).IsAssignableFrom(type);
+        if (!isSync && !isAsync)
             throw new WorkerLoadException(
                 $"type \"{typeName}\" in \"{path}\" does not implement {typeof(IBackgroundWorker).FullName} or {typeof(IAsyncBackgroundWorker).FullName}");
-        if (sync && async)
+        if (isSync && isAsync)
             throw new WorkerLoadException(
                 $"type \"{typeName}\" in \"{path}\" implements both {typeof(IBackgroundWorker).FullName} and {typeof(IAsyncBackgroundWorker).FullName}",
                 "A worker implements one of them: which one would run is not obvious from the code.");
