@@ -55,16 +55,9 @@ public sealed unsafe class LockOwner : IDisposable
     /// <summary>What this owner writes into a lock's <see cref="LWLock.ExclusiveOwner"/> (pid and slot).</summary>
     private readonly long _exclusiveOwner;
 
-    /// <summary>Per entry, this process's address of the lock (shared memory holds offsets only).</summary>
-    private readonly nint[] _addresses = new nint[MaxHeldLocks];
-
-    /// <summary>Per entry, the <see cref="Holder.Id"/> of the thread whose hold it is; 0 = none (free, or being
-    /// acquired). Set after the acquire succeeds, cleared before the entry is freed.</summary>
-    private readonly int[] _holderOf = new int[MaxHeldLocks];
-
-    /// <summary>Per entry, how many times it has been claimed: tells a stale <see cref="LWLockHold"/> from the
-    /// current one.</summary>
-    private readonly long[] _sequence = new long[MaxHeldLocks];
+    /// <summary>Per entry, what this process keeps beside the shared entry (one array: one bounds check, one cache line
+    /// per entry on the fast path).</summary>
+    private readonly EntryLocal[] _local = new EntryLocal[MaxHeldLocks];
 
     /// <summary>Per lane, the <see cref="Holder.Id"/> that owns it; 0 = free. Claimed by CAS when a thread first takes a
     /// lock through this owner, returned when its holder is collected (the thread ended) with the lane empty.</summary>
@@ -159,7 +152,7 @@ public sealed unsafe class LockOwner : IDisposable
         if (!LWLockOps.TryAcquireFast(ref l->State, mode))
             AcquireSlow(lwlock, index, mode, Deadline.Infinite);
         MarkHeld(h, l, index, mode);
-        return new LWLockHold(this, lwlock, index, _sequence[index]);
+        return new LWLockHold(this, lwlock, index, _local[index].Sequence);
     }
 
     /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held: the calling thread's hold if it has
@@ -174,7 +167,7 @@ public sealed unsafe class LockOwner : IDisposable
         {
             int index = h.Entries[h.Count - 1];
             ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
-            if (_holderOf[index] == h.Id && e.Is(lwlock.Offset, lwlock.SegmentId))
+            if (_local[index].Holder == h.Id && e.Is(lwlock.Offset, lwlock.SegmentId))
             {
                 h.Count--;
                 h.Released(index); // the next acquire reuses this (hot, free) entry
@@ -206,7 +199,7 @@ public sealed unsafe class LockOwner : IDisposable
                 if (phase == HeldLockPhase.Held)
                 {
                     var mode = HeldLockEntry.ModeOf(tag);
-                    var l = (LWLock*)_addresses[i];
+                    var l = (LWLock*)_local[i].Address;
                     string name = DescribeEntry(e);
                     ReleaseEntry(i, l);
                     released?.Invoke(name, mode);
@@ -214,8 +207,8 @@ public sealed unsafe class LockOwner : IDisposable
                 else if (phase == HeldLockPhase.Acquiring)
                 {
                     acquiring = true;
-                    if (_addresses[i] != 0)
-                        Futex.Wake(ref ((LWLock*)_addresses[i])->State, Futex.WakeAllCount); // it re-checks _aborting
+                    if (_local[i].Address != 0)
+                        Futex.Wake(ref ((LWLock*)_local[i].Address)->State, Futex.WakeAllCount); // it re-checks _aborting
                 }
             }
             if (!acquiring || Deadline.RemainingNanoseconds(deadline) <= 0)
@@ -243,7 +236,7 @@ public sealed unsafe class LockOwner : IDisposable
             ulong tag = Volatile.Read(ref e.Tag);
             if (HeldLockEntry.PhaseOf(tag) != HeldLockPhase.Held || !e.Is(lwlock))
                 continue;
-            if (_holderOf[i] == h.Id)
+            if (_local[i].Holder == h.Id)
                 return HeldLockEntry.ModeOf(tag);
             any ??= HeldLockEntry.ModeOf(tag);
         }
@@ -282,7 +275,7 @@ public sealed unsafe class LockOwner : IDisposable
 
     /// <summary>True while the hold <paramref name="entry"/>/<paramref name="sequence"/> has not been released.</summary>
     internal bool IsHoldCurrent(int entry, long sequence) =>
-        (uint)entry < MaxHeldLocks && Volatile.Read(ref _sequence[entry]) == sequence &&
+        (uint)entry < MaxHeldLocks && Volatile.Read(ref _local[entry].Sequence) == sequence &&
         HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, entry).Tag)) == HeldLockPhase.Held;
 
     /// <summary>Releases one <see cref="LWLockHold"/>; nothing when it was released already.</summary>
@@ -291,7 +284,7 @@ public sealed unsafe class LockOwner : IDisposable
         if (!IsHoldCurrent(entry, sequence) || !LWLockOwnerRecord.HeldAt(_record, entry).Is(lwlock))
             return;
         var h = t_holder;
-        if (h is not null && h.Owner == this && _holderOf[entry] == h.Id)
+        if (h is not null && h.Owner == this && _local[entry].Holder == h.Id)
         {
             h.Remove(entry);
             h.Released(entry);
@@ -335,10 +328,15 @@ public sealed unsafe class LockOwner : IDisposable
     {
         // Process-local state only: the finalizer may run after the segment was unmapped. A dead thread has no acquire
         // in progress, so its lane entries are in use exactly when a hold of them is (holder set).
-        for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
-            if (Volatile.Read(ref _holderOf[i]) != 0)
-                return;
-        Volatile.Write(ref _laneOwner[h.LaneStart / LaneSize], 0);
+        for (int k = 0; k < h.LaneCount; k++)
+        {
+            int start = h.Lanes[k];
+            bool inUse = false;
+            for (int i = start; i < start + LaneSize; i++)
+                inUse |= Volatile.Read(ref _local[i].Holder) != 0;
+            if (!inUse)
+                Volatile.Write(ref _laneOwner[start / LaneSize], 0);
+        }
     }
 
     private static void Park(Holder[] others, Holder h)
@@ -375,35 +373,25 @@ public sealed unsafe class LockOwner : IDisposable
         ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
         int index = h.Cursor;
         ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
-        if (h.LaneStart < 0 || Volatile.Read(ref e.Tag) != 0)
+        if (h.LaneStart < 0 || Volatile.Read(ref e.Tag) != 0) // no lane, or the cursor's entry is taken
             return ClaimSlow(h, lwlock, tag);
         // Only this thread claims entries of its lane: offset first, then the tag. The lock's CAS that follows is a
         // full fence, so the entry is visible before the attempt.
         e.Offset = lwlock.Offset;
         e.Tag = tag;
-        _addresses[index] = (nint)l;
-        _sequence[index]++;
+        _local[index].Address = (nint)l;
+        _local[index].Sequence++;
         return index;
     }
 
+    /// <summary>The thread's lanes (plain stores), then the overflow area (CAS), then one more free lane for this
+    /// thread: so one thread can hold all <see cref="MaxHeldLocks"/> locks, and many threads share the overflow area.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int ClaimSlow(Holder h, in LWLockHandle lwlock, ulong tag)
     {
         int index = -1;
-        if (h.LaneStart >= 0)
-        {
-            for (int i = h.LaneStart; i < h.LaneStart + LaneSize; i++)
-            {
-                ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
-                if (Volatile.Read(ref e.Tag) == 0)
-                {
-                    e.Offset = lwlock.Offset;
-                    e.Tag = tag;
-                    index = i;
-                    break;
-                }
-            }
-        }
+        for (int k = 0; k < h.LaneCount && index < 0; k++)
+            index = ClaimInLane(h.Lanes[k], lwlock, tag);
         for (int i = OverflowStart; index < 0 && i < MaxHeldLocks; i++)
         {
             ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
@@ -414,13 +402,36 @@ public sealed unsafe class LockOwner : IDisposable
                 index = i;
             }
         }
+        for (int lane = 0; index < 0 && lane < LaneCount; lane++)
+        {
+            if (Interlocked.CompareExchange(ref _laneOwner[lane], h.Id, 0) != 0)
+                continue;
+            h.AddLane(lane * LaneSize);
+            index = ClaimInLane(lane * LaneSize, lwlock, tag);
+        }
         if (index < 0)
             throw new LWLockException("too many LWLocks taken",
-                $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {HeldCount} locks over its threads; " +
-                $"the limit is {MaxHeldLocks} (MaxHeldLocks), of which a thread may use at most {MaxHeldLocks - OverflowStart + LaneSize}.");
-        _addresses[index] = (nint)lwlock.Address;
-        _sequence[index]++;
+                $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {HeldCount} locks over its threads, " +
+                $"the limit (MaxHeldLocks = {MaxHeldLocks}).");
+        _local[index].Address = (nint)lwlock.Address;
+        _local[index].Sequence++;
         return index;
+    }
+
+    /// <summary>A free entry of a lane the calling thread owns, written (offset, then tag); -1 when the lane is full.</summary>
+    private int ClaimInLane(int start, in LWLockHandle lwlock, ulong tag)
+    {
+        for (int i = start; i < start + LaneSize; i++)
+        {
+            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+            if (Volatile.Read(ref e.Tag) == 0)
+            {
+                e.Offset = lwlock.Offset;
+                e.Tag = tag;
+                return i;
+            }
+        }
+        return -1;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -428,7 +439,7 @@ public sealed unsafe class LockOwner : IDisposable
     {
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = _exclusiveOwner;
-        _holderOf[index] = h.Id;
+        _local[index].Holder = h.Id;
         LWLockOwnerRecord.HeldAt(_record, index).Phase = HeldLockPhase.Held;
         h.Push(index);
         h.Claimed(index);
@@ -443,7 +454,7 @@ public sealed unsafe class LockOwner : IDisposable
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = LWLock.NoExclusiveOwner; // cleared before the release: afterwards the next holder owns it
         LWLockOps.Release(ref l->State, mode);
-        _holderOf[index] = 0; // before the entry is free: a thread that claims it next never sees the old holder
+        _local[index].Holder = 0; // before the entry is free: a thread that claims it next never sees the old holder
         Volatile.Write(ref e.Tag, 0);
     }
 
@@ -457,7 +468,7 @@ public sealed unsafe class LockOwner : IDisposable
         for (int k = h.Count - 1; k >= 0; k--)
         {
             int i = h.Entries[k];
-            if (_holderOf[i] == h.Id && IsHeldEntryOf(i, lwlock))
+            if (_local[i].Holder == h.Id && IsHeldEntryOf(i, lwlock))
             {
                 h.RemoveAt(k);
                 h.Released(i);
@@ -517,7 +528,7 @@ public sealed unsafe class LockOwner : IDisposable
         for (int k = 0; k < h.Count; k++)
         {
             int i = h.Entries[k];
-            if (_holderOf[i] != h.Id || HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != HeldLockPhase.Held)
+            if (_local[i].Holder != h.Id || HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != HeldLockPhase.Held)
                 continue;
             if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
                 throw new LWLockException($"lock {Describe(lwlock)} is already held by this thread",
@@ -531,6 +542,21 @@ public sealed unsafe class LockOwner : IDisposable
     private string DescribeEntry(in HeldLockEntry e) =>
         $"\"{_tranches?.TrancheName(e.TrancheId) ?? $"tranche {e.TrancheId}"}\" ({new LWLockId(e.SegmentId, e.Offset)})";
 
+    /// <summary>The process-local side of one record entry.</summary>
+    private struct EntryLocal
+    {
+        /// <summary>This process's address of the lock (shared memory holds offsets only).</summary>
+        public nint Address;
+
+        /// <summary>How many times the entry has been claimed: tells a stale <see cref="LWLockHold"/> from the current
+        /// one.</summary>
+        public long Sequence;
+
+        /// <summary>The <see cref="Holder.Id"/> of the thread whose hold it is; 0 = none (free, or being acquired). Set
+        /// after the acquire succeeds, cleared before the entry is freed.</summary>
+        public int Holder;
+    }
+
     /// <summary>One thread's view of its holds through one owner: the entries it acquired (newest last), possibly
     /// including some another thread has released since (pruned lazily), and where it next looks for a free entry.
     /// Only its thread writes it.</summary>
@@ -538,7 +564,9 @@ public sealed unsafe class LockOwner : IDisposable
     {
         public readonly LockOwner Owner;
         public readonly int Id;
-        public readonly int LaneStart; // first entry of its lane; -1 = no lane (every claim goes to the overflow area)
+        public readonly int LaneStart; // first entry of its first lane; -1 = none (claims go to the overflow area)
+        public int[] Lanes = new int[1]; // first entries of the lanes it owns (more than one only past 8 + overflow)
+        public int LaneCount;
         public int[] Entries = new int[16];
         public int Count;
         public int Cursor; // in the lane: the entry tried first
@@ -549,13 +577,18 @@ public sealed unsafe class LockOwner : IDisposable
             Id = id;
             LaneStart = laneStart;
             Cursor = laneStart < 0 ? 0 : laneStart;
+            if (laneStart >= 0)
+                AddLane(laneStart);
         }
 
-        ~Holder()
+        public void AddLane(int start)
         {
-            if (LaneStart >= 0)
-                Owner.ReturnLane(this);
+            if (LaneCount == Lanes.Length)
+                Array.Resize(ref Lanes, Lanes.Length * 2);
+            Lanes[LaneCount++] = start;
         }
+
+        ~Holder() => Owner.ReturnLane(this);
 
         /// <summary>Entry <paramref name="index"/> was just taken: the next claim tries the one after it in the lane.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -69,6 +69,27 @@ public sealed class LockThreadTests : IDisposable
     }
 
     [Fact]
+    public void Threads_holding_more_than_their_lane_share_the_rest_of_the_record()
+    {
+        using var seg = new LockTestSegment("threads-many", locks: 4 * 30);
+        using var owner = seg.Owner(0);
+        using var allHold = new Barrier(4);
+        RunThreads(4, t =>
+        {
+            var mine = Enumerable.Range(t * 30, 30).Select(seg.Lock).ToList();
+            foreach (var lk in mine)
+                owner.Acquire(lk, LWLockMode.Exclusive);
+            allHold.SignalAndWait(); // 120 locks held at once, 30 per thread: lanes, overflow and extra lanes
+            Assert.All(mine, lk => Assert.True(owner.Holds(lk)));
+            allHold.SignalAndWait();
+            foreach (var lk in Enumerable.Reverse(mine))
+                owner.Release(lk);
+        });
+        Assert.Equal(0, owner.HeldCount);
+        Assert.All(Enumerable.Range(0, 120), i => Assert.True(seg.Lock(i).ReadStatus().IsFree));
+    }
+
+    [Fact]
     public void Shared_holders_on_many_threads_are_all_recorded_and_block_a_writer()
     {
         using var owner = _seg.Owner(0);
