@@ -15,6 +15,7 @@ public sealed class SettingCatalogTests
         { SettingCatalog.LogMinMessages, typeof(Severity) },
         { SettingCatalog.CrashRecovery, typeof(CrashRecovery) },
         { WorkerSettingCatalog.Restart, typeof(RestartPolicy) },
+        { WorkerSettingCatalog.Globalization, typeof(WorkerGlobalization) },
     };
 
     private static IEnumerable<SettingDefinition> Everything => SettingCatalog.All.Concat(WorkerSettingCatalog.Attributes);
