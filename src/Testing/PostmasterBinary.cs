@@ -13,13 +13,17 @@ public static class PostmasterBinary
     /// <c>PATH</c>. Throws <see cref="ClusterException"/> naming all three when none is found, and when the explicit
     /// path or <c>POSTMASTER_OUT</c> is set but holds no executable (no silent fallback to another binary).
     /// </summary>
-    public static string Locate(string? explicitPath = null)
+    public static string Locate(string? explicitPath = null) =>
+        Locate(explicitPath, Environment.GetEnvironmentVariable(ClusterOptions.OutVariable), Environment.GetEnvironmentVariable("PATH"));
+
+    /// <summary><see cref="Locate(string?)"/> with the two environment variables' values given.</summary>
+    internal static string Locate(string? explicitPath, string? outDir, string? searchPath)
     {
         if (!string.IsNullOrEmpty(explicitPath))
             return Executable(explicitPath, $"ClusterOptions.PostmasterPath (\"{explicitPath}\")");
-        if (Environment.GetEnvironmentVariable(ClusterOptions.OutVariable) is { Length: > 0 } outDir)
+        if (!string.IsNullOrEmpty(outDir))
             return Executable(outDir, $"{ClusterOptions.OutVariable} (\"{outDir}\")");
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        foreach (var dir in (searchPath ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
             string candidate = Path.Combine(dir, FileName);
             if (IsExecutable(candidate))

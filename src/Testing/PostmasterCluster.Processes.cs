@@ -20,8 +20,7 @@ public sealed partial class PostmasterCluster
         var r = Run("spawn", args.ToArray());
         Expect(r, "spawn");
         var answer = InspectionJson.Parse(r.Stdout, InspectionJson.Default.SpawnAnswer, "postmaster spawn --json");
-        lock (_gate)
-            RecordProcess(answer.Pid, $"backend \"{name ?? entry}\"");
+        RecordIfRunning(); // the new backend, proven by status (it may have finished already)
         return new SpawnedWorker(answer.Pid, answer.Slot);
     }
 

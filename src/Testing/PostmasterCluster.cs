@@ -70,7 +70,7 @@ public sealed partial class PostmasterCluster : IDisposable, IAsyncDisposable
     /// <summary>
     /// Creates a cluster: a temporary directory and, unless <see cref="InitMode.None"/>, an initialised data directory
     /// configured by <paramref name="options"/>. Nothing runs yet. Throws <see cref="ClusterException"/> when the
-    /// <c>postmaster</c> binary cannot be found (<see cref="PostmasterBinary.Locate"/>) or <c>init</c> fails.
+    /// <c>postmaster</c> binary cannot be found (<see cref="PostmasterBinary.Locate(string?)"/>) or <c>init</c> fails.
     /// </summary>
     public static PostmasterCluster Create(ClusterOptions? options = null)
     {
@@ -127,12 +127,13 @@ public sealed partial class PostmasterCluster : IDisposable, IAsyncDisposable
     public CliResult RunPostmaster(params string[] arguments) =>
         ProcessRunner.Run(PostmasterPath, arguments, Env, Timeout + CommandGrace);
 
-    /// <summary><c>postmaster start --detach</c> (waiting until ready, within the timeout) with
-    /// <paramref name="arguments"/> (e.g. <c>"-c", "name=value"</c>); whatever the outcome, a server that now runs is
-    /// recorded for cleanup. Returns the result, failed or not.</summary>
+    /// <summary><c>postmaster start --detach</c> (waiting until ready, within the timeout unless
+    /// <paramref name="arguments"/> give a <c>-t</c>) with <paramref name="arguments"/> (e.g. <c>"-c", "name=value"</c>);
+    /// whatever the outcome, a server that now runs is recorded for cleanup. Returns the result, failed or not.</summary>
     public CliResult TryStart(params string[] arguments)
     {
-        var r = Run("start", new[] { "--detach", "-t", Seconds(Timeout) }.Concat(arguments).ToArray());
+        var timeout = arguments.Any(a => a is "-t" or "--timeout") ? [] : new[] { "-t", Seconds(Timeout) };
+        var r = Run("start", new[] { "--detach" }.Concat(timeout).Concat(arguments).ToArray());
         RecordIfRunning();
         return r;
     }
@@ -282,21 +283,17 @@ public sealed partial class PostmasterCluster : IDisposable, IAsyncDisposable
     }
 
     /// <summary>Remembers what <paramref name="s"/> proves to be this instance's: processes by identity (pid and
-    /// start time), the main segment by type, key and id.</summary>
+    /// start time): the postmaster, and each backend listed whose parent it is; the main segment by type, key and id.</summary>
     private void Record(ClusterStatus s)
     {
-        if (!s.Running)
+        if (!s.Running || s.Pid is not int pm)
             return;
         lock (_gate)
         {
-            if (s.Pid is int pm)
-                RecordProcess(pm, "postmaster");
-            foreach (var b in s.Backends)
-                if (b.Pid is int pid)
-                    RecordProcess(pid, $"backend \"{b.Name}\"");
-            foreach (var w in s.Workers)
-                if (w.Pid is int pid)
-                    RecordProcess(pid, $"backend \"{w.Name}\"");
+            RecordProcess(pm, "postmaster");
+            foreach (var (pid, name) in s.Backends.Select(b => (b.Pid, b.Name)).Concat(s.Workers.Select(w => (w.Pid, w.Name))))
+                if (pid is int p && ProcessIdentity.Stat.Read(p)?.ParentPid == pm)
+                    RecordProcess(p, $"backend \"{name}\"");
             if (s.SharedMemory is { Type: { } type, Key: long key and not 0, Id: long id })
                 _segments.Add((type, key, id));
         }

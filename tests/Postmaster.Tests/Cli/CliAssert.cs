@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Postmaster.Tests.Support;
+using Postmaster.Testing;
 using Xunit;
 
 namespace Postmaster.Tests.Cli;

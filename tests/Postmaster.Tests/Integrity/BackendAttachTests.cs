@@ -6,6 +6,7 @@ using Postmaster.Shmem.Os;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Support;
 using Xunit;
+using Postmaster.Testing;
 
 namespace Postmaster.Tests.Integrity;
 

@@ -4,6 +4,7 @@ using Postmaster.Shmem.Registry;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Support;
 using Xunit;
+using Postmaster.Testing;
 
 namespace Postmaster.Tests.Registry;
 
