@@ -19,7 +19,7 @@ public sealed partial class PostmasterCluster
         args.AddRange(["--json", "-t", Seconds(Timeout)]);
         var r = Run("spawn", args.ToArray());
         Expect(r, "spawn");
-        var answer = InspectionJson.Parse(r.Stdout, InspectionJson.Default.SpawnAnswer, "postmaster spawn --json");
+        var answer = InspectionJson.Parse<SpawnAnswer>(r.Stdout, "postmaster spawn --json");
         RecordIfRunning(); // the new backend, proven by status (it may have finished already)
         return new SpawnedWorker(answer.Pid, answer.Slot);
     }

@@ -193,7 +193,7 @@ public sealed partial class PostmasterCluster : IDisposable, IAsyncDisposable
         var r = Run("status", "--json");
         if (r.ExitCode is not (0 or 3))
             throw Failure($"postmaster status failed: {r}");
-        var status = InspectionJson.Parse(r.Stdout, InspectionJson.Default.ClusterStatus, "postmaster status --json");
+        var status = InspectionJson.Parse<ClusterStatus>(r.Stdout, "postmaster status --json");
         _lastStatusJson = r.Stdout.Trim();
         Record(status);
         return status;
@@ -205,7 +205,7 @@ public sealed partial class PostmasterCluster : IDisposable, IAsyncDisposable
         var r = Run("shmem", "--json");
         if (r.ExitCode != 0)
             throw Failure($"postmaster shmem failed: {r}");
-        return InspectionJson.Parse(r.Stdout, InspectionJson.Default.ShmemReport, "postmaster shmem --json");
+        return InspectionJson.Parse<ShmemReport>(r.Stdout, "postmaster shmem --json");
     }
 
     /// <summary>Whether a server holds the data directory's lock (<c>status</c> exit 0).</summary>

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
-using Postmaster.Tests.Support;
 using Postmaster.Testing;
+using Postmaster.Tests.Support;
 using Xunit;
 
 namespace Postmaster.Tests.Cli;

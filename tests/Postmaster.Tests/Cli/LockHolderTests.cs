@@ -2,7 +2,6 @@ using System.Text.Json;
 using Postmaster.Shmem.Os;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Cli;
 

@@ -1,11 +1,8 @@
 using Postmaster.Cli;
 using Postmaster.Shmem.Backends;
-using Postmaster.Shmem.Instance;
-using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Cli;
 

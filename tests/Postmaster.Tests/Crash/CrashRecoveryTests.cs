@@ -59,6 +59,7 @@ public sealed class CrashRecoveryTests
         var reconciled = pm.WaitForReconcile();
         Assert.Equal(1, reconciled.Reconciles);
         Assert.Equal(0, reconciled.FullRestarts);
+        Assert.Contains("crash recovery:   0 full restarts, 1 reconciled crashes", pm.Run("status").Stdout);
         pm.WaitForLog($"reconciled 0 dynamic shared memory references of background worker \"{victim.Name}\" (PID {victim.Pid})");
         var after = pm.WaitForBackends(b => b.Count == 3 && b.All(x => x.Pid != victim.Pid), "the victim's replacement");
         Assert.Equal(before.Skip(1).Select(b => b.Pid).Order(), after.Where(b => b.Name != victim.Name).Select(b => b.Pid).Order());

@@ -2,9 +2,9 @@ using System.Diagnostics;
 using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Dsm;
 

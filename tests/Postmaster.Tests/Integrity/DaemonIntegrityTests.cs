@@ -2,10 +2,9 @@ using System.Text.RegularExpressions;
 using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Integrity;
 

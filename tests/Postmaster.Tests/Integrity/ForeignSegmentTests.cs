@@ -5,7 +5,6 @@ using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Segments;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Integrity;
 

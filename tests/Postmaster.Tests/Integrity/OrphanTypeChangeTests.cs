@@ -1,8 +1,8 @@
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Integrity;
 

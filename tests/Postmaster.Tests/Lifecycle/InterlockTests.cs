@@ -1,9 +1,9 @@
 using Postmaster.Shmem;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Lifecycle;
 

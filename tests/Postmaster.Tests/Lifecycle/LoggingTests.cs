@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Lifecycle;
 

@@ -1,9 +1,9 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Locks;
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Locks;
 

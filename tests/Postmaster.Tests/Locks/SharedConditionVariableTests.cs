@@ -1,8 +1,8 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Locks;
 

@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
-using Postmaster.Tests.Support;
 using Postmaster.Testing;
+using Postmaster.Tests.Support;
 
 namespace Postmaster.Tests.Locks;
 

@@ -1,10 +1,10 @@
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Registry;
+using Postmaster.Testing;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Registry;
 

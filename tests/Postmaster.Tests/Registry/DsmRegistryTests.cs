@@ -2,11 +2,11 @@ using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Registry;
+using Postmaster.Testing;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Locks;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Registry;
 

@@ -1,8 +1,7 @@
 using System.Text.Json;
-using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.RegistryDaemon;
 

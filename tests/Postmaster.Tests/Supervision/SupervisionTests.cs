@@ -1,10 +1,9 @@
 using System.Text.Json;
 using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
-using Postmaster.Testing;
 
 namespace Postmaster.Tests.Supervision;
 
