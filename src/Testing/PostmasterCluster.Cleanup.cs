@@ -71,8 +71,10 @@ public sealed partial class PostmasterCluster
 
     private void StopAndReap(List<string> left)
     {
-        if (File.Exists(Path.Combine(DataDirectory, LockFileName)) && Status().Running)
+        // status exit 0: a server holds the lock (whatever its configuration file says; 3 and 4 are "not running")
+        if (File.Exists(Path.Combine(DataDirectory, LockFileName)) && Run("status", "--json") is { ExitCode: 0 } running)
         {
+            Record(InspectionJson.Parse<ClusterStatus>(running.Stdout, "postmaster status --json"));
             if (TryStop(ShutdownMode.Fast).ExitCode != 0 && IsRunning)
                 TryStop(ShutdownMode.Immediate);
         }
