@@ -6,6 +6,7 @@ using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Segments;
+using Postmaster.Supervision;
 
 namespace Postmaster.Cli;
 
@@ -67,12 +68,12 @@ public static class StatusCommand
         if (pid is null)
             Report.Warning(ServerControl.Damaged(state).Message);
         var contents = state.Contents ?? new LockFileContents(0, dir, 0, null, null, null, null, null, null);
-        var backends = ReadBackends(dir, contents, out var workers);
+        var backends = ReadBackends(dir, contents, out var workers, out var recovery);
         var byPid = backends.Where(b => b.Slot.Pid > 0).GroupBy(b => b.Slot.Pid).ToDictionary(g => g.Key, g => g.First().Slot);
         if (json)
-            JsonOut.Print(w => WriteJson(w, dir, pid, contents, state.Unproven, backends, workers, byPid));
+            JsonOut.Print(w => WriteJson(w, dir, pid, contents, state.Unproven, backends, workers, byPid, recovery));
         else
-            WriteText(dir, pid, contents, backends, workers, byPid);
+            WriteText(dir, pid, contents, backends, workers, byPid, recovery);
         return ExitCodes.Ok;
     }
 
@@ -91,11 +92,14 @@ public static class StatusCommand
             w.WriteNull(name);
     }
 
-    /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read).</summary>
-    private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c, out List<WorkerStatus> workers)
+    /// <summary>The backends in the running instance's slot array (empty while it starts or if it cannot be read), the
+    /// configured workers and the crash-recovery totals (null then).</summary>
+    private static List<(BackendSlotInfo Slot, int Dsm)> ReadBackends(string dir, LockFileContents c, out List<WorkerStatus> workers,
+        out RecoveryTotals? recovery)
     {
         var list = new List<(BackendSlotInfo, int)>();
         workers = new List<WorkerStatus>();
+        recovery = null;
         if (c.TrimmedStatus == PmStatus.Starting || c.ShmKey is not long key || c.ShmId is not long id)
             return list;
         try
@@ -105,6 +109,7 @@ public static class StatusCommand
                 return list;
             using var shmem = InstanceShmem.Attach(SharedMemoryDescriptor.KindOr(c.ShmType, SegmentKind.SysV), key, id, dirStat.Value);
             workers = shmem.WorkerStatus.Read() ?? workers;
+            recovery = RecoveryCountersTable.Read(shmem.Main.Index);
             using var dsm = InstanceAccess.AttachDsm(shmem, c, dir);
             var attached = (dsm?.Inspect() ?? Array.Empty<Shmem.Dsm.DsmSegmentInfo>())
                 .SelectMany(seg => seg.AttachedBy.Where(a => a.Attached).Select(a => a.Slot))
@@ -133,13 +138,15 @@ public static class StatusCommand
     private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
 
     private static void WriteText(string dir, int? pid, LockFileContents c, List<(BackendSlotInfo Slot, int Dsm)> backends,
-        List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
+        List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid, RecoveryTotals? recovery)
     {
         Console.WriteLine(pid is int p ? $"postmaster: server is running (PID: {p})" : "postmaster: server is running (PID unknown: its lock file is damaged)");
         Console.WriteLine($"state:            {c.TrimmedStatus}");
         Console.WriteLine($"data directory:   {dir}");
         Console.WriteLine($"started at:       {StartedAt(c)}");
         Console.WriteLine($"shared memory:    {c.ShmType} key {c.ShmKey} id {c.ShmId} size {c.ShmSize}");
+        if (recovery is { } r)
+            Console.WriteLine($"crash recovery:   {r.FullRestarts} full restarts, {r.Reconciles} reconciled crashes");
         WorkerStatusView.WriteText(workers, byPid);
         Console.WriteLine($"backends:         {backends.Count}");
         if (backends.Count == 0)
@@ -150,7 +157,8 @@ public static class StatusCommand
     }
 
     private static void WriteJson(Utf8JsonWriter w, string dir, int? pid, LockFileContents c, string? damaged,
-        List<(BackendSlotInfo Slot, int Dsm)> backends, List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid)
+        List<(BackendSlotInfo Slot, int Dsm)> backends, List<WorkerStatus> workers, Dictionary<int, BackendSlotInfo> byPid,
+        RecoveryTotals? recovery)
     {
         w.WriteStartObject();
         w.WriteBoolean("running", true);
@@ -166,6 +174,16 @@ public static class StatusCommand
         if (c.ShmId is long id) w.WriteNumber("id", id); else w.WriteNull("id");
         if (c.ShmSize is long size) w.WriteNumber("size", size); else w.WriteNull("size");
         w.WriteEndObject();
+        if (recovery is { } r)
+        {
+            w.WriteNumber("fullRestarts", r.FullRestarts);
+            w.WriteNumber("reconciles", r.Reconciles);
+        }
+        else
+        {
+            w.WriteNull("fullRestarts");
+            w.WriteNull("reconciles");
+        }
         WorkerStatusView.WriteJson(w, workers, byPid);
         w.WriteStartArray("backends");
         foreach (var (b, dsm) in backends)

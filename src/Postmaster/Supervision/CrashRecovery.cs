@@ -73,11 +73,19 @@ internal sealed class CrashRecovery
         return null;
     }
 
+    /// <summary>Full restarts done and crashes reconciled since the postmaster started (published for <c>status</c>
+    /// through <see cref="RecoveryCountersTable"/>).</summary>
+    public RecoveryTotals Totals { get; private set; }
+
     /// <summary>Records a full restart that was done.</summary>
     public void Restarted(bool corruption)
     {
         _restarts.Enqueue(_clock.NowMs);
         if (corruption)
             _lastCorruptionRestart = _clock.NowMs;
+        Totals = Totals with { FullRestarts = Totals.FullRestarts + 1 };
     }
+
+    /// <summary>Records a crash that was reconciled.</summary>
+    public void Reconciled() => Totals = Totals with { Reconciles = Totals.Reconciles + 1 };
 }

@@ -346,6 +346,8 @@ internal sealed class PostmasterLoop
             _memory.Reinitialize(_settings.Current.LogMinMessages);
             if (ShmemProblem() is { } bad)
                 throw new ShmemCorruptException($"shared memory is invalid right after it was created: {bad}");
+            _crash.Restarted(corruption);
+            PublishRecoveryTotals(); // before the transition says ready: a reader that sees ready sees this restart
         }
         catch (ShmemException e)
         {
@@ -353,7 +355,6 @@ internal sealed class PostmasterLoop
             Transition(PmInput.ReinitFailed, "shared memory could not be rebuilt");
             return;
         }
-        _crash.Restarted(corruption);
         _children.Reset();
         _workers.Reinitialized();
         _pool.Reinitialized();
@@ -472,6 +473,8 @@ internal sealed class PostmasterLoop
                     _log.Debug1($"reconcile of slot {p.Slot}: {rec.SegmentsDestroyed} segments destroyed, {rec.AbandonedFinished} abandoned items finished, {rec.Failures} failures");
                 int n = rec.ReferencesDropped;
                 _log.Log($"reconciled {n} dynamic shared memory reference{(n == 1 ? "" : "s")} of {p.Describe()} (PID {p.Pid})");
+                _crash.Reconciled();
+                PublishRecoveryTotals();
                 return true;
             }
             reason = "its dynamic shared memory references could not be reconciled in time";
@@ -505,6 +508,8 @@ internal sealed class PostmasterLoop
             return; // no shared memory to publish into (it is rebuilt or gone); published again after the rebuild
         _memory.Shmem.WorkerStatus.Publish(_workers.Snapshot());
     }
+
+    private void PublishRecoveryTotals() => RecoveryCountersTable.Publish(_memory.Main.Index, _crash.Totals);
 
     // ---- requests (spawn, terminate, start-worker) ----
 

@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -28,7 +29,7 @@ public sealed class BadPathTests
         CliAssert.OneClearFailure(r, 2);
         Assert.Contains("invalid data directory", r.Stderr);
         Assert.Contains("the path is too long", r.Stderr);
-        var env = PmInstance.Run(Paths.PostmasterExe, command.Split(' '), new Dictionary<string, string> { ["PMDATA"] = dir });
+        var env = ProcessRunner.Run(Paths.PostmasterExe, command.Split(' '), new Dictionary<string, string> { ["PMDATA"] = dir });
         CliAssert.OneClearFailure(env, 2);
         Assert.Contains("(from $PMDATA)", env.Stderr);
     }
@@ -103,7 +104,7 @@ public sealed class BadPathTests
 
     private static void Chown(string path)
     {
-        var r = PmInstance.Run("/bin/chown", new[] { $"{Nobody}:{Nobody}", path });
+        var r = ProcessRunner.Run("/bin/chown", new[] { $"{Nobody}:{Nobody}", path });
         Assert.True(r.ExitCode == 0, r.ToString());
     }
 
@@ -112,13 +113,13 @@ public sealed class BadPathTests
         if (!asNobody)
             return Run(command, dir);
         var parts = command.Split(' ');
-        return PmInstance.Run(Setpriv, new[] { $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", Paths.PostmasterExe, parts[0], "-D", dir }
+        return ProcessRunner.Run(Setpriv, new[] { $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", Paths.PostmasterExe, parts[0], "-D", dir }
             .Concat(parts[1..]), new Dictionary<string, string> { ["HOME"] = "/tmp", ["DOTNET_CLI_HOME"] = "/tmp" });
     }
 
     private static CliResult Run(string command, string dir)
     {
         var parts = command.Split(' ');
-        return PmInstance.Cli(new[] { parts[0], "-D", dir }.Concat(parts[1..]).ToArray());
+        return PostmasterCli.Run(new[] { parts[0], "-D", dir }.Concat(parts[1..]).ToArray());
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -18,14 +19,13 @@ public sealed class LockFileTypeTests
     [InlineData("start", 1)]
     public void A_fifo_as_lock_file_is_refused_at_once(string command, int exitCode)
     {
-        using var pm = new PmInstance("fifo");
-        pm.InitBare();
-        string path = Path.Combine(pm.DataDir, "postmaster.pid");
-        var mk = PmInstance.Run("/usr/bin/mkfifo", new[] { path });
+        using var pm = Clusters.Bare("fifo");
+        string path = Path.Combine(pm.DataDirectory, "postmaster.pid");
+        var mk = ProcessRunner.Run("/usr/bin/mkfifo", new[] { path });
         Assert.True(mk.ExitCode == 0, mk.ToString());
         try
         {
-            var r = command == "start" ? pm.Do("start", "--detach") : pm.Do(command); // a hang would time out here
+            var r = command == "start" ? pm.Run("start", "--detach") : pm.Run(command); // a hang would time out here
             CliAssert.OneClearFailure(r, exitCode);
             Assert.Contains($"lock file \"{path}\" is not a regular file (it is a FIFO)", r.Stderr);
         }
@@ -33,15 +33,14 @@ public sealed class LockFileTypeTests
         {
             File.Delete(path);
         }
-        Assert.False(pm.Running);
+        Assert.False(pm.IsRunning);
     }
 
     [Fact]
     public void A_symbolic_link_as_lock_file_is_refused()
     {
-        using var pm = new PmInstance("symlink");
-        pm.InitBare();
-        string path = Path.Combine(pm.DataDir, "postmaster.pid");
+        using var pm = Clusters.Bare("symlink");
+        string path = Path.Combine(pm.DataDirectory, "postmaster.pid");
         File.CreateSymbolicLink(path, pm.ConfigPath);
         try
         {
@@ -54,15 +53,15 @@ public sealed class LockFileTypeTests
         Assert.True(File.Exists(pm.ConfigPath), "the link's target is left alone");
     }
 
-    private static void Refused(PmInstance pm, string path)
+    private static void Refused(PostmasterCluster pm, string path)
     {
         foreach (var (command, code) in new[] { ("status", 4), ("stop", 1), ("reload", 1) })
         {
-            var r = pm.Do(command);
+            var r = pm.Run(command);
             CliAssert.OneClearFailure(r, code);
             Assert.Contains($"lock file \"{path}\" is a symbolic link", r.Stderr);
         }
-        var start = pm.Do("start", "--detach");
+        var start = pm.Run("start", "--detach");
         CliAssert.OneClearFailure(start, 1);
         Assert.Contains("is a symbolic link", start.Stderr);
     }
@@ -70,22 +69,21 @@ public sealed class LockFileTypeTests
     [Fact]
     public void A_huge_lock_file_is_read_up_to_a_bound()
     {
-        using var pm = new PmInstance("hugepid");
-        pm.InitBare();
-        string path = Path.Combine(pm.DataDir, "postmaster.pid");
+        using var pm = Clusters.Bare("hugepid");
+        string path = Path.Combine(pm.DataDirectory, "postmaster.pid");
         using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
         {
             fs.Write("12345678901234567890"u8);
             fs.SetLength(4L << 30); // sparse: 4 GB, no lock
         }
         var sw = Stopwatch.StartNew();
-        var status = pm.Do("status");
+        var status = pm.Run("status");
         Assert.True(status.ExitCode == 3, status.ToString());
-        var stop = pm.Do("stop");
+        var stop = pm.Run("stop");
         CliAssert.OneClearFailure(stop, 1);
         Assert.Contains("no server running", stop.Stderr);
-        Assert.True(sw.Elapsed < Timeouts.Default, "status and stop read a bounded prefix");
-        pm.StartOk(); // not locked: replaced as a corrupt lock file
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.True(sw.Elapsed < ClusterOptions.DefaultTimeout, "status and stop read a bounded prefix");
+        pm.Start(); // not locked: replaced as a corrupt lock file
+        pm.Stop();
     }
 }

@@ -19,11 +19,10 @@ public sealed class LockHolderTests
     [InlineData("STRANGER")]
     public void A_damaged_pid_line_is_reported_and_nothing_is_signalled(string value)
     {
-        using var pm = new PmInstance("damaged");
-        pm.InitBare();
-        pm.StartOk();
-        int pid = pm.Pid;
-        string path = Path.Combine(pm.DataDir, "postmaster.pid");
+        using var pm = Clusters.Bare("damaged");
+        pm.Start();
+        int pid = pm.PostmasterPid;
+        string path = Path.Combine(pm.DataDirectory, "postmaster.pid");
         using var stranger = ChildProcess.Start("/bin/sleep", new[] { "600" });
         string line = value == "STRANGER" ? stranger.Pid.ToString() : value;
         var original = File.ReadAllBytes(path);
@@ -37,22 +36,22 @@ public sealed class LockHolderTests
                          new[] { "terminate", "nobody" }, new[] { "spawn", "--worker", "idle", "--name", "x" }, new[] { "shmem" },
                      })
             {
-                var r = pm.Do(args[0], args[1..]);
+                var r = pm.Run(args[0], args[1..]);
                 CliAssert.OneClearFailure(r, 1);
                 Assert.Contains($"a server holds the lock on \"{path}\", but the lock file is damaged", r.Stderr);
                 Assert.Contains("no signal was sent", r.Stderr);
                 Assert.Contains($"the lock is held by PID {pid}.", r.Stderr);
                 Assert.True(ProcessControl.IsAlive(pid), $"{args[0]} must not stop the server\n{r}");
-                Assert.True(pm.Running, $"{args[0]} must leave the server holding its lock\n{r}");
+                Assert.True(pm.IsRunning, $"{args[0]} must leave the server holding its lock\n{r}");
                 Assert.False(stranger.Process.HasExited, $"{args[0]} signalled the stranger PID {stranger.Pid}\n{r}");
             }
-            var status = pm.Do("status", "--json");
+            var status = pm.Run("status", "--json");
             Assert.True(status.ExitCode == 0, status.ToString()); // a server runs: the lock is held
             var json = JsonDocument.Parse(status.Stdout).RootElement;
             Assert.True(json.GetProperty("running").GetBoolean());
             Assert.Equal(JsonValueKind.Null, json.GetProperty("pid").ValueKind);
             Assert.Contains("lock file is damaged", status.Stderr);
-            var second = pm.Do("start", "--detach");
+            var second = pm.Run("start", "--detach");
             CliAssert.OneClearFailure(second, 1);
             Assert.Contains("lock file \"postmaster.pid\" already exists", second.Stderr);
             Assert.Contains($"it is held by PID {pid}.", second.Stderr);
@@ -61,19 +60,18 @@ public sealed class LockHolderTests
         {
             OverwriteInPlace(path, original);
         }
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 
     [Fact]
     public void A_lock_holder_that_is_proven_is_signalled()
     {
-        using var pm = new PmInstance("proven");
-        pm.InitBare();
-        pm.StartOk();
-        var reload = pm.Do("reload");
+        using var pm = Clusters.Bare("proven");
+        pm.Start();
+        var reload = pm.Run("reload");
         Assert.True(reload.ExitCode == 0, reload.ToString());
         pm.WaitForLog("received SIGHUP");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 
     /// <summary>Rewrites the file without replacing it: the daemon's lock stays on this inode.</summary>

@@ -20,7 +20,7 @@ public sealed class OptionTests
     [MemberData(nameof(TimeoutCases))]
     public void A_bad_timeout_is_a_usage_error_before_anything_starts(string command, string value)
     {
-        using var pm = new PmInstance("badtimeout");
+        using var pm = Clusters.Empty("badtimeout");
         var extra = command switch
         {
             "start" => new[] { "--detach" },
@@ -28,10 +28,10 @@ public sealed class OptionTests
             "terminate" => new[] { "somebody" },
             _ => Array.Empty<string>(),
         };
-        var r = pm.Do(command, extra.Concat(new[] { "-t", value }).ToArray());
+        var r = pm.Run(command, extra.Concat(new[] { "-t", value }).ToArray());
         CliAssert.OneClearFailure(r, 2);
         Assert.Contains(value.Length == 0 ? "--timeout" : $"invalid value for option \"--timeout\": \"{value}\"", r.Stderr);
-        Assert.False(Directory.Exists(pm.DataDir), "nothing was started or created");
+        Assert.False(Directory.Exists(pm.DataDirectory), "nothing was started or created");
     }
 
     public static IEnumerable<object[]> UnknownOptionCases() => Commands.Select(c => new object[] { c });
@@ -40,17 +40,17 @@ public sealed class OptionTests
     [MemberData(nameof(UnknownOptionCases))]
     public void An_unknown_option_is_a_usage_error_for_every_command(string command)
     {
-        using var pm = new PmInstance("bogus");
+        using var pm = Clusters.Empty("bogus");
         var extra = command switch
         {
             "spawn" => new[] { "--worker", "idle" },
             _ => Array.Empty<string>(),
         };
-        var r = pm.Do(command, extra.Concat(new[] { "--bogus" }).ToArray());
+        var r = pm.Run(command, extra.Concat(new[] { "--bogus" }).ToArray());
         CliAssert.OneClearFailure(r, 2);
         Assert.Contains("--bogus", r.Stderr);
         Assert.Contains("postmaster --help", r.Stderr);
-        Assert.False(Directory.Exists(pm.DataDir));
+        Assert.False(Directory.Exists(pm.DataDirectory));
     }
 
     [Theory]
@@ -60,9 +60,9 @@ public sealed class OptionTests
     [InlineData("start", "--detach=true", null, "true")]
     public void Bad_values_of_other_options_are_usage_errors_without_type_names(string command, string option, string? value, string message)
     {
-        using var pm = new PmInstance("badvalue");
+        using var pm = Clusters.Empty("badvalue");
         var args = value is null ? new[] { option } : new[] { option, value };
-        var r = pm.Do(command, args);
+        var r = pm.Run(command, args);
         CliAssert.OneClearFailure(r, 2);
         Assert.Contains(message, r.Stderr);
     }
@@ -73,7 +73,7 @@ public sealed class OptionTests
     [MemberData(nameof(HelpCases))]
     public void Help_states_each_default_once_and_no_type_names(string command)
     {
-        var r = PmInstance.Cli(command, "--help");
+        var r = PostmasterCli.Run(command, "--help");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.DoesNotContain("System.", r.Output);
         foreach (var line in r.Stdout.Split('\n'))

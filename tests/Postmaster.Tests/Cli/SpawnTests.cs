@@ -1,8 +1,6 @@
 using Postmaster.Cli;
 using Postmaster.Shmem.Backends;
-using Postmaster.Shmem.Instance;
-using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -23,33 +21,31 @@ public sealed class SpawnTests
     [InlineData("DIR.dll:X.Y", 1, "Is a directory")]
     public void A_bad_entry_is_refused_before_anything_starts(string entry, int exitCode, string message)
     {
-        using var pm = new PmInstance("badentry");
-        pm.InitBare("backend_pool_size = 0");
-        pm.StartOk();
-        var dirDll = Path.Combine(pm.DataDir, "dir.dll");
+        using var pm = Clusters.Bare("badentry", "backend_pool_size = 0");
+        pm.Start();
+        var dirDll = Path.Combine(pm.DataDirectory, "dir.dll");
         Directory.CreateDirectory(dirDll);
         entry = entry.Replace("DIR.dll", dirDll);
-        var r = pm.Do("spawn", "--worker", entry, "--name", "bad");
+        var r = pm.Run("spawn", "--worker", entry, "--name", "bad");
         CliAssert.OneClearFailure(r, exitCode);
-        Assert.Contains(message.Replace("DATADIR", pm.DataDir), r.Stderr);
+        Assert.Contains(message.Replace("DATADIR", pm.DataDirectory), r.Stderr);
         Assert.DoesNotContain("started worker", r.Output);
-        Assert.Empty(pm.Backends());
-        Assert.DoesNotContain("\"bad\"", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.Empty(pm.Status().Backends);
+        Assert.DoesNotContain("\"bad\"", pm.ServerLog());
+        pm.Stop();
     }
 
     [Fact]
     public void A_library_worker_without_a_name_is_named_after_its_type()
     {
-        using var pm = new PmInstance("defaultname");
-        pm.InitBare("backend_pool_size = 0");
-        pm.StartOk();
-        string marker = Path.Combine(pm.DataDir, "marker");
-        var r = pm.Do("spawn", "--worker", $"{TestChildDll}:Postmaster.TestChild.Workers.MarkerWorker", "--argument", marker);
+        using var pm = Clusters.Bare("defaultname", "backend_pool_size = 0");
+        pm.Start();
+        string marker = Path.Combine(pm.DataDirectory, "marker");
+        var r = pm.Run("spawn", "--worker", $"{TestChildDll}:Postmaster.TestChild.Workers.MarkerWorker", "--argument", marker);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("started worker \"MarkerWorker\"", r.Stdout);
-        Assert.Contains(pm.Backends(), b => b.Name == "MarkerWorker" && b.State == "running");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.Contains(pm.Status().Backends, b => b.Name == "MarkerWorker" && b.State == BackendState.Running);
+        pm.Stop();
     }
 
     [Fact]
@@ -74,13 +70,12 @@ public sealed class SpawnTests
     [Fact]
     public void Spawn_returns_once_the_worker_runs()
     {
-        using var pm = new PmInstance("spawnwait");
-        pm.InitBare("backend_pool_size = 0");
-        pm.StartOk();
+        using var pm = Clusters.Bare("spawnwait", "backend_pool_size = 0");
+        pm.Start();
         using var shmem = pm.AttachShmem();
         for (int i = 0; i < 3; i++)
         {
-            var r = pm.Do("spawn", "--worker", "idle", "--name", $"w{i}", "--json");
+            var r = pm.Run("spawn", "--worker", "idle", "--name", $"w{i}", "--json");
             Assert.True(r.ExitCode == 0, r.ToString());
             var answer = System.Text.Json.JsonDocument.Parse(r.Stdout).RootElement;
             var slot = shmem.Slots.Read(answer.GetProperty("slot").GetInt32());
@@ -88,6 +83,6 @@ public sealed class SpawnTests
             Assert.Equal(BackendSlotState.Active, slot.State);
             Assert.Equal(answer.GetProperty("pid").GetInt32(), slot.Pid);
         }
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 }

@@ -1,7 +1,4 @@
 using System.Text.Json;
-using Postmaster.Shmem.Instance;
-using Postmaster.Shmem.Os;
-using Postmaster.Shmem.Segments;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -15,54 +12,52 @@ public sealed class StatusTests
     [Fact]
     public void Status_of_a_running_server_is_0_when_its_configuration_file_was_deleted()
     {
-        using var pm = new PmInstance("noconf");
-        pm.InitBare();
-        pm.StartOk();
+        using var pm = Clusters.Bare("noconf");
+        pm.Start();
         File.Delete(pm.ConfigPath);
-        var r = pm.Do("status");
+        var r = pm.Run("status");
         Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Contains($"server is running (PID: {pm.Pid})", r.Stdout);
-        Assert.True(pm.StatusJson().GetProperty("running").GetBoolean());
-        Assert.Equal(0, pm.Stop().ExitCode);
-        Assert.Equal(4, pm.Do("status").ExitCode); // stopped: now it is not a data directory
+        Assert.Contains($"server is running (PID: {pm.PostmasterPid})", r.Stdout);
+        Assert.True(pm.Status().Running);
+        pm.Stop();
+        Assert.Equal(4, pm.Run("status").ExitCode); // stopped: now it is not a data directory
     }
 
     [Fact]
     public void A_backend_without_a_pid_yet_is_listed_with_a_null_pid()
     {
-        using var pm = new PmInstance("nullpid");
-        pm.InitBare("max_backends = 4");
-        pm.StartOk();
+        using var pm = Clusters.Bare("nullpid", "max_backends = 4");
+        pm.Start();
         // A slot the server does not use (the last one), shown as a backend that is starting: assigned, no pid yet.
         using var shmem = pm.AttachShmem();
         int slot = shmem.Slots.Count - 1;
         shmem.Slots.Assign(slot, 999_999, "unborn", "idle", "", pooled: false);
         try
         {
-            var status = pm.Do("status", "--json");
+            var status = pm.Run("status", "--json");
             Assert.True(status.ExitCode == 0, status.ToString());
             var row = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("backends").EnumerateArray()
                 .Single(b => b.GetProperty("name").GetString() == "unborn");
             Assert.Equal(JsonValueKind.Null, row.GetProperty("pid").ValueKind);
             Assert.Equal("starting", row.GetProperty("state").GetString());
 
-            var shmemJson = pm.Do("shmem", "--json");
+            var shmemJson = pm.Run("shmem", "--json");
             Assert.True(shmemJson.ExitCode == 0, shmemJson.ToString());
             var slotRow = JsonDocument.Parse(shmemJson.Stdout).RootElement.GetProperty("backendSlots").EnumerateArray()
                 .Single(b => b.GetProperty("name").GetString() == "unborn");
             Assert.Equal(JsonValueKind.Null, slotRow.GetProperty("pid").ValueKind);
 
-            var text = pm.Do("status");
+            var text = pm.Run("status");
             var line = text.Stdout.Split('\n').Single(l => l.Contains("unborn"));
             Assert.Matches(@"^\s+-\s+" + slot + " ", line);
             Assert.DoesNotMatch(@"\b0\s+" + slot + " ", line);
-            var shmemText = pm.Do("shmem").Stdout.Split('\n').Single(l => l.Contains("unborn"));
+            var shmemText = pm.Run("shmem").Stdout.Split('\n').Single(l => l.Contains("unborn"));
             Assert.Contains("PID        -", shmemText);
         }
         finally
         {
             shmem.Slots.Free(slot);
         }
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 }

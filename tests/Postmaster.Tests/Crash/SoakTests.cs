@@ -1,7 +1,4 @@
-using System.Text.Json;
-using System.Text.RegularExpressions;
-using Postmaster.Shmem.Dsm;
-using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -26,53 +23,46 @@ public sealed class SoakTests(ITestOutputHelper output)
     [InlineData("sysv")]
     public void Random_SIGKILLs_while_backends_churn_DSM_leave_reference_counts_exact_and_nothing_behind(string dsmType)
     {
-        using var pm = new PmInstance("soak-" + dsmType);
-        Assert.Equal(0, pm.Init().ExitCode);
-        File.WriteAllLines(pm.ConfigPath, File.ReadAllLines(pm.ConfigPath).Where(l => !l.StartsWith("worker.demo")).Concat(new[]
+        using var pm = PostmasterCluster.StartNew(new ClusterOptions
         {
-            $"dynamic_shared_memory_type = {dsmType}", "backend_pool_size = 0", "crash_restart_limit = 1000",
-            "worker.c.entry = 'dsm-churn'", $"worker.c.count = {Churners}", "worker.c.argument = '4000'",
-            "worker.c.restart = always", "worker.c.restart_delay = 5ms", "worker.c.restart_delay_max = 20ms",
-        }));
-        pm.StartOk();
+            Name = "soak-" + dsmType,
+            Settings = { ["dynamic_shared_memory_type"] = dsmType, ["crash_restart_limit"] = "1000" },
+            Workers =
+            {
+                new WorkerSpec("c", "dsm-churn", "4000")
+                {
+                    Count = Churners, Restart = WorkerRestart.Always,
+                    RestartDelay = TimeSpan.FromMilliseconds(5), RestartDelayMax = TimeSpan.FromMilliseconds(20),
+                },
+            },
+        });
         var rnd = new Random(12345);
-        int reconciled = 0, restarts = 0;
+        var outcomes = new Dictionary<RecoveryKind, int> { [RecoveryKind.Reconcile] = 0, [RecoveryKind.FullRestart] = 0 };
         for (int round = 0; round < Rounds; round++)
         {
-            var running = pm.WaitForBackends(b => b.Count == Churners, "all churners running");
-            var victim = running[rnd.Next(running.Count)];
-            ProcessControl.Signal(victim.Pid, Signals.SIGKILL);
-            string reconcileLine = $"of background worker \"{victim.Name}\" (PID {victim.Pid})";
-            int restartsBefore = Regex.Matches(pm.Log, "all backends terminated; reinitializing").Count;
-            Wait.Until(() => pm.Log.Contains(reconcileLine) ||
-                             Regex.Matches(pm.Log, "all backends terminated; reinitializing").Count > restartsBefore,
-                $"round {round}: recovery after killing PID {victim.Pid}");
-            if (pm.Log.Contains(reconcileLine))
-                reconciled++;
-            else
-                restarts++;
+            var running = pm.WaitForBackends(b => b.Count == Churners, $"round {round}: all churners running");
+            pm.Kill(running[rnd.Next(running.Count)]);
+            outcomes[pm.WaitForRecovery()]++;
         }
-        output.WriteLine($"{Rounds} kills: {reconciled} reconciled, {restarts} full restarts");
+        var totals = pm.Status();
+        output.WriteLine($"{Rounds} kills: {outcomes[RecoveryKind.Reconcile]} reconciled, {outcomes[RecoveryKind.FullRestart]} full restarts");
+        Assert.Equal(Rounds, totals.Reconciles + totals.FullRestarts); // one recovery per kill, counted by the server
 
         // Quiesce: every current churner finishes its iterations and idles with what it holds.
         var final = pm.WaitForBackends(b => b.Count == Churners, "all churners running");
-        Wait.Until(() => final.All(b => pm.Log.Contains($"[{b.Pid}] LOG:  dsm churn done")), "every churner to finish churning");
-        var live = final.Select(b => b.Pid).ToHashSet();
-        var segments = JsonDocument.Parse(pm.Do("shmem", "--json").Stdout).RootElement.GetProperty("dsmSegments").EnumerateArray().ToList();
-        foreach (var s in segments)
+        pm.WaitUntil(() => final.All(b => pm.ServerLog().Contains($"[{b.Pid}] LOG:  dsm churn done")), "every churner to finish churning");
+        var live = final.Select(b => b.Pid!.Value).ToHashSet();
+        foreach (var s in pm.Shmem().DsmSegments)
         {
-            var pids = s.GetProperty("attachedPids").EnumerateArray().Select(p => p.GetInt32()).ToList();
-            int expected = 1 + pids.Count + (s.GetProperty("pinned").GetBoolean() ? 1 : 0);
-            Assert.True(expected == s.GetProperty("referenceCount").GetInt32(),
-                $"segment {s.GetProperty("handle")}: reference count {s.GetProperty("referenceCount")} but {pids.Count} attachments");
-            Assert.All(pids, p => Assert.Contains(p, live)); // no reference of a dead process survives
-            Assert.NotEmpty(pids); // a segment nobody holds would have been destroyed
+            int expected = 1 + s.AttachedPids.Count + (s.Pinned ? 1 : 0);
+            Assert.True(expected == s.ReferenceCount, $"segment {s.Handle}: reference count {s.ReferenceCount} but {s.AttachedPids.Count} attachments");
+            Assert.All(s.AttachedPids, p => Assert.Contains(p, live)); // no reference of a dead process survives
+            Assert.NotEmpty(s.AttachedPids); // a segment nobody holds would have been destroyed
         }
 
-        Assert.Equal(0, pm.Stop().ExitCode);
-        var config = DsmConfig.For(dsmType == "sysv" ? DsmType.SysV : DsmType.Posix, pm.DataDir, FileStat.TryStat(pm.DataDir)!.Value);
-        Assert.Empty(DsmOrphanCleanup.FindTagged(config));
+        pm.Stop();
+        pm.AssertNothingLeaked();
         Assert.Equal(new[] { "log", "postmaster.conf", "postmaster.opts" },
-            Directory.EnumerateFileSystemEntries(pm.DataDir).Select(Path.GetFileName).Order().ToArray());
+            Directory.EnumerateFileSystemEntries(pm.DataDirectory).Select(Path.GetFileName).Order().ToArray());
     }
 }

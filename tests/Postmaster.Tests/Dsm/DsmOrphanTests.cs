@@ -124,7 +124,7 @@ public sealed class DsmOrphanTests
         var names = pm.Config.Names;
         return impl switch
         {
-            DsmImplementation.SysV => Leaks.SysVByKey().ContainsKey(names.SysVKey(kind, handle)),
+            DsmImplementation.SysV => TestIpc.SysVKeys().Contains(names.SysVKey(kind, handle)),
             DsmImplementation.Posix => File.Exists("/dev/shm" + names.Describe(impl, kind, handle)),
             _ => File.Exists(names.Describe(impl, kind, handle)),
         };

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -63,7 +64,7 @@ public sealed class DsmUnlabelledOrphanTests
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(Timeouts.Default), "ipcmk did not finish");
+        Assert.True(p.WaitForExit(ClusterOptions.DefaultTimeout), "ipcmk did not finish");
         Assert.True(p.ExitCode == 0, output);
         int id = int.Parse(output.Trim().Split(':')[1].Trim());
         Assert.True(SysVShm.TryStat(id, out var info, out _));
@@ -71,5 +72,5 @@ public sealed class DsmUnlabelledOrphanTests
         return (id, p.Id);
     }
 
-    private static bool Exists(int id) => Leaks.SysVIds().Contains(id);
+    private static bool Exists(int id) => TestIpc.SysVIds().Contains(id);
 }

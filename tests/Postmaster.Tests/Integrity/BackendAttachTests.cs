@@ -3,6 +3,7 @@ using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Layout;
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Support;
 using Xunit;

@@ -22,21 +22,20 @@ public sealed class ForeignSegmentTests
     [Fact]
     public void Start_and_cleanup_skip_another_users_segment_at_the_first_key_without_attaching_it()
     {
-        using var pm = new PmInstance("foreign-uid");
-        pm.InitBare();
-        long firstKey = TestIpc.FirstKeyFor(pm.DataDir);
+        using var pm = Clusters.Bare("foreign-uid");
+        long firstKey = TestIpc.FirstKeyFor(pm.DataDirectory);
         int id = CreateForeign((int)firstKey);
         if (id < 0)
             return; // not root: another user's segment cannot be made here
         try
         {
-            pm.StartOk("-c", "shared_memory_type=sysv");
-            Assert.Equal(firstKey + 1, pm.LockFile!.ShmKey);
-            Assert.Equal(0, pm.Stop().ExitCode);
-            var cleanup = pm.Do("cleanup");
+            pm.Start("-c", "shared_memory_type=sysv");
+            Assert.Equal(firstKey + 1, pm.LockFile()!.ShmKey);
+            pm.Stop();
+            var cleanup = pm.Run("cleanup");
             Assert.True(cleanup.ExitCode == 0, cleanup.ToString());
             AssertNeverAttached(id);
-            Assert.True(Leaks.SegmentExists("sysv", firstKey, id), "the foreign segment is left alone");
+            Assert.True(TestIpc.SegmentExists("sysv", firstKey, id), "the foreign segment is left alone");
         }
         finally
         {

@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -17,14 +18,12 @@ public sealed class LogFileTests
     [Fact]
     public void Json_logs_are_created_0600_in_a_0700_directory_and_opened_O_APPEND_even_under_umask_000()
     {
-        using var pm = new PmInstance("jsonmode");
-        pm.InitBare("log_destination = both", "log_directory = 'jsonlogs'", "worker.w.entry = 'idle'");
+        using var pm = Clusters.Bare("jsonmode", "log_destination = both", "log_directory = 'jsonlogs'", "worker.w.entry = 'idle'");
         // The CLI and the daemon it starts inherit umask 000.
-        var r = PmInstance.Run("/bin/sh", new[] { "-c", $"umask 000 && exec \"{Paths.PostmasterExe}\" start -D \"{pm.DataDir}\" --detach" });
-        pm.Track();
-        Assert.True(r.ExitCode == 0, r + "\n" + pm.Log);
+        var r = ProcessRunner.Run("/bin/sh", new[] { "-c", $"umask 000 && exec \"{Paths.PostmasterExe}\" start -D \"{pm.DataDirectory}\" --detach" });
+        Assert.True(r.ExitCode == 0, r + "\n" + pm.ServerLog());
         var w = pm.WaitForBackends(b => b.Count == 1, "the idle worker").Single();
-        string dir = Path.Combine(pm.DataDir, "jsonlogs");
+        string dir = Path.Combine(pm.DataDirectory, "jsonlogs");
         string pmFile = "";
         string wFile = "";
         Wait.Until(() => Directory.GetFiles(dir, "postmaster-*.json").Length == 1 && Directory.GetFiles(dir, "w-*.json").Length == 1,
@@ -35,9 +34,9 @@ public sealed class LogFileTests
         Assert.Equal(OwnerReadWrite, File.GetUnixFileMode(pmFile));
         Assert.Equal(OwnerReadWrite, File.GetUnixFileMode(wFile));
         Assert.Equal(OwnerReadWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
-        Assert.True(IsOpenWithAppend(pm.Pid, pmFile), "the postmaster's JSON log is opened with O_APPEND");
-        Assert.True(IsOpenWithAppend(w.Pid, wFile), "the backend's JSON log is opened with O_APPEND");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.True(IsOpenWithAppend(pm.PostmasterPid, pmFile), "the postmaster's JSON log is opened with O_APPEND");
+        Assert.True(IsOpenWithAppend(w.Pid!.Value, wFile), "the backend's JSON log is opened with O_APPEND");
+        pm.Stop();
     }
 
     [Fact]

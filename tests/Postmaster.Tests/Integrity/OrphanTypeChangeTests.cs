@@ -1,5 +1,6 @@
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -25,16 +26,16 @@ public sealed class OrphanTypeChangeTests
     [MemberData(nameof(Changes))]
     public void Start_after_a_crash_removes_the_dead_instances_segments_of_the_previous_types(string shm, string dsm, string newShm, string newDsm)
     {
-        using var pm = new PmInstance($"typechange-{shm}-{dsm}");
+        using var pm = Clusters.Bare($"typechange-{shm}-{dsm}", CrashConfig(shm, dsm));
         var (key, id, left) = Crash(pm, shm, dsm);
-        pm.Configure($"shared_memory_type = {newShm}", $"dynamic_shared_memory_type = {newDsm}");
+        File.AppendAllLines(pm.ConfigPath, [$"shared_memory_type = {newShm}", $"dynamic_shared_memory_type = {newDsm}"]);
 
-        pm.StartOk();
-        Assert.Equal(newShm, pm.LockFile!.ShmType);
-        Assert.Contains($"removing shared memory block (key {key}, ID {id}) left behind by a previous postmaster", pm.Log);
-        Assert.False(Leaks.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived the start");
+        pm.Start();
+        Assert.Equal(newShm, pm.LockFile()!.ShmType);
+        Assert.Contains($"removing shared memory block (key {key}, ID {id}) left behind by a previous postmaster", pm.ServerLog());
+        Assert.False(TestIpc.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived the start");
         Assert.Empty(Tagged(pm, dsm).Intersect(left)); // the new instance's own objects aside
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
         Assert.Empty(Tagged(pm, dsm));
     }
 
@@ -43,40 +44,42 @@ public sealed class OrphanTypeChangeTests
     [InlineData("posix", "sysv")]
     public void Cleanup_without_the_lock_file_finds_a_main_segment_of_the_other_type(string shm, string newShm)
     {
-        using var pm = new PmInstance($"typecleanup-{shm}");
+        using var pm = Clusters.Bare($"typecleanup-{shm}", CrashConfig(shm, "sysv"));
         var (key, id, _) = Crash(pm, shm, "sysv");
-        File.Delete(Path.Combine(pm.DataDir, "postmaster.pid")); // nothing records what the dead instance used
-        pm.Configure($"shared_memory_type = {newShm}", "dynamic_shared_memory_type = posix");
+        File.Delete(Path.Combine(pm.DataDirectory, "postmaster.pid")); // nothing records what the dead instance used
+        File.AppendAllLines(pm.ConfigPath, [$"shared_memory_type = {newShm}", "dynamic_shared_memory_type = posix"]);
 
-        var r = pm.Do("cleanup");
+        var r = pm.Run("cleanup");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.DoesNotContain("nothing to clean up", r.Stdout);
         Assert.Contains($"removing shared memory block (key {key}, ID {id})", r.Stderr);
-        Assert.False(Leaks.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived cleanup");
+        Assert.False(TestIpc.SegmentExists(shm, key, id), $"the dead instance's {shm} segment survived cleanup");
         Assert.Empty(Tagged(pm, "sysv"));
-        Assert.Equal("nothing to clean up", pm.Do("cleanup").Stdout.Trim());
+        Assert.Equal("nothing to clean up", pm.Run("cleanup").Stdout.Trim());
     }
 
-    /// <summary>Starts an instance with a worker holding a pinned DSM segment, SIGKILLs the postmaster and waits for
+    /// <summary>The configuration <see cref="Crash"/> runs: a worker holding a pinned DSM segment.</summary>
+    private static string[] CrashConfig(string shm, string dsm) =>
+        [$"shared_memory_type = {shm}", $"dynamic_shared_memory_type = {dsm}", "worker.h.entry = 'dsm-hold'", "worker.h.argument = '1:64kB:pin'"];
+
+    /// <summary>Starts the instance (configured by <see cref="CrashConfig"/>), SIGKILLs the postmaster and waits for
     /// its backends to go; returns the main segment's key and id, and the DSM objects left.</summary>
-    private static (long Key, long Id, IReadOnlyList<DsmOsObject> Left) Crash(PmInstance pm, string shm, string dsm)
+    private static (long Key, long Id, IReadOnlyList<DsmOsObject> Left) Crash(PostmasterCluster pm, string shm, string dsm)
     {
-        pm.InitBare($"shared_memory_type = {shm}", $"dynamic_shared_memory_type = {dsm}",
-            "worker.h.entry = 'dsm-hold'", "worker.h.argument = '1:64kB:pin'");
-        pm.StartOk();
+        pm.Start();
         var backends = pm.WaitForBackends(b => b.Count == 1 && b[0].DsmSegments == 1, "the worker holding a segment");
         pm.WaitForLog("created dynamic shared memory segment");
-        var c = pm.LockFile!;
-        Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
-        Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
-        Wait.Until(() => backends.All(b => !ProcessControl.IsAlive(b.Pid)), "its backends to leave by themselves");
-        Assert.True(Leaks.SegmentExists(shm, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the main segment behind");
+        var c = pm.LockFile()!;
+        pm.KillPostmaster();
+        pm.WaitUntilStopped();
+        Wait.Until(() => backends.All(b => !ProcessControl.IsAlive(b.Pid!.Value)), "its backends to leave by themselves");
+        Assert.True(TestIpc.SegmentExists(shm, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the main segment behind");
         var left = Tagged(pm, dsm);
         Assert.Equal(2, left.Count); // the control segment and the pinned segment
         return (c.ShmKey!.Value, c.ShmId!.Value, left);
     }
 
-    private static IReadOnlyList<DsmOsObject> Tagged(PmInstance pm, string dsm) =>
+    private static IReadOnlyList<DsmOsObject> Tagged(PostmasterCluster pm, string dsm) =>
         DsmOrphanCleanup.FindTagged(DsmConfig.For(dsm switch { "sysv" => DsmType.SysV, "mmap" => DsmType.Mmap, _ => DsmType.Posix },
-            pm.DataDir, FileStat.TryStat(pm.DataDir)!.Value));
+            pm.DataDirectory, FileStat.TryStat(pm.DataDirectory)!.Value));
 }

@@ -15,27 +15,25 @@ public sealed class ConfigErrorTests
     [InlineData("huge_pages = maybe", "invalid value for parameter \"huge_pages\": \"maybe\"", "off, try, on")]
     public void Start_refuses_a_bad_configuration_naming_file_and_line(string line, string message, string? hint)
     {
-        using var pm = new PmInstance("badconf");
-        Assert.Equal(0, pm.Init().ExitCode);
+        using var pm = Clusters.Defaults("badconf");
         int lineNo = File.ReadAllLines(pm.ConfigPath).Length + 1;
-        pm.Configure(line);
-        var r = pm.Do("start");
+        File.AppendAllLines(pm.ConfigPath, [line]);
+        var r = pm.Run("start");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains(message, r.Stderr);
         Assert.Contains($"\"{pm.ConfigPath}\" line {lineNo}", r.Stderr);
         if (hint is not null)
             Assert.Contains(hint, r.Stderr);
         Assert.Contains($"FATAL:  configuration file \"{pm.ConfigPath}\" contains errors", r.Stderr);
-        Assert.False(File.Exists(Path.Combine(pm.DataDir, "postmaster.pid")));
+        Assert.False(File.Exists(Path.Combine(pm.DataDirectory, "postmaster.pid")));
     }
 
     [Fact]
     public void Detached_start_with_a_bad_configuration_shows_the_error_and_exits_1()
     {
-        using var pm = new PmInstance("badconf-detached");
-        Assert.Equal(0, pm.Init().ExitCode);
-        pm.Configure("max_backends = lots");
-        var r = pm.Start();
+        using var pm = Clusters.Defaults("badconf-detached");
+        File.AppendAllLines(pm.ConfigPath, ["max_backends = lots"]);
+        var r = pm.TryStart();
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("could not start server", r.Stderr);
         Assert.Contains("invalid value for parameter \"max_backends\": \"lots\"", r.Stderr);
@@ -44,8 +42,8 @@ public sealed class ConfigErrorTests
     [Fact]
     public void Bad_command_line_setting_names_the_option()
     {
-        using var pm = new PmInstance("badc");
-        var r = pm.Do("start", "-c", "max_backends=0");
+        using var pm = Clusters.Empty("badc");
+        var r = pm.Run("start", "-c", "max_backends=0");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("0 is outside the valid range for parameter \"max_backends\"", r.Stderr);
         Assert.Contains("-c max_backends=0", r.Stderr);

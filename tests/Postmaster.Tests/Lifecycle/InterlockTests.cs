@@ -1,6 +1,7 @@
 using Postmaster.Shmem;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Segments;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -13,25 +14,23 @@ public sealed class InterlockTests
     [Fact]
     public void Stale_lock_file_of_a_dead_pid_is_replaced()
     {
-        using var pm = new PmInstance("stale");
-        Assert.Equal(0, pm.Init().ExitCode);
+        using var pm = Clusters.Defaults("stale");
         int deadPid = DeadPid();
-        File.WriteAllText(Path.Combine(pm.DataDir, "postmaster.pid"), $"{deadPid}\n{pm.DataDir}\n1\n0\n\n\n         0          0\nready   \n");
-        pm.StartOk();
-        Assert.NotEqual(deadPid, pm.Pid);
-        Assert.Contains($"removing stale lock file \"{Path.Combine(pm.DataDir, "postmaster.pid")}\" of postmaster PID {deadPid}", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        File.WriteAllText(Path.Combine(pm.DataDirectory, "postmaster.pid"), $"{deadPid}\n{pm.DataDirectory}\n1\n0\n\n\n         0          0\nready   \n");
+        pm.Start();
+        Assert.NotEqual(deadPid, pm.PostmasterPid);
+        Assert.Contains($"removing stale lock file \"{Path.Combine(pm.DataDirectory, "postmaster.pid")}\" of postmaster PID {deadPid}", pm.ServerLog());
+        pm.Stop();
     }
 
     [Fact]
     public void Lock_file_naming_a_live_unrelated_pid_does_not_block_start()
     {
         // PostgreSQL would refuse (kill(pid, 0) succeeds); the kernel lock knows nobody holds the file.
-        using var pm = new PmInstance("stalelive");
-        Assert.Equal(0, pm.Init().ExitCode);
-        File.WriteAllText(Path.Combine(pm.DataDir, "postmaster.pid"), $"1\n{pm.DataDir}\n1\n");
-        pm.StartOk();
-        Assert.Equal(0, pm.Stop().ExitCode);
+        using var pm = Clusters.Defaults("stalelive");
+        File.WriteAllText(Path.Combine(pm.DataDirectory, "postmaster.pid"), $"1\n{pm.DataDirectory}\n1\n");
+        pm.Start();
+        pm.Stop();
     }
 
     [Theory]
@@ -39,23 +38,21 @@ public sealed class InterlockTests
     [InlineData("posix")]
     public void Foreign_segment_at_the_first_key_is_skipped(string type)
     {
-        using var pm = new PmInstance("foreign-" + type);
-        Assert.Equal(0, pm.Init().ExitCode);
-        long firstKey = TestIpc.FirstKeyFor(pm.DataDir);
+        using var pm = Clusters.Defaults("foreign-" + type);
+        long firstKey = TestIpc.FirstKeyFor(pm.DataDirectory);
         using var foreign = type == "sysv"
             ? MappedSegment.CreateSysV((int)firstKey, 1024)
             : MappedSegment.CreatePosix(MainSegment.PosixName(firstKey), 1024, firstKey);
         Assert.NotNull(foreign);
         try
         {
-            pm.StartOk("-c", "shared_memory_type=" + type);
-            Assert.Equal(firstKey + 1, pm.LockFile!.ShmKey);
-            var r = pm.Do("restart");
-            pm.Track();
+            pm.Start("-c", "shared_memory_type=" + type);
+            Assert.Equal(firstKey + 1, pm.LockFile()!.ShmKey);
+            var r = pm.Run("restart");
             Assert.Equal(0, r.ExitCode);
-            Assert.Equal(firstKey + 1, pm.LockFile!.ShmKey); // the key is kept across restarts
-            Assert.Equal(0, pm.Stop().ExitCode);
-            Assert.True(Leaks.SegmentExists(type, firstKey, foreign!.Id), "the foreign segment is left alone");
+            Assert.Equal(firstKey + 1, pm.LockFile()!.ShmKey); // the key is kept across restarts
+            pm.Stop();
+            Assert.True(TestIpc.SegmentExists(type, firstKey, foreign!.Id), "the foreign segment is left alone");
         }
         finally
         {
@@ -70,38 +67,37 @@ public sealed class InterlockTests
     [InlineData("posix", false)]
     public void Segment_still_attached_after_a_crash_blocks_start_until_released(string type, bool keepLockFile)
     {
-        using var pm = new PmInstance($"inuse-{type}-{keepLockFile}");
-        pm.InitBare();
-        pm.StartOk("-c", "shared_memory_type=" + type);
-        var c = pm.LockFile!;
+        using var pm = Clusters.Bare($"inuse-{type}-{keepLockFile}");
+        pm.Start("-c", "shared_memory_type=" + type);
+        var c = pm.LockFile()!;
         long key = c.ShmKey!.Value, id = c.ShmId!.Value;
         // An "old backend": this test process attaches the segment, then the postmaster is SIGKILLed.
         var attached = type == "sysv" ? MappedSegment.AttachSysV((int)id, key) : MappedSegment.AttachPosix(MainSegment.PosixName(key), key);
         Assert.NotNull(attached);
         try
         {
-            var backends = pm.Backends().Select(b => b.Pid).ToList();
-            Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
-            Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
+            var backends = pm.Status().Backends.Select(b => b.Pid!.Value).ToList();
+            pm.KillPostmaster();
+            pm.WaitUntilStopped();
             Wait.Until(() => backends.All(p => !ProcessControl.IsAlive(p)), "its backends to leave by themselves");
             if (!keepLockFile)
-                File.Delete(Path.Combine(pm.DataDir, "postmaster.pid"));
+                File.Delete(Path.Combine(pm.DataDirectory, "postmaster.pid"));
 
-            var refused = pm.Do("start", "-c", "shared_memory_type=" + type);
+            var refused = pm.Run("start", "-c", "shared_memory_type=" + type);
             Assert.Equal(1, refused.ExitCode);
             Assert.Contains($"FATAL:  pre-existing shared memory block (key {key}, ID {id}) is still in use", refused.Stderr);
             Assert.Contains($"It is still attached by process {Environment.ProcessId}.", refused.Stderr);
-            Assert.Contains($"HINT:  Terminate any old server processes associated with data directory \"{pm.DataDir}\".", refused.Stderr);
+            Assert.Contains($"HINT:  Terminate any old server processes associated with data directory \"{pm.DataDirectory}\".", refused.Stderr);
         }
         finally
         {
             attached!.Dispose();
         }
-        pm.StartOk("-c", "shared_memory_type=" + type);
-        Assert.Equal(key, pm.LockFile!.ShmKey); // the dead instance's key is recycled
-        Assert.Contains($"removing shared memory block (key {key}, ID {id})", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
-        Assert.False(Leaks.SegmentExists(type, key, id));
+        pm.Start("-c", "shared_memory_type=" + type);
+        Assert.Equal(key, pm.LockFile()!.ShmKey); // the dead instance's key is recycled
+        Assert.Contains($"removing shared memory block (key {key}, ID {id})", pm.ServerLog());
+        pm.Stop();
+        Assert.False(TestIpc.SegmentExists(type, key, id));
     }
 
     [Theory]
@@ -109,20 +105,19 @@ public sealed class InterlockTests
     [InlineData("posix")]
     public void Start_after_SIGKILL_of_the_postmaster_removes_the_orphan_and_reuses_the_key(string type)
     {
-        using var pm = new PmInstance("kill9-" + type);
-        pm.InitBare();
-        pm.StartOk("-c", "shared_memory_type=" + type);
-        var c = pm.LockFile!;
-        var backends = pm.Backends().Select(b => b.Pid).ToList();
-        Assert.True(ProcessControl.Signal(c.Pid, Signals.SIGKILL));
-        Wait.Until(() => !pm.Running, "the killed postmaster to release its lock");
+        using var pm = Clusters.Bare("kill9-" + type);
+        pm.Start("-c", "shared_memory_type=" + type);
+        var c = pm.LockFile()!;
+        var backends = pm.Status().Backends.Select(b => b.Pid!.Value).ToList();
+        pm.KillPostmaster();
+        pm.WaitUntilStopped();
         Wait.Until(() => backends.All(p => !ProcessControl.IsAlive(p)), "its backends to leave by themselves");
-        Assert.True(Leaks.SegmentExists(type, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the segment behind");
-        pm.StartOk("-c", "shared_memory_type=" + type);
-        Assert.Equal(c.ShmKey, pm.LockFile!.ShmKey);
-        Assert.False(type == "sysv" && Leaks.SysVIds().Contains(c.ShmId!.Value) && c.ShmId != pm.LockFile!.ShmId,
+        Assert.True(TestIpc.SegmentExists(type, c.ShmKey!.Value, c.ShmId!.Value), "SIGKILL leaves the segment behind");
+        pm.Start("-c", "shared_memory_type=" + type);
+        Assert.Equal(c.ShmKey, pm.LockFile()!.ShmKey);
+        Assert.False(type == "sysv" && TestIpc.SysVIds().Contains(c.ShmId!.Value) && c.ShmId != pm.LockFile()!.ShmId,
             "the old SysV id is gone");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 
     /// <summary>A pid that certainly belongs to no process: one that just exited and was reaped.</summary>

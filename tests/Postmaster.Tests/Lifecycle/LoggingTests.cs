@@ -11,12 +11,11 @@ public sealed class LoggingTests
     [Fact]
     public void Json_destination_writes_json_lines_for_the_postmaster_and_each_backend()
     {
-        using var pm = new PmInstance("jsonlog");
-        pm.InitBare("log_destination = both", "log_directory = 'jsonlogs'", "worker.w.entry = 'lock-hold'");
-        pm.StartOk();
+        using var pm = Clusters.Bare("jsonlog", "log_destination = both", "log_directory = 'jsonlogs'", "worker.w.entry = 'lock-hold'");
+        pm.Start();
         pm.WaitForLog("is holding lock");
-        Assert.Equal(0, pm.Stop().ExitCode);
-        string dir = Path.Combine(pm.DataDir, "jsonlogs");
+        pm.Stop();
+        string dir = Path.Combine(pm.DataDirectory, "jsonlogs");
         var pmFile = Directory.GetFiles(dir, "postmaster-*.json").Single();
         var lines = File.ReadAllLines(pmFile).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Contains(lines, l => l.GetProperty("RenderedMessage").GetString()!.StartsWith("postmaster is ready"));
@@ -30,13 +29,12 @@ public sealed class LoggingTests
     [Fact]
     public void Reload_forwards_SIGHUP_to_every_backend()
     {
-        using var pm = new PmInstance("sighup");
-        pm.InitBare("worker.w.entry = 'idle'", "worker.w.count = 2", "log_min_messages = debug1");
-        pm.StartOk();
+        using var pm = Clusters.Bare("sighup", "worker.w.entry = 'idle'", "worker.w.count = 2", "log_min_messages = debug1");
+        pm.Start();
         pm.WaitForBackends(b => b.Count == 2, "two workers");
-        Assert.Equal(0, pm.Do("reload").ExitCode);
+        Assert.Equal(0, pm.Run("reload").ExitCode);
         pm.WaitForLog("background worker \"w.1\" received SIGHUP");
         pm.WaitForLog("background worker \"w.2\" received SIGHUP");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 }

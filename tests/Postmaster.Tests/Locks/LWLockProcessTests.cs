@@ -1,6 +1,7 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -135,7 +136,7 @@ public sealed class LWLockProcessTests : IDisposable
         var fields = line.Split(' ').Select(f => f.Split('=')).ToDictionary(kv => kv[0], kv => kv[1]);
         Assert.Equal("False", fields["acquired"]);
         Assert.Equal("0", fields["held"]);
-        Assert.InRange(int.Parse(fields["elapsed-ms"]), 270, (int)Timeouts.Default.TotalMilliseconds);
+        Assert.InRange(int.Parse(fields["elapsed-ms"]), 270, (int)ClusterOptions.DefaultTimeout.TotalMilliseconds);
         Assert.Equal(0, _seg.Lock(2).ReadStatus().ExclusiveWaiters);
         owner.Release(_seg.Lock(2));
         Assert.Equal(0, _seg.Owners.RecordedPid(1));
@@ -166,12 +167,12 @@ public sealed class LWLockProcessTests : IDisposable
     {
         long cvOffset = _seg.DataOffset + 256;
         var child = Start("cv-wait", 1, $"lock={_seg.LockOffset(0)}", $"cv={cvOffset}", $"value={_seg.DataOffset}",
-            "target=1", $"timeout-ms={(long)Timeouts.Default.TotalMilliseconds}");
+            "target=1", $"timeout-ms={(long)ClusterOptions.DefaultTimeout.TotalMilliseconds}");
         child.WaitForLine("waiting");
 
         using var owner = _seg.Owner(0);
         // Succeeds only once the child has released the lock inside Wait.
-        Assert.True(owner.Acquire(_seg.Lock(0), LWLockMode.Exclusive, Timeouts.Default));
+        Assert.True(owner.Acquire(_seg.Lock(0), LWLockMode.Exclusive, ClusterOptions.DefaultTimeout));
         _seg.Data(0) = 1;
         owner.Release(_seg.Lock(0));
         _seg.Region.Ref<SharedConditionVariable>(cvOffset).Broadcast();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -109,7 +110,7 @@ public sealed class LWLockTests : IDisposable
         var writer = TestThread.Start(() =>
         {
             using var owner = _seg.Owner(2);
-            bool got = owner.Acquire(lwlock, LWLockMode.Exclusive, Timeouts.Default);
+            bool got = owner.Acquire(lwlock, LWLockMode.Exclusive, ClusterOptions.DefaultTimeout);
             if (got)
                 owner.Release(lwlock);
             return got;
@@ -138,7 +139,7 @@ public sealed class LWLockTests : IDisposable
         {
             var sw = Stopwatch.StartNew();
             Assert.False(waiter.Acquire(lwlock, mode, timeout));
-            Assert.InRange(sw.Elapsed, timeout * 0.9, Timeouts.Default);
+            Assert.InRange(sw.Elapsed, timeout * 0.9, ClusterOptions.DefaultTimeout);
             Assert.Equal(0, waiter.HeldCount);
         }
         Assert.Equal(0, lwlock.ReadStatus().ExclusiveWaiters); // the timed-out writer withdrew
@@ -175,7 +176,7 @@ public sealed class LWLockTests : IDisposable
             Wait.Until(() => Interlocked.Read(ref sharedAcquisitions) > 10_000, "the readers to be cycling");
             using var writer = _seg.Owner(Readers);
             long before = Interlocked.Read(ref sharedAcquisitions);
-            Assert.True(writer.Acquire(lwlock, LWLockMode.Exclusive, Timeouts.Default), "the writer was starved");
+            Assert.True(writer.Acquire(lwlock, LWLockMode.Exclusive, ClusterOptions.DefaultTimeout), "the writer was starved");
             Assert.Equal(0, Volatile.Read(ref readersInside));
             writer.Release(lwlock);
             Wait.Until(() => Interlocked.Read(ref sharedAcquisitions) > before + 1000, "the readers to carry on");

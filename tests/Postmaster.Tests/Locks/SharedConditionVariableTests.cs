@@ -1,5 +1,6 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -24,7 +25,7 @@ public sealed class SharedConditionVariableTests : IDisposable
             using var owner = _seg.Owner(slot);
             owner.Acquire(lwlock, LWLockMode.Exclusive);
             Interlocked.Increment(ref waiting);
-            bool woken = Cv.Wait(owner, lwlock, () => _seg.Data(0) >= 2, Timeouts.Default);
+            bool woken = Cv.Wait(owner, lwlock, () => _seg.Data(0) >= 2, ClusterOptions.DefaultTimeout);
             bool holds = owner.HeldMode(lwlock) == LWLockMode.Exclusive;
             owner.Release(lwlock);
             return woken && holds;
@@ -65,7 +66,7 @@ public sealed class SharedConditionVariableTests : IDisposable
             using var owner = _seg.Owner(0);
             owner.Acquire(lwlock, LWLockMode.Exclusive);
             _seg.Data(1) = 1; // "I am about to wait"
-            bool woken = Cv.Wait(owner, lwlock, () => _seg.Data(2) == 1, Timeouts.Default);
+            bool woken = Cv.Wait(owner, lwlock, () => _seg.Data(2) == 1, ClusterOptions.DefaultTimeout);
             owner.Release(lwlock);
             return woken;
         });

@@ -1,4 +1,5 @@
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -40,7 +41,7 @@ public sealed class SharedSpinLockTests : IDisposable
 
         Assert.False(TestThread.Start(() => Spin.TryAcquire(TimeSpan.FromMilliseconds(100))).Join());
 
-        var sleeper = TestThread.Start(() => Spin.TryAcquire(Timeouts.Default));
+        var sleeper = TestThread.Start(() => Spin.TryAcquire(ClusterOptions.DefaultTimeout));
         Wait.Until(() => (_seg.Region.Ref<int>(_seg.DataOffset + 512) & SharedSpinLock.ContendedBit) != 0,
             "the waiter to go to sleep on the futex");
         Spin.Release();

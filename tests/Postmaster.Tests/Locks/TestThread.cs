@@ -1,11 +1,12 @@
 using System.Runtime.ExceptionServices;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 
 namespace Postmaster.Tests.Locks;
 
 /// <summary>
 /// A dedicated thread running one function (lock owners are single-threaded, so each test thread creates and uses
-/// its own). <see cref="Join"/> waits within <see cref="Timeouts.Default"/> and rethrows what the thread threw.
+/// its own). <see cref="Join"/> waits within <see cref="ClusterOptions.DefaultTimeout"/> and rethrows what the thread threw.
 /// </summary>
 public sealed class TestThread<T>
 {
@@ -33,8 +34,8 @@ public sealed class TestThread<T>
 
     public T Join()
     {
-        if (!_thread.Join(Timeouts.Default))
-            throw new TimeoutException($"a test thread did not finish within {Timeouts.Default.TotalSeconds:0}s");
+        if (!_thread.Join(ClusterOptions.DefaultTimeout))
+            throw new TimeoutException($"a test thread did not finish within {ClusterOptions.DefaultTimeout.TotalSeconds:0}s");
         _error?.Throw();
         return _result!;
     }

@@ -1,6 +1,7 @@
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Registry;
+using Postmaster.Testing;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Support;
 using Xunit;

@@ -2,6 +2,7 @@ using Postmaster.Shmem;
 using Postmaster.Shmem.Dsm;
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Registry;
+using Postmaster.Testing;
 using Postmaster.Tests.Dsm;
 using Postmaster.Tests.Locks;
 using Postmaster.Tests.Support;
@@ -202,12 +203,12 @@ public sealed class DsmRegistryTests
             {
                 Interlocked.Increment(ref inits);
                 entered.Set();
-                Assert.True(proceed.Wait(Timeouts.Default));
+                Assert.True(proceed.Wait(ClusterOptions.DefaultTimeout));
                 r.Ref<long>(0) = 99;
             }, out bool found);
             return found;
         });
-        Assert.True(entered.Wait(Timeouts.Default));
+        Assert.True(entered.Wait(ClusterOptions.DefaultTimeout));
         var busy = Assert.Single(pm.Instance.DsmRegistryTable.List());
         Assert.Equal((DsmRegistryEntryState.Initialising, Environment.ProcessId, 1), (busy.State, busy.OwnerPid, busy.Attempts));
 
@@ -218,7 +219,7 @@ public sealed class DsmRegistryTests
             var seg = b.GetNamedSegment("reg-wait", 4096, _ => Interlocked.Increment(ref inits), out bool found);
             return (found, seg.Region.Ref<long>(0));
         });
-        Assert.True(waiting.Wait(Timeouts.Default));             // asleep on the entry's condition variable
+        Assert.True(waiting.Wait(ClusterOptions.DefaultTimeout));             // asleep on the entry's condition variable
         Assert.Equal(1, pm.Instance.DsmRegistryTable.List().Single().Waiters);
         proceed.Set();
 
@@ -313,9 +314,9 @@ public sealed class DsmRegistryTests
         var thread = TestThread.Start(() => pm.Registry(0).GetNamedSegment(name, 4096, _ =>
         {
             entered.Set();
-            Assert.True(proceed.Wait(Timeouts.Default));
+            Assert.True(proceed.Wait(ClusterOptions.DefaultTimeout));
         }, out _));
-        Assert.True(entered.Wait(Timeouts.Default));
+        Assert.True(entered.Wait(ClusterOptions.DefaultTimeout));
         return (thread, proceed);
     }
 }

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -9,9 +9,9 @@ namespace Postmaster.Tests.RegistryDaemon;
 [Collection(IntegrationCollection.Name)]
 public sealed class RegistryDaemonTests
 {
-    private static void Run(PmInstance pm, string worker, string argument, string expectLog)
+    private static void Run(PostmasterCluster pm, string worker, string argument, string expectLog)
     {
-        var r = pm.Do("spawn", "--worker", worker, "--argument", argument, "--name", worker);
+        var r = pm.Run("spawn", "--worker", worker, "--argument", argument, "--name", worker);
         Assert.True(r.ExitCode == 0, r.ToString());
         pm.WaitForLog(expectLog);
     }
@@ -19,41 +19,38 @@ public sealed class RegistryDaemonTests
     [Fact]
     public void A_value_stored_by_one_backend_is_read_by_a_new_backend()
     {
-        using var pm = new PmInstance("registry");
-        pm.InitBare();
-        pm.StartOk();
+        using var pm = Clusters.Bare("registry");
+        pm.Start();
         Run(pm, "registry-set", "answer=1236", "registry answer set to 1236 (found=false)");
         Run(pm, "registry-get", "answer", "registry answer is 1236 (found=true)");
-        var entries = JsonDocument.Parse(pm.Do("shmem", "--json").Stdout).RootElement.GetProperty("registry").EnumerateArray().ToList();
+        var entries = JsonDocument.Parse(pm.Run("shmem", "--json").Stdout).RootElement.GetProperty("registry").EnumerateArray().ToList();
         var e = Assert.Single(entries);
         Assert.Equal("answer", e.GetProperty("name").GetString());
         Assert.Equal(8, e.GetProperty("size").GetInt64());
         Assert.Equal("ready", e.GetProperty("state").GetString());
-        Assert.Contains("answer", pm.Do("shmem").Stdout);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.Contains("answer", pm.Run("shmem").Stdout);
+        pm.Stop();
     }
 
     [Fact]
     public void Entries_survive_a_reconciled_crash_and_are_wiped_by_a_full_restart()
     {
-        using var pm = new PmInstance("registry-crash");
-        pm.InitBare("worker.i.entry = 'idle'", "worker.l.entry = 'lock-hold'");
-        pm.StartOk();
+        using var pm = Clusters.Bare("registry-crash", "worker.i.entry = 'idle'", "worker.l.entry = 'lock-hold'");
+        pm.Start();
         pm.WaitForLog("is holding lock");
         Run(pm, "registry-set", "answer=1236", "registry answer set to 1236");
 
         var idle = pm.WaitForBackends(b => b.Any(x => x.Name == "i"), "the idle worker").Single(b => b.Name == "i");
-        ProcessControl.Signal(idle.Pid, Signals.SIGKILL);
+        pm.Kill(idle);
         pm.WaitForLog($"reconciled 0 dynamic shared memory references of background worker \"i\" (PID {idle.Pid})");
         Run(pm, "registry-get", "answer", "registry answer is 1236 (found=true)");
 
-        var holder = pm.Backends().Single(b => b.Name == "l");
-        ProcessControl.Signal(holder.Pid, Signals.SIGKILL);
-        pm.WaitForLog("all backends terminated; reinitializing");
-        Wait.Until(() => pm.LockFile?.TrimmedStatus == "ready", "the reinitialised server");
-        var r = pm.Do("spawn", "--worker", "registry-get", "--argument", "answer", "--name", "after");
+        var holder = pm.Status().Backends.Single(b => b.Name == "l");
+        pm.Kill(holder);
+        pm.WaitForFullRestart();
+        var r = pm.Run("spawn", "--worker", "registry-get", "--argument", "answer", "--name", "after");
         Assert.Equal(0, r.ExitCode);
         pm.WaitForLog("registry answer is 0 (found=false)");
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Stop();
     }
 }

@@ -1,5 +1,5 @@
-using System.Text.Json;
 using System.Text.RegularExpressions;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -13,37 +13,28 @@ public sealed class AsyncWorkerTests
     private static string Entry(string type) =>
         $"{Path.Combine(Paths.OutDir, "testchild", "TestChild.dll")}:Postmaster.TestChild.Workers.{type}";
 
-    private static PmInstance Instance(string label, string argument, params string[] config)
-    {
-        var pm = new PmInstance(label);
-        pm.InitBare([$"worker.a.entry = '{Entry("AsyncWorker")}'", $"worker.a.argument = '{argument}'", .. config]);
-        return pm;
-    }
-
-    private static JsonElement Worker(PmInstance pm, string name) =>
-        pm.StatusJson().GetProperty("workers").EnumerateArray().Single(w => w.GetProperty("name").GetString() == name);
-
-    private static string StateOf(PmInstance pm, string name) => Worker(pm, name).GetProperty("state").GetString()!;
+    private static PostmasterCluster Instance(string label, string argument, params string[] config) =>
+        Clusters.Bare(label, [$"worker.a.entry = '{Entry("AsyncWorker")}'", $"worker.a.argument = '{argument}'", .. config]);
 
     [Fact]
     public void An_async_worker_that_returns_0_after_an_await_is_done()
     {
         using var pm = Instance("async-done", "done", "worker.a.restart = on-failure");
-        pm.StartOk();
-        Wait.Until(() => StateOf(pm, "a") == "done", "the async worker to be done");
+        pm.Start();
+        pm.WaitForWorker("a", WorkerState.Done);
         pm.WaitForLog("async worker \"a\" is done");
-        Assert.DoesNotContain("FATAL", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.DoesNotContain("FATAL", pm.ServerLog());
+        pm.Stop();
     }
 
     [Fact]
     public void An_async_worker_that_throws_after_an_await_is_fatal_with_its_stack_trace_and_restarted()
     {
         using var pm = Instance("async-throw", "throw", "worker.a.restart = on-failure", "worker.a.restart_delay = 50ms");
-        pm.StartOk();
-        Wait.Until(() => Worker(pm, "a").GetProperty("restarts").GetInt32() >= 1, "the failed async worker to be restarted");
-        Assert.Equal(0, pm.Stop().ExitCode);
-        var log = pm.Log;
+        pm.Start();
+        pm.WaitForStatus(s => s.InstancesOf("a") is [{ Restarts: >= 1 }], "the failed async worker to be restarted");
+        pm.Stop();
+        var log = pm.ServerLog();
         var fatal = Regex.Match(log, @"\[(\d+)\] FATAL:  background worker ""a"" failed: InvalidOperationException: async worker failed after an await\n");
         Assert.True(fatal.Success, log);
         string pid = fatal.Groups[1].Value;
@@ -59,12 +50,13 @@ public sealed class AsyncWorkerTests
     public void A_stop_cancels_the_token_an_async_worker_waits_on()
     {
         using var pm = Instance("async-wait", "wait");
-        pm.StartOk();
+        pm.Start();
         pm.WaitForLog("async worker \"a\" is waiting");
-        Assert.Equal(0, pm.Do("terminate", "a").ExitCode);
-        Wait.Until(() => StateOf(pm, "a") == "stopped", "the async worker to be stopped");
-        Assert.Contains("FATAL:  terminating background worker \"a\" due to administrator command", pm.Log);
-        Assert.DoesNotContain("failed: ", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        pm.Terminate("a");
+        pm.WaitForWorker("a", WorkerState.Stopped);
+        var log = pm.ServerLog();
+        Assert.Contains("FATAL:  terminating background worker \"a\" due to administrator command", log);
+        Assert.DoesNotContain("failed: ", log);
+        pm.Stop();
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Postmaster.Testing;
 
 namespace Postmaster.Tests.Support;
 
@@ -64,7 +65,7 @@ public sealed class ChildProcess : IDisposable
     /// <summary>Waits for a line that starts with <paramref name="prefix"/> and returns it.</summary>
     public string WaitForLine(string prefix, TimeSpan? timeout = null)
     {
-        var limit = timeout ?? Timeouts.Default;
+        var limit = timeout ?? ClusterOptions.DefaultTimeout;
         var sw = Stopwatch.StartNew();
         while (true)
         {
@@ -85,7 +86,7 @@ public sealed class ChildProcess : IDisposable
     /// <summary>Waits for exit within the global timeout and returns the exit code.</summary>
     public int WaitForExit(TimeSpan? timeout = null)
     {
-        if (!_process.WaitForExit(timeout ?? Timeouts.Default))
+        if (!_process.WaitForExit(timeout ?? ClusterOptions.DefaultTimeout))
             throw new TimeoutException($"process {Pid} did not exit; output so far:\n{Output}");
         _process.WaitForExit(); // drain the output readers
         return _process.ExitCode;
@@ -100,7 +101,7 @@ public sealed class ChildProcess : IDisposable
             if (!_process.HasExited)
             {
                 _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(Timeouts.Default);
+                _process.WaitForExit(ClusterOptions.DefaultTimeout);
             }
         }
         catch (InvalidOperationException)

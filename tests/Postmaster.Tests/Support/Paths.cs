@@ -1,7 +1,7 @@
 namespace Postmaster.Tests.Support;
 
 /// <summary>Where the built executables are. run.sh publishes the daemon and backend into out/ (POSTMASTER_OUT)
-/// and TestChild into out/testchild.</summary>
+/// and TestChild into out/testchild; the postmaster is found the way the harness finds it.</summary>
 public static class Paths
 {
     public static readonly string RepoRoot = FindRepoRoot();
@@ -9,7 +9,7 @@ public static class Paths
     public static readonly string OutDir =
         Environment.GetEnvironmentVariable("POSTMASTER_OUT") is { Length: > 0 } o ? o : Path.Combine(RepoRoot, "out");
 
-    public static string PostmasterExe => Path.Combine(OutDir, "postmaster");
+    public static string PostmasterExe => Postmaster.Testing.PostmasterBinary.Locate();
 
     public static string BackendExe => Path.Combine(OutDir, "pm-backend");
 

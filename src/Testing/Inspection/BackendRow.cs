@@ -1,0 +1,34 @@
+namespace Postmaster.Testing;
+
+/// <summary>One backend (<c>status</c>'s <c>backends[]</c>): a configured worker's process, a dynamic worker or a
+/// pool member.</summary>
+public sealed record BackendRow
+{
+    /// <summary>Its process id (null only for a slot assigned before its process exists).</summary>
+    public int? Pid { get; init; }
+
+    /// <summary>Its backend slot.</summary>
+    public int Slot { get; init; }
+
+    /// <summary>The worker's name (an instance name such as <c>w.2</c> for configured workers, <c>pool</c> for an
+    /// idle pool member).</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>The worker entry it runs.</summary>
+    public string Entry { get; init; } = "";
+
+    /// <summary>Its state.</summary>
+    public BackendState State { get; init; }
+
+    /// <summary>An idle pool member.</summary>
+    public bool Pool { get; init; }
+
+    /// <summary>When it started.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>How often its worker was restarted before this process.</summary>
+    public int Restarts { get; init; }
+
+    /// <summary>Dynamic shared memory segments it has attached.</summary>
+    public int DsmSegments { get; init; }
+}
