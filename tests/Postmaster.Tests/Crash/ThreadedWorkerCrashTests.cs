@@ -1,4 +1,4 @@
-using Postmaster.Shmem.Os;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
@@ -11,37 +11,49 @@ public sealed class ThreadedWorkerCrashTests
     [Fact]
     public void SIGKILL_of_a_worker_whose_second_thread_holds_a_lock_is_a_full_restart()
     {
-        using var pm = new PmInstance("thread-kill");
-        pm.InitBare("worker.holder.entry = 'lock-hold'", "worker.holder.argument = 'thread:thread lock'",
-            "worker.other.entry = 'idle'", "backend_pool_size = 0");
-        pm.StartOk();
+        using var pm = PostmasterCluster.StartNew(new ClusterOptions
+        {
+            Name = "thread-kill",
+            Settings = { ["backend_pool_size"] = "0" },
+            Workers = { new WorkerSpec("holder", "lock-hold", "thread:thread lock"), new WorkerSpec("other", "idle") },
+        });
         pm.WaitForLog("is holding lock \"thread lock\" on thread \"lock holder\"");
         var before = pm.WaitForBackends(b => b.Count == 2, "two workers");
-        long idBefore = pm.LockFile!.ShmId!.Value;
-        ProcessControl.Signal(before.Single(b => b.Name == "holder").Pid, Signals.SIGKILL);
+        var status = pm.Status();
+        pm.Kill(before.Single(b => b.Name == "holder"));
 
-        pm.WaitForLog("all backends terminated; reinitializing");
+        var after = pm.WaitForFullRestart(status);
+        Assert.Equal(1, after.FullRestarts);
+        Assert.NotEqual(status.SharedMemory!.Id, after.SharedMemory!.Id);
         pm.WaitForBackends(b => b.Count == 2 && b.All(x => before.All(y => y.Pid != x.Pid)), "two new workers");
-        Assert.NotEqual(idBefore, pm.LockFile!.ShmId);
-        Assert.Contains("died holding 1 lightweight lock (thread lock), so shared memory may be corrupt", pm.Log);
-        pm.WaitForLog("is holding lock \"thread lock\" on thread \"lock holder\""); // usable again after the rebuild
-        Assert.Equal(0, pm.Stop().ExitCode);
+        Assert.Contains("died holding 1 lightweight lock (thread lock), so shared memory may be corrupt", pm.ServerLog());
+        pm.WaitUntil(() => pm.ServerLogLines().Count(l => l.Contains("is holding lock \"thread lock\" on thread")) == 2,
+            "the lock to be taken again in the new segment");
+        pm.Stop();
+        pm.AssertNothingLeaked();
     }
 
     [Fact]
     public void A_worker_exiting_normally_with_a_lock_held_has_it_released_and_logged()
     {
-        using var pm = new PmInstance("exit-held");
-        pm.InitBare("worker.leaver.entry = 'lock-hold'", "worker.leaver.argument = 'exit:left lock'", "backend_pool_size = 0");
-        pm.StartOk();
-        pm.WaitForLog("is holding lock \"left lock\" and exits");
-        pm.WaitForLog("WARNING:  lock \"left lock\"");
-        Assert.Contains("was still held (Exclusive) when the backend exited; released", pm.Log);
+        using var pm = PostmasterCluster.StartNew(new ClusterOptions
+        {
+            Name = "exit-held",
+            Settings = { ["backend_pool_size"] = "0" },
+            Workers = { new WorkerSpec("leaver", "lock-hold", "exit:left lock") },
+        });
+        pm.WaitForWorker("leaver", WorkerState.Done);
+        var log = pm.ServerLog();
+        Assert.Contains("is holding lock \"left lock\" and exits", log);
+        Assert.Contains("WARNING:  lock \"left lock\"", log);
+        Assert.Contains("was still held (Exclusive) when the backend exited; released", log);
         // Another backend gets the lock, and the exit was not a crash.
-        Assert.Equal(0, pm.Do("spawn", "--worker", "lock-hold", "--argument", "left lock", "--name", "next").ExitCode);
+        pm.Spawn("lock-hold", "left lock", "next");
         pm.WaitForLog("background worker \"next\" is holding lock \"left lock\"");
-        Assert.DoesNotContain("terminating any other active backends", pm.Log);
-        Assert.DoesNotContain("reinitializing", pm.Log);
-        Assert.Equal(0, pm.Stop().ExitCode);
+        var status = pm.Status();
+        Assert.Equal(0, status.FullRestarts);
+        Assert.Equal(0, status.Reconciles);
+        pm.Stop();
+        pm.AssertNothingLeaked();
     }
 }

@@ -1,5 +1,6 @@
 using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Locks;
+using Postmaster.Testing;
 using Postmaster.Tests.Support;
 using Xunit;
 
