@@ -1,8 +1,8 @@
 namespace Postmaster.Shmem.Locks;
 
 /// <summary>How a lock is held. Stored in owner records in shared memory, hence the explicit byte values.</summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (they are being rewritten);
-// internal with them. Tests/Sdk/PublicApiTests checks it.
+// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
+// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
 public enum LWLockMode : byte
 {
     Shared = 1,

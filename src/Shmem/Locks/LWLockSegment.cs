@@ -9,8 +9,8 @@ namespace Postmaster.Shmem.Locks;
 /// process maps the segment at its own address. A value type with no resources: the segment object that created
 /// the mapping owns it.
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (they are being rewritten);
-// internal with them. Tests/Sdk/PublicApiTests checks it.
+// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
+// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
 public readonly unsafe struct LWLockSegment
 {
     /// <summary>The id of the main segment; DSM handles are never 0 (DsmHandle.Invalid).</summary>

@@ -23,7 +23,7 @@ public sealed class PublicApiTests
         "Postmaster.Shmem.Errors.ShmemCorruptException", "Postmaster.Shmem.Errors.ShmemException",
     ];
 
-    /// <summary>Public only while LockOwner and its neighbours are (they are being rewritten elsewhere): the four
+    /// <summary>Public only while LockOwner and its neighbours are (their owner makes them internal): the four
     /// types themselves and what their public members name. Once LockOwner is internal, this test wants them all
     /// internal.</summary>
     private static readonly string[] s_interimLockTypes =
