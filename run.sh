@@ -4,6 +4,7 @@
 #   ./run.sh test [--long]             the whole test suite (--long adds soak tests)
 #   ./run.sh bench                     benchmarks; figures go to docs/benchmarks.md by hand
 #   ./run.sh build                     build only
+#   ./run.sh pack                      the NuGet packages (SDK, test harness, dotnet new template) into out/packages
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$ROOT/out"
@@ -30,37 +31,64 @@ build() {
   fi
 }
 
+# The packages a worker author uses (SDK with XML docs and symbols, test harness, dotnet new template), into out/packages.
+pack() {
+  local log; log="$(mktemp)"
+  rm -rf "$OUT/packages"
+  for project in src/Workers/Workers.csproj src/Testing/Testing.csproj templates/Postmaster.Templates.csproj; do
+    if ! dotnet pack "$ROOT/$project" -c Release -o "$OUT/packages" -nologo -v quiet >>"$log" 2>&1; then
+      cat "$log" >&2; rm -f "$log"; echo "run.sh: pack of $project failed" >&2; exit 1
+    fi
+  done
+  rm -f "$log"
+}
+
 case "${1:-}" in
   build)
     build ;;
   test)
     shift
     build
+    pack
     # Long tests (the crash soak) run with --long, and in CI (CI=true), where they fit the time budget.
     filter="Category!=Long"
     if [ "${1:-}" = "--long" ]; then filter=""; shift; fi
     if [ "${CI:-}" = "true" ]; then filter=""; fi
     export POSTMASTER_OUT="$OUT"
     dotnet build "$ROOT/tests/TestChild/TestChild.csproj" -c Release -nologo -v quiet -o "$ROOT/out/testchild" >/dev/null
-    set +e
-    dotnet test "$ROOT/tests/Postmaster.Tests/Postmaster.Tests.csproj" -c Release -nologo \
-      ${filter:+--filter "$filter"} --logger "console;verbosity=normal" "$@" 2>&1 | tee "$OUT/test.log" | grep -v -E '^\s*$'
-    rc=${PIPESTATUS[0]}
-    set -e
-    # The plain closing line CI reads, taken from the runner's own summary ("Passed: N" lines at normal
-    # verbosity, or "Failed!  - Failed: N, Passed: N, Skipped: N" at minimal).
-    count() { grep -E "^\s*$1: +[0-9]+" "$OUT/test.log" | tail -1 | grep -oE '[0-9]+' | tail -1; }
-    passed="$(count Passed || true)"; failed="$(count Failed || true)"; skipped="$(count Skipped || true)"
-    if [ -z "$passed$failed" ]; then
-      summary="$(grep -E '(Passed|Failed)! +- ' "$OUT/test.log" | tail -1 || true)"
-      passed="$(sed -n 's/.*Passed: *\([0-9]*\).*/\1/p' <<<"$summary")"
-      failed="$(sed -n 's/.*Failed: *\([0-9]*\).*/\1/p' <<<"$summary")"
-      skipped="$(sed -n 's/.*Skipped: *\([0-9]*\).*/\1/p' <<<"$summary")"
-    fi
-    echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-    # A run that executed nothing is a failure, not a success.
-    if [ "$rc" = 0 ] && [ "${passed:-0}" = 0 ]; then echo "run.sh: no test was executed" >&2; rc=1; fi
+    # The plain closing line CI reads, taken from the runner's own summaries ("Passed: N" lines at normal
+    # verbosity, or "Failed!  - Failed: N, Passed: N, Skipped: N" at minimal), summed over the test projects.
+    count() { grep -E "^\s*$1: +[0-9]+" "$2" | tail -1 | grep -oE '[0-9]+' | tail -1; }
+    total_passed=0; total_failed=0; total_skipped=0; rc=0
+    run_tests() { # project, log, extra arguments
+      local project="$1" log="$2"; shift 2
+      set +e
+      dotnet test "$project" -c Release -nologo ${filter:+--filter "$filter"} --logger "console;verbosity=normal" "$@" 2>&1 \
+        | tee "$log" | grep -v -E '^\s*$'
+      local r=${PIPESTATUS[0]}
+      set -e
+      local passed failed skipped summary
+      passed="$(count Passed "$log" || true)"; failed="$(count Failed "$log" || true)"; skipped="$(count Skipped "$log" || true)"
+      if [ -z "$passed$failed" ]; then
+        summary="$(grep -E '(Passed|Failed)! +- ' "$log" | tail -1 || true)"
+        passed="$(sed -n 's/.*Passed: *\([0-9]*\).*/\1/p' <<<"$summary")"
+        failed="$(sed -n 's/.*Failed: *\([0-9]*\).*/\1/p' <<<"$summary")"
+        skipped="$(sed -n 's/.*Skipped: *\([0-9]*\).*/\1/p' <<<"$summary")"
+      fi
+      # A project that executed nothing is a failure, not a success.
+      if [ "$r" = 0 ] && [ "${passed:-0}" = 0 ]; then echo "run.sh: no test of $project was executed" >&2; r=1; fi
+      total_passed=$((total_passed + ${passed:-0})); total_failed=$((total_failed + ${failed:-0}))
+      total_skipped=$((total_skipped + ${skipped:-0}))
+      if [ "$r" != 0 ]; then rc="$r"; fi
+    }
+    run_tests "$ROOT/tests/Postmaster.Tests/Postmaster.Tests.csproj" "$OUT/test.log" "$@"
+    run_tests "$ROOT/samples/SharedCounter.Tests/SharedCounter.Tests.csproj" "$OUT/test-samples.log" "$@"
+    echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
     exit "$rc" ;;
+  pack)
+    build
+    pack
+    ls "$OUT/packages" ;;
   bench)
     shift
     build

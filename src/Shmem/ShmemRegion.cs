@@ -7,9 +7,7 @@ namespace Postmaster.Shmem;
 /// offsets from a region's base, never addresses, because every process maps the memory at its own address.
 /// Accessors check bounds; the region does not own the mapping (the segment object that created it does).
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly unsafe struct ShmemRegion
+internal readonly unsafe struct ShmemRegion
 {
     private readonly byte* _base;
 

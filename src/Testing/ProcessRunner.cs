@@ -12,14 +12,16 @@ public static class ProcessRunner
     /// with <paramref name="environment"/> added to this process's environment (an empty value sets the variable to
     /// the empty string), and waits for it within <paramref name="timeout"/> (default
     /// <see cref="ClusterOptions.DefaultTimeout"/>). Throws <see cref="ClusterTimeoutException"/> (after killing it)
-    /// when it does not finish in time, and <see cref="ClusterException"/> when it cannot be started.
+    /// when it does not finish in time, and <see cref="ClusterException"/> when it cannot be started. It runs in
+    /// <paramref name="workingDirectory"/> when given, else in this process's current directory.
     /// </summary>
     public static CliResult Run(string program, IEnumerable<string> arguments, IEnumerable<KeyValuePair<string, string>>? environment = null,
-        TimeSpan? timeout = null)
+        TimeSpan? timeout = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var a in arguments)
             psi.ArgumentList.Add(a);

@@ -9,7 +9,7 @@ namespace Postmaster.Bench.Suites;
 /// [tranche table][owner table][locks][words]. The parent creates it (a unique /dev/shm name) and destroys it on
 /// Dispose; the child process attaches by name. Every hot word has its own cache line.
 /// </summary>
-public sealed class LockBenchSegment : IDisposable
+internal sealed class LockBenchSegment : IDisposable
 {
     public const int Slots = 6;
     public const int Locks = 8;

@@ -46,9 +46,13 @@ public sealed partial class LocksSuite : IBenchSuite
             n => RawCasAtomic(ref seg.Int(LockBenchSegment.Word.Raw), n),
             n => OursExclusive(owner, lwlock, n),
             n => OursShared(owner, lwlock, n),
-            n => OursHold(owner, lwlock, n));
+            n => OursHold(owner, lwlock, n),
+            n => SdkExclusive(new Postmaster.Workers.WorkerLocks(owner), new Postmaster.Workers.LWLockHandle(lwlock), n),
+            n => SdkHold(new Postmaster.Workers.WorkerLocks(owner), new Postmaster.Workers.LWLockHandle(lwlock), n));
         (double casStore, double casAtomic, double exclusive, double shared) = (ns[0], ns[1], ns[2], ns[3]);
         table.AddTime("Uncontended exclusive Hold+Dispose (scoped)", "CAS + Interlocked.Add", casAtomic, ns[4], "ns", "≤ 3×");
+        table.AddTime("Same through the SDK: WorkerLocks.Acquire+Release", "CAS + Interlocked.Add", casAtomic, ns[5], "ns", "≤ 3×");
+        table.AddTime("Same through the SDK: using WorkerLocks.Hold", "CAS + Interlocked.Add", casAtomic, ns[6], "ns", "≤ 3×");
         table.AddTime("Uncontended exclusive Acquire+Release", "CAS + Volatile.Write", casStore, exclusive, "ns", "≤ 3×");
         table.AddTime("Uncontended exclusive Acquire+Release", "CAS + Interlocked.Add", casAtomic, exclusive, "ns", "≤ 3×");
         table.AddTime("Uncontended shared Acquire+Release", "CAS + Volatile.Write", casStore, shared, "ns", "≤ 3×");
@@ -94,6 +98,25 @@ public sealed partial class LocksSuite : IBenchSuite
         for (int i = 0; i < n; i++)
         {
             using var held = owner.Hold(lwlock, LWLockMode.Exclusive);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void SdkExclusive(Postmaster.Workers.WorkerLocks locks, Postmaster.Workers.LWLockHandle lwlock, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            locks.Acquire(lwlock, Postmaster.Workers.LWLockMode.Exclusive);
+            locks.Release(lwlock);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void SdkHold(Postmaster.Workers.WorkerLocks locks, Postmaster.Workers.LWLockHandle lwlock, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            using var held = locks.Hold(lwlock, Postmaster.Workers.LWLockMode.Exclusive);
         }
     }
 

@@ -5,9 +5,7 @@ namespace Postmaster.Shmem.Locks;
 /// also its own tranche: tranche id = the enum value, tranche name = the member name. Values are an ABI (stored in
 /// shared memory): append new members at the end and bump <see cref="LWLockTrancheTable"/>'s layout version.
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public enum BuiltinLWLock : ushort
+internal enum BuiltinLWLock : ushort
 {
     /// <summary>The main segment's index of named structures.</summary>
     ShmemIndex = 0,

@@ -1,9 +1,7 @@
 namespace Postmaster.Shmem.Locks;
 
 /// <summary>Where an owner-record entry stands. Stored in shared memory, hence the explicit byte values.</summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public enum HeldLockPhase : byte
+internal enum HeldLockPhase : byte
 {
     /// <summary>Recorded before the acquiring CAS: the process is trying to take the lock, is sleeping for it,
     /// or has just taken it and not yet said so. A dead process with such an entry may hold the lock, or may have

@@ -7,9 +7,7 @@ namespace Postmaster.Shmem.Locks;
 /// it is never stored in shared memory (store <see cref="Id"/> or the offset instead). Locking goes through a
 /// <see cref="LockOwner"/>.
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
+internal readonly unsafe struct LWLockHandle : IEquatable<LWLockHandle>
 {
     private readonly LWLock* _lock;
     private readonly ushort _trancheId;

@@ -5,7 +5,7 @@ namespace Postmaster.Shmem.Locks;
 /// whichever thread disposes it (so <c>using var held = owner.Hold(lk, LWLockMode.Exclusive);</c> may span an
 /// <c>await</c>). Disposing it a second time, or disposing a default value, does nothing.
 /// </summary>
-public readonly struct LWLockHold : IDisposable
+internal readonly struct LWLockHold : IDisposable
 {
     private readonly LockOwner? _owner;
     private readonly LWLockHandle _lock;

@@ -4,7 +4,5 @@ namespace Postmaster.Shmem.Locks;
 /// <param name="Slot">The owner slot whose record lists the lock.</param>
 /// <param name="Pid">The pid recorded for that slot (0 if the slot was freed meanwhile).</param>
 /// <param name="IsAlive">Whether that pid is a live, non-zombie process when inspected.</param>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly record struct LWLockHolding(
+internal readonly record struct LWLockHolding(
     int Slot, int Pid, bool IsAlive, LWLockId Lock, int TrancheId, string TrancheName, LWLockMode Mode, HeldLockPhase Phase);

@@ -5,9 +5,7 @@ namespace Postmaster.Shmem.Locks;
 /// for the main segment, the DSM handle otherwise) and its byte offset from that segment's base. Addresses differ
 /// between processes; this does not, so it is what owner records store.
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly record struct LWLockId(uint SegmentId, long Offset)
+internal readonly record struct LWLockId(uint SegmentId, long Offset)
 {
     public override string ToString() => $"segment {SegmentId} offset {Offset}";
 }

@@ -8,7 +8,7 @@ namespace Postmaster.Shmem.Locks;
 /// about live processes is a racy snapshot (see <see cref="LWLockOwnerRecord"/>), what it reads about dead ones is
 /// final. An entry in phase <see cref="HeldLockPhase.Acquiring"/> counts as a possible holder.
 /// </summary>
-public sealed class LWLockInspector
+internal sealed class LWLockInspector
 {
     private readonly LWLockOwnerTable _owners;
     private readonly LWLockTrancheTable? _tranches;

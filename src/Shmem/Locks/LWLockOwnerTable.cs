@@ -14,7 +14,7 @@ namespace Postmaster.Shmem.Locks;
 /// <para>Layout: a 64-byte <see cref="LWLockOwnerTableHeader"/>, then SlotCount records of
 /// <see cref="LWLockOwnerRecord.Size"/> bytes. Header immutable after initialisation.</para>
 /// </summary>
-public sealed unsafe class LWLockOwnerTable
+internal sealed unsafe class LWLockOwnerTable
 {
     private readonly ShmemRegion _region;
 

@@ -9,9 +9,7 @@ namespace Postmaster.Shmem.Locks;
 /// process maps the segment at its own address. A value type with no resources: the segment object that created
 /// the mapping owns it.
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly unsafe struct LWLockSegment
+internal readonly unsafe struct LWLockSegment
 {
     /// <summary>The id of the main segment; DSM handles are never 0 (DsmHandle.Invalid).</summary>
     public const uint MainSegmentId = 0;

@@ -2,9 +2,7 @@ namespace Postmaster.Shmem.Locks;
 
 /// <summary>A decoded snapshot of one lock's word and owner fields, read without locking (so possibly stale by the
 /// time it is looked at). For diagnostics and the supervisor's inspection; never a basis for acquiring.</summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public readonly record struct LWLockStatus(
+internal readonly record struct LWLockStatus(
     bool IsExclusive,
     int SharedHolders,
     int ExclusiveWaiters,

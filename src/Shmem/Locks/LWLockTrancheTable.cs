@@ -18,9 +18,7 @@ namespace Postmaster.Shmem.Locks;
 /// Protected by: the built-in <see cref="BuiltinLWLock.TrancheTable"/> lock for appends; readers need no lock because
 /// a name is written completely before Count is raised to include it, and never changes afterwards.</para>
 /// </summary>
-// Public only while LockOwner, LWLockOwnerTable, LWLockInspector and LWLockHold are (their owner makes them
-// internal); internal with them. tests/Postmaster.Tests/Sdk/PublicApiTests checks it.
-public sealed unsafe class LWLockTrancheTable
+internal sealed unsafe class LWLockTrancheTable
 {
     /// <summary>Longest tranche name, in UTF-8 bytes (PostgreSQL's NAMEDATALEN - 1).</summary>
     public const int MaxNameBytes = 63;

@@ -27,7 +27,7 @@ namespace Postmaster.Shmem.Locks;
 /// waits without a bound: it uses <see cref="TryAcquire"/> or the timeout overload of
 /// <see cref="Acquire(in LWLockHandle, LWLockMode, TimeSpan)"/>.</para>
 /// </summary>
-public sealed unsafe class LockOwner : IDisposable
+internal sealed unsafe class LockOwner : IDisposable
 {
     /// <summary>Most locks one process holds (or is acquiring) at once, over all its threads (PostgreSQL's
     /// MAX_SIMUL_LWLOCKS, per backend).</summary>

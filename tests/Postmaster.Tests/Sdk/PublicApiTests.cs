@@ -23,26 +23,11 @@ public sealed class PublicApiTests
         "Postmaster.Shmem.Errors.ShmemCorruptException", "Postmaster.Shmem.Errors.ShmemException",
     ];
 
-    /// <summary>Public only while LockOwner and its neighbours are (their owner makes them internal): the four
-    /// types themselves and what their public members name. Once LockOwner is internal, this test wants them all
-    /// internal.</summary>
-    private static readonly string[] s_interimLockTypes =
-    [
-        "Postmaster.Shmem.Locks.LockOwner", "Postmaster.Shmem.Locks.LWLockOwnerTable", "Postmaster.Shmem.Locks.LWLockInspector",
-        "Postmaster.Shmem.Locks.LWLockHold", "Postmaster.Shmem.Locks.LWLockHandle", "Postmaster.Shmem.Locks.LWLockMode",
-        "Postmaster.Shmem.Locks.LWLockTrancheTable", "Postmaster.Shmem.Locks.LWLockReport", "Postmaster.Shmem.Locks.LWLockHolding",
-        "Postmaster.Shmem.ShmemRegion", "Postmaster.Shmem.Locks.LWLockId", "Postmaster.Shmem.Locks.LWLockStatus",
-        "Postmaster.Shmem.Locks.HeldLockPhase", "Postmaster.Shmem.Locks.BuiltinLWLock", "Postmaster.Shmem.Locks.LWLockSegment",
-    ];
-
     [Fact]
     public void The_engine_exposes_only_its_exception_types()
     {
         var engine = typeof(ShmemException).Assembly;
-        IEnumerable<string> expected = s_engineExceptions;
-        if (engine.GetType("Postmaster.Shmem.Locks.LockOwner", throwOnError: true)!.IsPublic)
-            expected = expected.Concat(s_interimLockTypes);
-        Assert.Equal(expected.Order(StringComparer.Ordinal), engine.GetExportedTypes().Select(t => t.FullName!).Order(StringComparer.Ordinal));
+        Assert.Equal(s_engineExceptions.Order(StringComparer.Ordinal), engine.GetExportedTypes().Select(t => t.FullName!).Order(StringComparer.Ordinal));
         Assert.All(s_engineExceptions, name => Assert.True(typeof(Exception).IsAssignableFrom(engine.GetType(name)), name));
     }
 
