@@ -55,10 +55,23 @@ public sealed partial class BackendsSuite
             builtin[pool] = series.BuiltinDone;
         }
 
+        var asyncRun = new Dictionary<int, double>();
+        foreach (int pool in new[] { 0, 1 })
+        {
+            Console.WriteLine($"spawn latency: async worker, backend_pool_size = {pool}");
+            var series = SpawnSeries($"spawn-async-pool{pool}", BaseSettings(maxBackends: 8, poolSize: pool), null, stamps,
+                withCli: false, entry: BenchServer.AsyncStampEntry);
+            asyncRun[pool] = series.ByPath[false].Run;
+        }
+
         var rows = new List<string[]>
         {
             Row("request → worker's Run, in-process client (Submit + doorbell/SIGUSR1 + futex wait)", false, r => r.Run),
             Row("request → postmaster's answer (pid), in-process client", false, r => r.Answer),
+            [
+                "async worker (`IAsyncBackgroundWorker`, same work): request → `RunAsync`'s first line, in-process client",
+                Markdown.Ms(asyncRun[0]), Markdown.Ratio(asyncRun[0], mainMs), Markdown.Ms(asyncRun[1]), Markdown.Ratio(asyncRun[1], PostgresConnectionMs),
+            ],
             new[]
             {
                 "built-in `exit 0` worker: request → ran and released its slot (upper bound of request → Run), in-process client",
@@ -100,8 +113,9 @@ public sealed partial class BackendsSuite
     /// <paramref name="withCli"/>) and the in-process client, and request → a built-in worker done (in-process),
     /// all alternating.</summary>
     private static SpawnResult SpawnSeries(string label, Dictionary<string, string> settings,
-        IReadOnlyDictionary<string, string>? environment, Stamps stamps, bool withCli, int runs = SpawnRuns)
+        IReadOnlyDictionary<string, string>? environment, Stamps stamps, bool withCli, int runs = SpawnRuns, string? entry = null)
     {
+        entry ??= BenchServer.StampEntry;
         int pool = int.Parse(settings["backend_pool_size"], System.Globalization.CultureInfo.InvariantCulture);
         using var server = BenchServer.Start(label, settings, environment);
         var run = new Dictionary<bool, List<double>> { [true] = new(), [false] = new() };
@@ -119,12 +133,12 @@ public sealed partial class BackendsSuite
                 long t0 = Stopwatch.GetTimestamp();
                 if (cli)
                 {
-                    BenchProcess.RunCli("spawn", "-D", server.Dir, "--worker", BenchServer.StampEntry, "--argument", argument,
+                    BenchProcess.RunCli("spawn", "-D", server.Dir, "--worker", entry, "--argument", argument,
                         "--name", "stamp");
                 }
                 else
                 {
-                    var r = server.Request(WorkerRequestKind.Spawn, "stamp", BenchServer.StampEntry, argument);
+                    var r = server.Request(WorkerRequestKind.Spawn, "stamp", entry, argument);
                     if (!r.Ok)
                         throw new InvalidOperationException($"spawn refused: {r.Error}");
                 }

@@ -37,6 +37,9 @@ internal sealed class BenchServer : IDisposable
     /// <summary>The stamp worker's entry (tests/TestChild, built into out/testchild by run.sh bench).</summary>
     public static string StampEntry => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.StampWorker";
 
+    /// <summary>The same as an async worker (IAsyncBackgroundWorker).</summary>
+    public static string AsyncStampEntry => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.AsyncStampWorker";
+
     public static string Quote(string text) => $"'{text.Replace("'", "''", StringComparison.Ordinal)}'";
 
     /// <param name="environment">Extra environment for the CLI, which the daemon and so every backend inherits.</param>
