@@ -40,10 +40,13 @@ internal static class Modes
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Reflect(string dll, string typeName, bool scan)
     {
-        // A backend has Postmaster.Shmem (the worker API) loaded before it resolves a worker: so does this process.
-        string api = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dll))!, "Postmaster.Shmem.dll");
-        if (File.Exists(api))
-            AssemblyLoadContext.Default.LoadFromAssemblyPath(api);
+        // A backend has the engine and the worker SDK loaded before it resolves a worker: so does this process.
+        foreach (string name in new[] { "Postmaster.Shmem.dll", "Postmaster.Workers.dll" })
+        {
+            string api = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dll))!, name);
+            if (File.Exists(api))
+                AssemblyLoadContext.Default.LoadFromAssemblyPath(api);
+        }
         long t0 = Stopwatch.GetTimestamp();
         var asm = AssemblyLoadContext.Default.LoadFromAssemblyPath(dll);
         long t1 = Stopwatch.GetTimestamp();

@@ -63,6 +63,10 @@ internal sealed unsafe class LockOwner : IDisposable
     /// lock through this owner, returned when its holder is collected (the thread ended) with the lane empty.</summary>
     private readonly int[] _laneOwner = new int[LaneCount];
 
+    /// <summary>Per lane, the thread that owns it: a lane whose thread has ended and whose entries are all free is taken
+    /// back when a new thread finds none free (without waiting for the ended thread's holder to be collected).</summary>
+    private readonly Thread?[] _laneThread = new Thread?[LaneCount];
+
     private int _holderCount;
     private int _aborting; // non-zero once the exit path runs: acquires still sleeping give up
     private int _disposed;
@@ -315,11 +319,39 @@ internal sealed unsafe class LockOwner : IDisposable
             }
         }
         int id = Interlocked.Increment(ref _holderCount);
-        int lane = -1;
-        for (int k = 0; k < LaneCount && lane < 0; k++)
-            if (Interlocked.CompareExchange(ref _laneOwner[k], id, 0) == 0)
-                lane = k;
+        int lane = TakeLane(id);
         return t_holder = new Holder(this, id, lane < 0 ? -1 : lane * LaneSize);
+    }
+
+    /// <summary>A free lane for holder <paramref name="id"/> (the calling thread's), or -1. A lane of a thread that has
+    /// ended counts as free once none of its entries is held (its holds may have moved to other threads).</summary>
+    private int TakeLane(int id)
+    {
+        for (int pass = 0; pass < 2; pass++)
+        {
+            for (int k = 0; k < LaneCount; k++)
+            {
+                int owner = Volatile.Read(ref _laneOwner[k]);
+                if (owner != 0 && (pass == 0 || !LaneAbandoned(k)))
+                    continue;
+                if (Interlocked.CompareExchange(ref _laneOwner[k], id, owner) == owner)
+                {
+                    Volatile.Write(ref _laneThread[k], Thread.CurrentThread);
+                    return k;
+                }
+            }
+        }
+        return -1;
+    }
+
+    private bool LaneAbandoned(int lane)
+    {
+        if (Volatile.Read(ref _laneThread[lane]) is not { IsAlive: false })
+            return false;
+        for (int i = lane * LaneSize; i < (lane + 1) * LaneSize; i++)
+            if (Volatile.Read(ref _local[i].Holder) != 0)
+                return false;
+        return true;
     }
 
     /// <summary>A holder was collected (its thread ended): its lane is free for another thread once no entry in it is
@@ -335,7 +367,7 @@ internal sealed unsafe class LockOwner : IDisposable
             for (int i = start; i < start + LaneSize; i++)
                 inUse |= Volatile.Read(ref _local[i].Holder) != 0;
             if (!inUse)
-                Volatile.Write(ref _laneOwner[start / LaneSize], 0);
+                Interlocked.CompareExchange(ref _laneOwner[start / LaneSize], 0, h.Id); // unless taken back meanwhile
         }
     }
 
@@ -392,8 +424,11 @@ internal sealed unsafe class LockOwner : IDisposable
         int index = -1;
         for (int k = 0; k < h.LaneCount && index < 0; k++)
             index = ClaimInLane(h.Lanes[k], lwlock, tag);
-        for (int i = OverflowStart; index < 0 && i < MaxHeldLocks; i++)
+        const int OverflowSize = MaxHeldLocks - OverflowStart;
+        int first = h.Id * LaneSize % OverflowSize; // threads without a lane start apart (different cache lines)
+        for (int n = 0; index < 0 && n < OverflowSize; n++)
         {
+            int i = OverflowStart + (first + n) % OverflowSize;
             ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
             if (Volatile.Read(ref e.Tag) == 0 && Interlocked.CompareExchange(ref e.Tag, tag, 0) == 0)
             {
@@ -406,6 +441,7 @@ internal sealed unsafe class LockOwner : IDisposable
         {
             if (Interlocked.CompareExchange(ref _laneOwner[lane], h.Id, 0) != 0)
                 continue;
+            Volatile.Write(ref _laneThread[lane], Thread.CurrentThread);
             h.AddLane(lane * LaneSize);
             index = ClaimInLane(lane * LaneSize, lwlock, tag);
         }

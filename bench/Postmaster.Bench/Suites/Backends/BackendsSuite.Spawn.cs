@@ -68,10 +68,11 @@ public sealed partial class BackendsSuite
         {
             Row("request → worker's Run, in-process client (Submit + doorbell/SIGUSR1 + futex wait)", false, r => r.Run),
             Row("request → postmaster's answer (pid), in-process client", false, r => r.Answer),
-            [
+            new[]
+            {
                 "async worker (`IAsyncBackgroundWorker`, same work): request → `RunAsync`'s first line, in-process client",
                 Markdown.Ms(asyncRun[0]), Markdown.Ratio(asyncRun[0], mainMs), Markdown.Ms(asyncRun[1]), Markdown.Ratio(asyncRun[1], PostgresConnectionMs),
-            ],
+            },
             new[]
             {
                 "built-in `exit 0` worker: request → ran and released its slot (upper bound of request → Run), in-process client",
