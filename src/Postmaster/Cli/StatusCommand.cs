@@ -117,9 +117,7 @@ public static class StatusCommand
             for (int i = 0; i < shmem.Slots.Count; i++)
             {
                 var info = shmem.Slots.Read(i);
-                // An Assigned slot without a pid is the postmaster between reserving it and spawning its process (it
-                // records the pid right after posix_spawn): no backend exists yet, so there is nothing to list.
-                if (info.State != BackendSlotState.Unused && !(info.State == BackendSlotState.Assigned && info.Pid <= 0))
+                if (info.State != BackendSlotState.Unused)
                     list.Add((info, attached.GetValueOrDefault(i)));
             }
         }
