@@ -106,15 +106,7 @@ internal sealed unsafe class LockOwner : IDisposable
     /// <summary>Waits as long as needed for <paramref name="lwlock"/> in <paramref name="mode"/>. Not for the
     /// supervisor (see the class summary).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Acquire(in LWLockHandle lwlock, LWLockMode mode)
-    {
-        var h = CurrentHolder();
-        LWLock* l = lwlock.Address;
-        int index = Claim(h, l, lwlock, mode);
-        if (!LWLockOps.TryAcquireFast(ref l->State, mode))
-            AcquireSlow(lwlock, index, mode, Deadline.Infinite);
-        MarkHeld(h, l, index, mode);
-    }
+    public void Acquire(in LWLockHandle lwlock, LWLockMode mode) => AcquireEntry(lwlock, mode);
 
     /// <summary>Waits at most <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/> = no bound). True
     /// when acquired; false on timeout, with nothing held or recorded.</summary>
@@ -150,13 +142,21 @@ internal sealed unsafe class LockOwner : IDisposable
     /// <see cref="LWLockHold.Dispose"/> releases exactly this hold, from any thread.</summary>
     public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode)
     {
+        int index = AcquireEntry(lwlock, mode);
+        return new LWLockHold(this, lwlock, index, _local[index].Sequence);
+    }
+
+    /// <summary>The unbounded acquire; returns the record entry of the hold.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int AcquireEntry(in LWLockHandle lwlock, LWLockMode mode)
+    {
         var h = CurrentHolder();
         LWLock* l = lwlock.Address;
         int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquireFast(ref l->State, mode))
             AcquireSlow(lwlock, index, mode, Deadline.Infinite);
         MarkHeld(h, l, index, mode);
-        return new LWLockHold(this, lwlock, index, _local[index].Sequence);
+        return index;
     }
 
     /// <summary>Releases <paramref name="lwlock"/>, in whichever mode it is held: the calling thread's hold if it has
