@@ -25,18 +25,18 @@ internal sealed class BackendLauncher
     /// DOTNET_SYSTEM_GLOBALIZATION_INVARIANT decides it per process: 1 (invariant, no ICU loaded) for every backend
     /// unless its worker has <c>globalization = icu</c>.</para>
     /// </summary>
-    private static readonly IReadOnlyDictionary<string, string> s_invariant = Environment(invariant: true);
+    private static readonly IReadOnlyDictionary<string, string> s_invariant = BackendEnvironment(invariant: true);
 
-    private static readonly IReadOnlyDictionary<string, string> s_icu = Environment(invariant: false);
+    private static readonly IReadOnlyDictionary<string, string> s_icu = BackendEnvironment(invariant: false);
 
     private const string DiagnosticsVariable = "DOTNET_EnableDiagnostics";
 
     private const string InvariantVariable = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT";
 
-    private static Dictionary<string, string> Environment(bool invariant)
+    private static Dictionary<string, string> BackendEnvironment(bool invariant)
     {
         var env = new Dictionary<string, string> { [InvariantVariable] = invariant ? "1" : "0" };
-        if (System.Environment.GetEnvironmentVariable(DiagnosticsVariable) is null)
+        if (Environment.GetEnvironmentVariable(DiagnosticsVariable) is null)
             env[DiagnosticsVariable] = "0";
         return env;
     }

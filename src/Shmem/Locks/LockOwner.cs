@@ -60,7 +60,8 @@ internal sealed unsafe class LockOwner : IDisposable
     private readonly EntryLocal[] _local = new EntryLocal[MaxHeldLocks];
 
     /// <summary>Per lane, the <see cref="Holder.Id"/> that owns it; 0 = free. Claimed by CAS when a thread first takes a
-    /// lock through this owner, returned when its holder is collected (the thread ended) with the lane empty.</summary>
+    /// lock through this owner; returned when its holder is collected with the lane empty, or taken back by a new
+    /// thread once its own thread has ended (<see cref="TakeLane"/>).</summary>
     private readonly int[] _laneOwner = new int[LaneCount];
 
     /// <summary>Per lane, the thread that owns it: a lane whose thread has ended and whose entries are all free is taken
@@ -91,7 +92,7 @@ internal sealed unsafe class LockOwner : IDisposable
         {
             int n = 0;
             for (int i = 0; i < MaxHeldLocks; i++)
-                if (HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != 0)
+                if (Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag) != 0) // 0 = a free entry
                     n++;
             return n;
         }
