@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Postmaster.Shmem.Errors;
 
 namespace Postmaster.Shmem.Locks;
@@ -46,26 +47,37 @@ internal sealed unsafe class LockOwner : IDisposable
 
     private const int OverflowStart = LaneSize * LaneCount;
 
+    private const int CacheLine = 64;
+
+    /// <summary>Unused elements at each end of <see cref="_local"/> (≥ one cache line), so no other object's data shares
+    /// a line with an entry that a thread writes on every operation (false sharing with this owner's own fields, which
+    /// every thread reads).</summary>
+    private const int LocalPad = 3; // × 24 bytes (EntryLocal) ≥ 64
+
     [ThreadStatic] private static Holder? t_holder;        // the calling thread's holder of the owner used last
     [ThreadStatic] private static Holder[]? t_otherHolders; // its holders of other owners (tests use several)
 
     private readonly LWLockOwnerRecord* _record;
+
+    /// <summary>The record's first entry (<see cref="Entry"/> indexes from here without a bounds check: every index
+    /// this class uses comes from its own loops and lists, all below <see cref="MaxHeldLocks"/>).</summary>
+    private readonly HeldLockEntry* _entries;
     private readonly LWLockTrancheTable? _tranches;
 
     /// <summary>What this owner writes into a lock's <see cref="LWLock.ExclusiveOwner"/> (pid and slot).</summary>
     private readonly long _exclusiveOwner;
 
-    /// <summary>Per entry, what this process keeps beside the shared entry (one array: one bounds check, one cache line
-    /// per entry on the fast path).</summary>
-    private readonly EntryLocal[] _local = new EntryLocal[MaxHeldLocks];
+    /// <summary>Per entry, what this process keeps beside the shared entry (one array, padded at both ends, so an
+    /// entry's local side is one cache line touched on the fast path).</summary>
+    private readonly EntryLocal[] _local = GC.AllocateArray<EntryLocal>(LocalPad + MaxHeldLocks + LocalPad, pinned: true);
 
-    /// <summary>Per lane, the <see cref="Holder.Id"/> that owns it; 0 = free. Claimed by CAS when a thread first takes a
-    /// lock through this owner; returned when its holder is collected with the lane empty, or taken back by a new
-    /// thread once its own thread has ended (<see cref="TakeLane"/>).</summary>
-    private readonly int[] _laneOwner = new int[LaneCount];
+    /// <summary><see cref="_local"/>'s entry 0 (the array is pinned: a pointer saves the fast path its checks).</summary>
+    private readonly EntryLocal* _localBase;
 
-    /// <summary>Per lane, the thread that owns it: a lane whose thread has ended and whose entries are all free is taken
-    /// back when a new thread finds none free (without waiting for the ended thread's holder to be collected).</summary>
+    /// <summary>Per lane, the thread that owns it; null = free. The reference is the ownership: a lane is claimed by a
+    /// CAS from null, or from a thread that has ended once none of the lane's entries is in use (<see cref="TakeLane"/>),
+    /// and returned by a CAS back to null when its holder is collected with the lane empty. One word, so two threads can
+    /// never both believe they own a lane (only its owner claims entries there, with plain stores).</summary>
     private readonly Thread?[] _laneThread = new Thread?[LaneCount];
 
     private int _holderCount;
@@ -75,6 +87,8 @@ internal sealed unsafe class LockOwner : IDisposable
     internal LockOwner(LWLockOwnerRecord* record, int slot, int pid, LWLockTrancheTable? tranches)
     {
         _record = record;
+        _entries = (HeldLockEntry*)((byte*)record + LWLockOwnerRecord.HeldOffset);
+        _localBase = (EntryLocal*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_local)) + LocalPad;
         _tranches = tranches;
         Slot = slot;
         Pid = pid;
@@ -92,7 +106,7 @@ internal sealed unsafe class LockOwner : IDisposable
         {
             int n = 0;
             for (int i = 0; i < MaxHeldLocks; i++)
-                if (Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag) != 0) // 0 = a free entry
+                if (Volatile.Read(ref Entry(i).Tag) != 0) // 0 = a free entry
                     n++;
             return n;
         }
@@ -119,7 +133,7 @@ internal sealed unsafe class LockOwner : IDisposable
         int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquireFast(ref l->State, mode) && !AcquireSlow(lwlock, index, mode, deadline))
             return false;
-        MarkHeld(h, l, index, mode);
+        MarkHeld(h, lwlock, l, index, mode);
         return true;
     }
 
@@ -135,7 +149,7 @@ internal sealed unsafe class LockOwner : IDisposable
             FreeEntry(index);
             return false;
         }
-        MarkHeld(h, l, index, mode);
+        MarkHeld(h, lwlock, l, index, mode);
         return true;
     }
 
@@ -144,7 +158,7 @@ internal sealed unsafe class LockOwner : IDisposable
     public LWLockHold Hold(in LWLockHandle lwlock, LWLockMode mode)
     {
         int index = AcquireEntry(lwlock, mode);
-        return new LWLockHold(this, lwlock, index, _local[index].Sequence);
+        return new LWLockHold(this, lwlock, index, Local(index).Sequence);
     }
 
     /// <summary>The unbounded acquire; returns the record entry of the hold.</summary>
@@ -156,7 +170,7 @@ internal sealed unsafe class LockOwner : IDisposable
         int index = Claim(h, l, lwlock, mode);
         if (!LWLockOps.TryAcquireFast(ref l->State, mode))
             AcquireSlow(lwlock, index, mode, Deadline.Infinite);
-        MarkHeld(h, l, index, mode);
+        MarkHeld(h, lwlock, l, index, mode);
         return index;
     }
 
@@ -168,16 +182,20 @@ internal sealed unsafe class LockOwner : IDisposable
     public void Release(in LWLockHandle lwlock)
     {
         var h = t_holder;
-        if (h is not null && h.Owner == this && h.Count > 0)
+        if (h is not null && h.Owner == this)
         {
-            int index = h.Entries[h.Count - 1];
-            ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
-            if (_local[index].Holder == h.Id && e.Is(lwlock.Offset, lwlock.SegmentId))
+            // The top of the thread's lane: its most recent acquisition there. Only this thread claims lane entries, so
+            // a held entry of this lock there is this thread's hold.
+            int top = h.Cursor - 1;
+            if (top >= h.LaneStart)
             {
-                h.Count--;
-                h.Released(index); // the next acquire reuses this (hot, free) entry
-                ReleaseEntry(index, lwlock.Address);
-                return;
+                ref var e = ref Entry(top);
+                if (e.Is(lwlock.Offset, lwlock.SegmentId) && HeldLockEntry.PhaseOf(e.Tag) == HeldLockPhase.Held)
+                {
+                    ReleaseEntry(top, lwlock.Address);
+                    h.Cursor = LaneTop(h, top);
+                    return;
+                }
             }
         }
         ReleaseSlow(lwlock);
@@ -198,13 +216,13 @@ internal sealed unsafe class LockOwner : IDisposable
             bool acquiring = false;
             for (int i = 0; i < MaxHeldLocks; i++)
             {
-                ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+                ref var e = ref Entry(i);
                 ulong tag = Volatile.Read(ref e.Tag);
                 var phase = HeldLockEntry.PhaseOf(tag);
                 if (phase == HeldLockPhase.Held)
                 {
                     var mode = HeldLockEntry.ModeOf(tag);
-                    var l = (LWLock*)_local[i].Address;
+                    var l = (LWLock*)Local(i).Address;
                     string name = DescribeEntry(e);
                     ReleaseEntry(i, l);
                     released?.Invoke(name, mode);
@@ -212,8 +230,8 @@ internal sealed unsafe class LockOwner : IDisposable
                 else if (phase == HeldLockPhase.Acquiring)
                 {
                     acquiring = true;
-                    if (_local[i].Address != 0)
-                        Futex.Wake(ref ((LWLock*)_local[i].Address)->State, Futex.WakeAllCount); // it re-checks _aborting
+                    if (Local(i).Address != 0)
+                        Futex.Wake(ref ((LWLock*)Local(i).Address)->State, Futex.WakeAllCount); // it re-checks _aborting
                 }
             }
             if (!acquiring || Deadline.RemainingNanoseconds(deadline) <= 0)
@@ -237,11 +255,11 @@ internal sealed unsafe class LockOwner : IDisposable
         LWLockMode? any = null;
         for (int i = 0; i < MaxHeldLocks; i++)
         {
-            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+            ref var e = ref Entry(i);
             ulong tag = Volatile.Read(ref e.Tag);
             if (HeldLockEntry.PhaseOf(tag) != HeldLockPhase.Held || !e.Is(lwlock))
                 continue;
-            if (_local[i].Holder == h.Id)
+            if (Local(i).Holder == h.Id)
                 return HeldLockEntry.ModeOf(tag);
             any ??= HeldLockEntry.ModeOf(tag);
         }
@@ -280,22 +298,59 @@ internal sealed unsafe class LockOwner : IDisposable
 
     /// <summary>True while the hold <paramref name="entry"/>/<paramref name="sequence"/> has not been released.</summary>
     internal bool IsHoldCurrent(int entry, long sequence) =>
-        (uint)entry < MaxHeldLocks && Volatile.Read(ref _local[entry].Sequence) == sequence &&
-        HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, entry).Tag)) == HeldLockPhase.Held;
+        (uint)entry < MaxHeldLocks && Volatile.Read(ref Local(entry).Sequence) == sequence &&
+        HeldLockEntry.PhaseOf(Volatile.Read(ref Entry(entry).Tag)) == HeldLockPhase.Held;
 
     /// <summary>Releases one <see cref="LWLockHold"/>; nothing when it was released already.</summary>
     internal void ReleaseHold(in LWLockHandle lwlock, int entry, long sequence)
     {
-        if (!IsHoldCurrent(entry, sequence) || !LWLockOwnerRecord.HeldAt(_record, entry).Is(lwlock))
+        if ((uint)entry >= MaxHeldLocks)
+            return;
+        ref var local = ref Local(entry);
+        ref var e = ref Entry(entry);
+        if (Volatile.Read(ref local.Sequence) != sequence ||
+            HeldLockEntry.PhaseOf(Volatile.Read(ref e.Tag)) != HeldLockPhase.Held || !e.Is(lwlock))
             return;
         var h = t_holder;
-        if (h is not null && h.Owner == this && _local[entry].Holder == h.Id)
-        {
-            h.Remove(entry);
-            h.Released(entry);
-        }
+        bool mine = h is not null && h.Owner == this && local.Holder == h.Id;
         ReleaseEntry(entry, lwlock.Address);
+        if (mine)
+            Forget(h!, entry);
     }
+
+    /// <summary>The calling thread's holder <paramref name="h"/> released <paramref name="entry"/>: in its lane, the
+    /// cursor comes down over free entries; elsewhere, the entry leaves its list.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Forget(Holder h, int entry)
+    {
+        if (h.InLane(entry))
+        {
+            if (entry == h.Cursor - 1)
+                h.Cursor = LaneTop(h, entry);
+        }
+        else
+        {
+            h.RemoveOther(entry); // not inlined: the rare case
+        }
+    }
+
+    /// <summary>Where the lane's cursor goes once entry <paramref name="top"/> (its top) was freed: down over every free
+    /// entry below it (left by holds released out of order or by other threads).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int LaneTop(Holder h, int top)
+    {
+        while (top > h.LaneStart && Volatile.Read(ref Entry(top - 1).Tag) == 0)
+            top--;
+        return top;
+    }
+
+    /// <summary>Record entry <paramref name="index"/> (0 ≤ index &lt; <see cref="MaxHeldLocks"/>, not checked).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref HeldLockEntry Entry(int index) => ref _entries[index];
+
+    /// <summary>The process-local side of entry <paramref name="index"/> (same range, not checked).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref EntryLocal Local(int index) => ref _localBase[index];
 
     /// <summary>The calling thread's holder for this owner.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -320,55 +375,49 @@ internal sealed unsafe class LockOwner : IDisposable
             }
         }
         int id = Interlocked.Increment(ref _holderCount);
-        int lane = TakeLane(id);
+        int lane = TakeLane();
         return t_holder = new Holder(this, id, lane < 0 ? -1 : lane * LaneSize);
     }
 
-    /// <summary>A free lane for holder <paramref name="id"/> (the calling thread's), or -1. A lane of a thread that has
-    /// ended counts as free once none of its entries is held (its holds may have moved to other threads).</summary>
-    private int TakeLane(int id)
+    /// <summary>A free lane for the calling thread, or -1. A lane of a thread that has ended counts as free once none of
+    /// its entries is held (its holds may have moved to other threads).</summary>
+    private int TakeLane()
     {
+        var me = Thread.CurrentThread;
         for (int pass = 0; pass < 2; pass++)
         {
             for (int k = 0; k < LaneCount; k++)
             {
-                int owner = Volatile.Read(ref _laneOwner[k]);
-                if (owner != 0 && (pass == 0 || !LaneAbandoned(k)))
+                var owner = Volatile.Read(ref _laneThread[k]);
+                if (owner is not null && (pass == 0 || owner.IsAlive || LaneInUse(k * LaneSize)))
                     continue;
-                if (Interlocked.CompareExchange(ref _laneOwner[k], id, owner) == owner)
-                {
-                    Volatile.Write(ref _laneThread[k], Thread.CurrentThread);
+                if (ReferenceEquals(Interlocked.CompareExchange(ref _laneThread[k], me, owner), owner))
                     return k;
-                }
             }
         }
         return -1;
     }
 
-    private bool LaneAbandoned(int lane)
+    /// <summary>Whether an entry of the lane starting at <paramref name="start"/> is held (process-local state only: the
+    /// finalizer may run after the segment was unmapped). Meant for lanes whose thread has ended: such a thread has no
+    /// acquire in progress, so an entry is in use exactly when a hold of it is (holder set).</summary>
+    private bool LaneInUse(int start)
     {
-        if (Volatile.Read(ref _laneThread[lane]) is not { IsAlive: false })
-            return false;
-        for (int i = lane * LaneSize; i < (lane + 1) * LaneSize; i++)
-            if (Volatile.Read(ref _local[i].Holder) != 0)
-                return false;
-        return true;
+        for (int i = start; i < start + LaneSize; i++)
+            if (Volatile.Read(ref Local(i).Holder) != 0)
+                return true;
+        return false;
     }
 
-    /// <summary>A holder was collected (its thread ended): its lane is free for another thread once no entry in it is
-    /// in use (holds that moved to other threads keep it until process exit).</summary>
+    /// <summary>A holder was collected (its thread ended, or it was dropped empty): its lanes are free for other threads
+    /// once no entry in them is in use (holds that moved to other threads keep them until process exit).</summary>
     private void ReturnLane(Holder h)
     {
-        // Process-local state only: the finalizer may run after the segment was unmapped. A dead thread has no acquire
-        // in progress, so its lane entries are in use exactly when a hold of them is (holder set).
         for (int k = 0; k < h.LaneCount; k++)
         {
             int start = h.Lanes[k];
-            bool inUse = false;
-            for (int i = start; i < start + LaneSize; i++)
-                inUse |= Volatile.Read(ref _local[i].Holder) != 0;
-            if (!inUse)
-                Interlocked.CompareExchange(ref _laneOwner[start / LaneSize], 0, h.Id); // unless taken back meanwhile
+            if (!LaneInUse(start))
+                Interlocked.CompareExchange(ref _laneThread[start / LaneSize], null, h.Thread); // unless taken back meanwhile
         }
     }
 
@@ -385,7 +434,7 @@ internal sealed unsafe class LockOwner : IDisposable
         // More owners than places: keep the ones that still hold something (an empty holder is recreated on demand).
         for (int i = 0; i < others.Length; i++)
         {
-            if (others[i].Count == 0)
+            if (others[i].IsEmpty)
             {
                 others[i] = h;
                 return;
@@ -401,19 +450,24 @@ internal sealed unsafe class LockOwner : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Claim(Holder h, LWLock* l, in LWLockHandle lwlock, LWLockMode mode)
     {
-        if (h.Count != 0 || l == null || (uint)((byte)mode - 1) > 1u || _aborting != 0) // 1u: Shared (1), Exclusive (2)
-            CheckCanRecord(h, lwlock, mode);
+        // Holding something already (anything in the lane below the cursor, or elsewhere): check for a re-acquire.
+        if ((h.Cursor ^ h.LaneStart | h.OtherCount) != 0 || l == null || (uint)((byte)mode - 1) > 1u || _aborting != 0)
+            CheckCanRecord(h, lwlock, mode); // 1u above: Shared (1) and Exclusive (2) are the modes
         ulong tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Acquiring);
         int index = h.Cursor;
-        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
-        if (h.LaneStart < 0 || Volatile.Read(ref e.Tag) != 0) // no lane, or the cursor's entry is taken
+        if (index >= h.LaneEnd) // no lane, or it is full up to its end
             return ClaimSlow(h, lwlock, tag);
+        ref var e = ref Entry(index); // free: entries at and above the cursor always are
         // Only this thread claims entries of its lane: offset first, then the tag. The lock's CAS that follows is a
         // full fence, so the entry is visible before the attempt.
-        e.Offset = lwlock.Offset;
+        // A thread taking the same lock again and again finds both already written: a load is cheaper than a store
+        // that the lock's CAS (a full fence) would have to wait for.
+        if (e.Offset != lwlock.Offset)
+            e.Offset = lwlock.Offset;
         e.Tag = tag;
-        _local[index].Address = (nint)l;
-        _local[index].Sequence++;
+        ref nint address = ref Local(index).Address;
+        if (address != (nint)l)
+            address = (nint)l;
         return index;
     }
 
@@ -430,7 +484,7 @@ internal sealed unsafe class LockOwner : IDisposable
         for (int n = 0; index < 0 && n < OverflowSize; n++)
         {
             int i = OverflowStart + (first + n) % OverflowSize;
-            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+            ref var e = ref Entry(i);
             if (Volatile.Read(ref e.Tag) == 0 && Interlocked.CompareExchange(ref e.Tag, tag, 0) == 0)
             {
                 // A death right here leaves an Acquiring entry naming its previous offset: still a possible holder.
@@ -440,9 +494,8 @@ internal sealed unsafe class LockOwner : IDisposable
         }
         for (int lane = 0; index < 0 && lane < LaneCount; lane++)
         {
-            if (Interlocked.CompareExchange(ref _laneOwner[lane], h.Id, 0) != 0)
+            if (Interlocked.CompareExchange(ref _laneThread[lane], h.Thread, null) is not null)
                 continue;
-            Volatile.Write(ref _laneThread[lane], Thread.CurrentThread);
             h.AddLane(lane * LaneSize);
             index = ClaimInLane(lane * LaneSize, lwlock, tag);
         }
@@ -450,8 +503,7 @@ internal sealed unsafe class LockOwner : IDisposable
             throw new LWLockException("too many LWLocks taken",
                 $"Owner slot {Slot} (process {Pid}) already holds or is acquiring {HeldCount} locks over its threads, " +
                 $"the limit (MaxHeldLocks = {MaxHeldLocks}).");
-        _local[index].Address = (nint)lwlock.Address;
-        _local[index].Sequence++;
+        Local(index).Address = (nint)lwlock.Address;
         return index;
     }
 
@@ -460,7 +512,7 @@ internal sealed unsafe class LockOwner : IDisposable
     {
         for (int i = start; i < start + LaneSize; i++)
         {
-            ref var e = ref LWLockOwnerRecord.HeldAt(_record, i);
+            ref var e = ref Entry(i);
             if (Volatile.Read(ref e.Tag) == 0)
             {
                 e.Offset = lwlock.Offset;
@@ -472,44 +524,63 @@ internal sealed unsafe class LockOwner : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void MarkHeld(Holder h, LWLock* l, int index, LWLockMode mode)
+    private void MarkHeld(Holder h, in LWLockHandle lwlock, LWLock* l, int index, LWLockMode mode)
     {
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = _exclusiveOwner;
-        _local[index].Holder = h.Id;
-        LWLockOwnerRecord.HeldAt(_record, index).Phase = HeldLockPhase.Held;
-        h.Push(index);
-        h.Claimed(index);
+        Local(index).Holder = h.Id;
+        // The whole tag in one store (a byte store into it would stall the release's wider loads of the same word).
+        Entry(index).Tag = HeldLockEntry.WithModeAndPhase(lwlock.RecordTag, mode, HeldLockPhase.Held);
+        if (h.InLane(index))
+        {
+            if (index >= h.Cursor)
+                h.Cursor = index + 1;
+        }
+        else
+        {
+            h.PushOther(index);
+        }
     }
 
     /// <summary>Releases the lock of a held entry and frees the entry (its holder's list is the caller's concern).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ReleaseEntry(int index, LWLock* l)
     {
-        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+        ref var e = ref Entry(index);
         LWLockMode mode = e.Mode;
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = LWLock.NoExclusiveOwner; // cleared before the release: afterwards the next holder owns it
         LWLockOps.Release(ref l->State, mode);
-        _local[index].Holder = 0; // before the entry is free: a thread that claims it next never sees the old holder
+        ref var local = ref Local(index);
+        local.Holder = 0; // before the entry is free: a thread that claims it next never sees the old holder
+        local.Sequence++; // every LWLockHold of this hold is stale now
         Volatile.Write(ref e.Tag, 0);
     }
 
     /// <summary>An acquire that did not happen (timed out, failed, conditional): frees its entry.</summary>
-    private void FreeEntry(int index) => Volatile.Write(ref LWLockOwnerRecord.HeldAt(_record, index).Tag, 0);
+    private void FreeEntry(int index) => Volatile.Write(ref Entry(index).Tag, 0);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ReleaseSlow(in LWLockHandle lwlock)
     {
         var h = CurrentHolder();
-        for (int k = h.Count - 1; k >= 0; k--)
+        // The calling thread's holds, newest first: in its lane below the cursor, then its other entries.
+        for (int i = h.Cursor - 1; i >= h.LaneStart; i--)
         {
-            int i = h.Entries[k];
-            if (_local[i].Holder == h.Id && IsHeldEntryOf(i, lwlock))
+            if (IsHeldEntryOf(i, lwlock))
             {
-                h.RemoveAt(k);
-                h.Released(i);
                 ReleaseEntry(i, lwlock.Address);
+                Forget(h, i);
+                return;
+            }
+        }
+        for (int k = h.OtherCount - 1; k >= 0; k--)
+        {
+            int i = h.At(k);
+            if (Local(i).Holder == h.Id && IsHeldEntryOf(i, lwlock))
+            {
+                ReleaseEntry(i, lwlock.Address);
+                h.RemoveOtherAt(k);
                 return;
             }
         }
@@ -528,7 +599,7 @@ internal sealed unsafe class LockOwner : IDisposable
 
     private bool IsHeldEntryOf(int index, in LWLockHandle lwlock)
     {
-        ref var e = ref LWLockOwnerRecord.HeldAt(_record, index);
+        ref var e = ref Entry(index);
         return HeldLockEntry.PhaseOf(Volatile.Read(ref e.Tag)) == HeldLockPhase.Held && e.Is(lwlock);
     }
 
@@ -560,21 +631,30 @@ internal sealed unsafe class LockOwner : IDisposable
             throw new ArgumentOutOfRangeException(nameof(mode), mode, "a lock mode is Shared or Exclusive");
         if (lwlock.IsNull)
             throw new ArgumentException("the lock handle is empty", nameof(lwlock));
-        // The holder's list, pruned of holds other threads released (they cannot edit it).
+        // The lane below the cursor (which first comes down over entries other threads freed: they cannot move it),
+        // then the holder's other entries, pruned of holds other threads released.
+        if (h.Cursor > h.LaneStart && Volatile.Read(ref Entry(h.Cursor - 1).Tag) == 0)
+            h.Cursor = LaneTop(h, h.Cursor - 1);
+        for (int i = h.LaneStart; i < h.Cursor; i++)
+            if (IsHeldEntryOf(i, lwlock))
+                ThrowHeldByThisThread(lwlock, mode, i);
         int kept = 0;
-        for (int k = 0; k < h.Count; k++)
+        for (int k = 0; k < h.OtherCount; k++)
         {
-            int i = h.Entries[k];
-            if (_local[i].Holder != h.Id || HeldLockEntry.PhaseOf(Volatile.Read(ref LWLockOwnerRecord.HeldAt(_record, i).Tag)) != HeldLockPhase.Held)
+            int i = h.At(k);
+            if (Local(i).Holder != h.Id || HeldLockEntry.PhaseOf(Volatile.Read(ref Entry(i).Tag)) != HeldLockPhase.Held)
                 continue;
-            if (LWLockOwnerRecord.HeldAt(_record, i).Is(lwlock))
-                throw new LWLockException($"lock {Describe(lwlock)} is already held by this thread",
-                    $"Requested {mode} mode while holding it in {LWLockOwnerRecord.HeldAt(_record, i).Mode} mode (owner slot {Slot}).",
-                    "Lightweight locks are not re-entrant: acquiring a held lock again would wait for ever.");
-            h.Entries[kept++] = i;
+            if (Entry(i).Is(lwlock))
+                ThrowHeldByThisThread(lwlock, mode, i);
+            h.At(kept++) = i;
         }
-        h.Count = kept;
+        h.OtherCount = kept;
     }
+
+    private void ThrowHeldByThisThread(in LWLockHandle lwlock, LWLockMode mode, int entry) =>
+        throw new LWLockException($"lock {Describe(lwlock)} is already held by this thread",
+            $"Requested {mode} mode while holding it in {Entry(entry).Mode} mode (owner slot {Slot}).",
+            "Lightweight locks are not re-entrant: acquiring a held lock again would wait for ever.");
 
     private string DescribeEntry(in HeldLockEntry e) =>
         $"\"{_tranches?.TrancheName(e.TrancheId) ?? $"tranche {e.TrancheId}"}\" ({new LWLockId(e.SegmentId, e.Offset)})";
@@ -594,29 +674,61 @@ internal sealed unsafe class LockOwner : IDisposable
         public int Holder;
     }
 
-    /// <summary>One thread's view of its holds through one owner: the entries it acquired (newest last), possibly
-    /// including some another thread has released since (pruned lazily), and where it next looks for a free entry.
-    /// Only its thread writes it.</summary>
+    /// <summary>One thread's view of its holds through one owner. Only its thread writes it.
+    /// <para>Its <b>lane</b> (the first one it got) is its stack of holds: entries below <see cref="Cursor"/> are its
+    /// acquisitions there, in order (some maybe freed since: released out of order, or by another thread), entries at
+    /// and above it are free. So the common acquire claims the entry at the cursor and the common release frees the one
+    /// below it, with no list to keep. Entries beyond the lane (in the overflow area, or in further lanes) are kept in
+    /// a list (<see cref="At"/>, <see cref="OtherCount"/>), newest last, pruned lazily of holds other threads
+    /// released.</para></summary>
     private sealed class Holder
     {
+        private const int PadInts = CacheLine / sizeof(int);
+
         public readonly LockOwner Owner;
         public readonly int Id;
-        public readonly int LaneStart; // first entry of its first lane; -1 = none (claims go to the overflow area)
+        public readonly Thread Thread = Thread.CurrentThread; // its thread: the owner of its lanes in _laneThread
+        public readonly int LaneStart; // first entry of its lane; without one, LaneStart = LaneEnd = 0 (an empty lane)
+        public readonly int LaneEnd;
         public int[] Lanes = new int[1]; // first entries of the lanes it owns (more than one only past 8 + overflow)
         public int LaneCount;
-        public int[] Entries = new int[16];
-        public int Count;
-        public int Cursor; // in the lane: the entry tried first
+
+        /// <summary>Its entries outside its lane, newest last, between a cache line of padding on each side (see
+        /// <see cref="HotFields"/>).</summary>
+        private int[] _others = new int[PadInts + 16 + PadInts];
+
+        private HotFields _hot;
 
         public Holder(LockOwner owner, int id, int laneStart)
         {
             Owner = owner;
             Id = id;
-            LaneStart = laneStart;
-            Cursor = laneStart < 0 ? 0 : laneStart;
+            LaneStart = Math.Max(laneStart, 0);
+            LaneEnd = laneStart < 0 ? 0 : laneStart + LaneSize;
+            Cursor = LaneStart;
             if (laneStart >= 0)
                 AddLane(laneStart);
         }
+
+        ~Holder() => Owner.ReturnLane(this);
+
+        /// <summary>In the lane: the first entry above its acquisitions (the next one to claim).</summary>
+        public ref int Cursor => ref _hot.Cursor;
+
+        /// <summary>Entries in the list of those outside the lane.</summary>
+        public ref int OtherCount => ref _hot.OtherCount;
+
+        /// <summary>True when it holds nothing as far as it knows (nothing below the cursor, no other entries).</summary>
+        public bool IsEmpty => Cursor == LaneStart && OtherCount == 0;
+
+        private int Capacity => _others.Length - 2 * PadInts;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool InLane(int index) => (uint)(index - LaneStart) < (uint)(LaneEnd - LaneStart);
+
+        /// <summary>Position <paramref name="k"/> of the list of other entries (0 ≤ k &lt; OtherCount, not checked).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ref int At(int k) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_others), PadInts + k);
 
         public void AddLane(int start)
         {
@@ -625,63 +737,44 @@ internal sealed unsafe class LockOwner : IDisposable
             Lanes[LaneCount++] = start;
         }
 
-        ~Holder() => Owner.ReturnLane(this);
-
-        /// <summary>Entry <paramref name="index"/> was just taken: the next claim tries the one after it in the lane.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Claimed(int index)
+        public void PushOther(int index)
         {
-            if ((uint)(index - LaneStart) < LaneSize - 1)
-                Cursor = index + 1;
-        }
-
-        /// <summary>Entry <paramref name="index"/> was just freed by this thread: reuse it next (LIFO keeps it hot).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Released(int index)
-        {
-            if ((uint)(index - LaneStart) < LaneSize)
-                Cursor = index;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Push(int index)
-        {
-            var entries = Entries;
-            int count = Count;
-            if ((uint)count < (uint)entries.Length)
+            if (OtherCount == Capacity)
             {
-                entries[count] = index;
-                Count = count + 1;
+                var bigger = new int[PadInts + 2 * Capacity + PadInts];
+                Array.Copy(_others, PadInts, bigger, PadInts, OtherCount);
+                _others = bigger;
             }
-            else
-            {
-                Grow(index);
-            }
+            At(OtherCount++) = index;
         }
 
-        public void Remove(int index)
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void RemoveOther(int index)
         {
-            for (int k = Count - 1; k >= 0; k--)
+            for (int k = OtherCount - 1; k >= 0; k--)
             {
-                if (Entries[k] == index)
+                if (At(k) == index)
                 {
-                    RemoveAt(k);
+                    RemoveOtherAt(k);
                     return;
                 }
             }
         }
 
-        public void RemoveAt(int k)
+        public void RemoveOtherAt(int k)
         {
-            Array.Copy(Entries, k + 1, Entries, k, Count - k - 1);
-            Count--;
+            Array.Copy(_others, PadInts + k + 1, _others, PadInts + k, OtherCount - k - 1);
+            OtherCount--;
         }
 
-        [MethodImpl(MethodImplOptions.NoInlining)]
-        private void Grow(int index)
+        /// <summary>The fields its thread writes on every acquire and release, alone in their cache line: another
+        /// thread's data next to them (after a GC packed the objects together) would bounce that line between the
+        /// cores on every operation (false sharing), as the padding of the list does for it.</summary>
+        [StructLayout(LayoutKind.Explicit, Size = 3 * CacheLine)]
+        private struct HotFields
         {
-            Array.Resize(ref Entries, Entries.Length * 2);
-            Entries[Count++] = index;
+            [FieldOffset(CacheLine)] public int Cursor;
+            [FieldOffset(CacheLine + sizeof(int))] public int OtherCount;
         }
     }
 }
