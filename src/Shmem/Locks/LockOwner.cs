@@ -190,9 +190,10 @@ internal sealed unsafe class LockOwner : IDisposable
             if (top >= h.LaneStart)
             {
                 ref var e = ref Entry(top);
-                if (e.Is(lwlock.Offset, lwlock.SegmentId) && HeldLockEntry.PhaseOf(e.Tag) == HeldLockPhase.Held)
+                ulong tag = e.Tag;
+                if (e.Is(lwlock.Offset, lwlock.SegmentId) && HeldLockEntry.PhaseOf(tag) == HeldLockPhase.Held)
                 {
-                    ReleaseEntry(top, lwlock.Address);
+                    ReleaseEntry(top, lwlock.Address, HeldLockEntry.ModeOf(tag));
                     h.Cursor = LaneTop(h, top);
                     return;
                 }
@@ -302,6 +303,7 @@ internal sealed unsafe class LockOwner : IDisposable
         HeldLockEntry.PhaseOf(Volatile.Read(ref Entry(entry).Tag)) == HeldLockPhase.Held;
 
     /// <summary>Releases one <see cref="LWLockHold"/>; nothing when it was released already.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void ReleaseHold(in LWLockHandle lwlock, int entry, long sequence)
     {
         if ((uint)entry >= MaxHeldLocks)
@@ -544,10 +546,13 @@ internal sealed unsafe class LockOwner : IDisposable
 
     /// <summary>Releases the lock of a held entry and frees the entry (its holder's list is the caller's concern).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ReleaseEntry(int index, LWLock* l)
+    private void ReleaseEntry(int index, LWLock* l) => ReleaseEntry(index, l, Entry(index).Mode);
+
+    /// <summary><see cref="ReleaseEntry(int, LWLock*)"/> when the caller has read the entry's mode already.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ReleaseEntry(int index, LWLock* l, LWLockMode mode)
     {
         ref var e = ref Entry(index);
-        LWLockMode mode = e.Mode;
         if (mode == LWLockMode.Exclusive)
             l->ExclusiveOwner = LWLock.NoExclusiveOwner; // cleared before the release: afterwards the next holder owns it
         LWLockOps.Release(ref l->State, mode);
