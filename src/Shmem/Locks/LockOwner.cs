@@ -69,9 +69,11 @@ internal sealed unsafe class LockOwner : IDisposable
 
     /// <summary>Per entry, what this process keeps beside the shared entry (one array, padded at both ends, so an
     /// entry's local side is one cache line touched on the fast path).</summary>
-    private readonly EntryLocal[] _local = GC.AllocateArray<EntryLocal>(LocalPad + MaxHeldLocks + LocalPad, pinned: true);
+    private readonly EntryLocal[] _local = new EntryLocal[LocalPad + MaxHeldLocks + LocalPad];
 
-    /// <summary><see cref="_local"/>'s entry 0 (the array is pinned: a pointer saves the fast path its checks).</summary>
+    /// <summary><see cref="_local"/>'s entry 0: the array is pinned for the life of the process (a pointer saves the fast
+    /// path its checks; a GCHandle rather than GC.AllocateArray&lt;T&gt;, whose instantiation ReadyToRun cannot precompile,
+    /// so every backend would load the JIT). Never freed: holders' finalizers may still read it after Dispose.</summary>
     private readonly EntryLocal* _localBase;
 
     /// <summary>Per lane, the thread that owns it; null = free. The reference is the ownership: a lane is claimed by a
@@ -88,7 +90,7 @@ internal sealed unsafe class LockOwner : IDisposable
     {
         _record = record;
         _entries = (HeldLockEntry*)((byte*)record + LWLockOwnerRecord.HeldOffset);
-        _localBase = (EntryLocal*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_local)) + LocalPad;
+        _localBase = (EntryLocal*)GCHandle.Alloc(_local, GCHandleType.Pinned).AddrOfPinnedObject() + LocalPad;
         _tranches = tranches;
         Slot = slot;
         Pid = pid;
