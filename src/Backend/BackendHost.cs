@@ -206,6 +206,11 @@ internal sealed class BackendHost
                 return ExitDone; // stopped while parked: nothing was running
             (_name, entry, argument) = (assignment.Name, assignment.Entry, assignment.Argument);
         }
+        if (entry == ConnectionHostArgument.Entry)
+        {
+            var host = new HostWorkerContext(_name, "", _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
+            return new ConnectionHost(host, owner, _stop, _log, _name).Run(argument, _p.DataDir);
+        }
         object worker;
         try
         {

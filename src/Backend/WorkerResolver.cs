@@ -121,7 +121,15 @@ internal static class WorkerResolver
         return asm.GetType(typeName, throwOnError: false);
     }
 
-    private static Type ResolveType(string entry, string dataDir)
+    private static Type ResolveType(string entry, string dataDir) =>
+        ResolveType(entry, dataDir, typeof(IBackgroundWorker), typeof(IAsyncBackgroundWorker));
+
+    /// <summary>The connection worker <paramref name="entry"/> names, made: an <see cref="IConnectionWorker"/> or an
+    /// <see cref="IAsyncConnectionWorker"/>.</summary>
+    public static object ResolveConnectionWorker(string entry, string dataDir) =>
+        Activator.CreateInstance(ResolveType(entry, dataDir, typeof(IConnectionWorker), typeof(IAsyncConnectionWorker)))!;
+
+    private static Type ResolveType(string entry, string dataDir, Type syncInterface, Type asyncInterface)
     {
         int colon = entry.LastIndexOf(':');
         if (colon <= 0 || colon == entry.Length - 1)
@@ -142,13 +150,13 @@ internal static class WorkerResolver
         }
         var type = FindType(asm, path, typeName)
                    ?? throw new WorkerLoadException($"could not find type \"{typeName}\" in worker library \"{path}\"");
-        bool isSync = typeof(IBackgroundWorker).IsAssignableFrom(type), isAsync = typeof(IAsyncBackgroundWorker).IsAssignableFrom(type);
+        bool isSync = syncInterface.IsAssignableFrom(type), isAsync = asyncInterface.IsAssignableFrom(type);
         if (!isSync && !isAsync)
             throw new WorkerLoadException(
-                $"type \"{typeName}\" in \"{path}\" does not implement {typeof(IBackgroundWorker).FullName} or {typeof(IAsyncBackgroundWorker).FullName}");
+                $"type \"{typeName}\" in \"{path}\" does not implement {syncInterface.FullName} or {asyncInterface.FullName}");
         if (isSync && isAsync)
             throw new WorkerLoadException(
-                $"type \"{typeName}\" in \"{path}\" implements both {typeof(IBackgroundWorker).FullName} and {typeof(IAsyncBackgroundWorker).FullName}",
+                $"type \"{typeName}\" in \"{path}\" implements both {syncInterface.FullName} and {asyncInterface.FullName}",
                 "A worker implements one of them: which one would run is not obvious from the code.");
         if (type.IsAbstract || type.GetConstructor(Type.EmptyTypes) is null)
             throw new WorkerLoadException($"type \"{typeName}\" in \"{path}\" needs a public parameterless constructor");

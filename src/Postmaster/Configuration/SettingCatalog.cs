@@ -15,6 +15,16 @@ public static class SettingCatalog
     public const string DynamicSharedMemoryType = "dynamic_shared_memory_type";
     public const string MinDynamicSharedMemory = "min_dynamic_shared_memory";
     public const string DsmMaxSegments = "dsm_max_segments";
+    public const string ListenAddresses = "listen_addresses";
+    public const string Port = "port";
+    public const string UnixSocketDirectories = "unix_socket_directories";
+    public const string UnixSocketPermissions = "unix_socket_permissions";
+    public const string ListenBacklog = "listen_backlog";
+    public const string MaxConnections = "max_connections";
+    public const string ConnectionWorker = "connection_worker";
+    public const string SpareConnectionBackends = "spare_connection_backends";
+    public const string MaxSessionsPerBackend = "max_sessions_per_backend";
+    public const string ConnectionRejectionMessage = "connection_rejection_message";
     public const string LogDestination = "log_destination";
     public const string LogDirectory = "log_directory";
     public const string LogMinMessages = "log_min_messages";
@@ -113,6 +123,96 @@ public static class SettingCatalog
         },
         new()
         {
+            Name = ConnectionWorker, Kind = SettingKind.String, DefaultText = "",
+            Validate = ConnectionSettings.ValidateEntry,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "worker that serves client connections (path/to/Assembly.dll:Namespace.Type); empty = do not listen",
+            Documentation = "A type implementing `IConnectionWorker` or `IAsyncConnectionWorker` (`Postmaster.Workers`). "
+                + "When it is set, the postmaster listens on `listen_addresses`/`port` and `unix_socket_directories` "
+                + "before it reports ready, accepts every connection itself and hands it to a connection backend "
+                + "(a parked one when there is one, else a new one). When it is empty, nothing listens.",
+        },
+        new()
+        {
+            Name = ListenAddresses, Kind = SettingKind.String, DefaultText = "localhost",
+            Validate = ConnectionSettings.ValidateListenAddresses,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "TCP addresses to listen on (comma-separated host names or IP addresses; * = all; empty = none)",
+            Documentation = "As PostgreSQL's: `localhost` is the loopback addresses (127.0.0.1 and ::1), `*` every IPv4 "
+                + "and IPv6 address, `0.0.0.0` and `::` every address of one family. An address that cannot be bound is "
+                + "a warning while another one could be; when none can, the start fails.",
+        },
+        new()
+        {
+            Name = Port, Kind = SettingKind.Int, DefaultText = "5480", Min = 1, Max = 65535,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "TCP port to listen on; also names the Unix-domain sockets",
+            Documentation = "Line 4 of `postmaster.pid`. The Unix-domain socket in each directory is `.s.POSTMASTER.PORT`.",
+        },
+        new()
+        {
+            Name = UnixSocketDirectories, Kind = SettingKind.String, DefaultText = "",
+            Validate = ConnectionSettings.ValidateSocketDirectories,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "directories for Unix-domain sockets (comma-separated; relative to the data directory); empty = none",
+            Documentation = "Each directory gets the socket `.s.POSTMASTER.PORT` and its lock file "
+                + "`.s.POSTMASTER.PORT.lock` (the postmaster's PID), so two instances never take the same socket: a "
+                + "socket is replaced only when its lock file names a process that is gone. Line 5 of `postmaster.pid` "
+                + "is the first directory.",
+        },
+        new()
+        {
+            Name = UnixSocketPermissions, Kind = SettingKind.String, DefaultText = "0777",
+            Validate = ConnectionSettings.ValidatePermissions,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "access permissions of the Unix-domain sockets (octal)",
+            Documentation = "As PostgreSQL's: `0777` lets anyone connect, `0770` only the owner and group, `0700` only the "
+                + "owner. Only the write bit matters to connecting.",
+        },
+        new()
+        {
+            Name = ListenBacklog, Kind = SettingKind.Int, DefaultText = "511", Min = 1, Max = 65535,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "length of the kernel's queue of connections not yet accepted",
+            Documentation = "The `backlog` argument of listen(2), capped by the kernel at `net.core.somaxconn`.",
+        },
+        new()
+        {
+            Name = MaxConnections, Kind = SettingKind.Int, DefaultText = "100", Min = 1, Max = MaxBackendsLimit,
+            Context = SettingContext.Reload, Group = SettingGroup.Connections,
+            Description = "most client sessions at once; more are answered with connection_rejection_message and closed",
+            Documentation = "Sessions being served plus connections waiting for a backend. Connection backends count "
+                + "against `max_backends` as well: a connection that finds no free backend slot is rejected the same way.",
+        },
+        new()
+        {
+            Name = SpareConnectionBackends, Kind = SettingKind.Int, DefaultText = "2", Min = 0, Max = BackendPoolSizeLimit,
+            Context = SettingContext.Reload, Group = SettingGroup.Connections,
+            Description = "idle connection backends kept waiting for the next connection",
+            Documentation = "Apache's `MinSpareServers`: connection backends that have loaded the connection worker and wait "
+                + "for a connection, so that a new connection is served without a process start. Started from the "
+                + "backend pool when it has members.",
+        },
+        new()
+        {
+            Name = MaxSessionsPerBackend, Kind = SettingKind.Int, DefaultText = "0", Min = 0, Max = int.MaxValue,
+            Context = SettingContext.Reload, Group = SettingGroup.Connections,
+            Description = "sessions a connection backend serves before it is replaced; 0 = no limit",
+            Documentation = "gunicorn's `max_requests`, php-fpm's `pm.max_requests`. A session that did not end cleanly "
+                + "(the worker threw, left a lock held, or the process died) ends its backend whatever this says.",
+        },
+        new()
+        {
+            Name = ConnectionRejectionMessage, Kind = SettingKind.String, DefaultText = "sorry, too many clients already",
+            MaxBytes = 512,
+            Context = SettingContext.Reload, Group = SettingGroup.Connections,
+            Description = "line sent (with CRLF) to a connection that is refused, before it is closed",
+            Documentation = "Sent to a connection over `max_connections` or without a free backend slot. During shutdown "
+                + "and crash recovery the refusal says why instead (`the database system is shutting down`, `the "
+                + "database system is in recovery mode`).",
+        },
+        new()
+        {
             Name = LogDestination, Kind = SettingKind.Enum, DefaultText = "stderr", AllowedValues = ["stderr", "json", "both"],
             Context = SettingContext.Restart, Group = SettingGroup.Logging,
             Description = "where the server log goes",
@@ -194,6 +294,7 @@ public static class SettingCatalog
         SettingGroup.SharedMemory => "Shared memory",
         SettingGroup.DynamicSharedMemory => "Dynamic shared memory",
         SettingGroup.Backends => "Backends",
+        SettingGroup.Connections => "Connections",
         SettingGroup.Logging => "Logging",
         SettingGroup.ShutdownAndCrashRecovery => "Shutdown and crash recovery",
         SettingGroup.Workers => "Workers",

@@ -31,6 +31,10 @@ public sealed class SettingDefinition
     /// <summary>Longest value of a String setting in UTF-8 bytes; 0 = no limit.</summary>
     public int MaxBytes { get; init; }
 
+    /// <summary>For a String setting: checks a value, returning why it is invalid (the hint of the error placed at the
+    /// value's file:line), or null when it is valid.</summary>
+    public Func<string, string?>? Validate { get; init; }
+
     /// <summary>Whether a String setting may be the empty string.</summary>
     public bool AllowEmpty { get; init; } = true;
 

@@ -9,6 +9,7 @@ public enum SettingGroup
     SharedMemory,
     DynamicSharedMemory,
     Backends,
+    Connections,
     Logging,
     ShutdownAndCrashRecovery,
     Workers,

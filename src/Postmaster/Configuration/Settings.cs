@@ -52,6 +52,17 @@ internal sealed class Settings
         BackendPoolSize = (int)Number(SettingCatalog.BackendPoolSize);
         BackendPoolPreload = _byName[SettingCatalog.BackendPoolPreload].Value.Text
             .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        ConnectionWorker = _byName[SettingCatalog.ConnectionWorker].Value.Text;
+        ListenAddresses = ConnectionSettings.SplitList(_byName[SettingCatalog.ListenAddresses].Value.Text);
+        Port = (int)Number(SettingCatalog.Port);
+        UnixSocketDirectories = ConnectionSettings.SplitList(_byName[SettingCatalog.UnixSocketDirectories].Value.Text);
+        UnixSocketPermissions = ConnectionSettings.TryParseOctal(_byName[SettingCatalog.UnixSocketPermissions].Value.Text, out int mode)
+            ? mode : 0x1FF;
+        ListenBacklog = (int)Number(SettingCatalog.ListenBacklog);
+        MaxConnections = (int)Number(SettingCatalog.MaxConnections);
+        SpareConnectionBackends = (int)Number(SettingCatalog.SpareConnectionBackends);
+        MaxSessionsPerBackend = (int)Number(SettingCatalog.MaxSessionsPerBackend);
+        ConnectionRejectionMessage = _byName[SettingCatalog.ConnectionRejectionMessage].Value.Text;
         CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
         RestartAfterCrash = Number(SettingCatalog.RestartAfterCrash) != 0;
         CrashRestartLimit = (int)Number(SettingCatalog.CrashRestartLimit);
@@ -96,6 +107,39 @@ internal sealed class Settings
 
     /// <summary><c>backend_pool_preload</c>, split at commas. Reload.</summary>
     public IReadOnlyList<string> BackendPoolPreload { get; }
+
+    /// <summary><c>connection_worker</c>; empty = the postmaster does not listen. Restart.</summary>
+    public string ConnectionWorker { get; }
+
+    /// <summary>Whether the postmaster listens for client connections (a connection worker is set).</summary>
+    public bool AcceptsConnections => ConnectionWorker.Length > 0;
+
+    /// <summary><c>listen_addresses</c>, split at commas. Restart.</summary>
+    public IReadOnlyList<string> ListenAddresses { get; }
+
+    /// <summary><c>port</c>. Restart.</summary>
+    public int Port { get; }
+
+    /// <summary><c>unix_socket_directories</c>, split at commas (relative ones are relative to the data directory). Restart.</summary>
+    public IReadOnlyList<string> UnixSocketDirectories { get; }
+
+    /// <summary><c>unix_socket_permissions</c> as a mode (0 .. 0777). Restart.</summary>
+    public int UnixSocketPermissions { get; }
+
+    /// <summary><c>listen_backlog</c>. Restart.</summary>
+    public int ListenBacklog { get; }
+
+    /// <summary><c>max_connections</c>. Reload.</summary>
+    public int MaxConnections { get; }
+
+    /// <summary><c>spare_connection_backends</c>. Reload.</summary>
+    public int SpareConnectionBackends { get; }
+
+    /// <summary><c>max_sessions_per_backend</c>; 0 = no limit. Reload.</summary>
+    public int MaxSessionsPerBackend { get; }
+
+    /// <summary><c>connection_rejection_message</c>. Reload.</summary>
+    public string ConnectionRejectionMessage { get; }
 
     /// <summary><c>crash_recovery</c>. Reload.</summary>
     public CrashRecovery CrashRecovery { get; }

@@ -63,6 +63,12 @@ internal static class ValueParser
                     return false;
                 }
 
+                if (definition.Validate?.Invoke(text) is { } problem)
+                {
+                    error = InvalidValue(name, text, source, problem);
+                    return false;
+                }
+
                 value = ConfigValue.OfText(text);
                 return true;
             default:

@@ -32,6 +32,7 @@ internal static class PostmasterServer
         ServerLog Log() => configured ?? bootstrap.Value;
         DataDirLockFile? lockFile = null;
         InstanceMemory? memory = null;
+        Connections.ConnectionAcceptor? acceptor = null;
         var doorbell = new RequestDoorbell(queue);
         try
         {
@@ -62,7 +63,7 @@ internal static class PostmasterServer
 
             var held = new HeldMessages();
             LockFileContents? previous = null;
-            lockFile = StartupOutput.CreateLockFile(dataDir, stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
+            lockFile = StartupOutput.CreateLockFile(dataDir, ListenLines(settings, dataDir), stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
             configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
             var log = configured;
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
@@ -70,11 +71,28 @@ internal static class PostmasterServer
             memory.PublishLogLevel(settings.LogMinMessages);
             WriteOptionsFile(dataDir, options.OptionsLine);
 
+            if (settings.AcceptsConnections)
+            {
+                if (WorkerEntryCheck.Check(settings.ConnectionWorker, dataDir) is { } problem)
+                    throw new StartupException($"invalid connection_worker: {problem.Message}", hint: problem.Hint);
+                // Sockets exist before "ready" (PostgreSQL creates them before it starts its children).
+                var listeners = Connections.Listeners.Open(settings, dataDir, log);
+                try
+                {
+                    acceptor = new Connections.ConnectionAcceptor(log, listeners);
+                }
+                catch
+                {
+                    listeners.Dispose();
+                    throw;
+                }
+            }
+
             var live = new LiveSettings(settings, configPath, options.Overrides);
             var ops = new OsProcessOps(new BackendLauncher(BackendLauncher.DefaultExecutable));
             // "Ready" comes from the loop's first transition; then it starts the static workers and the pool
             // (PostgreSQL starts its background workers after "ready to accept connections").
-            var loop = new PostmasterLoop(queue, log, lockFile, live, memory, doorbell, ops, SystemClock.Instance, () =>
+            var loop = new PostmasterLoop(queue, log, lockFile, live, memory, doorbell, ops, SystemClock.Instance, acceptor, () =>
             {
                 log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
                         $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
@@ -98,6 +116,7 @@ internal static class PostmasterServer
             // last line, remove the lock file, and only then unmap: freeing a large populated segment takes the
             // kernel a while and nothing needs to wait for it.
             doorbell.Stop(); // before anything is unmapped
+            acceptor?.Dispose(); // its thread writes session fields into the slots; the sockets and their files go
             memory?.RemoveNames();
             if (lockFile is not null)
             {
@@ -111,6 +130,13 @@ internal static class PostmasterServer
             memory?.Unmap();
         }
     }
+
+    /// <summary>Lines 4 to 6 of postmaster.pid from the settings (port, first socket directory, first listen address).</summary>
+    private static LockFileListenLines ListenLines(Settings settings, string dataDir) => !settings.AcceptsConnections
+        ? LockFileListenLines.None
+        : new LockFileListenLines(settings.Port,
+            settings.UnixSocketDirectories.Count > 0 ? Path.GetFullPath(settings.UnixSocketDirectories[0], dataDir) : "",
+            settings.ListenAddresses.Count > 0 ? settings.ListenAddresses[0] : "");
 
     /// <summary>Loads the configuration, logging every error with its file:line; null when it has errors.</summary>
     public static Settings? LoadSettings(string configPath, IReadOnlyList<string> overrides, Lazy<ServerLog> log)

@@ -43,12 +43,12 @@ internal static class StartupOutput
     /// <summary>Creates the lock file (PostgreSQL's CreateDataDirLockFile), with what it logs held back in
     /// <paramref name="held"/>: if it fails, that goes to <paramref name="preLock"/> (stderr: the CLI) before the
     /// failure.</summary>
-    public static DataDirLockFile CreateLockFile(string dataDir, Action<LockFileContents> checkStale, HeldMessages held,
-        Lazy<ServerLog> preLock)
+    public static DataDirLockFile CreateLockFile(string dataDir, LockFileListenLines listen, Action<LockFileContents> checkStale,
+        HeldMessages held, Lazy<ServerLog> preLock)
     {
         try
         {
-            return DataDirLockFile.Create(dataDir, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), null, checkStale, held);
+            return DataDirLockFile.Create(dataDir, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), listen, checkStale, held);
         }
         catch
         {

@@ -12,4 +12,7 @@ public abstract record PmEvent
 
     /// <summary>SIGUSR1: a backend posted a request in shared memory.</summary>
     public sealed record PmSignal : PmEvent;
+
+    /// <summary>The connection acceptor wants more connection backends.</summary>
+    public sealed record ConnectionsWanted : PmEvent;
 }

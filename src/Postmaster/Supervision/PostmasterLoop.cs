@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Postmaster.Configuration;
+using Postmaster.Connections;
 using Postmaster.Daemon;
 using Postmaster.Logging;
 using Postmaster.Shmem.Backends;
@@ -42,6 +43,7 @@ internal sealed class PostmasterLoop
     private readonly BackendPool _pool;
     private readonly CrashRecovery _crash;
     private readonly Action _onReady;
+    private readonly ConnectionAcceptor? _acceptor;
     private PmSnapshot _state = PmSnapshot.Initial;
     private string? _statusWord;
     private long _killDeadline = long.MaxValue;
@@ -51,7 +53,7 @@ internal sealed class PostmasterLoop
     private bool _pendingImmediate; // the lock file could not be written: shut down after the current transition
 
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, LiveSettings settings,
-        InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, Action onReady)
+        InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, ConnectionAcceptor? acceptor, Action onReady)
     {
         _queue = queue;
         _log = log;
@@ -69,6 +71,9 @@ internal sealed class PostmasterLoop
         _workers = new StaticWorkers(log, clock);
         _pool = new BackendPool(log, clock, _children, () => _settings.Current, () => _memory.Shmem, () => _memory.DataDir);
         _crash = new CrashRecovery(() => _settings.Current, clock);
+        _acceptor = acceptor;
+        if (acceptor is not null)
+            acceptor.WantChanged = () => queue.TryAdd(new PmEvent.ConnectionsWanted());
     }
 
     public PmSnapshot State => _state;
@@ -90,6 +95,8 @@ internal sealed class PostmasterLoop
             foreach (var ev in early.Where(e => e is not PmEvent.ShutdownRequested))
                 _queue.TryAdd(ev);
             StartDoorbell();
+            ConfigureAcceptor();
+            _acceptor?.Start();
             Transition(PmInput.StartupDone, "shared memory is ready");
         });
         while (_state.State != PmState.Exit)
@@ -202,6 +209,7 @@ internal sealed class PostmasterLoop
                 break;
             case PmEvent.ReloadRequested:
                 Reload();
+                ConfigureAcceptor();
                 break;
             case PmEvent.ChildSignal:
                 ReapChildren();
@@ -209,6 +217,8 @@ internal sealed class PostmasterLoop
             case PmEvent.PmSignal:
                 ServeRequests();
                 break;
+            case PmEvent.ConnectionsWanted:
+                break; // Settle, after every event, starts what the acceptor wants
             default:
                 throw new InvalidOperationException($"unknown supervisor event {ev}");
         }
@@ -244,8 +254,21 @@ internal sealed class PostmasterLoop
         if (a.HasFlag(PmAction.ArmKillDeadline))
             _killDeadline = Math.Min(_killDeadline, _clock.NowMs + (long)_settings.Current.ShutdownKillTimeout.TotalMilliseconds);
         PublishStatus(before.State);
+        _acceptor?.SetMode(_state.State switch
+        {
+            PmState.Run => AcceptMode.Open,
+            PmState.Starting or PmState.CrashWaitBackends or PmState.Reinit => AcceptMode.Recovery,
+            _ => AcceptMode.Closed,
+        });
+        if (_state.State is PmState.CrashWaitBackends or PmState.Reinit)
+            _acceptor?.Configure(_settings.Current.MaxConnections, _settings.Current.SpareConnectionBackends,
+                _settings.Current.ConnectionRejectionMessage, null); // the slots are about to be rebuilt
         if (a.HasFlag(PmAction.Reinitialize))
+        {
             Reinitialize();
+            if (_memory.IsMapped)
+                ConfigureAcceptor();
+        }
         if (a.HasFlag(PmAction.StartBackends) && !_pendingImmediate)
             StartDue();
         if (_pendingImmediate)
@@ -383,6 +406,8 @@ internal sealed class PostmasterLoop
         var reaped = _children.Reap();
         if (reaped.Count == 0)
             return;
+        foreach (var r in reaped)
+            _acceptor?.ProcessGone(r.Process.Pid);
         if (_state.State is PmState.Run or PmState.SmartWaitSessions or PmState.WaitBackends && ShmemProblem() is { } problem)
         {
             foreach (var r in reaped)
@@ -484,8 +509,41 @@ internal sealed class PostmasterLoop
         return false;
     }
 
+    private void ConfigureAcceptor()
+    {
+        var s = _settings.Current;
+        _acceptor?.Configure(s.MaxConnections, s.SpareConnectionBackends, s.ConnectionRejectionMessage,
+            _memory.IsMapped ? _memory.Shmem.Slots : null);
+    }
+
+    /// <summary>Starts the connection backends the acceptor asks for: from the pool when it has members, else cold.</summary>
+    private void StartConnectionBackends()
+    {
+        if (_acceptor is null || !PmStateMachine.AcceptsNewBackends(_state))
+            return;
+        var s = _settings.Current;
+        string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, s.ConnectionWorker);
+        for (int n = _acceptor.Wanted(); n > 0; n--)
+        {
+            if (_children.FreeSlots == 0)
+            {
+                _acceptor.CouldNotStart($"all {s.MaxBackends} backend slots are in use (max_backends)");
+                return;
+            }
+            var spec = WorkerSpec.Dynamic("connection", ConnectionHostArgument.Entry, argument);
+            var p = _pool.Take(spec, 0, wakeLater: false) ?? _children.Launch(spec, pooled: false, 0, Array.Empty<string>(), out string? error);
+            if (p is null)
+            {
+                _acceptor.CouldNotStart("the backend could not be started");
+                return;
+            }
+            _acceptor.Expect(p.Pid, p.Slot);
+        }
+    }
+
     private void StartDue()
     {
+        StartConnectionBackends();
         _workers.StartDue(StartStatic);
         _pool.Refill(_workers.WaitingForSlot, _workers.Entries);
         if (_workers.Dirty)

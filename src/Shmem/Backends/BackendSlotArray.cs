@@ -14,7 +14,12 @@ internal sealed record PoolAssignment(string Name, string Entry, string Argument
 /// <param name="AttachedGeneration">The generation a process attached to and ran in this slot (kept after the slot is
 /// freed, reset when it is assigned again): tells a requester that its worker ran even if it has exited already.</param>
 internal readonly record struct BackendSlotInfo(int Slot, BackendSlotState State, int Pid, long Generation, string Name,
-    string Entry, long StartedAtUnixMs, bool Pooled, int Restarts, long AttachedGeneration = 0);
+    string Entry, long StartedAtUnixMs, bool Pooled, int Restarts, long AttachedGeneration = 0, SessionInfo Session = default);
+
+/// <summary>A connection backend's client session as its slot shows it: the client's address (empty when the backend
+/// waits for a connection), when the postmaster accepted it, the instance-wide session id, and how many sessions this
+/// backend has been given (0 = none yet: not a connection backend, or one that has not served yet).</summary>
+internal readonly record struct SessionInfo(string Client, long StartedAtUnixMs, long Id, int Count);
 
 /// <summary>
 /// The backend slots in the main segment: one per possible backend (max_backends). Overview: the postmaster assigns
@@ -29,6 +34,8 @@ internal sealed unsafe class BackendSlotArray
     public const int MaxNameBytes = 63;
     public const int MaxEntryBytes = 255;
     public const int MaxArgumentBytes = 1023;
+    public const int MaxClientBytes = 63;
+    private const int SessionClientOffset = 1408;
     public const int PoolIdle = 0;
     public const int PoolAssigned = 1;
     public const int PoolNotPooled = 2;
@@ -36,7 +43,7 @@ internal sealed unsafe class BackendSlotArray
     /// <summary>A parked pool member re-checks its word this often even without a wake-up (a backstop only).</summary>
     public static readonly TimeSpan PoolRecheck = TimeSpan.FromSeconds(5);
     private const uint Magic = 0x504D_4253; // "PMBS"
-    private const uint LayoutVersion = 2;
+    private const uint LayoutVersion = 3; // 3: session fields
 
     [StructLayout(LayoutKind.Explicit, Size = 64)]
     private struct Header
@@ -64,6 +71,11 @@ internal sealed unsafe class BackendSlotArray
         [FieldOffset(64)] public fixed byte Name[MaxNameBytes + 1];
         [FieldOffset(128)] public fixed byte Entry[MaxEntryBytes + 1];
         [FieldOffset(384)] public fixed byte Argument[MaxArgumentBytes + 1];
+        // Connection backends' session (written by the postmaster's acceptor thread at each hand-off and session end):
+        [FieldOffset(SessionClientOffset)] public fixed byte SessionClient[MaxClientBytes + 1];
+        [FieldOffset(1472)] public int SessionCount;
+        [FieldOffset(1480)] public long SessionStartedAtUnixMs;
+        [FieldOffset(1488)] public long SessionId;
     }
 
     /// <summary>Most slots an array may declare (a sanity bound for validation; max_backends is far lower).</summary>
@@ -179,6 +191,7 @@ internal sealed unsafe class BackendSlotArray
         s.Pooled = pooled ? 1 : 0;
         s.PoolWord = pooled ? PoolIdle : PoolNotPooled;
         s.AttachedGeneration = 0;
+        ClearSession(ref s);
         WriteText(ref s, name, entry, argument);
         Volatile.Write(ref s.State, (int)BackendSlotState.Assigned);
     }
@@ -242,6 +255,7 @@ internal sealed unsafe class BackendSlotArray
         s.Pooled = 0;
         s.Generation = a.Generation;
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        ClearSession(ref s);
         WriteText(ref s, a.Name, a.Entry, a.Argument);
         Volatile.Write(ref s.AttachedGeneration, a.Generation); // the member is attached and takes it
         Volatile.Write(ref s.PoolWord, PoolAssigned);
@@ -280,8 +294,40 @@ internal sealed unsafe class BackendSlotArray
         ref var s = ref At(slot);
         return new BackendSlotInfo(slot, (BackendSlotState)Volatile.Read(ref s.State), Volatile.Read(ref s.Pid), s.Generation,
             ReadText(ref s, 64, MaxNameBytes), ReadText(ref s, 128, MaxEntryBytes), s.StartedAtUnixMs, s.Pooled != 0, s.Restarts,
-            Volatile.Read(ref s.AttachedGeneration));
+            Volatile.Read(ref s.AttachedGeneration), ReadSession(ref s));
     }
+
+    /// <summary>Postmaster (acceptor): <paramref name="slot"/>'s backend was handed session <paramref name="id"/>, its
+    /// <paramref name="count"/>th, from <paramref name="client"/>.</summary>
+    public void SetSession(int slot, long id, long startedAtUnixMs, int count, string client)
+    {
+        ref var s = ref At(slot);
+        s.SessionId = id;
+        s.SessionStartedAtUnixMs = startedAtUnixMs;
+        Volatile.Write(ref s.SessionCount, count);
+        fixed (Slot* p = &s)
+            Put((byte*)p + SessionClientOffset, MaxClientBytes, client.Length > MaxClientBytes ? client[..MaxClientBytes] : client);
+    }
+
+    /// <summary>Postmaster (acceptor): the session ended; the backend waits for the next one (count kept).</summary>
+    public void EndSession(int slot)
+    {
+        ref var s = ref At(slot);
+        fixed (Slot* p = &s)
+            Put((byte*)p + SessionClientOffset, MaxClientBytes, "");
+        s.SessionStartedAtUnixMs = 0;
+    }
+
+    private static void ClearSession(ref Slot s)
+    {
+        s.SessionCount = 0;
+        s.SessionId = 0;
+        s.SessionStartedAtUnixMs = 0;
+        s.SessionClient[0] = 0;
+    }
+
+    private static SessionInfo ReadSession(ref Slot s) =>
+        new(ReadText(ref s, SessionClientOffset, MaxClientBytes), s.SessionStartedAtUnixMs, s.SessionId, Volatile.Read(ref s.SessionCount));
 
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>
     public static string? Validate(string name, string entry, string argument)

@@ -49,7 +49,7 @@ internal sealed class DataDirLockFile : IDisposable
     /// is free: the owner is dead) is handed to <paramref name="checkStale"/>, which throws if what it names is still
     /// in use (e.g. a shared memory segment with live processes attached), and is then replaced.
     /// </summary>
-    public static DataDirLockFile Create(string dataDir, long startTime, string? socketPath,
+    public static DataDirLockFile Create(string dataDir, long startTime, LockFileListenLines listen,
         Action<LockFileContents>? checkStale, IShmemLogger log)
     {
         string path = System.IO.Path.Combine(dataDir, FileName);
@@ -96,9 +96,9 @@ internal sealed class DataDirLockFile : IDisposable
             sb.Append(ProcessControl.CurrentPid).Append('\n');
             sb.Append(dataDir).Append('\n');
             sb.Append(startTime).Append('\n');
-            sb.Append("0\n");                                   // line 4: no TCP port
-            sb.Append(socketPath ?? "").Append('\n');            // line 5: control socket
-            sb.Append('\n');                                     // line 6: listen address
+            sb.Append(listen.Port).Append('\n');                 // line 4: TCP port (0 = not listening)
+            sb.Append(listen.SocketDirectory).Append('\n');      // line 5: first Unix socket directory
+            sb.Append(listen.ListenAddress).Append('\n');        // line 6: first listen address
             long shmemOffset = Utf8Text.GetByteCount(sb.ToString());
             sb.Append(ShmemLine(0, 0)).Append('\n');             // line 7, rewritten in place once the segment exists
             long statusOffset = Utf8Text.GetByteCount(sb.ToString());
@@ -351,4 +351,11 @@ internal sealed class DataDirLockFile : IDisposable
                 throw new OsCallException($"could not write lock file \"{path}\"", n < 0 ? Libc.Errno : Errno.ENOSPC);
         }
     }
+}
+
+/// <summary>Lines 4 to 6 of postmaster.pid, as PostgreSQL writes them: the port (0 when the instance does not listen),
+/// the first Unix-domain socket directory and the first TCP listen address (empty when none).</summary>
+internal readonly record struct LockFileListenLines(int Port, string SocketDirectory, string ListenAddress)
+{
+    public static LockFileListenLines None => new(0, "", "");
 }

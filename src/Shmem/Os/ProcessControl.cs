@@ -30,6 +30,9 @@ internal static class ProcessControl
         throw new OsCallException($"could not send signal {signal} to process {pid}", errno);
     }
 
+    /// <summary>Marks an inherited descriptor close-on-exec (systemd's passed sockets must not reach backends).</summary>
+    public static void SetCloseOnExec(int fd) => Libc.fcntl_int(fd, Libc.F_SETFD, Libc.FD_CLOEXEC);
+
     /// <summary>True when the process exists and is not a zombie.</summary>
     public static bool IsAlive(int pid)
     {

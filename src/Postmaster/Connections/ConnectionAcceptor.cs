@@ -1,0 +1,466 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using Postmaster.Logging;
+using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Connections;
+
+/// <summary>What the acceptor does with connections, set by the supervisor from its state.</summary>
+internal enum AcceptMode
+{
+    /// <summary>Normal operation: connections are handed to connection backends.</summary>
+    Open,
+
+    /// <summary>Crash recovery: connections are refused with "the database system is in recovery mode".</summary>
+    Recovery,
+
+    /// <summary>Shutdown: the listening sockets are closed, waiting connections refused, idle backends released.</summary>
+    Closed,
+}
+
+/// <summary>
+/// The postmaster's side of client connections (PostgreSQL's ServerLoop and BackendStartup), on a thread of its own so
+/// the supervisor loop never waits for a client: it accepts on the listening sockets, and hands each connection to an
+/// idle connection backend over that backend's channel (SCM_RIGHTS), then closes its own copy. It never reads from or
+/// writes to a client, except one non-blocking write of a refusal line before closing one it does not serve.
+/// <para><b>Channels.</b> A connection backend connects to the acceptor's channel socket (an abstract Unix-domain name
+/// with a random part, passed in the backend's argument) and is identified by its peer credentials: only a process the
+/// supervisor started as a connection backend (<see cref="Expect"/>) and running as this user is kept. It says "R"
+/// when it is ready for a session (after connecting, and after each session that ended cleanly); it ends a backend's
+/// life by exiting, which closes the channel; the acceptor releases an idle backend by closing its channel.</para>
+/// <para><b>Limits.</b> Sessions being served plus connections waiting for a backend never exceed
+/// <c>max_connections</c>: one more is refused with <c>connection_rejection_message</c>. The acceptor asks the
+/// supervisor (<see cref="WantChanged"/>) for backends up to <c>spare_connection_backends</c> idle ones plus one per
+/// waiting connection.</para>
+/// </summary>
+internal sealed class ConnectionAcceptor : IDisposable
+{
+    private const byte ReadyMessage = (byte)'R';
+    private const byte SessionMessage = (byte)'S';
+
+    private readonly object _gate = new();
+    private readonly ServerLog _log;
+    private readonly Listeners _listeners;
+    private readonly Socket _channelListener;
+    private readonly WakeEvent _wake = new();
+    private readonly Dictionary<int, int> _expected = new(); // pid → slot: started, not connected yet
+    private readonly List<Channel> _channels = new();
+    private readonly Queue<Waiting> _waiting = new();
+    private readonly Thread _thread;
+    private BackendSlotArray? _slots;
+    private AcceptMode _mode = AcceptMode.Recovery; // Open once the supervisor is ready
+    private int _maxConnections;
+    private int _spare;
+    private byte[] _rejection = [];
+    private long _nextSessionId;
+    private bool _stop;
+
+    public ConnectionAcceptor(ServerLog log, Listeners listeners)
+    {
+        _log = log;
+        _listeners = listeners;
+        ChannelName = $"\0postmaster.{ProcessControl.CurrentPid}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(8))}";
+        _channelListener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _channelListener.Bind(new UnixDomainSocketEndPoint(ChannelName));
+        _channelListener.Listen(512);
+        _channelListener.Blocking = false;
+        _thread = new Thread(Run) { Name = "acceptor", IsBackground = true };
+    }
+
+    /// <summary>The channel socket's abstract name (leading NUL), for the backends' argument.</summary>
+    public string ChannelName { get; }
+
+    /// <summary>Called (on the acceptor's thread) when <see cref="Wanted"/> may have grown.</summary>
+    public Action? WantChanged { get; set; }
+
+    /// <summary>Connections accepted, refused (any reason), and sessions handed out, since start.</summary>
+    public long Accepted { get; private set; }
+
+    public long Rejected { get; private set; }
+
+    public long Sessions => Interlocked.Read(ref _nextSessionId);
+
+    public void Start() => _thread.Start();
+
+    /// <summary>The supervisor's settings and shared memory (null while it is being rebuilt: nothing is written then).</summary>
+    public void Configure(int maxConnections, int spare, string rejection, BackendSlotArray? slots)
+    {
+        lock (_gate)
+        {
+            _maxConnections = maxConnections;
+            _spare = spare;
+            _rejection = Encoding.UTF8.GetBytes(rejection + "\r\n");
+            _slots = slots;
+        }
+        _wake.Signal();
+    }
+
+    public void SetMode(AcceptMode mode)
+    {
+        lock (_gate)
+        {
+            if (_mode == mode || _mode == AcceptMode.Closed)
+                return;
+            _mode = mode;
+        }
+        _wake.Signal();
+    }
+
+    /// <summary>How many more connection backends the supervisor should start now.</summary>
+    public int Wanted()
+    {
+        lock (_gate)
+        {
+            if (_mode != AcceptMode.Open)
+                return 0;
+            int idle = _channels.Count(c => c.Idle);
+            int need = _spare + _waiting.Count - idle - _expected.Count;
+            int room = _maxConnections + _spare - _channels.Count - _expected.Count;
+            return Math.Max(0, Math.Min(need, room));
+        }
+    }
+
+    /// <summary>The supervisor started <paramref name="pid"/> in <paramref name="slot"/> as a connection backend.</summary>
+    public void Expect(int pid, int slot)
+    {
+        lock (_gate)
+            _expected[pid] = slot;
+    }
+
+    /// <summary>The supervisor could not start a connection backend: connections waiting beyond the backends that are
+    /// coming are refused (with <paramref name="why"/> in the log).</summary>
+    public void CouldNotStart(string why)
+    {
+        lock (_gate)
+        {
+            int coming = _expected.Count;
+            int refused = 0;
+            while (_waiting.Count > coming)
+            {
+                Refuse(_waiting.Dequeue().Client, _rejection);
+                refused++;
+            }
+            if (refused > 0)
+                _log.Log($"refused {refused} connection(s): no connection backend could be started: {why}");
+        }
+    }
+
+    /// <summary>A child was reaped.</summary>
+    public void ProcessGone(int pid)
+    {
+        lock (_gate)
+            _expected.Remove(pid);
+        _wake.Signal();
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+            _stop = true;
+        _wake.Signal();
+        if (_thread.IsAlive)
+            _thread.Join();
+        lock (_gate)
+        {
+            foreach (var w in _waiting)
+                Refuse(w.Client, ShuttingDown);
+            _waiting.Clear();
+            foreach (var c in _channels)
+                c.Socket.Dispose();
+            _channels.Clear();
+        }
+        _channelListener.Dispose();
+        _listeners.Dispose();
+        _wake.Dispose();
+    }
+
+    private static readonly byte[] ShuttingDown = Encoding.UTF8.GetBytes("the database system is shutting down\r\n");
+    private static readonly byte[] InRecovery = Encoding.UTF8.GetBytes("the database system is in recovery mode\r\n");
+
+    private void Run()
+    {
+        var entries = new List<PollEntry>();
+        var owners = new List<object?>();
+        bool listening = true;
+        while (true)
+        {
+            entries.Clear();
+            owners.Clear();
+            lock (_gate)
+            {
+                if (_stop)
+                    return;
+                if (_mode == AcceptMode.Closed && listening)
+                {
+                    listening = false;
+                    CloseForShutdown();
+                }
+                if (_mode == AcceptMode.Recovery)
+                    while (_waiting.Count > 0)
+                        Refuse(_waiting.Dequeue().Client, InRecovery);
+                entries.Add(new PollEntry(_wake.Fd));
+                owners.Add(null);
+                if (listening)
+                {
+                    foreach (var l in _listeners.All)
+                    {
+                        entries.Add(new PollEntry((int)l.Socket.Handle));
+                        owners.Add(l);
+                    }
+                }
+                entries.Add(new PollEntry((int)_channelListener.Handle));
+                owners.Add(_channelListener);
+                foreach (var c in _channels)
+                {
+                    entries.Add(new PollEntry((int)c.Socket.Handle));
+                    owners.Add(c);
+                }
+            }
+            var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+            try
+            {
+                Poller.Wait(span, -1);
+            }
+            catch (Exception e)
+            {
+                _log.Log($"acceptor: {e.Message}");
+                Thread.Sleep(100);
+                continue;
+            }
+            bool wanted = false;
+            lock (_gate)
+            {
+                for (int i = 0; i < span.Length; i++)
+                {
+                    if (!span[i].IsReadable)
+                        continue;
+                    switch (owners[i])
+                    {
+                        case null:
+                            _wake.Drain();
+                            break;
+                        case Listener l when listening && _mode != AcceptMode.Closed:
+                            wanted |= AcceptFrom(l);
+                            break;
+                        case Socket s when ReferenceEquals(s, _channelListener):
+                            AcceptChannels();
+                            break;
+                        case Channel c:
+                            ReadChannel(c);
+                            break;
+                    }
+                }
+                Dispatch();
+                wanted |= _mode == AcceptMode.Open && WantedLocked() > 0;
+            }
+            if (wanted)
+                WantChanged?.Invoke();
+        }
+    }
+
+    private int WantedLocked()
+    {
+        int idle = _channels.Count(c => c.Idle);
+        return Math.Min(_spare + _waiting.Count - idle - _expected.Count, _maxConnections + _spare - _channels.Count - _expected.Count);
+    }
+
+    /// <summary>Accepts what is pending on <paramref name="l"/> (a bounded batch, so one busy listener cannot starve the
+    /// others); true when a connection now waits for a backend.</summary>
+    private bool AcceptFrom(Listener l)
+    {
+        bool waits = false;
+        for (int n = 0; n < 64; n++)
+        {
+            Socket client;
+            try
+            {
+                client = l.Socket.Accept(); // non-blocking listener; accept4(SOCK_CLOEXEC)
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock)
+            {
+                break;
+            }
+            catch (SocketException e)
+            {
+                _log.Log($"could not accept new connection: {e.Message}");
+                break;
+            }
+            Accepted++;
+            int busy = _channels.Count(c => c.Busy);
+            if (_mode == AcceptMode.Recovery)
+            {
+                Refuse(client, InRecovery);
+                continue;
+            }
+            if (busy + _waiting.Count >= _maxConnections)
+            {
+                Refuse(client, _rejection);
+                continue;
+            }
+            _waiting.Enqueue(new Waiting(client, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), PeerOf(client)));
+            waits = true;
+        }
+        return waits;
+    }
+
+    private void Refuse(Socket client, byte[] line)
+    {
+        Rejected++;
+        try
+        {
+            client.Blocking = false;
+            client.Send(line, SocketFlags.None, out _);
+            client.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        client.Dispose();
+    }
+
+    private static string PeerOf(Socket client) => client.RemoteEndPoint switch
+    {
+        IPEndPoint ip when ip.AddressFamily == AddressFamily.InterNetworkV6 => $"[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"{ip.Address}:{ip.Port}",
+        _ => "[local]",
+    };
+
+    private void AcceptChannels()
+    {
+        Span<byte> cred = stackalloc byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        for (int n = 0; n < 64; n++)
+        {
+            Socket s;
+            try
+            {
+                s = _channelListener.Accept();
+            }
+            catch (SocketException)
+            {
+                break;
+            }
+            int pid = 0;
+            uint uid = uint.MaxValue;
+            try
+            {
+                if (s.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, cred) == 12)
+                {
+                    pid = BitConverter.ToInt32(cred);
+                    uid = BitConverter.ToUInt32(cred[4..]);
+                }
+            }
+            catch (SocketException)
+            {
+            }
+            if (uid != ProcessControl.EffectiveUid || !_expected.Remove(pid, out int slot))
+            {
+                s.Dispose(); // not a connection backend this postmaster started
+                continue;
+            }
+            s.Blocking = false;
+            _channels.Add(new Channel(s, pid, slot));
+        }
+    }
+
+    private void ReadChannel(Channel c)
+    {
+        Span<byte> buf = stackalloc byte[64];
+        while (true)
+        {
+            int n;
+            try
+            {
+                n = FdPassing.Receive((int)c.Socket.Handle, buf, out int fd, nonBlocking: true);
+                FdPassing.Close(fd); // backends never send descriptors
+            }
+            catch (Exception)
+            {
+                n = 0;
+            }
+            if (n == -11) // EAGAIN: all read
+                return;
+            if (n <= 0)
+            {
+                Drop(c);
+                return;
+            }
+            foreach (byte b in buf[..n])
+            {
+                if (b != ReadyMessage)
+                    continue;
+                if (c.Busy)
+                {
+                    c.Busy = false;
+                    _slots?.EndSession(c.Slot);
+                }
+                c.Idle = true;
+                if (_mode == AcceptMode.Closed)
+                {
+                    Drop(c); // shutting down: release it
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Drop(Channel c)
+    {
+        _channels.Remove(c);
+        c.Socket.Dispose();
+    }
+
+    /// <summary>Hands waiting connections to idle backends, oldest first.</summary>
+    private void Dispatch()
+    {
+        while (_waiting.Count > 0 && _mode == AcceptMode.Open)
+        {
+            var c = _channels.FirstOrDefault(x => x.Idle);
+            if (c is null)
+                return;
+            var w = _waiting.Peek();
+            long id = Interlocked.Increment(ref _nextSessionId);
+            var payload = new byte[17 + Encoding.UTF8.GetByteCount(w.Peer)];
+            payload[0] = SessionMessage;
+            BitConverter.TryWriteBytes(payload.AsSpan(1), id);
+            BitConverter.TryWriteBytes(payload.AsSpan(9), w.AcceptedUnixMs);
+            Encoding.UTF8.GetBytes(w.Peer, payload.AsSpan(17));
+            int errno = FdPassing.Send((int)c.Socket.Handle, payload, (int)w.Client.Handle);
+            if (errno != 0)
+            {
+                Drop(c); // the backend is gone (or its channel is stuck): the connection waits for another one
+                continue;
+            }
+            _waiting.Dequeue();
+            w.Client.Dispose(); // the backend has its own descriptor now
+            c.Idle = false;
+            c.Busy = true;
+            c.Sessions++;
+            _slots?.SetSession(c.Slot, id, w.AcceptedUnixMs, c.Sessions, w.Peer);
+        }
+    }
+
+    private void CloseForShutdown()
+    {
+        foreach (var l in _listeners.All)
+            l.Socket.Dispose();
+        while (_waiting.Count > 0)
+            Refuse(_waiting.Dequeue().Client, ShuttingDown);
+        foreach (var c in _channels.Where(c => c.Idle).ToList())
+            Drop(c);
+    }
+
+    private sealed class Channel(Socket socket, int pid, int slot)
+    {
+        public Socket Socket { get; } = socket;
+        public int Pid { get; } = pid;
+        public int Slot { get; } = slot;
+        public bool Idle { get; set; }
+        public bool Busy { get; set; }
+        public int Sessions { get; set; }
+    }
+
+    private sealed record Waiting(Socket Client, long AcceptedUnixMs, string Peer);
+}
