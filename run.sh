@@ -83,6 +83,7 @@ case "${1:-}" in
     }
     run_tests "$ROOT/tests/Postmaster.Tests/Postmaster.Tests.csproj" "$OUT/test.log" "$@"
     run_tests "$ROOT/samples/SharedCounter.Tests/SharedCounter.Tests.csproj" "$OUT/test-samples.log" "$@"
+    run_tests "$ROOT/samples/KeyValue.Tests/KeyValue.Tests.csproj" "$OUT/test-keyvalue.log" "$@"
     echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
     exit "$rc" ;;
   pack)

@@ -106,6 +106,18 @@ internal sealed class ConnectionHost
         var socket = new Socket(new SafeSocketHandle(clientFd, ownsHandle: true));
         var session = new ClientSession(socket, id, number, DateTimeOffset.FromUnixTimeMilliseconds(acceptedMs).UtcDateTime, peer, _stop.Token);
         _log.Write(BackendLog.Debug1, $"connection received: session {id} from {peer}");
+        // A stop request (fast shutdown, terminate) ends the session even when the worker is blocked reading from the
+        // client: shutdown(2) wakes the read with end of stream.
+        using var wake = _stop.Token.Register(() =>
+        {
+            try
+            {
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        });
         try
         {
             if (worker is IConnectionWorker sync)

@@ -153,7 +153,13 @@ public static class StatusCommand
             return;
         Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8} {"dsm",4}  started at");
         foreach (var (b, dsm) in backends)
-            Console.WriteLine($"  {PidText(b.Pid),8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}");
+        {
+            string session = b.Entry != ConnectionHostArgument.Entry ? ""
+                : b.Session.Client.Length > 0
+                    ? $"  session {b.Session.Id} ({b.Session.Count} served) from {b.Session.Client} since {Iso(b.Session.StartedAtUnixMs)}"
+                    : $"  {b.Session.Count} sessions served";
+            Console.WriteLine($"  {PidText(b.Pid),8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}{session}");
+        }
     }
 
     private static void WriteJson(Utf8JsonWriter w, string dir, int? pid, LockFileContents c, string? damaged,
@@ -198,6 +204,24 @@ public static class StatusCommand
             w.WriteString("startedAt", Iso(b.StartedAtUnixMs));
             w.WriteNumber("restarts", b.Restarts);
             w.WriteNumber("dsmSegments", dsm);
+            if (b.Entry == ConnectionHostArgument.Entry)
+            {
+                w.WriteStartObject("session");
+                if (b.Session.Client.Length > 0)
+                {
+                    w.WriteNumber("id", b.Session.Id);
+                    w.WriteString("client", b.Session.Client);
+                    w.WriteString("startedAt", Iso(b.Session.StartedAtUnixMs));
+                }
+                else
+                {
+                    w.WriteNull("id");
+                    w.WriteNull("client");
+                    w.WriteNull("startedAt");
+                }
+                w.WriteNumber("served", b.Session.Count);
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();

@@ -84,7 +84,8 @@ internal sealed class Listeners : IDisposable
                 {
                     if (address.AddressFamily == AddressFamily.InterNetworkV6)
                         s.DualMode = false; // IPV6_V6ONLY: "*" binds 0.0.0.0 and :: separately, as PostgreSQL does
-                    s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT as well, which would let a second
+                    // instance listen on the same port. (.NET already sets SO_REUSEADDR for a quick restart.)
                     s.Bind(new IPEndPoint(address, port));
                     s.Listen(settings.ListenBacklog);
                 }

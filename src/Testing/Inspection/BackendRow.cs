@@ -31,4 +31,24 @@ public sealed record BackendRow
 
     /// <summary>Dynamic shared memory segments it has attached.</summary>
     public int DsmSegments { get; init; }
+
+    /// <summary>For a connection backend (entry <c>connection-host</c>): its current session and how many it served;
+    /// null for other backends.</summary>
+    public SessionRow? Session { get; init; }
+}
+
+/// <summary>A connection backend's session, as <c>status --json</c> shows it.</summary>
+public sealed record SessionRow
+{
+    /// <summary>The instance-wide id of the session it serves now; null while it waits for one.</summary>
+    public long? Id { get; init; }
+
+    /// <summary>The client's address (<c>127.0.0.1:50312</c>, <c>[::1]:50312</c>, <c>[local]</c>); null while idle.</summary>
+    public string? Client { get; init; }
+
+    /// <summary>When the postmaster accepted the current session's connection; null while idle.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>Sessions this backend has been given, the current one included.</summary>
+    public int Served { get; init; }
 }

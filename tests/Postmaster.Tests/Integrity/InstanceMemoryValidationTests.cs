@@ -24,7 +24,7 @@ public sealed class InstanceMemoryValidationTests : IDisposable
     {
         File.WriteAllText(DataDirectory.ConfigPath(_dir), "shared_memory_type = posix\ndynamic_shared_memory_type = posix\nmax_backends = 4\n");
         var settings = ConfigLoader.Load(DataDirectory.ConfigPath(_dir), Array.Empty<string>());
-        _lockFile = DataDirLockFile.Create(_dir, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), null, null, NullShmemLogger.Instance);
+        _lockFile = DataDirLockFile.Create(_dir, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), LockFileListenLines.None, null, NullShmemLogger.Instance);
         _memory = new InstanceMemory(settings, _dir, FileStat.TryStat(_dir)!.Value, _log, _lockFile);
         _memory.Create();
     }

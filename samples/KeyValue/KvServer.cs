@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Net.Sockets;
+using Postmaster.Workers;
+
+namespace KeyValue;
+
+/// <summary>
+/// A key-value server speaking the Redis protocol (RESP2), run as the postmaster's connection worker: each backend
+/// process serves one client at a time, many backends run at once, and all of them share one table in shared memory
+/// (<see cref="SharedKvStorage"/>, <see cref="KvTable"/>), so every client sees the same keys. Try it with
+/// <c>redis-cli -p PORT</c> or <c>redis-benchmark -p PORT -t ping,set,get,incr</c>.
+/// <para>Configure it with <c>connection_worker = '/path/to/KeyValue.dll:KeyValue.KvServer'</c>. The argument, when
+/// given, is the table's size (<c>64MB</c>, <c>1GB</c>, <c>65536kB</c> or bytes; default <see cref="DefaultTableSize"/>).
+/// Commands and replies: <see cref="KvCommands"/>; limits: <see cref="KvTable"/> and <see cref="RespReader"/>.</para>
+/// <para><b>A session</b> reads what the client sent, executes every complete command in it (pipelining) into one
+/// output buffer, and sends the buffer once the input holds no complete command (or the buffer passes
+/// <see cref="FlushThreshold"/>). It ends when the client closes the connection, on QUIT, after a protocol error
+/// (replied to), or when the backend is stopping (between commands, or at once when the client is idle: the stop shuts
+/// the socket down); a socket error (the backend closing the socket, a client reset) ends it quietly.</para>
+/// </summary>
+public sealed class KvServer : IConnectionWorker
+{
+    /// <summary>The table's size when the argument is empty: 64 MiB, about 61,000 keys.</summary>
+    public const long DefaultTableSize = 64L << 20;
+
+    /// <summary>Longest bulk string a client may send. Larger than <see cref="KvTable.MaxValueLength"/>, so that a value
+    /// over the table's limit gets <c>-ERR value too large</c> rather than a protocol error.</summary>
+    public const int MaxBulkLength = 64 * 1024;
+
+    /// <summary>Most bytes buffered for a command still incomplete (<see cref="RespReader.MaxCommandLength"/>).</summary>
+    public const int MaxCommandLength = 1024 * 1024;
+
+    /// <summary>Output buffered beyond this is sent before the next command (long pipelines of GETs).</summary>
+    public const int FlushThreshold = 64 * 1024;
+
+    private KvCommands? _commands; // kept across the sessions of this backend, like the mapping it uses
+
+    /// <inheritdoc />
+    public void Serve(WorkerContext context, ClientSession session)
+    {
+        _commands ??= new KvCommands(SharedKvStorage.Open(context, ParseSize(context.Argument)));
+        ServeConnection(session.Socket, _commands, session.Stopping);
+    }
+
+    /// <summary>The session loop, on any connected socket (the tests use a loopback connection).</summary>
+    internal static void ServeConnection(Socket socket, KvCommands commands, CancellationToken stopping)
+    {
+        var input = new RespReader(MaxBulkLength, MaxCommandLength);
+        var output = new RespWriter();
+        var arguments = new List<ReadOnlyMemory<byte>>();
+        // A stop must also end a session whose client is idle: shutdown(2) makes the blocking Receive return 0.
+        using var wake = stopping.Register(() =>
+        {
+            try
+            {
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Already closed: nothing to wake.
+            }
+        });
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                int received = socket.Receive(input.GetReceiveSpace());
+                if (received == 0)
+                    return; // the client closed the connection
+                input.Commit(received);
+                bool more = ExecuteReceived(socket, commands, stopping, input, output, arguments);
+                Send(socket, output); // no complete command is left: answer those executed (QUIT's and errors' too)
+                if (!more)
+                    return;
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            // The connection is gone (or closed by the backend to stop us): nothing to answer.
+        }
+    }
+
+    /// <summary>Executes the complete commands received. False when the session is to end once the output is sent.</summary>
+    private static bool ExecuteReceived(Socket socket, KvCommands commands, CancellationToken stopping, RespReader input,
+        RespWriter output, List<ReadOnlyMemory<byte>> arguments)
+    {
+        try
+        {
+            while (input.TryReadCommand(arguments))
+            {
+                if (!commands.Execute(arguments, output) || stopping.IsCancellationRequested)
+                    return false;
+                if (output.Length >= FlushThreshold)
+                    Send(socket, output); // no lock is held between commands
+            }
+            return true;
+        }
+        catch (RespProtocolException e)
+        {
+            output.WriteError("ERR " + e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Sends the output buffer (no lock is held here) and empties it.</summary>
+    private static void Send(Socket socket, RespWriter output)
+    {
+        var pending = output.Written;
+        while (!pending.IsEmpty)
+            pending = pending[socket.Send(pending)..];
+        output.Clear();
+    }
+
+    /// <summary>The table size in <paramref name="argument"/>: empty for the default, else bytes with an optional
+    /// PostgreSQL memory unit (kB, MB, GB; 1024-based).</summary>
+    internal static long ParseSize(string argument)
+    {
+        string text = argument.Trim();
+        if (text.Length == 0)
+            return DefaultTableSize;
+        (string digits, long unit) = text switch
+        {
+            _ when text.EndsWith("kB", StringComparison.Ordinal) => (text[..^2], 1L << 10),
+            _ when text.EndsWith("MB", StringComparison.Ordinal) => (text[..^2], 1L << 20),
+            _ when text.EndsWith("GB", StringComparison.Ordinal) => (text[..^2], 1L << 30),
+            _ => (text, 1L),
+        };
+        if (!long.TryParse(digits.TrimEnd(), NumberStyles.None, CultureInfo.InvariantCulture, out long count)
+            || count > KvTable.MaxSize / unit || count * unit < KvTable.MinSize)
+            throw new ArgumentException(
+                $"invalid key-value table size \"{argument}\": expected {KvTable.MinSize} bytes to 1GB, e.g. \"64MB\"", nameof(argument));
+        return count * unit;
+    }
+}

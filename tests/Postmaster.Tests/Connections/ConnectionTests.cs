@@ -1,0 +1,275 @@
+using Postmaster.Testing;
+using Postmaster.Tests.Support;
+using Xunit;
+
+namespace Postmaster.Tests.Connections;
+
+/// <summary>Client connections end to end: the postmaster listens (TCP on IPv4 and IPv6 loopback, a Unix-domain
+/// socket with its lock file), accepts, and hands each connection to a connection backend that runs TestChild's echo
+/// worker; sessions reuse clean backends up to their limit; over max_connections a connection is refused with the
+/// configured line; a crash without a lock ends only its own client's session.</summary>
+public sealed class ConnectionTests
+{
+    private static string EchoEntry =>
+        $"{Path.Combine(Paths.OutDir, "testchild", "TestChild.dll")}:Postmaster.TestChild.Workers.EchoConnectionWorker";
+
+    private static PostmasterCluster Server(string name, int port, params string[] extra) =>
+        Clusters.Bare(name, new[]
+        {
+            $"connection_worker = '{EchoEntry}'", $"port = {port}", "backend_pool_size = 1", "max_backends = 40",
+        }.Concat(extra).ToArray());
+
+    [Fact]
+    public void A_connection_is_served_by_a_backend_over_tcp_ipv6_and_a_unix_socket()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-basic", port, "unix_socket_directories = '.'", "unix_socket_permissions = 0700");
+        pm.Start();
+        var lines = File.ReadAllLines(Path.Combine(pm.DataDirectory, "postmaster.pid"));
+        Assert.Equal(port.ToString(), lines[3]);
+        Assert.Equal(pm.DataDirectory, lines[4]);
+        Assert.Equal("localhost", lines[5]);
+        string socket = Path.Combine(pm.DataDirectory, $".s.POSTMASTER.{port}");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(socket));
+        Assert.True(File.Exists(socket + ".lock"));
+
+        using (var v4 = EchoClient.Tcp(port))
+        {
+            Assert.StartsWith("hello session", v4.Greeting);
+            Assert.Contains("127.0.0.1:", v4.Greeting);
+            Assert.Equal("ping", v4.Ask("ping"));
+            var row = pm.Status().Backends.Single(b => b.Pid == v4.Session.Pid);
+            Assert.Equal("connection-host", row.Entry);
+            Assert.NotNull(row.Session);
+            Assert.Equal(v4.Session.Id, row.Session!.Id);
+            Assert.StartsWith("127.0.0.1:", row.Session.Client);
+        }
+        using (var v6 = EchoClient.Tcp(port, System.Net.IPAddress.IPv6Loopback))
+            Assert.Contains("[::1]:", v6.Greeting);
+        using (var unix = EchoClient.Unix(socket))
+        {
+            Assert.Contains("[local]", unix.Greeting);
+            Assert.Equal("x", unix.Ask("x"));
+        }
+        pm.Stop();
+        Assert.False(File.Exists(socket), "the socket file is removed at shutdown");
+        Assert.False(File.Exists(socket + ".lock"), "the socket's lock file is removed at shutdown");
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Sessions_reuse_a_clean_backend_until_max_sessions_per_backend()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-reuse", port, "spare_connection_backends = 1", "max_sessions_per_backend = 3");
+        pm.Start();
+        var byPid = new Dictionary<int, List<int>>();
+        for (int i = 0; i < 9; i++)
+        {
+            using var c = EchoClient.Tcp(port);
+            var (_, number, pid) = c.Session;
+            Assert.Equal("quit-test", c.Ask("quit-test"));
+            c.Send("quit");
+            Assert.True(c.IsClosedByServer());
+            byPid.TryAdd(pid, new List<int>());
+            byPid[pid].Add(number);
+        }
+        Assert.All(byPid.Values, numbers => Assert.True(numbers.Count <= 3 && numbers.SequenceEqual(numbers.Order())));
+        Assert.True(byPid.Values.Any(n => n.Count > 1), "a backend served more than one session");
+        Assert.True(byPid.Count >= 3, "no backend served more than 3 sessions");
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void A_session_that_throws_or_keeps_a_lock_ends_its_backend()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-unclean", port, "spare_connection_backends = 1");
+        pm.Start();
+        int thrower;
+        using (var c = EchoClient.Tcp(port))
+        {
+            thrower = c.Session.Pid;
+            c.Send("throw");
+            Assert.True(c.IsClosedByServer());
+        }
+        Wait.Until(() => !pm.Status().Backends.Any(b => b.Pid == thrower), "the backend whose session threw to exit");
+        int locker;
+        using (var c = EchoClient.Tcp(port))
+        {
+            locker = c.Session.Pid;
+            Assert.Equal("locked", c.Ask("lock conn-test"));
+            c.Send("quit");
+            Assert.True(c.IsClosedByServer());
+        }
+        Wait.Until(() => !pm.Status().Backends.Any(b => b.Pid == locker), "the backend that kept a lock to exit");
+        using (var c = EchoClient.Tcp(port))
+        {
+            Assert.NotEqual(thrower, c.Session.Pid);
+            Assert.NotEqual(locker, c.Session.Pid);
+            Assert.Equal("locked", c.Ask("lock conn-test")); // released by the exit path of the backend that kept it
+            Assert.Equal("unlocked", c.Ask("unlock conn-test"));
+        }
+        Assert.Contains("failed in session", File.ReadAllText(pm.LogPath));
+        Assert.Contains("is not reused", File.ReadAllText(pm.LogPath));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Over_max_connections_a_connection_is_refused_and_the_next_one_after_a_session_ends_is_served()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-max", port, "max_connections = 2", "connection_rejection_message = 'sorry, too many clients already'");
+        pm.Start();
+        using var a = EchoClient.Tcp(port);
+        using (var b = EchoClient.Tcp(port))
+        {
+            using var refused = EchoClient.ConnectOnly(port);
+            Assert.Equal("sorry, too many clients already", refused.ReadLine());
+            Assert.True(refused.IsClosedByServer());
+            b.Send("quit");
+            Assert.True(b.IsClosedByServer());
+        }
+        string? greeting = null;
+        Wait.Until(() =>
+        {
+            using var c = EchoClient.Tcp(port); // the freed place may take a moment to be seen: retried
+            greeting = c.Greeting;
+            return greeting?.StartsWith("hello", StringComparison.Ordinal) == true;
+        }, "a connection to be served again");
+        Assert.Equal("still here", a.Ask("still here"));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void A_silent_client_does_not_delay_the_others()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-silent", port);
+        pm.Start();
+        using var silent = EchoClient.ConnectOnly(port); // never reads, never writes
+        for (int i = 0; i < 5; i++)
+        {
+            using var c = EchoClient.Tcp(port);
+            Assert.Equal("fine", c.Ask("fine"));
+        }
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Killing_a_connection_backend_without_a_lock_disconnects_only_its_client()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-kill", port, "spare_connection_backends = 2");
+        pm.Start();
+        var clients = Enumerable.Range(0, 20).Select(_ => EchoClient.Tcp(port)).ToList();
+        try
+        {
+            var victim = clients[7];
+            var before = pm.Status();
+            pm.Kill(victim.Session.Pid);
+            Assert.True(victim.IsClosedByServer());
+            pm.WaitForReconcile(before);
+            for (int i = 0; i < clients.Count; i++)
+                if (i != 7)
+                    Assert.Equal($"still {i}", clients[i].Ask($"still {i}"));
+            Assert.Equal(before.FullRestarts, pm.Status().FullRestarts);
+            using var again = EchoClient.Tcp(port);
+            Assert.Equal("back", again.Ask("back"));
+        }
+        finally
+        {
+            clients.ForEach(c => c.Dispose());
+        }
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Killing_a_connection_backend_holding_a_lock_restarts_everything_and_the_server_accepts_again()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-killlock", port);
+        pm.Start();
+        using var other = EchoClient.Tcp(port);
+        using var holder = EchoClient.Tcp(port);
+        Assert.Equal("locked", holder.Ask("lock conn-crash"));
+        var before = pm.Status();
+        pm.Kill(holder.Session.Pid);
+        Assert.True(holder.IsClosedByServer());
+        Assert.True(other.IsClosedByServer(), "a full restart ends every session");
+        pm.WaitForFullRestart(before);
+        string? greeting = null;
+        Wait.Until(() =>
+        {
+            using var c = EchoClient.ConnectOnly(port);
+            greeting = c.ReadLine();
+            return greeting?.StartsWith("hello", StringComparison.Ordinal) == true;
+        }, "the server to serve connections again");
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void A_second_instance_on_the_same_port_fails_with_the_hint()
+    {
+        int port = EchoClient.FreePort();
+        using var first = Server("conn-first", port);
+        first.Start();
+        using var second = Server("conn-second", port);
+        var r = second.TryStart();
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains($"Is another postmaster already running on port {port}?", r.ToString() + second.LogTail());
+        first.Stop();
+        first.AssertNothingLeaked();
+        second.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Two_instances_never_share_a_unix_socket()
+    {
+        int port = EchoClient.FreePort();
+        string dir = Path.Combine(Path.GetTempPath(), $"pm-sock-{Environment.ProcessId}-{port}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            using var first = Server("conn-sock1", port, $"unix_socket_directories = '{dir}'", "listen_addresses = ''");
+            first.Start();
+            using var second = Server("conn-sock2", port, $"unix_socket_directories = '{dir}'", "listen_addresses = ''");
+            var r = second.TryStart();
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("already exists", r.ToString() + second.LogTail());
+            using (var c = EchoClient.Unix(Path.Combine(dir, $".s.POSTMASTER.{port}")))
+                Assert.Equal("mine", c.Ask("mine")); // the first instance's socket is untouched
+            first.Stop();
+            first.AssertNothingLeaked();
+            Assert.Empty(Directory.GetFileSystemEntries(dir));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Smart_shutdown_waits_for_open_sessions_fast_ends_them()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-smart", port);
+        pm.Start();
+        using var c = EchoClient.Tcp(port);
+        var smart = pm.Run("stop", "-m", "smart", "-W");
+        Assert.Equal(0, smart.ExitCode);
+        pm.WaitForStatus(s => s.State == ServerState.Stopping, "the server to be stopping");
+        Assert.Equal("during smart", c.Ask("during smart")); // the session goes on
+        Assert.Throws<System.Net.Sockets.SocketException>(() => EchoClient.Tcp(port)); // the listening sockets are closed
+        var fast = pm.TryStop(Postmaster.Testing.ShutdownMode.Fast);
+        Assert.Equal(0, fast.ExitCode);
+        Assert.True(c.IsClosedByServer());
+        pm.AssertNothingLeaked();
+    }
+}
