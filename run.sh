@@ -3,6 +3,7 @@
 #   ./run.sh <postmaster arguments>   e.g. ./run.sh start -D ./data
 #   ./run.sh test [--long]             the whole test suite (--long adds soak tests)
 #   ./run.sh bench                     benchmarks; figures go to docs/benchmarks.md by hand
+#   ./run.sh kv [-D DIR] [start options]  the key-value sample (Redis protocol) on port 6380, in the foreground
 #   ./run.sh build                     build only
 #   ./run.sh pack                      the NuGet packages (SDK, test harness, dotnet new template) into out/packages
 set -euo pipefail
@@ -98,6 +99,14 @@ case "${1:-}" in
       -p:PublishReadyToRun=true -o "$OUT/bench-hello" -nologo -v quiet >/dev/null
     dotnet build "$ROOT/tests/TestChild/TestChild.csproj" -c Release -nologo -v quiet -o "$OUT/testchild" >/dev/null
     dotnet run --project "$ROOT/bench/Postmaster.Bench/Postmaster.Bench.csproj" -c Release -- "$@" ;;
+  kv)
+    shift
+    build
+    dotnet build "$ROOT/samples/KeyValue/KeyValue.csproj" -c Release -nologo -v quiet -o "$OUT/samples/KeyValue" >/dev/null
+    dir="./kvdata"
+    if [ "${1:-}" = "-D" ] && [ -n "${2:-}" ]; then dir="$2"; shift 2; fi
+    exec "$OUT/postmaster" start -D "$dir" -c "connection_worker=$OUT/samples/KeyValue/KeyValue.dll:KeyValue.KvServer" \
+      -c port=6380 -c "connection_rejection_message=-ERR max number of clients reached" "$@" ;;
   *)
     build
     exec "$OUT/postmaster" "$@" ;;

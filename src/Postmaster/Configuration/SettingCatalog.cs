@@ -126,7 +126,7 @@ public static class SettingCatalog
             Name = ConnectionWorker, Kind = SettingKind.String, DefaultText = "",
             Validate = ConnectionSettings.ValidateEntry,
             Context = SettingContext.Restart, Group = SettingGroup.Connections,
-            Description = "worker that serves client connections (path/to/Assembly.dll:Namespace.Type); empty = do not listen",
+            Description = "worker serving client connections (Assembly.dll:Namespace.Type); empty = none",
             Documentation = "A type implementing `IConnectionWorker` or `IAsyncConnectionWorker` (`Postmaster.Workers`). "
                 + "When it is set, the postmaster listens on `listen_addresses`/`port` and `unix_socket_directories` "
                 + "before it reports ready, accepts every connection itself and hands it to a connection backend "
@@ -137,7 +137,7 @@ public static class SettingCatalog
             Name = ListenAddresses, Kind = SettingKind.String, DefaultText = "localhost",
             Validate = ConnectionSettings.ValidateListenAddresses,
             Context = SettingContext.Restart, Group = SettingGroup.Connections,
-            Description = "TCP addresses to listen on (comma-separated host names or IP addresses; * = all; empty = none)",
+            Description = "TCP addresses to listen on (host names or IP addresses; * = all)",
             Documentation = "As PostgreSQL's: `localhost` is the loopback addresses (127.0.0.1 and ::1), `*` every IPv4 "
                 + "and IPv6 address, `0.0.0.0` and `::` every address of one family. An address that cannot be bound is "
                 + "a warning while another one could be; when none can, the start fails.",
@@ -154,7 +154,7 @@ public static class SettingCatalog
             Name = UnixSocketDirectories, Kind = SettingKind.String, DefaultText = "",
             Validate = ConnectionSettings.ValidateSocketDirectories,
             Context = SettingContext.Restart, Group = SettingGroup.Connections,
-            Description = "directories for Unix-domain sockets (comma-separated; relative to the data directory); empty = none",
+            Description = "directories for Unix-domain sockets (comma-separated, relative to the data directory)",
             Documentation = "Each directory gets the socket `.s.POSTMASTER.PORT` and its lock file "
                 + "`.s.POSTMASTER.PORT.lock` (the postmaster's PID), so two instances never take the same socket: a "
                 + "socket is replaced only when its lock file names a process that is gone. Line 5 of `postmaster.pid` "
@@ -180,7 +180,7 @@ public static class SettingCatalog
         {
             Name = MaxConnections, Kind = SettingKind.Int, DefaultText = "100", Min = 1, Max = MaxBackendsLimit,
             Context = SettingContext.Reload, Group = SettingGroup.Connections,
-            Description = "most client sessions at once; more are answered with connection_rejection_message and closed",
+            Description = "most client sessions at once (more are refused)",
             Documentation = "Sessions being served plus connections waiting for a backend. Connection backends count "
                 + "against `max_backends` as well: a connection that finds no free backend slot is rejected the same way.",
         },
@@ -206,7 +206,7 @@ public static class SettingCatalog
             Name = ConnectionRejectionMessage, Kind = SettingKind.String, DefaultText = "sorry, too many clients already",
             MaxBytes = 512,
             Context = SettingContext.Reload, Group = SettingGroup.Connections,
-            Description = "line sent (with CRLF) to a connection that is refused, before it is closed",
+            Description = "line sent (with CRLF) to a refused connection",
             Documentation = "Sent to a connection over `max_connections` or without a free backend slot. During shutdown "
                 + "and crash recovery the refusal says why instead (`the database system is shutting down`, `the "
                 + "database system is in recovery mode`).",
