@@ -98,6 +98,7 @@ case "${1:-}" in
     dotnet publish "$ROOT/bench/Hello/Hello.csproj" -c Release -r linux-x64 --self-contained false \
       -p:PublishReadyToRun=true -o "$OUT/bench-hello" -nologo -v quiet >/dev/null
     dotnet build "$ROOT/tests/TestChild/TestChild.csproj" -c Release -nologo -v quiet -o "$OUT/testchild" >/dev/null
+    dotnet build "$ROOT/samples/KeyValue/KeyValue.csproj" -c Release -nologo -v quiet -o "$OUT/samples/KeyValue" >/dev/null
     dotnet run --project "$ROOT/bench/Postmaster.Bench/Postmaster.Bench.csproj" -c Release -- "$@" ;;
   kv)
     shift

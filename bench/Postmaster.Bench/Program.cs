@@ -18,6 +18,7 @@ IBenchSuite[] suites =
     new BackendsSuite("backends-resources", BackendsSuite.Parts.Resources),
     new BackendsSuite("backends-crash", BackendsSuite.Parts.Crash),
     new BackendsSuite("backends-knobs", BackendsSuite.Parts.Knobs),
+    new ConnectionsSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

@@ -11,6 +11,9 @@ namespace Postmaster.Connections;
 /// <summary>What the acceptor does with connections, set by the supervisor from its state.</summary>
 internal enum AcceptMode
 {
+    /// <summary>Before the first "ready": connections wait in the kernel's backlog (nothing is accepted yet).</summary>
+    Starting,
+
     /// <summary>Normal operation: connections are handed to connection backends.</summary>
     Open,
 
@@ -51,7 +54,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private readonly Queue<Waiting> _waiting = new();
     private readonly Thread _thread;
     private BackendSlotArray? _slots;
-    private AcceptMode _mode = AcceptMode.Recovery; // Open once the supervisor is ready
+    private AcceptMode _mode = AcceptMode.Starting; // Open once the supervisor is ready
     private int _maxConnections;
     private int _spare;
     private byte[] _rejection = [];
@@ -203,7 +206,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                         Refuse(_waiting.Dequeue().Client, InRecovery);
                 entries.Add(new PollEntry(_wake.Fd));
                 owners.Add(null);
-                if (listening)
+                if (listening && _mode != AcceptMode.Starting)
                 {
                     foreach (var l in _listeners.All)
                     {

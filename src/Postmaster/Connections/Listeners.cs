@@ -44,7 +44,10 @@ internal sealed class Listeners : IDisposable
             if (SystemdSockets() is { Count: > 0 } passed)
             {
                 foreach (var s in passed)
+                {
                     l.Add(s, $"socket passed by systemd ({s.LocalEndPoint})", s.AddressFamily == AddressFamily.Unix);
+                    log.Log($"listening on socket passed by systemd ({s.LocalEndPoint})");
+                }
                 return l;
             }
             l.OpenTcp(settings, log);

@@ -257,7 +257,8 @@ internal sealed class PostmasterLoop
         _acceptor?.SetMode(_state.State switch
         {
             PmState.Run => AcceptMode.Open,
-            PmState.Starting or PmState.CrashWaitBackends or PmState.Reinit => AcceptMode.Recovery,
+            PmState.Starting => AcceptMode.Starting,
+            PmState.CrashWaitBackends or PmState.Reinit => AcceptMode.Recovery,
             _ => AcceptMode.Closed,
         });
         if (_state.State is PmState.CrashWaitBackends or PmState.Reinit)
@@ -531,13 +532,15 @@ internal sealed class PostmasterLoop
                 return;
             }
             var spec = WorkerSpec.Dynamic("connection", ConnectionHostArgument.Entry, argument);
-            var p = _pool.Take(spec, 0, wakeLater: false) ?? _children.Launch(spec, pooled: false, 0, Array.Empty<string>(), out string? error);
+            // A pool member is woken only once the acceptor expects it: it would otherwise connect first and be refused.
+            var p = _pool.Take(spec, 0, wakeLater: true) ?? _children.Launch(spec, pooled: false, 0, Array.Empty<string>(), out string? error);
             if (p is null)
             {
                 _acceptor.CouldNotStart("the backend could not be started");
                 return;
             }
             _acceptor.Expect(p.Pid, p.Slot);
+            _pool.WakeAssigned();
         }
     }
 

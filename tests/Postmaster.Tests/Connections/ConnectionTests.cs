@@ -273,3 +273,53 @@ public sealed class ConnectionTests
         pm.AssertNothingLeaked();
     }
 }
+
+/// <summary>Socket activation: under <c>systemd-socket-activate</c> (which passes one listening socket as descriptor 3
+/// with LISTEN_FDS=1 and LISTEN_PID set to the postmaster's pid), the postmaster serves on that socket instead of
+/// binding its own, and its backends never see the variables.</summary>
+public sealed class SocketActivationTests
+{
+    [Fact]
+    public void A_socket_passed_by_systemd_is_used_instead_of_binding()
+    {
+        string Tool = new[] { "/usr/bin/systemd-socket-activate", "/bin/systemd-socket-activate" }.FirstOrDefault(File.Exists) ?? "/usr/bin/systemd-socket-activate";
+        Assert.True(File.Exists(Tool), $"{Tool} is missing (Debian package systemd)");
+        int port = EchoClient.FreePort();
+        int configured = EchoClient.FreePort(); // what the configuration says: must stay unused
+        string entry = $"{Path.Combine(Paths.OutDir, "testchild", "TestChild.dll")}:Postmaster.TestChild.Workers.EchoConnectionWorker";
+        using var pm = Clusters.Bare("conn-activate", $"connection_worker = '{entry}'", $"port = {configured}", "backend_pool_size = 0");
+        var psi = new System.Diagnostics.ProcessStartInfo(Tool)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { "-l", $"127.0.0.1:{port}", Path.Combine(Paths.OutDir, "postmaster"), "start", "-D", pm.DataDirectory })
+            psi.ArgumentList.Add(a);
+        var output = new System.Text.StringBuilder();
+        using var activator = new System.Diagnostics.Process { StartInfo = psi };
+        activator.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        activator.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        activator.Start();
+        try
+        {
+            activator.BeginOutputReadLine();
+            activator.BeginErrorReadLine();
+            Wait.Until(() => { lock (output) return output.ToString().Contains("Listening on"); }, "systemd-socket-activate to listen");
+            // systemd-socket-activate starts the postmaster on the first connection; that one waits in the backlog
+            // until the server is ready, and is then served.
+            using (var c = EchoClient.Tcp(port))
+                Assert.Equal("activated", c.Ask("activated"));
+            pm.WaitUntilReady();
+            Assert.Throws<System.Net.Sockets.SocketException>(() => EchoClient.Tcp(configured));
+            Wait.Until(() => { lock (output) return output.ToString().Contains("listening on socket passed by systemd"); },
+                "the postmaster to say it uses the socket systemd passed");
+            pm.Stop();
+            Assert.True(activator.WaitForExit(60_000), "the foreground postmaster to exit after stop");
+        }
+        finally
+        {
+            if (!activator.HasExited)
+                activator.Kill();
+        }
+        pm.AssertNothingLeaked();
+    }
+}

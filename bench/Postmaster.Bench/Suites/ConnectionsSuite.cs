@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Postmaster.Bench.Suites.Backends;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Bench.Suites;
+
+/// <summary>
+/// Client connections against peers measured in the same run: (1) connect → the connection worker's first line (the
+/// test echo worker's greeting), from a spare connection backend, against a bare accept loop in this process that
+/// writes the same line; (2) a new connection per request with redis-benchmark (<c>-k 0 -t ping_inline</c>, 1 and 2
+/// clients) and (3) 50 persistent clients doing SET and GET, the KeyValue sample against redis-server. (2) and (3)
+/// need redis-server and redis-benchmark; without them those rows are left out and the run says so.
+/// </summary>
+public sealed partial class ConnectionsSuite : IBenchSuite
+{
+    private const int LatencyConnections = 2_000;
+
+    public string Name => "connections";
+
+    public string Description => "client connections: connect latency, connection rate, persistent throughput";
+
+    public void Run()
+    {
+        var table = new BenchTable();
+        MeasureLatency(table);
+        MeasureAgainstRedis(table);
+        Console.Write(table.ToMarkdown());
+    }
+
+    private static string EchoEntry => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.EchoConnectionWorker";
+
+    private static string KeyValueEntry => Path.Combine(BenchPaths.Out, "samples", "KeyValue", "KeyValue.dll") + ":KeyValue.KvServer";
+
+    private static Dictionary<string, string> Settings(string entry, int port) => new()
+    {
+        ["connection_worker"] = BenchServer.Quote(entry),
+        ["port"] = port.ToString(CultureInfo.InvariantCulture),
+        ["listen_addresses"] = "'127.0.0.1'",
+        ["max_backends"] = "300",
+        ["max_connections"] = "200",
+        ["backend_pool_size"] = "4",
+        ["spare_connection_backends"] = "4",
+        ["connection_rejection_message"] = "'-ERR max number of clients reached'",
+    };
+
+    private static void MeasureLatency(BenchTable table)
+    {
+        int port = FreePort();
+        using var server = BenchServer.Start("conn-latency", Settings(EchoEntry, port));
+        WaitForPort(port);
+        using var bare = new BareGreeter();
+        for (int warm = 0; warm < 200; warm++) // both: first-use costs, and the spare backends settle
+        {
+            Greeting(port);
+            Greeting(bare.Port);
+        }
+        var ours = new double[LatencyConnections];
+        var baseline = new double[LatencyConnections];
+        for (int i = 0; i < LatencyConnections; i++) // interleaved, so a change in the machine's load hits both alike
+        {
+            ours[i] = Greeting(port);
+            baseline[i] = Greeting(bare.Port);
+        }
+        Array.Sort(ours);
+        Array.Sort(baseline);
+        table.AddTime("connect → the worker's first line, median", "bare accept loop in one process", Median(baseline), Median(ours), "µs", "< 300 µs");
+        table.AddTime("connect → the worker's first line, p99", "bare accept loop in one process", P99(baseline), P99(ours), "µs", "report");
+    }
+
+    /// <summary>Microseconds from connect() to the first line read.</summary>
+    private static double Greeting(int port)
+    {
+        long t = Stopwatch.GetTimestamp();
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        s.Connect(new IPEndPoint(IPAddress.Loopback, port));
+        s.ReceiveTimeout = 20_000;
+        var buf = new byte[256];
+        int n = 0;
+        while (n == 0 || buf[n - 1] != (byte)'\n')
+        {
+            int r = s.Receive(buf, n, buf.Length - n, SocketFlags.None);
+            if (r == 0)
+                throw new InvalidOperationException("the server closed the connection before its first line");
+            n += r;
+        }
+        return Stopwatch.GetElapsedTime(t).TotalMicroseconds;
+    }
+
+    private static void MeasureAgainstRedis(BenchTable table)
+    {
+        if (Which("redis-server") is not { } redisServer || Which("redis-benchmark") is not { } benchmark)
+        {
+            Console.WriteLine("(redis-server or redis-benchmark not installed: the connection-rate and throughput rows are left out)");
+            return;
+        }
+        int ourPort = FreePort(), redisPort = FreePort();
+        using var server = BenchServer.Start("conn-kv", Settings(KeyValueEntry, ourPort));
+        int redisPid = BenchProcess.Start(redisServer, "--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no");
+        try
+        {
+            WaitForPort(ourPort);
+            WaitForPort(redisPort);
+            foreach (int clients in new[] { 1, 2 })
+            {
+                string[] args = ["-k", "0", "-t", "ping_inline", "-c", clients.ToString(CultureInfo.InvariantCulture), "-n", "4000", "-q"];
+                double redis = Rps(benchmark, redisPort, args, "PING_INLINE");
+                double ours = Rps(benchmark, ourPort, args, "PING_INLINE");
+                table.AddThroughput($"new connection per request (redis-benchmark -k 0 ping_inline), {clients} client(s)",
+                    "redis-server", redis, ours, "≥ 0.8× redis-server");
+            }
+            string[] persistent = ["-c", "50", "-t", "set,get", "-n", "100000", "-q"];
+            var redisRates = RpsAll(benchmark, redisPort, persistent);
+            var ourRates = RpsAll(benchmark, ourPort, persistent);
+            foreach (string op in new[] { "SET", "GET" })
+                table.AddThroughput($"50 persistent clients, {op} (redis-benchmark, no pipelining)", "redis-server",
+                    redisRates[op], ourRates[op], "≥ 0.8× redis-server");
+        }
+        finally
+        {
+            ProcessControl.Signal(redisPid, Signals.SIGTERM);
+            BenchProcess.WaitForExit(redisPid);
+        }
+    }
+
+    private static double Rps(string benchmark, int port, string[] args, string op) => RpsAll(benchmark, port, args)[op];
+
+    private static Dictionary<string, double> RpsAll(string benchmark, int port, string[] args)
+    {
+        string output = BenchProcess.Output(benchmark, ["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), .. args]);
+        var rates = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (Match m in RateLine().Matches(output))
+            rates[m.Groups[1].Value] = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        if (rates.Count == 0)
+            throw new InvalidOperationException($"redis-benchmark printed no rate:\n{output}");
+        return rates;
+    }
+
+    [GeneratedRegex(@"([A-Z_]+): ([0-9.]+) requests per second")]
+    private static partial Regex RateLine();
+
+    private static string? Which(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    private static double Median(double[] sorted) => sorted[sorted.Length / 2];
+
+    private static double P99(double[] sorted) => sorted[(int)(sorted.Length * 0.99)];
+
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    private static void WaitForPort(int port)
+    {
+        var until = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 60;
+        while (true)
+        {
+            try
+            {
+                using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                s.Connect(new IPEndPoint(IPAddress.Loopback, port));
+                return;
+            }
+            catch (SocketException) when (Stopwatch.GetTimestamp() < until)
+            {
+                Thread.Sleep(20);
+            }
+        }
+    }
+
+    /// <summary>The peer for connect latency: an accept loop on its own thread that writes a greeting and closes.</summary>
+    private sealed class BareGreeter : IDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        private readonly Thread _thread;
+        private volatile bool _stop;
+
+        public BareGreeter()
+        {
+            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Listen(511);
+            Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+            _thread = new Thread(Loop) { IsBackground = true };
+            _thread.Start();
+        }
+
+        public int Port { get; }
+
+        private void Loop()
+        {
+            var line = "hello session 1 1 0 127.0.0.1:1\n"u8.ToArray();
+            while (!_stop)
+            {
+                try
+                {
+                    using var c = _listener.Accept();
+                    c.Send(line);
+                }
+                catch (SocketException)
+                {
+                    return;
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            _stop = true;
+            _listener.Dispose();
+            _thread.Join();
+        }
+    }
+}
