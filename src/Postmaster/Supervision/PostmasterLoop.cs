@@ -526,9 +526,9 @@ internal sealed class PostmasterLoop
         string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, s.ConnectionWorker);
         for (int n = _acceptor.Wanted(); n > 0; n--)
         {
-            if (_children.FreeSlots == 0)
+            if (_children.FreeSlots - _workers.WaitingForSlot <= 0 && _pool.Idle == 0)
             {
-                _acceptor.CouldNotStart($"all {s.MaxBackends} backend slots are in use (max_backends)");
+                _acceptor.CouldNotStart($"all {s.MaxBackends} backend slots are in use or reserved for configured workers (max_backends)");
                 return;
             }
             var spec = WorkerSpec.Dynamic("connection", ConnectionHostArgument.Entry, argument);
@@ -546,8 +546,8 @@ internal sealed class PostmasterLoop
 
     private void StartDue()
     {
+        _workers.StartDue(StartStatic); // configured workers first: connection backends never take their slots
         StartConnectionBackends();
-        _workers.StartDue(StartStatic);
         _pool.Refill(_workers.WaitingForSlot, _workers.Entries);
         if (_workers.Dirty)
             PublishWorkers();

@@ -256,6 +256,38 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public void Immediate_shutdown_ends_open_sessions_and_leaves_nothing()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-immediate", port, "unix_socket_directories = '.'");
+        pm.Start();
+        using var a = EchoClient.Tcp(port);
+        using var b = EchoClient.Unix(Path.Combine(pm.DataDirectory, $".s.POSTMASTER.{port}"));
+        var r = pm.TryStop(Postmaster.Testing.ShutdownMode.Immediate);
+        Assert.Equal(0, r.ExitCode);
+        Assert.True(a.IsClosedByServer());
+        Assert.True(b.IsClosedByServer());
+        Assert.Throws<System.Net.Sockets.SocketException>(() => EchoClient.Tcp(port));
+        Assert.False(File.Exists(Path.Combine(pm.DataDirectory, $".s.POSTMASTER.{port}")));
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void Configured_workers_keep_their_slots_when_connections_want_more_backends()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Clusters.Bare("conn-slots", $"connection_worker = '{EchoEntry}'", $"port = {port}", "backend_pool_size = 0",
+            "max_backends = 3", "spare_connection_backends = 5", "worker.w.entry = 'idle'", "worker.w.count = 2");
+        pm.Start();
+        pm.WaitForWorker("w", WorkerState.Running);
+        using (var c = EchoClient.Tcp(port))
+            Assert.Equal("one", c.Ask("one")); // the one slot left serves connections
+        Assert.Equal(2, pm.Status().Backends.Count(b => b.Name.StartsWith("w", StringComparison.Ordinal)));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
     public void Smart_shutdown_waits_for_open_sessions_fast_ends_them()
     {
         int port = EchoClient.FreePort();
