@@ -29,6 +29,7 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         MeasureLatency(table);
         MeasureAgainstRedis(table);
         Console.Write(table.ToMarkdown());
+        MeasureCrashIsolation();
     }
 
     private static string EchoEntry => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.EchoConnectionWorker";
