@@ -42,18 +42,37 @@ public sealed partial class LocksSuite
             2.0 * ThreadOps / 10 / (ms[2] / 1000), 2.0 * ThreadOps / 10 / (ms[3] / 1000), "report");
     }
 
-    /// <summary>Runs both on their own threads at once; wall milliseconds.</summary>
+    /// <summary>Runs both on their own threads at once; wall milliseconds. A failure on either thread is rethrown here,
+    /// so the suite's segment is still removed (an exception escaping a thread would end the process on the spot).</summary>
     private static double Twice(Action a, Action b)
     {
         using var go = new ManualResetEventSlim();
-        var ta = new Thread(() => { go.Wait(); a(); });
-        var tb = new Thread(() => { go.Wait(); b(); });
-        ta.Start();
-        tb.Start();
+        Exception? failed = null;
+        Thread Start(Action body)
+        {
+            var t = new Thread(() =>
+            {
+                go.Wait();
+                try
+                {
+                    body();
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref failed, e, null);
+                }
+            });
+            t.Start();
+            return t;
+        }
+        var ta = Start(a);
+        var tb = Start(b);
         var sw = Stopwatch.StartNew();
         go.Set();
         ta.Join();
         tb.Join();
+        if (failed is not null)
+            throw new InvalidOperationException("a measuring thread failed", failed);
         return sw.Elapsed.TotalMilliseconds;
     }
 
