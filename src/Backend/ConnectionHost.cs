@@ -32,8 +32,22 @@ internal sealed class ConnectionHost
         _name = name;
     }
 
-    /// <summary>Runs the session loop; the backend's exit code.</summary>
+    /// <summary>Runs the session loop; the backend's exit code. The channel failing (the postmaster closed it, or is
+    /// gone) ends the loop like a release.</summary>
     public int Run(string argument, string dataDir)
+    {
+        try
+        {
+            return RunSessions(argument, dataDir);
+        }
+        catch (Shmem.Errors.OsCallException e)
+        {
+            _log.Write(BackendLog.Debug1, $"connection backend: the channel to the postmaster failed: {e.Message}");
+            return BackendHost.ExitDone;
+        }
+    }
+
+    private int RunSessions(string argument, string dataDir)
     {
         if (!ConnectionHostArgument.TryParse(argument, out string channelName, out int maxSessions, out string entry))
         {

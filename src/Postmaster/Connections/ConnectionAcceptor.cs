@@ -50,6 +50,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private readonly Socket _channelListener;
     private readonly WakeEvent _wake = new();
     private readonly Dictionary<int, int> _expected = new(); // pid → slot: started, not connected yet
+    private readonly List<(Socket Socket, int Pid, long Since)> _early = new(); // connected before Expect: parked briefly
     private readonly List<Channel> _channels = new();
     private readonly Queue<Waiting> _waiting = new();
     private readonly Thread _thread;
@@ -60,6 +61,10 @@ internal sealed class ConnectionAcceptor : IDisposable
     private byte[] _rejection = [];
     private long _nextSessionId;
     private bool _stop;
+    private long _listenersPausedUntil;
+
+    /// <summary>How long a channel from a process not (yet) expected is kept before it is closed.</summary>
+    private const long EarlyChannelLimitMs = 5_000;
 
     public ConnectionAcceptor(ServerLog log, Listeners listeners)
     {
@@ -130,7 +135,18 @@ internal sealed class ConnectionAcceptor : IDisposable
     public void Expect(int pid, int slot)
     {
         lock (_gate)
+        {
             _expected[pid] = slot;
+            int k = _early.FindIndex(e => e.Pid == pid);
+            if (k >= 0) // it connected before the supervisor got to say so (a cold start that was quick)
+            {
+                var early = _early[k];
+                _early.RemoveAt(k);
+                _expected.Remove(pid);
+                _channels.Add(new Channel(early.Socket, pid, slot));
+            }
+        }
+        _wake.Signal();
     }
 
     /// <summary>The supervisor could not start a connection backend: connections waiting beyond the backends that are
@@ -155,7 +171,17 @@ internal sealed class ConnectionAcceptor : IDisposable
     public void ProcessGone(int pid)
     {
         lock (_gate)
+        {
             _expected.Remove(pid);
+            // Its channel goes now, not when the acceptor reads its end: the slot may already be another process's.
+            foreach (var c in _channels.Where(c => c.Pid == pid).ToList())
+                Drop(c);
+            foreach (var e in _early.Where(e => e.Pid == pid).ToList())
+            {
+                e.Socket.Dispose();
+                _early.Remove(e);
+            }
+        }
         _wake.Signal();
     }
 
@@ -178,6 +204,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         _channelListener.Dispose();
         _listeners.Dispose();
         _wake.Dispose();
+        _log.Debug1($"connections since start: {Accepted} accepted, {Rejected} refused, {Sessions} sessions handed to backends");
     }
 
     private static readonly byte[] ShuttingDown = Encoding.UTF8.GetBytes("the database system is shutting down\r\n");
@@ -202,11 +229,22 @@ internal sealed class ConnectionAcceptor : IDisposable
                     CloseForShutdown();
                 }
                 if (_mode == AcceptMode.Recovery)
+                {
                     while (_waiting.Count > 0)
                         Refuse(_waiting.Dequeue().Client, InRecovery);
+                    foreach (var c in _channels.ToList())
+                        Drop(c); // every backend is being stopped; the slots are rebuilt
+                }
+                long now = Environment.TickCount64;
+                foreach (var e in _early.Where(e => now - e.Since > EarlyChannelLimitMs).ToList())
+                {
+                    e.Socket.Dispose(); // never expected: not a connection backend of this postmaster
+                    _early.Remove(e);
+                }
+                bool paused = now < _listenersPausedUntil;
                 entries.Add(new PollEntry(_wake.Fd));
                 owners.Add(null);
-                if (listening && _mode != AcceptMode.Starting)
+                if (listening && _mode != AcceptMode.Starting && !paused)
                 {
                     foreach (var l in _listeners.All)
                     {
@@ -225,7 +263,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
             try
             {
-                Poller.Wait(span, -1);
+                Poller.Wait(span, _early.Count > 0 || Environment.TickCount64 < _listenersPausedUntil ? 100 : -1);
             }
             catch (Exception e)
             {
@@ -286,9 +324,17 @@ internal sealed class ConnectionAcceptor : IDisposable
             {
                 break;
             }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionAborted)
+            {
+                continue; // the client gave up before it was accepted
+            }
             catch (SocketException e)
             {
-                _log.Log($"could not accept new connection: {e.Message}");
+                // Out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS): the listener stays readable, so stop polling
+                // it for a moment instead of spinning; PostgreSQL's "could not accept new connection".
+                if (Environment.TickCount64 >= _listenersPausedUntil + 1000)
+                    _log.Log($"could not accept new connection: {e.Message}");
+                _listenersPausedUntil = Environment.TickCount64 + 100;
                 break;
             }
             Accepted++;
@@ -358,9 +404,18 @@ internal sealed class ConnectionAcceptor : IDisposable
             catch (SocketException)
             {
             }
-            if (uid != ProcessControl.EffectiveUid || !_expected.Remove(pid, out int slot))
+            if (uid != ProcessControl.EffectiveUid)
             {
                 s.Dispose(); // not a connection backend this postmaster started
+                continue;
+            }
+            if (!_expected.Remove(pid, out int slot))
+            {
+                // Started a moment ago and quicker than the supervisor's Expect: parked until then (or until the limit).
+                if (_early.Count < 64)
+                    _early.Add((s, pid, Environment.TickCount64));
+                else
+                    s.Dispose();
                 continue;
             }
             s.Blocking = false;

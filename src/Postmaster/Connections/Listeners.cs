@@ -82,9 +82,10 @@ internal sealed class Listeners : IDisposable
             foreach (var address in Resolve(item, log))
             {
                 string family = address.AddressFamily == AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4";
-                var s = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                Socket? s = null;
                 try
                 {
+                    s = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp); // EAFNOSUPPORT without IPv6
                     if (address.AddressFamily == AddressFamily.InterNetworkV6)
                         s.DualMode = false; // IPV6_V6ONLY: "*" binds 0.0.0.0 and :: separately, as PostgreSQL does
                     // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT as well, which would let a second
@@ -94,14 +95,14 @@ internal sealed class Listeners : IDisposable
                 }
                 catch (SocketException e)
                 {
-                    s.Dispose();
+                    s?.Dispose();
                     log.Log($"could not bind {family} address \"{address}\": {e.Message}",
                         hint: e.SocketErrorCode == SocketError.AddressAlreadyInUse
                             ? $"Is another postmaster already running on port {port}? If not, wait a few seconds and retry."
                             : null);
                     continue;
                 }
-                Add(s, $"{family} address \"{address}\", port {port}", false);
+                Add(s!, $"{family} address \"{address}\", port {port}", false);
                 log.Log($"listening on {family} address \"{address}\", port {port}");
                 if (opened++ == 0)
                     FirstListenAddress = item;
@@ -173,10 +174,20 @@ internal sealed class Listeners : IDisposable
             !int.TryParse(fdsText, out int count) || count <= 0 || count > 64)
             return null;
         var sockets = new List<Socket>();
-        for (int fd = 3; fd < 3 + count; fd++)
+        try
         {
-            ProcessControl.SetCloseOnExec(fd);
-            sockets.Add(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+            for (int fd = 3; fd < 3 + count; fd++)
+            {
+                ProcessControl.SetCloseOnExec(fd);
+                var s = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+                sockets.Add(s);
+                _ = s.LocalEndPoint; // not a bound socket: throws here, not later
+            }
+        }
+        catch (Exception e) when (e is SocketException or ArgumentException or NotSupportedException)
+        {
+            sockets.ForEach(s => s.Dispose());
+            throw new StartupException($"a descriptor passed by systemd (LISTEN_FDS = {count}) is not a listening socket: {e.Message}");
         }
         return sockets;
     }

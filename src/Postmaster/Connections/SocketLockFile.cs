@@ -27,6 +27,18 @@ internal static class SocketLockFile
             catch (IOException) when (File.Exists(lockPath))
             {
                 int? pid = ReadPid(lockPath);
+                if (pid is null)
+                {
+                    // Empty or unreadable: another server may be between creating and writing it (PostgreSQL's
+                    // "lock file is empty"). Look again shortly; never take it over.
+                    if (attempt < 9)
+                    {
+                        Thread.Sleep(100);
+                        continue;
+                    }
+                    throw new StartupException($"lock file \"{lockPath}\" is empty",
+                        hint: "Either another server is starting, or the lock file is the remnant of a previous server startup crash.");
+                }
                 if (pid is int p && p != ProcessControl.CurrentPid && ProcessControl.IsAlive(p))
                     throw new StartupException($"lock file \"{lockPath}\" already exists",
                         hint: $"Is another postmaster (PID {p}) using socket file \"{socketPath}\"?");

@@ -265,11 +265,7 @@ internal sealed class PostmasterLoop
             _acceptor?.Configure(_settings.Current.MaxConnections, _settings.Current.SpareConnectionBackends,
                 _settings.Current.ConnectionRejectionMessage, null); // the slots are about to be rebuilt
         if (a.HasFlag(PmAction.Reinitialize))
-        {
             Reinitialize();
-            if (_memory.IsMapped)
-                ConfigureAcceptor();
-        }
         if (a.HasFlag(PmAction.StartBackends) && !_pendingImmediate)
             StartDue();
         if (_pendingImmediate)
@@ -384,6 +380,7 @@ internal sealed class PostmasterLoop
         _pool.Reinitialized();
         _killDeadline = long.MaxValue;
         StartDoorbell();
+        ConfigureAcceptor(); // before the transition that starts backends: the acceptor records sessions in the new slots
         Transition(PmInput.ReinitDone, "shared memory was rebuilt");
     }
 

@@ -37,6 +37,7 @@ internal static class Errno
     public const int ECHILD = 10;
     public const int EAGAIN = 11;
     public const int EWOULDBLOCK = EAGAIN;
+    public const int EIO = 5;
     public const int ENOMEM = 12;
     public const int EACCES = 13;
     public const int EEXIST = 17;

@@ -546,7 +546,7 @@ internal sealed unsafe class LockOwner : IDisposable
         }
     }
 
-    /// <summary>Releases the lock of a held entry and frees the entry (its holder's list is the caller's concern).</summary>
+    /// <summary>Releases the lock of a held entry and frees the entry (its holder's cursor or list is the caller's concern: see Forget).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ReleaseEntry(int index, LWLock* l) => ReleaseEntry(index, l, Entry(index).Mode);
 

@@ -29,8 +29,10 @@ internal static unsafe class FdPassing
             while (true)
             {
                 nint n = Libc.sendmsg(channel, &msg, flags);
-                if (n >= 0)
+                if (n == payload.Length)
                     return 0;
+                if (n >= 0)
+                    return Errno.EIO; // a short write on the channel: the caller drops it
                 int errno = Libc.Errno;
                 if (errno != Errno.EINTR)
                     return errno;
