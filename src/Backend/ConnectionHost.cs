@@ -75,16 +75,7 @@ internal sealed class ConnectionHost
             return BackendHost.ExitFailure;
         }
         // A stop request wakes the blocking receive: shutdown(2) ends it with 0 bytes.
-        using var wake = _stop.Token.Register(() =>
-        {
-            try
-            {
-                channel.Shutdown(SocketShutdown.Both);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-            }
-        });
+        using var wake = _stop.Token.Register(() => ShutDown(channel));
         int fd = (int)channel.Handle;
         var buffer = new byte[256];
         for (int served = 0; ;)
@@ -122,16 +113,7 @@ internal sealed class ConnectionHost
         _log.Write(BackendLog.Debug1, $"connection received: session {id} from {peer}");
         // A stop request (fast shutdown, terminate) ends the session even when the worker is blocked reading from the
         // client: shutdown(2) wakes the read with end of stream.
-        using var wake = _stop.Token.Register(() =>
-        {
-            try
-            {
-                socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-            }
-        });
+        using var wake = _stop.Token.Register(() => ShutDown(socket));
         try
         {
             if (worker is IConnectionWorker sync)
@@ -146,8 +128,7 @@ internal sealed class ConnectionHost
             {
                 _log.Write(BackendLog.Fatal, $"connection worker \"{_name}\" failed in session {id} ({peer}): {ExceptionReport.Summary(e)}",
                     context: ExceptionReport.Trace(e));
-                Close(session);
-                return false;
+                return false; // the connection is closed in finally
             }
         }
         finally
@@ -161,6 +142,17 @@ internal sealed class ConnectionHost
             return false;
         }
         return true;
+    }
+
+    private static void ShutDown(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
     }
 
     private static void Close(ClientSession session)

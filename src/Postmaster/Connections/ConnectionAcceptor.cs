@@ -121,14 +121,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     public int Wanted()
     {
         lock (_gate)
-        {
-            if (_mode != AcceptMode.Open)
-                return 0;
-            int idle = _channels.Count(c => c.Idle);
-            int need = _spare + _waiting.Count - idle - _expected.Count;
-            int room = _maxConnections + _spare - _channels.Count - _expected.Count;
-            return Math.Max(0, Math.Min(need, room));
-        }
+            return _mode == AcceptMode.Open ? Math.Max(0, WantedLocked()) : 0;
     }
 
     /// <summary>The supervisor started <paramref name="pid"/> in <paramref name="slot"/> as a connection backend.</summary>
@@ -302,10 +295,14 @@ internal sealed class ConnectionAcceptor : IDisposable
         }
     }
 
+    /// <summary>Spares missing plus one per waiting connection, capped at max_connections + spares backends in all
+    /// (may be negative). Caller holds <see cref="_gate"/>.</summary>
     private int WantedLocked()
     {
         int idle = _channels.Count(c => c.Idle);
-        return Math.Min(_spare + _waiting.Count - idle - _expected.Count, _maxConnections + _spare - _channels.Count - _expected.Count);
+        int need = _spare + _waiting.Count - idle - _expected.Count;
+        int room = _maxConnections + _spare - _channels.Count - _expected.Count;
+        return Math.Min(need, room);
     }
 
     /// <summary>Accepts what is pending on <paramref name="l"/> (a bounded batch, so one busy listener cannot starve the
@@ -333,7 +330,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 // Out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS): the listener stays readable, so stop polling
                 // it for a moment instead of spinning; PostgreSQL's "could not accept new connection".
                 if (Environment.TickCount64 >= _listenersPausedUntil + 1000)
-                    _log.Log($"could not accept new connection: {e.Message}");
+                    _log.Log($"could not accept new connection on {l.Description}: {e.Message}");
                 _listenersPausedUntil = Environment.TickCount64 + 100;
                 break;
             }

@@ -8,7 +8,7 @@ using Postmaster.Shmem.Os;
 namespace Postmaster.Connections;
 
 /// <summary>One listening socket and how the log names it.</summary>
-internal sealed record Listener(Socket Socket, string Description, bool IsUnix);
+internal sealed record Listener(Socket Socket, string Description);
 
 /// <summary>
 /// The listening sockets (PostgreSQL's StreamServerPort): TCP on each of <c>listen_addresses</c> at <c>port</c>, and a
@@ -45,7 +45,7 @@ internal sealed class Listeners : IDisposable
             {
                 foreach (var s in passed)
                 {
-                    l.Add(s, $"socket passed by systemd ({s.LocalEndPoint})", s.AddressFamily == AddressFamily.Unix);
+                    l.Add(s, $"socket passed by systemd ({s.LocalEndPoint})");
                     log.Log($"listening on socket passed by systemd ({s.LocalEndPoint})");
                 }
                 return l;
@@ -65,10 +65,10 @@ internal sealed class Listeners : IDisposable
         }
     }
 
-    private void Add(Socket s, string description, bool unix)
+    private void Add(Socket s, string description)
     {
         s.Blocking = false;
-        _all.Add(new Listener(s, description, unix));
+        _all.Add(new Listener(s, description));
     }
 
     private void OpenTcp(Settings settings, ServerLog log)
@@ -102,7 +102,7 @@ internal sealed class Listeners : IDisposable
                             : null);
                     continue;
                 }
-                Add(s!, $"{family} address \"{address}\", port {port}", false);
+                Add(s!, $"{family} address \"{address}\", port {port}");
                 log.Log($"listening on {family} address \"{address}\", port {port}");
                 if (opened++ == 0)
                     FirstListenAddress = item;
@@ -155,7 +155,7 @@ internal sealed class Listeners : IDisposable
             throw new StartupException($"could not create Unix-domain socket in directory \"{dir}\": {e.Message}");
         }
         _files.Add((path, lockPath));
-        Add(s, $"Unix socket \"{path}\"", true);
+        Add(s, $"Unix socket \"{path}\"");
         log.Log($"listening on Unix socket \"{path}\"");
         if (FirstSocketDirectory.Length == 0)
             FirstSocketDirectory = dir;

@@ -6,7 +6,7 @@ namespace Postmaster.TestChild.Workers;
 /// <summary>
 /// Test connection worker: greets each session with <c>hello session ID NUMBER PID</c>, then answers each line:
 /// <c>quit</c> ends the session, <c>lock NAME</c> takes the named lock exclusively and keeps it (the session then ends
-/// with it held), <c>unlock NAME</c> releases it, <c>throw</c> throws, <c>sleep MS</c> waits, <c>counter</c>
+/// with it held), <c>unlock NAME</c> releases it, <c>throw</c> throws, <c>counter</c>
 /// increments a shared counter (named main-segment space, under a named lock) and replies its value; anything else is
 /// echoed back.
 /// </summary>
@@ -39,11 +39,6 @@ public sealed class EchoConnectionWorker : IConnectionWorker
             else if (line == "throw")
             {
                 throw new InvalidOperationException("the client asked for it");
-            }
-            else if (line.StartsWith("sleep ", StringComparison.Ordinal))
-            {
-                Thread.Sleep(int.Parse(line[6..], System.Globalization.CultureInfo.InvariantCulture));
-                Reply("slept");
             }
             else if (line == "counter")
             {
