@@ -11,12 +11,16 @@ using System.Runtime.Loader;
 //   reflect DLL TYPE [scan]  time what resolving a worker type costs in a fresh process: load DLL, find TYPE
 //                        (Assembly.GetType, or with "scan" a walk of Assembly.GetTypes() as WorkerResolver does for
 //                        small assemblies), GetConstructor, CreateInstance, then a second lookup; prints milliseconds
+//   client PORT          one connection as a connection backend holds one (memory figures of idle sessions): connect to
+//                        127.0.0.1:PORT, answer each "PING\r\n" with "+PONG\r\n" (System.Net.Sockets, blocking), exit at EOF
 if (args.Length == 0)
     Modes.Hello();
 else if (args[0] == "wait")
     Modes.Wait();
 else if (args[0] == "stamp" && args.Length == 2)
     Modes.Stamp(args[1]);
+else if (args[0] == "client" && args.Length == 2)
+    Modes.Client(int.Parse(args[1], CultureInfo.InvariantCulture));
 else if (args[0] == "reflect" && args.Length is 3 or 4)
     Modes.Reflect(args[1], args[2], scan: args.Length == 4 && args[3] == "scan");
 
@@ -27,6 +31,17 @@ internal static class Modes
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Wait() => Thread.Sleep(Timeout.Infinite);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Client(int port)
+    {
+        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        s.Connect(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port));
+        var buffer = new byte[16 * 1024];
+        while (s.Receive(buffer) > 0)
+            s.Send("+PONG\r\n"u8);
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Stamp(string dir)

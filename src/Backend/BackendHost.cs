@@ -208,8 +208,14 @@ internal sealed class BackendHost
         }
         if (entry == ConnectionHostArgument.Entry)
         {
-            var host = new HostWorkerContext(_name, "", _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
-            return new ConnectionHost(host, owner, _stop, _log, _name).Run(argument, _p.DataDir);
+            if (!ConnectionHostArgument.TryParse(argument, out string channel, out int maxSessions, out string workerEntry,
+                    out string workerArgument))
+            {
+                Fatal($"connection backend: invalid argument \"{argument}\"");
+                return ExitFailure;
+            }
+            var host = new HostWorkerContext(_name, workerArgument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
+            return new ConnectionHost(host, owner, _stop, _log, _name).Run(channel, maxSessions, workerEntry, _p.DataDir);
         }
         object worker;
         try

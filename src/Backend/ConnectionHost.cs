@@ -34,11 +34,11 @@ internal sealed class ConnectionHost
 
     /// <summary>Runs the session loop; the backend's exit code. The channel failing (the postmaster closed it, or is
     /// gone) ends the loop like a release.</summary>
-    public int Run(string argument, string dataDir)
+    public int Run(string channelName, int maxSessions, string entry, string dataDir)
     {
         try
         {
-            return RunSessions(argument, dataDir);
+            return RunSessions(channelName, maxSessions, entry, dataDir);
         }
         catch (Shmem.Errors.OsCallException e)
         {
@@ -47,13 +47,8 @@ internal sealed class ConnectionHost
         }
     }
 
-    private int RunSessions(string argument, string dataDir)
+    private int RunSessions(string channelName, int maxSessions, string entry, string dataDir)
     {
-        if (!ConnectionHostArgument.TryParse(argument, out string channelName, out int maxSessions, out string entry))
-        {
-            _log.Write(BackendLog.Fatal, $"connection backend: invalid argument \"{argument}\"");
-            return BackendHost.ExitFailure;
-        }
         object worker;
         try
         {

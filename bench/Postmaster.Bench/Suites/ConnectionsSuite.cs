@@ -28,6 +28,7 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         var table = new BenchTable();
         MeasureLatency(table);
         MeasureAgainstRedis(table);
+        MeasureMemory(table);
         Console.Write(table.ToMarkdown());
         MeasureCrashIsolation();
     }
@@ -106,20 +107,51 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         {
             WaitForPort(ourPort);
             WaitForPort(redisPort);
-            foreach (int clients in new[] { 1, 2 })
-            {
-                string[] args = ["-k", "0", "-t", "ping_inline", "-c", clients.ToString(CultureInfo.InvariantCulture), "-n", "4000", "-q"];
-                double redis = Rps(benchmark, redisPort, args, "PING_INLINE");
-                double ours = Rps(benchmark, ourPort, args, "PING_INLINE");
-                table.AddThroughput($"new connection per request (redis-benchmark -k 0 ping_inline), {clients} client(s)",
-                    "redis-server", redis, ours, "≥ 0.8× redis-server");
-            }
+            int[] clientCounts = [1, 2];
             string[] persistent = ["-c", "50", "-t", "set,get", "-n", "100000", "-q"];
-            var redisRates = RpsAll(benchmark, redisPort, persistent);
-            var ourRates = RpsAll(benchmark, ourPort, persistent);
+            // Cold: the first run on a fresh server, where 46 of the 50 backends start on demand and each compiles the
+            // worker's code (tiered JIT) as its first requests arrive. Reported, not held to the target.
+            var cold = RpsAll(benchmark, ourPort, persistent);
+            // Then both servers see every workload once before the measured rounds (a long-running server's state).
+            foreach (int clients in clientCounts)
+            {
+                Rps(benchmark, redisPort, NewConnectionArgs(clients), "PING_INLINE");
+                Rps(benchmark, ourPort, NewConnectionArgs(clients), "PING_INLINE");
+            }
+            RpsAll(benchmark, redisPort, persistent);
+            var rate = clientCounts.ToDictionary(c => c, _ => (Redis: new List<double>(), Ours: new List<double>()));
+            var sets = (Redis: new List<double>(), Ours: new List<double>());
+            var gets = (Redis: new List<double>(), Ours: new List<double>());
+            for (int round = 0; round < MeasuredRounds; round++) // interleaved: a change in the machine's load hits both
+            {
+                foreach (int clients in clientCounts)
+                {
+                    rate[clients].Redis.Add(Rps(benchmark, redisPort, NewConnectionArgs(clients), "PING_INLINE"));
+                    rate[clients].Ours.Add(Rps(benchmark, ourPort, NewConnectionArgs(clients), "PING_INLINE"));
+                }
+                var r = RpsAll(benchmark, redisPort, persistent);
+                var o = RpsAll(benchmark, ourPort, persistent);
+                sets.Redis.Add(r["SET"]);
+                sets.Ours.Add(o["SET"]);
+                gets.Redis.Add(r["GET"]);
+                gets.Ours.Add(o["GET"]);
+            }
+            var postgres = MeasurePostgres(clientCounts);
+            foreach (int clients in clientCounts)
+            {
+                double ours = Median(rate[clients].Ours);
+                table.AddThroughput($"new connection per request (redis-benchmark -k 0 ping_inline), {clients} client(s), median of {MeasuredRounds}",
+                    "redis-server", Median(rate[clients].Redis), ours, "≥ 0.8× redis-server");
+                if (postgres is not null)
+                    table.AddThroughput($"same, against PostgreSQL's own rate (pgbench -n -C, select 1), {clients} client(s)",
+                        "PostgreSQL", postgres[clients], ours, "≥ 5× PostgreSQL");
+            }
+            foreach (var (op, runs) in new[] { ("SET", sets), ("GET", gets) })
+                table.AddThroughput($"50 persistent clients, {op} (redis-benchmark, no pipelining), median of {MeasuredRounds}",
+                    "redis-server", Median(runs.Redis), Median(runs.Ours), "≥ 0.8× redis-server");
             foreach (string op in new[] { "SET", "GET" })
-                table.AddThroughput($"50 persistent clients, {op} (redis-benchmark, no pipelining)", "redis-server",
-                    redisRates[op], ourRates[op], "≥ 0.8× redis-server");
+                table.AddThroughput($"50 persistent clients, {op}, first run on a fresh server (backends start on demand)",
+                    "redis-server", Median(op == "SET" ? sets.Redis : gets.Redis), cold[op], "report");
         }
         finally
         {
@@ -127,6 +159,11 @@ public sealed partial class ConnectionsSuite : IBenchSuite
             BenchProcess.WaitForExit(redisPid);
         }
     }
+
+    private const int MeasuredRounds = 3;
+
+    private static string[] NewConnectionArgs(int clients) =>
+        ["-k", "0", "-t", "ping_inline", "-c", clients.ToString(CultureInfo.InvariantCulture), "-n", "3000", "-q"];
 
     private static double Rps(string benchmark, int port, string[] args, string op) => RpsAll(benchmark, port, args)[op];
 

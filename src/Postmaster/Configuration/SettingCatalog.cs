@@ -22,6 +22,7 @@ public static class SettingCatalog
     public const string ListenBacklog = "listen_backlog";
     public const string MaxConnections = "max_connections";
     public const string ConnectionWorker = "connection_worker";
+    public const string ConnectionWorkerArgument = "connection_worker_argument";
     public const string SpareConnectionBackends = "spare_connection_backends";
     public const string MaxSessionsPerBackend = "max_sessions_per_backend";
     public const string ConnectionRejectionMessage = "connection_rejection_message";
@@ -124,13 +125,21 @@ public static class SettingCatalog
         new()
         {
             Name = ConnectionWorker, Kind = SettingKind.String, DefaultText = "",
-            Validate = ConnectionSettings.ValidateEntry,
+            Validate = ConnectionSettings.ValidateEntry, MaxBytes = WorkerSettingCatalog.MaxEntryBytes,
             Context = SettingContext.Restart, Group = SettingGroup.Connections,
             Description = "worker serving client connections (Assembly.dll:Namespace.Type); empty = none",
             Documentation = "A type implementing `IConnectionWorker` or `IAsyncConnectionWorker` (`Postmaster.Workers`). "
                 + "When it is set, the postmaster listens on `listen_addresses`/`port` and `unix_socket_directories` "
                 + "before it reports ready, accepts every connection itself and hands it to a connection backend "
                 + "(a parked one when there is one, else a new one). When it is empty, nothing listens.",
+        },
+        new()
+        {
+            Name = ConnectionWorkerArgument, Kind = SettingKind.String, DefaultText = "", MaxBytes = 512,
+            Context = SettingContext.Restart, Group = SettingGroup.Connections,
+            Description = "free text passed to the connection worker (WorkerContext.Argument)",
+            Documentation = "The same in every connection backend; the KeyValue sample reads its table size from it "
+                + "(`'256MB'`).",
         },
         new()
         {

@@ -53,6 +53,7 @@ internal sealed class Settings
         BackendPoolPreload = _byName[SettingCatalog.BackendPoolPreload].Value.Text
             .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         ConnectionWorker = _byName[SettingCatalog.ConnectionWorker].Value.Text;
+        ConnectionWorkerArgument = _byName[SettingCatalog.ConnectionWorkerArgument].Value.Text;
         ListenAddresses = ConnectionSettings.SplitList(_byName[SettingCatalog.ListenAddresses].Value.Text);
         Port = (int)Number(SettingCatalog.Port);
         UnixSocketDirectories = ConnectionSettings.SplitList(_byName[SettingCatalog.UnixSocketDirectories].Value.Text);
@@ -113,6 +114,9 @@ internal sealed class Settings
 
     /// <summary>Whether the postmaster listens for client connections (a connection worker is set).</summary>
     public bool AcceptsConnections => ConnectionWorker.Length > 0;
+
+    /// <summary>The connection worker's <c>WorkerContext.Argument</c> in every connection backend.</summary>
+    public string ConnectionWorkerArgument { get; }
 
     /// <summary><c>listen_addresses</c>, split at commas. Restart.</summary>
     public IReadOnlyList<string> ListenAddresses { get; }

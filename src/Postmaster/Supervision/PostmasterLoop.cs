@@ -520,7 +520,8 @@ internal sealed class PostmasterLoop
         if (_acceptor is null || !PmStateMachine.AcceptsNewBackends(_state))
             return;
         var s = _settings.Current;
-        string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, s.ConnectionWorker);
+        string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, s.ConnectionWorker,
+            s.ConnectionWorkerArgument);
         for (int n = _acceptor.Wanted(); n > 0; n--)
         {
             if (_children.FreeSlots - _workers.WaitingForSlot <= 0 && _pool.Idle == 0)

@@ -23,7 +23,8 @@ public sealed class ConnectionTests
     public void A_connection_is_served_by_a_backend_over_tcp_ipv6_and_a_unix_socket()
     {
         int port = EchoClient.FreePort();
-        using var pm = Server("conn-basic", port, "unix_socket_directories = '.'", "unix_socket_permissions = 0700");
+        using var pm = Server("conn-basic", port, "unix_socket_directories = '.'", "unix_socket_permissions = 0700",
+            "connection_worker_argument = 'a b  c'");
         pm.Start();
         var lines = File.ReadAllLines(Path.Combine(pm.DataDirectory, "postmaster.pid"));
         Assert.Equal(port.ToString(), lines[3]);
@@ -38,6 +39,7 @@ public sealed class ConnectionTests
             Assert.StartsWith("hello session", v4.Greeting);
             Assert.Contains("127.0.0.1:", v4.Greeting);
             Assert.Equal("ping", v4.Ask("ping"));
+            Assert.Equal("argument [a b  c]", v4.Ask("argument"));
             var row = pm.Status().Backends.Single(b => b.Pid == v4.Session.Pid);
             Assert.Equal("connection-host", row.Entry);
             Assert.NotNull(row.Session);

@@ -46,6 +46,10 @@ public sealed class EchoConnectionWorker : IConnectionWorker
                 using (context.Locks.Hold(context.NamedLock("echo counter"), LWLockMode.Exclusive))
                     Reply((++region.Ref<long>(0)).ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
+            else if (line == "argument")
+            {
+                Reply($"argument [{context.Argument}]");
+            }
             else
             {
                 Reply(line);
