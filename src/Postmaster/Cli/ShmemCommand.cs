@@ -79,7 +79,7 @@ public static class ShmemCommand
             }
             Console.WriteLine($"backend slots in use: {Slots.Count}");
             foreach (var s in Slots)
-                Console.WriteLine($"  slot {s.Slot,4} PID {StatusCommand.PidText(s.Pid),8} {s.State,-9} {s.Name} ({s.Entry})");
+                Console.WriteLine($"  slot {s.Slot,4} PID {StatusCommand.PidText(s.Pid),8} {s.State,-9} {s.Name} ({s.Entry}){StatusCommand.SessionText(s)}");
         }
 
         public void WriteJson(Utf8JsonWriter w)
@@ -162,6 +162,7 @@ public static class ShmemCommand
                 w.WriteString("entry", s.Entry);
                 w.WriteNumber("generation", s.Generation);
                 w.WriteBoolean("pooled", s.Pooled);
+                StatusCommand.WriteSession(w, s);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -154,11 +154,7 @@ public static class StatusCommand
         Console.WriteLine($"  {"pid",8} {"slot",5} {"name",-24} {"entry",-16} {"state",-12} {"restarts",8} {"dsm",4}  started at");
         foreach (var (b, dsm) in backends)
         {
-            string session = b.Entry != ConnectionHostArgument.Entry ? ""
-                : b.Session.Client.Length > 0
-                    ? $"  session {b.Session.Id} ({b.Session.Count} served) from {b.Session.Client} since {Iso(b.Session.StartedAtUnixMs)}"
-                    : $"  {b.Session.Count} sessions served";
-            Console.WriteLine($"  {PidText(b.Pid),8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}{session}");
+            Console.WriteLine($"  {PidText(b.Pid),8} {b.Slot,5} {b.Name,-24} {b.Entry,-16} {StateText(b),-12} {b.Restarts,8} {dsm,4}  {Iso(b.StartedAtUnixMs)}{SessionText(b)}");
         }
     }
 
@@ -204,27 +200,38 @@ public static class StatusCommand
             w.WriteString("startedAt", Iso(b.StartedAtUnixMs));
             w.WriteNumber("restarts", b.Restarts);
             w.WriteNumber("dsmSegments", dsm);
-            if (b.Entry == ConnectionHostArgument.Entry)
-            {
-                w.WriteStartObject("session");
-                if (b.Session.Client.Length > 0)
-                {
-                    w.WriteNumber("id", b.Session.Id);
-                    w.WriteString("client", b.Session.Client);
-                    w.WriteString("startedAt", Iso(b.Session.StartedAtUnixMs));
-                }
-                else
-                {
-                    w.WriteNull("id");
-                    w.WriteNull("client");
-                    w.WriteNull("startedAt");
-                }
-                w.WriteNumber("served", b.Session.Count);
-                w.WriteEndObject();
-            }
+            WriteSession(w, b);
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>A connection backend's session in text ("" for other backends), after its row.</summary>
+    internal static string SessionText(BackendSlotInfo b) => b.Entry != ConnectionHostArgument.Entry ? ""
+        : b.Session.Client.Length > 0
+            ? $"  session {b.Session.Id} ({b.Session.Count} served) from {b.Session.Client} since {Iso(b.Session.StartedAtUnixMs)}"
+            : $"  {b.Session.Count} sessions served";
+
+    /// <summary>A connection backend's <c>session</c> object (nothing for other backends).</summary>
+    internal static void WriteSession(Utf8JsonWriter w, BackendSlotInfo b)
+    {
+        if (b.Entry != ConnectionHostArgument.Entry)
+            return;
+        w.WriteStartObject("session");
+        if (b.Session.Client.Length > 0)
+        {
+            w.WriteNumber("id", b.Session.Id);
+            w.WriteString("client", b.Session.Client);
+            w.WriteString("startedAt", Iso(b.Session.StartedAtUnixMs));
+        }
+        else
+        {
+            w.WriteNull("id");
+            w.WriteNull("client");
+            w.WriteNull("startedAt");
+        }
+        w.WriteNumber("served", b.Session.Count);
         w.WriteEndObject();
     }
 }

@@ -60,6 +60,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private int _spare;
     private byte[] _rejection = [];
     private long _nextSessionId;
+    private long _channelsConnected;
     private bool _stop;
     private long _listenersPausedUntil;
 
@@ -137,14 +138,17 @@ internal sealed class ConnectionAcceptor : IDisposable
                 _early.RemoveAt(k);
                 _expected.Remove(pid);
                 _channels.Add(new Channel(early.Socket, pid, slot));
+                Interlocked.Increment(ref _channelsConnected);
             }
         }
         _wake.Signal();
     }
 
     /// <summary>The supervisor could not start a connection backend: connections waiting beyond the backends that are
-    /// coming are refused (with <paramref name="why"/> in the log).</summary>
-    public void CouldNotStart(string why)
+    /// coming are refused (with <paramref name="why"/> in the log), with <c>connection_rejection_message</c> when
+    /// <paramref name="failed"/> is false (no slot: the same as too many clients), else with "could not start a backend
+    /// for the connection" (PostgreSQL's "could not fork new process for connection").</summary>
+    public void CouldNotStart(string why, bool failed = false)
     {
         lock (_gate)
         {
@@ -152,7 +156,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             int refused = 0;
             while (_waiting.Count > coming)
             {
-                Refuse(_waiting.Dequeue().Client, _rejection);
+                Refuse(_waiting.Dequeue().Client, failed ? StartFailed : _rejection);
                 refused++;
             }
             if (refused > 0)
@@ -160,12 +164,16 @@ internal sealed class ConnectionAcceptor : IDisposable
         }
     }
 
-    /// <summary>A child was reaped.</summary>
-    public void ProcessGone(int pid)
+    /// <summary>Channels connected since start: backends that got as far as loading their worker and connecting.</summary>
+    public long ChannelsConnected => Interlocked.Read(ref _channelsConnected);
+
+    /// <summary>A child was reaped. True when it was a connection backend that exited before it connected its channel
+    /// (it could not load the connection worker, or died starting).</summary>
+    public bool ProcessGone(int pid)
     {
         lock (_gate)
         {
-            _expected.Remove(pid);
+            bool neverConnected = _expected.Remove(pid);
             // Its channel goes now, not when the acceptor reads its end: the slot may already be another process's.
             foreach (var c in _channels.Where(c => c.Pid == pid).ToList())
                 Drop(c);
@@ -174,8 +182,9 @@ internal sealed class ConnectionAcceptor : IDisposable
                 e.Socket.Dispose();
                 _early.Remove(e);
             }
+            _wake.Signal();
+            return neverConnected;
         }
-        _wake.Signal();
     }
 
     public void Dispose()
@@ -202,6 +211,7 @@ internal sealed class ConnectionAcceptor : IDisposable
 
     private static readonly byte[] ShuttingDown = Encoding.UTF8.GetBytes("the database system is shutting down\r\n");
     private static readonly byte[] InRecovery = Encoding.UTF8.GetBytes("the database system is in recovery mode\r\n");
+    private static readonly byte[] StartFailed = Encoding.UTF8.GetBytes("could not start a backend for the connection\r\n");
 
     private void Run()
     {
@@ -264,7 +274,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 Thread.Sleep(100);
                 continue;
             }
-            bool wanted = false;
+            bool wanted;
             lock (_gate)
             {
                 for (int i = 0; i < span.Length; i++)
@@ -277,7 +287,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                             _wake.Drain();
                             break;
                         case Listener l when listening && _mode != AcceptMode.Closed:
-                            wanted |= AcceptFrom(l);
+                            AcceptFrom(l);
                             break;
                         case Socket s when ReferenceEquals(s, _channelListener):
                             AcceptChannels();
@@ -288,7 +298,9 @@ internal sealed class ConnectionAcceptor : IDisposable
                     }
                 }
                 Dispatch();
-                wanted |= _mode == AcceptMode.Open && WantedLocked() > 0;
+                // Only after the hand-offs: a connection an idle backend took needs nothing from the supervisor, so
+                // the common case (a spare was idle) never wakes the supervisor loop.
+                wanted = _mode == AcceptMode.Open && WantedLocked() > 0;
             }
             if (wanted)
                 WantChanged?.Invoke();
@@ -306,10 +318,9 @@ internal sealed class ConnectionAcceptor : IDisposable
     }
 
     /// <summary>Accepts what is pending on <paramref name="l"/> (a bounded batch, so one busy listener cannot starve the
-    /// others); true when a connection now waits for a backend.</summary>
-    private bool AcceptFrom(Listener l)
+    /// others) into the waiting queue, refusing what is over the limit.</summary>
+    private void AcceptFrom(Listener l)
     {
-        bool waits = false;
         for (int n = 0; n < 64; n++)
         {
             Socket client;
@@ -347,9 +358,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 continue;
             }
             _waiting.Enqueue(new Waiting(client, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), PeerOf(client)));
-            waits = true;
         }
-        return waits;
     }
 
     private void Refuse(Socket client, byte[] line)
@@ -417,6 +426,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             s.Blocking = false;
             _channels.Add(new Channel(s, pid, slot));
+            Interlocked.Increment(ref _channelsConnected);
         }
     }
 

@@ -47,6 +47,9 @@ internal sealed class PostmasterLoop
     private PmSnapshot _state = PmSnapshot.Initial;
     private string? _statusWord;
     private long _killDeadline = long.MaxValue;
+    private int _connectionFailures; // connection backends in a row that exited before they connected
+    private long _connectionsConnectedAtFailure;
+    private long _connectionRetryAt; // no connection backend is started before this (monotonic ms)
     private long _nextLockCheck;
     private bool _restartForCorruption;
     private bool _readyOnce;
@@ -136,6 +139,8 @@ internal sealed class PostmasterLoop
         long next = _killDeadline;
         if (PmStateMachine.StartsBackends(_state))
             next = Math.Min(next, Math.Min(_workers.NextDeadline(), _pool.NextDeadline()));
+        if (_connectionRetryAt > _clock.NowMs && _acceptor?.Wanted() > 0)
+            next = Math.Min(next, _connectionRetryAt);
         return next;
     }
 
@@ -405,7 +410,10 @@ internal sealed class PostmasterLoop
         if (reaped.Count == 0)
             return;
         foreach (var r in reaped)
-            _acceptor?.ProcessGone(r.Process.Pid);
+        {
+            if (_acceptor?.ProcessGone(r.Process.Pid) == true && PmStateMachine.AcceptsNewBackends(_state))
+                ConnectionBackendFailed(r);
+        }
         if (_state.State is PmState.Run or PmState.SmartWaitSessions or PmState.WaitBackends && ShmemProblem() is { } problem)
         {
             foreach (var r in reaped)
@@ -514,10 +522,31 @@ internal sealed class PostmasterLoop
             _memory.IsMapped ? _memory.Shmem.Slots : null);
     }
 
+    /// <summary>A connection backend exited before it connected to the acceptor (its worker does not load, or it died
+    /// starting): the connections waiting for it are refused, and the next start waits, doubling from
+    /// <see cref="ConnectionRetryFirst"/> up to <see cref="ConnectionRetryMax"/> while backends keep failing, so a
+    /// broken connection worker does not become a loop of process starts.</summary>
+    private void ConnectionBackendFailed(ReapedChild r)
+    {
+        if (_acceptor!.ChannelsConnected > _connectionsConnectedAtFailure)
+            _connectionFailures = 0; // a backend connected since the last failure: this one starts a new series
+        _connectionsConnectedAtFailure = _acceptor.ChannelsConnected;
+        _connectionFailures++;
+        long delay = Math.Min((long)ConnectionRetryFirst.TotalMilliseconds << Math.Min(_connectionFailures - 1, 20),
+            (long)ConnectionRetryMax.TotalMilliseconds);
+        _connectionRetryAt = _clock.NowMs + delay;
+        string why = $"{r.Process.Describe()} (PID {r.Process.Pid}) exited before it was ready for connections";
+        _log.Log($"{why}; starting the next one in {delay} ms");
+        _acceptor.CouldNotStart(why, failed: true);
+    }
+
+    private static readonly TimeSpan ConnectionRetryFirst = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ConnectionRetryMax = TimeSpan.FromSeconds(30);
+
     /// <summary>Starts the connection backends the acceptor asks for: from the pool when it has members, else cold.</summary>
     private void StartConnectionBackends()
     {
-        if (_acceptor is null || !PmStateMachine.AcceptsNewBackends(_state))
+        if (_acceptor is null || !PmStateMachine.AcceptsNewBackends(_state) || _clock.NowMs < _connectionRetryAt)
             return;
         var s = _settings.Current;
         string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, s.ConnectionWorker,

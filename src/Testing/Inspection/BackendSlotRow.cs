@@ -23,4 +23,8 @@ public sealed record BackendSlotRow
 
     /// <summary>Held by a pool member.</summary>
     public bool Pooled { get; init; }
+
+    /// <summary>A connection backend's client session (as in <see cref="BackendRow.Session"/>); null for other
+    /// backends.</summary>
+    public SessionRow? Session { get; init; }
 }

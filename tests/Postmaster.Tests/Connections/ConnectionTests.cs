@@ -45,6 +45,8 @@ public sealed class ConnectionTests
             Assert.NotNull(row.Session);
             Assert.Equal(v4.Session.Id, row.Session!.Id);
             Assert.StartsWith("127.0.0.1:", row.Session.Client);
+            var slot = pm.Shmem().BackendSlots.Single(s => s.Pid == v4.Session.Pid);
+            Assert.Equal(row.Session, slot.Session);
         }
         using (var v6 = EchoClient.Tcp(port, System.Net.IPAddress.IPv6Loopback))
             Assert.Contains("[::1]:", v6.Greeting);
@@ -285,6 +287,26 @@ public sealed class ConnectionTests
         using (var c = EchoClient.Tcp(port))
             Assert.Equal("one", c.Ask("one")); // the one slot left serves connections
         Assert.Equal(2, pm.Status().Backends.Count(b => b.Name.StartsWith("w", StringComparison.Ordinal)));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void A_connection_worker_that_does_not_load_refuses_clients_and_is_retried_with_backoff()
+    {
+        int port = EchoClient.FreePort();
+        string missing = $"{Path.Combine(Paths.OutDir, "testchild", "TestChild.dll")}:Postmaster.TestChild.Workers.NoSuchWorker";
+        using var pm = Clusters.Bare("conn-broken", $"connection_worker = '{missing}'", $"port = {port}", "backend_pool_size = 0",
+            "max_backends = 10", "spare_connection_backends = 1");
+        pm.Start();
+        using (var c = EchoClient.ConnectOnly(port))
+        {
+            Assert.Equal("could not start a backend for the connection", c.ReadLine());
+            Assert.True(c.IsClosedByServer());
+        }
+        // Each failed start doubles the wait before the next one: a broken worker is not a loop of process starts.
+        foreach (int delay in new[] { 100, 200, 400, 800 })
+            pm.WaitForLog($"exited before it was ready for connections; starting the next one in {delay} ms");
         pm.Stop();
         pm.AssertNothingLeaked();
     }
