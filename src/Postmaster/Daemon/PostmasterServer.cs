@@ -34,6 +34,8 @@ internal static class PostmasterServer
         InstanceMemory? memory = null;
         Connections.ConnectionAcceptor? acceptor = null;
         var doorbell = new RequestDoorbell(queue);
+        // Taken out of the environment before any child exists: no backend may notify systemd for the postmaster.
+        using var systemd = SystemdNotify.FromEnvironment(ProcessControl.CurrentPid);
         try
         {
             string dataDir = options.DataDir;
@@ -97,7 +99,7 @@ internal static class PostmasterServer
                 log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
                         $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
                 NotifyReady(options.ReadyFd);
-            });
+            }, systemd);
             return loop.Run();
         }
         catch (StartupException e)

@@ -47,6 +47,8 @@ internal sealed class PostmasterLoop
     private PmSnapshot _state = PmSnapshot.Initial;
     private string? _statusWord;
     private long _killDeadline = long.MaxValue;
+    private readonly SystemdNotify _systemd;
+    private long _nextWatchdog; // monotonic ms; WATCHDOG=1 is due (only with a systemd watchdog)
     private int _connectionFailures; // connection backends in a row that exited before they connected
     private long _connectionsConnectedAtFailure;
     private long _connectionRetryAt; // no connection backend is started before this (monotonic ms)
@@ -56,8 +58,10 @@ internal sealed class PostmasterLoop
     private bool _pendingImmediate; // the lock file could not be written: shut down after the current transition
 
     public PostmasterLoop(BlockingCollection<PmEvent> queue, ServerLog log, DataDirLockFile lockFile, LiveSettings settings,
-        InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, ConnectionAcceptor? acceptor, Action onReady)
+        InstanceMemory memory, RequestDoorbell doorbell, IProcessOps ops, IClock clock, ConnectionAcceptor? acceptor, Action onReady,
+        SystemdNotify? systemd = null)
     {
+        _systemd = systemd ?? SystemdNotify.None;
         _queue = queue;
         _log = log;
         _lockFile = lockFile;
@@ -119,6 +123,12 @@ internal sealed class PostmasterLoop
             }
             Guarded("periodic checks", () =>
             {
+                if (_systemd.WatchdogIntervalMs > 0 && _clock.NowMs >= _nextWatchdog)
+                {
+                    // From the loop itself: a supervisor loop that hangs stops these, and systemd's watchdog acts.
+                    _systemd.Watchdog();
+                    _nextWatchdog = _clock.NowMs + _systemd.WatchdogIntervalMs;
+                }
                 if (_clock.NowMs >= _nextLockCheck)
                     RecheckLockFile();
                 EnforceKillDeadline();
@@ -137,6 +147,8 @@ internal sealed class PostmasterLoop
     private long NextDeadline()
     {
         long next = _killDeadline;
+        if (_systemd.WatchdogIntervalMs > 0)
+            next = Math.Min(next, _nextWatchdog);
         if (PmStateMachine.StartsBackends(_state))
             next = Math.Min(next, Math.Min(_workers.NextDeadline(), _pool.NextDeadline()));
         if (_connectionRetryAt > _clock.NowMs && _acceptor?.Wanted() > 0)
@@ -308,16 +320,27 @@ internal sealed class PostmasterLoop
             case PmState.Run when !_readyOnce:
                 _readyOnce = true;
                 _onReady();
-                SystemdNotify.Send("READY=1\nSTATUS=ready");
+                _systemd.Ready(ProcessControl.CurrentPid, "ready");
                 break;
             case PmState.Run:
-                SystemdNotify.Send("STATUS=ready");
+                _systemd.Status("ready");
                 break;
             case PmState.SmartWaitSessions or PmState.WaitBackends when before is not (PmState.SmartWaitSessions or PmState.WaitBackends):
-                SystemdNotify.Send("STOPPING=1");
+                _systemd.Stopping(_state.State == PmState.SmartWaitSessions
+                    ? "smart shutdown: waiting for sessions to end"
+                    : $"{_state.Shutdown.ToString().ToLowerInvariant()} shutdown: waiting for backends to exit");
+                break;
+            case PmState.WaitBackends:
+                _systemd.Status($"{_state.Shutdown.ToString().ToLowerInvariant()} shutdown: waiting for backends to exit");
                 break;
             case PmState.CrashWaitBackends:
-                SystemdNotify.Send("STATUS=reinitializing after a crash");
+                _systemd.Status("a backend crashed: waiting for every backend to exit before reinitializing");
+                break;
+            case PmState.Reinit:
+                _systemd.Status("reinitializing shared memory after a crash");
+                break;
+            case PmState.Exit when before is not (PmState.SmartWaitSessions or PmState.WaitBackends):
+                _systemd.Stopping("shutting down");
                 break;
         }
     }
@@ -728,6 +751,19 @@ internal sealed class PostmasterLoop
             return;
         var configPath = _settings.ConfigPath;
         _log.Log("received SIGHUP, reloading configuration files");
+        _systemd.Reloading();
+        try
+        {
+            ApplyReload(configPath);
+        }
+        finally
+        {
+            _systemd.Reloaded("ready");
+        }
+    }
+
+    private void ApplyReload(string configPath)
+    {
         ReloadResult result;
         try
         {
