@@ -68,6 +68,7 @@ internal static class PostmasterServer
             lockFile = StartupOutput.CreateLockFile(dataDir, ListenLines(settings, dataDir), stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
             configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
             var log = configured;
+            SharedMemoryPreflight.Run(settings, SharedMemoryBootstrap.Plan(settings).TotalSize(), log);
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
             memory.Create();
             memory.PublishLogLevel(settings.LogMinMessages);

@@ -63,7 +63,14 @@ public sealed class ChildProcess : IDisposable
     }
 
     /// <summary>Waits for a line that starts with <paramref name="prefix"/> and returns it.</summary>
-    public string WaitForLine(string prefix, TimeSpan? timeout = null)
+    public string WaitForLine(string prefix, TimeSpan? timeout = null) =>
+        WaitFor(line => line.StartsWith(prefix, StringComparison.Ordinal), $"starting with \"{prefix}\"", timeout);
+
+    /// <summary>Waits for a line that contains <paramref name="text"/> and returns it.</summary>
+    public string WaitForLineContaining(string text, TimeSpan? timeout = null) =>
+        WaitFor(line => line.Contains(text, StringComparison.Ordinal), $"containing \"{text}\"", timeout);
+
+    private string WaitFor(Func<string, bool> match, string what, TimeSpan? timeout)
     {
         var limit = timeout ?? ClusterOptions.DefaultTimeout;
         var sw = Stopwatch.StartNew();
@@ -71,8 +78,8 @@ public sealed class ChildProcess : IDisposable
         {
             var left = limit - sw.Elapsed;
             if (left <= TimeSpan.Zero || !_lines.TryTake(out var line, left))
-                throw new TimeoutException($"timed out waiting for a line starting with \"{prefix}\"; output so far:\n{Output}");
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
+                throw new TimeoutException($"timed out waiting for a line {what}; output so far:\n{Output}");
+            if (match(line))
                 return line;
         }
     }
