@@ -28,6 +28,11 @@ catch (Exception e)
 
 static int RunCli(string[] args)
 {
+    // As process 1 (or with --init): a minimal init that runs the real postmaster as its child. Before anything that
+    // could touch Console, whose set-up installs the runtime's SIGCHLD handler (see InitProcess).
+    if (Postmaster.Daemon.InitProcess.ChildArguments(args, ProcessControl.CurrentPid) is { } childArgs)
+        return Postmaster.Daemon.InitProcess.Run(childArgs);
+
     // A daemon child started by `start --detach` gets arguments we generated ourselves: skip the parser (startup time).
     if (StartCommand.TryRunDaemonChild(args) is int daemonExit)
         return daemonExit;

@@ -33,6 +33,11 @@ public static class StartCommand
 
     public static readonly Option<string?> LogFile = CreateLogFile();
 
+    /// <summary>Handled before the parser (<see cref="InitProcess.ChildArguments"/>); here for --help and to refuse
+    /// it with --detach or --log.</summary>
+    public static readonly Option<bool> Init = CliOptions.Flag(InitProcess.InitFlag, null,
+        "Run as a minimal init in the foreground: start the server as a child, forward signals to it, reap orphaned processes (automatic as process 1)");
+
     private static readonly Option<bool> DaemonChild = new(DaemonChildFlag) { Hidden = true, Arity = ArgumentArity.Zero };
 
     private static readonly Option<string?> DaemonLog = new(DaemonLogOption) { Hidden = true };
@@ -52,13 +57,15 @@ public static class StartCommand
     {
         var cmd = new Command("start", "Start the server")
         {
-            CliOptions.DataDir, Settings, Detach, LogFile, CliOptions.Wait, CliOptions.NoWait, CliOptions.Timeout, DaemonChild, DaemonLog,
+            CliOptions.DataDir, Settings, Detach, LogFile, Init, CliOptions.Wait, CliOptions.NoWait, CliOptions.Timeout, DaemonChild, DaemonLog,
         };
         cmd.SetAction(pr =>
         {
             var dir = CliOptions.ResolveDataDir(pr);
             var overrides = pr.GetValue(Settings) ?? Array.Empty<string>();
             var logFile = pr.GetValue(LogFile);
+            if (pr.GetValue(Init) && (pr.GetValue(Detach) || logFile is not null))
+                throw new CliException("--init runs the server in the foreground; it cannot be combined with --detach or --log", ExitCodes.Usage);
             if (pr.GetValue(DaemonChild))
                 return RunForeground(dir, overrides, logFile, ReadReadyFd(), pr.GetValue(DaemonLog));
             if (pr.GetValue(Detach) || logFile is not null)

@@ -42,7 +42,7 @@ internal static class PostmasterServer
             if (ProcessControl.CurrentPid == 1)
                 throw new StartupException("postmaster cannot run as process 1",
                     "As process 1 the .NET runtime reaps every child itself, so the supervisor would lose its backends' exit statuses.",
-                    "Run it under an init process: \"docker run --init\", tini or dumb-init.");
+                    "\"postmaster start\" in the foreground runs as a small init when it is process 1 (see --init); or run it under tini or dumb-init.");
             // Nothing is written into the data directory before its lock is held: until then everything goes to
             // stderr (for a detached daemon, a pipe to its CLI) and the log file is opened after the lock.
             if (options.DaemonLog is not null)

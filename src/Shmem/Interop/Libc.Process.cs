@@ -7,6 +7,8 @@ internal static unsafe partial class Libc
     public const int WNOHANG = 1;
     public const int PR_SET_PDEATHSIG = 1;
     public const int PR_SET_NAME = 15;
+    public const int PR_SET_CHILD_SUBREAPER = 36;
+    public const int PR_GET_CHILD_SUBREAPER = 37;
 
     [LibraryImport(Name, SetLastError = true)]
     public static partial int kill(int pid, int sig);
@@ -14,6 +16,16 @@ internal static unsafe partial class Libc
     // returns the pid, 0 with WNOHANG when the child is still running, -1 on failure
     [LibraryImport(Name, SetLastError = true)]
     public static partial int waitpid(int pid, int* status, int options);
+
+    public const int P_ALL = 0;
+    public const int WEXITED = 4;
+    public const int WNOWAIT = 0x01000000;
+    public const int SiginfoSize = 128;
+    public const int SiginfoPidOffset = 16; // si_pid of the SIGCHLD member of the union (x86-64 and arm64)
+
+    // waitid(2): with WNOWAIT the child stays waitable (a zombie keeps its pid)
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int waitid(int idtype, uint id, byte* infop, int options);
 
     [LibraryImport(Name, SetLastError = true)]
     public static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);

@@ -80,6 +80,25 @@ internal static class ProcessControl
         return true;
     }
 
+    /// <summary>prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants of this process are re-parented to it instead of
+    /// to process 1 (it must then reap them).</summary>
+    public static void BecomeChildSubreaper()
+    {
+        if (Libc.prctl(Libc.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+            throw new OsCallException("could not make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER)", Libc.Errno);
+    }
+
+    /// <summary>The signal dispositions a process-1 init must check: whether a handler (not SIG_DFL or SIG_IGN) is
+    /// installed for <paramref name="signal"/>.</summary>
+    public static unsafe bool HasHandler(int signal)
+    {
+        byte* old = stackalloc byte[Libc.SigactionSize];
+        if (Libc.sigaction(signal, null, old) != 0)
+            throw new OsCallException($"could not read the disposition of signal {signal}", Libc.Errno);
+        nint handler = *(nint*)old;
+        return handler != Libc.SIG_IGN && handler != 0;
+    }
+
     /// <summary>_exit(2): ends this process at once, running nothing (no finalizers, no exit callbacks).
     /// For SIGQUIT and for a backend whose postmaster died and that did not stop in time.</summary>
     public static void ExitImmediately(int code) => Libc._exit(code);

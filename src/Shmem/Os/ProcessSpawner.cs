@@ -113,6 +113,32 @@ internal static unsafe class ProcessSpawner
         }
     }
 
+    /// <summary>waitid(P_ALL, WEXITED | WNOWAIT): the pid of a child that has ended, left unreaped (its zombie keeps
+    /// the pid, so it cannot be reused until <see cref="TryReap"/>); waits for one when <paramref name="block"/>.
+    /// For the init role only (<c>postmaster start</c> as process 1 or with --init), which has one child of its own
+    /// and reaps every orphan; never in the supervisor, which reaps its backends by pid.
+    /// Null when there is no child at all (ECHILD) or, without blocking, none has ended.</summary>
+    public static int? PeekEnded(bool block)
+    {
+        byte* info = stackalloc byte[Libc.SiginfoSize];
+        while (true)
+        {
+            new Span<byte>(info, Libc.SiginfoSize).Clear();
+            int rc = Libc.waitid(Libc.P_ALL, 0, info, Libc.WEXITED | Libc.WNOWAIT | (block ? 0 : Libc.WNOHANG));
+            if (rc == 0)
+            {
+                int pid = *(int*)(info + Libc.SiginfoPidOffset);
+                return pid > 0 ? pid : null; // WNOHANG with nothing ended leaves si_pid 0
+            }
+            int errno = Libc.Errno;
+            if (errno == Errno.EINTR)
+                continue;
+            if (errno == Errno.ECHILD)
+                return null;
+            throw new OsCallException("could not wait for a child process (waitid)", errno);
+        }
+    }
+
     /// <summary>A pipe; both ends close-on-exec (pass one to a child through <see cref="SpawnOptions.InheritFds"/>).</summary>
     public static (SafeFd Read, SafeFd Write) CreatePipe()
     {
