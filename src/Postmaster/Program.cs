@@ -52,6 +52,7 @@ static int RunCli(string[] args)
         TerminateCommand.Create(),
         StartWorkerCommand.Create(),
         CleanupCommand.Create(),
+        ConfigCommand.Create(),
     };
     var parsed = root.Parse(args);
     if (parsed.Errors.Count > 0)

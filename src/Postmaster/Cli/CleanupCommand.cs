@@ -73,6 +73,12 @@ public static class CleanupCommand
                 File.Delete(pidFile);
                 removed++;
             }
+            string settingsFile = RunningSettingsFile.PathIn(dir);
+            if (File.Exists(settingsFile))
+            {
+                RunningSettingsFile.Remove(dir);
+                removed++;
+            }
             Console.WriteLine(removed == 0 ? "nothing to clean up" : $"cleaned up {removed} object{(removed == 1 ? "" : "s")} left by a previous server");
             return ExitCodes.Ok;
         });

@@ -91,7 +91,20 @@ internal static class PostmasterServer
                 }
             }
 
-            var live = new LiveSettings(settings, configPath, options.Overrides);
+            void Publish(Settings current)
+            {
+                try
+                {
+                    RunningSettingsFile.Write(dataDir, ProcessControl.CurrentPid, current, options.Overrides, DateTimeOffset.UtcNow);
+                }
+                catch (Exception e) when (e is ShmemException or IOException or UnauthorizedAccessException)
+                {
+                    log.Warning($"could not write \"{RunningSettingsFile.PathIn(dataDir)}\": {e.Message}",
+                        hint: "\"postmaster config\" cannot show the running server's settings until it is written.");
+                }
+            }
+            Publish(settings);
+            var live = new LiveSettings(settings, configPath, options.Overrides, Publish);
             var ops = new OsProcessOps(new BackendLauncher(BackendLauncher.DefaultExecutable));
             // "Ready" comes from the loop's first transition; then it starts the static workers and the pool
             // (PostgreSQL starts its background workers after "ready to accept connections").
@@ -123,6 +136,7 @@ internal static class PostmasterServer
             memory?.RemoveNames();
             if (lockFile is not null)
             {
+                RunningSettingsFile.Remove(options.DataDir);
                 Log().Log("postmaster is shut down");
                 lockFile.Remove();
             }
