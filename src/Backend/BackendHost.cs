@@ -93,6 +93,8 @@ internal sealed class BackendHost
             {
                 return ShmemInvalid($"could not take lock owner slot {_p.Slot}", e);
             }
+            // Attached: the start latency (the postmaster's assignment, just before posix_spawn, until now) for the metrics.
+            InstanceCounters.Open(shmem.Main.Index, out _)?.RecordBackendStart(InstanceCounters.NanosSince(shmem.Slots.AssignedAt(_p.Slot)));
             _exit.OnShmemExit("release locks", () =>
             {
                 locksReleased = owner.ReleaseAll(
@@ -227,7 +229,11 @@ internal sealed class BackendHost
             Fatal($"background worker \"{_name}\": {e.Message}", hint: e.Hint);
             return ExitFailure;
         }
-        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
+        var context = new HostWorkerContext(_name, argument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm)
+        {
+            DataDir = _p.DataDir,
+            DsmConfig = DsmConfigFor(_p),
+        };
         try
         {
             int code = worker is IBackgroundWorker sync ? sync.Run(context) : RunAsync((IAsyncBackgroundWorker)worker, context);

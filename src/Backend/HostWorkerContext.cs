@@ -43,6 +43,14 @@ internal sealed class HostWorkerContext : WorkerContext
         _exit = exit;
     }
 
+    /// <summary>For built-in workers that read the instance as a whole (metrics): its shared memory, data directory and
+    /// DSM configuration. Not part of the SDK.</summary>
+    internal InstanceShmem Shmem => _shmem;
+
+    internal string DataDir { get; init; } = "";
+
+    internal Postmaster.Shmem.Dsm.DsmConfig? DsmConfig { get; init; }
+
     public override string Name { get; }
 
     public override string Argument { get; }

@@ -28,6 +28,7 @@ internal static class WorkerResolver
             ["dsm-churn"] = () => new DsmChurnWorker(),
             ["registry-set"] = () => new RegistrySetWorker(),
             ["registry-get"] = () => new RegistryGetWorker(),
+            ["metrics"] = () => new MetricsWorker(),
         };
 
     /// <summary>User worker types resolved ahead of demand by <see cref="Preload"/>, by entry.</summary>

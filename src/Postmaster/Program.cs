@@ -53,6 +53,7 @@ static int RunCli(string[] args)
         StartWorkerCommand.Create(),
         CleanupCommand.Create(),
         ConfigCommand.Create(),
+        MetricsCommand.Create(),
     };
     var parsed = root.Parse(args);
     if (parsed.Errors.Count > 0)

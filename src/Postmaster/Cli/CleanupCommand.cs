@@ -73,12 +73,7 @@ public static class CleanupCommand
                 File.Delete(pidFile);
                 removed++;
             }
-            string settingsFile = RunningSettingsFile.PathIn(dir);
-            if (File.Exists(settingsFile))
-            {
-                RunningSettingsFile.Remove(dir);
-                removed++;
-            }
+            RunningSettingsFile.Remove(dir); // the dead server's settings in effect; not counted: the objects are its IPC and lock file
             Console.WriteLine(removed == 0 ? "nothing to clean up" : $"cleaned up {removed} object{(removed == 1 ? "" : "s")} left by a previous server");
             return ExitCodes.Ok;
         });

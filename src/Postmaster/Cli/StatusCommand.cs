@@ -109,7 +109,7 @@ public static class StatusCommand
                 return list;
             using var shmem = InstanceShmem.Attach(SharedMemoryDescriptor.KindOr(c.ShmType, SegmentKind.SysV), key, id, dirStat.Value);
             workers = shmem.WorkerStatus.Read() ?? workers;
-            recovery = RecoveryCountersTable.Read(shmem.Main.Index);
+            recovery = InstanceCounters.Open(shmem.Main.Index, out _)?.Recovery;
             using var dsm = InstanceAccess.AttachDsm(shmem, c, dir);
             var attached = (dsm?.Inspect() ?? Array.Empty<Shmem.Dsm.DsmSegmentInfo>())
                 .SelectMany(seg => seg.AttachedBy.Where(a => a.Attached).Select(a => a.Slot))

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Postmaster.Logging;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Os;
 
 namespace Postmaster.Connections;
@@ -55,6 +56,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private readonly Queue<Waiting> _waiting = new();
     private readonly Thread _thread;
     private BackendSlotArray? _slots;
+    private InstanceCounters? _counters; // written under _gate only
     private AcceptMode _mode = AcceptMode.Starting; // Open once the supervisor is ready
     private int _maxConnections;
     private int _spare;
@@ -95,10 +97,12 @@ internal sealed class ConnectionAcceptor : IDisposable
     public void Start() => _thread.Start();
 
     /// <summary>The supervisor's settings and shared memory (null while it is being rebuilt: nothing is written then).</summary>
-    public void Configure(int maxConnections, int spare, string rejection, BackendSlotArray? slots)
+    public void Configure(int maxConnections, int spare, string rejection, BackendSlotArray? slots, InstanceCounters? counters)
     {
         lock (_gate)
         {
+            _counters = counters;
+            counters?.PublishConnections(Accepted, Rejected); // a rebuilt segment gets the totals again
             _maxConnections = maxConnections;
             _spare = spare;
             _rejection = Encoding.UTF8.GetBytes(rejection + "\r\n");
@@ -346,6 +350,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 break;
             }
             Accepted++;
+            _counters?.PublishConnections(Accepted, Rejected);
             int busy = _channels.Count(c => c.Busy);
             if (_mode == AcceptMode.Recovery)
             {
@@ -364,6 +369,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private void Refuse(Socket client, byte[] line)
     {
         Rejected++;
+        _counters?.PublishConnections(Accepted, Rejected);
         try
         {
             client.Blocking = false;

@@ -28,7 +28,7 @@ internal static class SharedMemoryBootstrap
     /// <summary>The plan for these settings. Modules add their requests here as they are built.</summary>
     public static ShmemPlan Plan(Settings settings) =>
         InstanceLayout.Plan(new InstanceLimits(settings.MaxBackends, settings.SharedMemorySize,
-            DsmMainRegionSize: settings.MinDynamicSharedMemory), [Supervision.RecoveryCountersTable.Request]);
+            DsmMainRegionSize: settings.MinDynamicSharedMemory));
 
     /// <summary>The main segment a lock file records (line 7 key, line 9 type; <paramref name="fallback"/> when line 9
     /// is missing), or null when it records none.</summary>

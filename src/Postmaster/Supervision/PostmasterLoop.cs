@@ -5,6 +5,7 @@ using Postmaster.Daemon;
 using Postmaster.Logging;
 using Postmaster.Shmem.Backends;
 using Postmaster.Shmem.Errors;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.LockFile;
 using Postmaster.Shmem.Os;
 
@@ -92,6 +93,7 @@ internal sealed class PostmasterLoop
         long nextReap = _clock.NowMs + (long)ReapBackstopInterval.TotalMilliseconds;
         Guarded("start-up", () =>
         {
+            PublishCounters();
             _workers.Apply(_settings.Current, StopBackend);
             // A shutdown signal that arrived while shared memory was being built is acted on before "ready".
             var early = new List<PmEvent>();
@@ -280,7 +282,7 @@ internal sealed class PostmasterLoop
         });
         if (_state.State is PmState.CrashWaitBackends or PmState.Reinit)
             _acceptor?.Configure(_settings.Current.MaxConnections, _settings.Current.SpareConnectionBackends,
-                _settings.Current.ConnectionRejectionMessage, null); // the slots are about to be rebuilt
+                _settings.Current.ConnectionRejectionMessage, null, null); // the slots are about to be rebuilt
         if (a.HasFlag(PmAction.Reinitialize))
             Reinitialize();
         if (a.HasFlag(PmAction.StartBackends) && !_pendingImmediate)
@@ -395,7 +397,7 @@ internal sealed class PostmasterLoop
             if (ShmemProblem() is { } bad)
                 throw new ShmemCorruptException($"shared memory is invalid right after it was created: {bad}");
             _crash.Restarted(corruption);
-            PublishRecoveryTotals(); // before the transition says ready: a reader that sees ready sees this restart
+            PublishCounters(); // before the transition says ready: a reader that sees ready sees this restart
         }
         catch (ShmemException e)
         {
@@ -528,7 +530,7 @@ internal sealed class PostmasterLoop
                 int n = rec.ReferencesDropped;
                 _log.Log($"reconciled {n} dynamic shared memory reference{(n == 1 ? "" : "s")} of {p.Describe()} (PID {p.Pid})");
                 _crash.Reconciled();
-                PublishRecoveryTotals();
+                PublishCounters();
                 return true;
             }
             reason = "its dynamic shared memory references could not be reconciled in time";
@@ -542,7 +544,7 @@ internal sealed class PostmasterLoop
     {
         var s = _settings.Current;
         _acceptor?.Configure(s.MaxConnections, s.SpareConnectionBackends, s.ConnectionRejectionMessage,
-            _memory.IsMapped ? _memory.Shmem.Slots : null);
+            _memory.IsMapped ? _memory.Shmem.Slots : null, _memory.IsMapped ? InstanceCounters.Require(_memory.Main.Index) : null);
     }
 
     /// <summary>A connection backend exited before it connected to the acceptor (its worker does not load, or it died
@@ -620,7 +622,14 @@ internal sealed class PostmasterLoop
         _memory.Shmem.WorkerStatus.Publish(_workers.Snapshot());
     }
 
-    private void PublishRecoveryTotals() => RecoveryCountersTable.Publish(_memory.Main.Index, _crash.Totals);
+    /// <summary>What the loop keeps in its own memory, into the instance counters: the crash-recovery totals and the
+    /// pool size in effect (at start, after a reconcile or a reload, and into every rebuilt segment).</summary>
+    private void PublishCounters()
+    {
+        var counters = InstanceCounters.Require(_memory.Main.Index);
+        counters.PublishRecovery(_crash.Totals);
+        counters.PublishPoolTarget(_settings.Current.BackendPoolSize);
+    }
 
     // ---- requests (spawn, terminate, start-worker) ----
 
@@ -793,6 +802,7 @@ internal sealed class PostmasterLoop
         _children.Forward(Signals.SIGHUP);
         _workers.Apply(_settings.Current, StopBackend);
         _pool.Trim();
+        PublishCounters();
     }
 
     private void RecheckLockFile()

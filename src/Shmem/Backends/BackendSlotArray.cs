@@ -43,7 +43,7 @@ internal sealed unsafe class BackendSlotArray
     /// <summary>A parked pool member re-checks its word this often even without a wake-up (a backstop only).</summary>
     public static readonly TimeSpan PoolRecheck = TimeSpan.FromSeconds(5);
     private const uint Magic = 0x504D_4253; // "PMBS"
-    private const uint LayoutVersion = 3; // 3: session fields
+    private const uint LayoutVersion = 4; // 3: session fields; 4: assigned-at timestamp
 
     [StructLayout(LayoutKind.Explicit, Size = 64)]
     private struct Header
@@ -66,6 +66,7 @@ internal sealed unsafe class BackendSlotArray
         [FieldOffset(24)] public int PoolWord;        // futex: PoolIdle / PoolAssigned / PoolNotPooled
         [FieldOffset(28)] public int Pooled;          // 1 while the process is (or was started as) a pool member
         [FieldOffset(32)] public int Restarts;        // written by the postmaster: restarts of this worker so far
+        [FieldOffset(48)] public long AssignedAtTimestamp; // postmaster: Stopwatch timestamp (CLOCK_MONOTONIC) of the assignment, just before the spawn
         [FieldOffset(40)] public long AttachedGeneration; // the generation a process attached and ran (backend: MarkActive;
                                                           // postmaster: a pool member's new work); 0 after Assign, kept by Free
         [FieldOffset(64)] public fixed byte Name[MaxNameBytes + 1];
@@ -188,6 +189,7 @@ internal sealed unsafe class BackendSlotArray
         s.Pid = 0;
         s.Generation = generation;
         s.StartedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        s.AssignedAtTimestamp = System.Diagnostics.Stopwatch.GetTimestamp();
         s.Pooled = pooled ? 1 : 0;
         s.PoolWord = pooled ? PoolIdle : PoolNotPooled;
         s.AttachedGeneration = 0;
@@ -203,6 +205,10 @@ internal sealed unsafe class BackendSlotArray
         s.Pid = 0;
         Volatile.Write(ref s.State, (int)BackendSlotState.Unused);
     }
+
+    /// <summary>The <see cref="System.Diagnostics.Stopwatch"/> timestamp of the slot's assignment (postmaster, just before it
+    /// spawned the process): a backend's start latency is measured from it.</summary>
+    public long AssignedAt(int slot) => Volatile.Read(ref At(slot).AssignedAtTimestamp);
 
     /// <summary>Backend: attached and running (Assigned → Active). False if the slot is not ours to claim
     /// (wrong generation or state): the backend must then exit without touching anything else.</summary>

@@ -8,6 +8,6 @@ internal static class BuiltinWorkers
     /// <summary>Every built-in worker name.</summary>
     public static readonly IReadOnlyList<string> Names =
     [
-        "idle", "exit", "demo", "lock-hold", "spawn", "dsm-hold", "dsm-attach", "dsm-churn", "registry-set", "registry-get",
+        "idle", "exit", "demo", "lock-hold", "spawn", "dsm-hold", "dsm-attach", "dsm-churn", "registry-set", "registry-get", "metrics",
     ];
 }

@@ -44,6 +44,7 @@ internal static class InstanceLayout
             (r, _) => WorkerRequestQueue.Initialize(r, WorkerRequestQueue.DefaultCapacity)));
         plan.Add(new ShmemRequest(DsmRegistryName, DsmRegistryTable.RequiredSize(limits.DsmRegistryCapacity),
             (r, _) => DsmRegistryTable.Initialize(r, limits.DsmRegistryCapacity)));
+        plan.Add(new ShmemRequest(InstanceCounters.Name, InstanceCounters.Bytes, (r, _) => InstanceCounters.Initialize(r)));
         plan.Add(new ShmemRequest(WorkerStatusName, WorkerStatusTable.RequiredSize(limits.MaxBackends),
             (r, _) => WorkerStatusTable.Initialize(r, limits.MaxBackends)));
         if (limits.DsmMainRegionSize > 0)

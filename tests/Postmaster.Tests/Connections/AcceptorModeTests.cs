@@ -29,7 +29,7 @@ public sealed class AcceptorModeTests
         var clients = new List<Socket>();
         try
         {
-            acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: null);
+            acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: null, counters: null);
             acceptor.Start();
 
             var early = Connect(port, clients); // Starting: the kernel's backlog holds it, nothing is accepted
