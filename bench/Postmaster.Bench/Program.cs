@@ -19,6 +19,7 @@ IBenchSuite[] suites =
     new BackendsSuite("backends-crash", BackendsSuite.Parts.Crash),
     new BackendsSuite("backends-knobs", BackendsSuite.Parts.Knobs),
     new ConnectionsSuite(),
+    new MetricsSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

@@ -188,14 +188,14 @@ public sealed partial class ConnectionsSuite : IBenchSuite
 
     private static double P99(double[] sorted) => sorted[(int)(sorted.Length * 0.99)];
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    private static void WaitForPort(int port)
+    internal static void WaitForPort(int port)
     {
         var until = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 60;
         while (true)
