@@ -207,6 +207,7 @@ internal sealed class BackendHost
             if (assignment is null)
                 return ExitDone; // stopped while parked: nothing was running
             (_name, entry, argument) = (assignment.Name, assignment.Entry, assignment.Argument);
+            _log.SetWorker(_name);
         }
         if (entry == ConnectionHostArgument.Entry)
         {

@@ -1,19 +1,17 @@
-using System.Buffers;
 using System.Text;
-using System.Text.Json;
 using Postmaster.Shmem.Os;
 using Postmaster.Shmem.Text;
 
 namespace Postmaster.Backend;
 
 /// <summary>
-/// A backend's log: the same PostgreSQL-style lines as the postmaster's on stderr (which the postmaster shares with
-/// its children, so all lines end up in one place), and/or one JSON file per backend process
-/// (<c>log_directory/NAME-PID.json</c>), as log_destination says. Deliberately not Serilog: a backend starts in a
-/// few milliseconds and a small footprint matters when hundreds run.
-/// <para>The JSON file is created mode 0600 (whatever the umask) in a directory created 0700, and opened with
-/// O_APPEND (<see cref="AppendOnlyFile"/>): each record is one write(2) at the end of the file, so nothing another
-/// process appended is ever overwritten.</para>
+/// A backend's log. Under the postmaster (log destination <c>collector</c>) each entry is one JSON record in the
+/// schema of docs/logging.md (PostgreSQL's jsonlog keys plus ours), sent over the log pipe that is this process's
+/// stderr (<see cref="LogPipe"/>: frames of at most PIPE_BUF bytes, each one atomic write); the postmaster's log
+/// collector turns it into the text line and the JSON line of every destination, so every process of the instance
+/// ends up in one stream per destination, with no interleaved partial lines, and what was written before a crash is
+/// kept. Without a collector (<c>stderr</c>, a backend started by hand) the lines go to stderr as text.
+/// Deliberately not Serilog: a backend starts in a few milliseconds and a small footprint matters when hundreds run.
 /// </summary>
 internal sealed class BackendLog : IDisposable
 {
@@ -26,28 +24,28 @@ internal sealed class BackendLog : IDisposable
     public const int Log = 9;
     public const int Fatal = 10;
 
+    /// <summary>The parameter value that sends records to the postmaster's collector.</summary>
+    public const string CollectorDestination = "collector";
+
     private readonly object _gate = new();
-    private readonly bool _stderr;
-    private readonly AppendOnlyFile? _json;
-    private readonly ArrayBufferWriter<byte>? _record;
+    private readonly bool _collector;
     private volatile int _minimum;
     private readonly int _pid = Environment.ProcessId;
-    private readonly string _name;
+    private readonly int _slot;
+    private volatile string _worker;
 
-    public BackendLog(string name, string destination, string? directory, string level)
+    public BackendLog(string worker, int slot, string destination, string level)
     {
-        _name = name;
-        _stderr = destination is "stderr" or "both";
+        _worker = worker;
+        _slot = slot;
+        _collector = destination == CollectorDestination;
         for (int i = 0; i < s_levels.Length; i++) // the postmaster writes the level in lower case
             if (string.Equals(s_levels[i], level))
                 _minimum = i;
-        if (destination is "json" or "both" && directory is not null)
-        {
-            AppendOnlyFile.CreateDirectory(directory);
-            _json = AppendOnlyFile.Open(Path.Combine(directory, $"{name}-{_pid}.json"));
-            _record = new ArrayBufferWriter<byte>(512);
-        }
     }
+
+    /// <summary>The worker this process runs now (a pool member takes the name of the work it is handed).</summary>
+    public void SetWorker(string worker) => _worker = worker;
 
     /// <summary>A new log_min_messages (index in PostgreSQL's server-log order), e.g. after a reload.</summary>
     public void SetMinimum(int severity)
@@ -56,9 +54,9 @@ internal sealed class BackendLog : IDisposable
             _minimum = severity;
     }
 
-    /// <summary>Writes one entry: the message, then DETAIL, HINT and CONTEXT as given (PostgreSQL's order). On stderr
-    /// every line carries the prefix (time and pid), a multi-line <paramref name="context"/> (a stack trace) included,
-    /// so each line can be told apart from other processes' lines; in JSON each is one field of the record.</summary>
+    /// <summary>Writes one entry: the message, then DETAIL, HINT and CONTEXT as given (PostgreSQL's order). As text,
+    /// every line carries the prefix (time and pid), a multi-line <paramref name="context"/> (a stack trace)
+    /// included; as a record each is one field.</summary>
     public void Write(int severity, string message, string? detail = null, string? hint = null, string? context = null)
     {
         if (severity < _minimum)
@@ -66,45 +64,66 @@ internal sealed class BackendLog : IDisposable
         var now = DateTime.UtcNow;
         lock (_gate)
         {
-            if (_stderr)
+            if (_collector)
             {
-                string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" + _pid + "] ";
-                var sb = new StringBuilder();
-                sb.Append(prefix).Append(s_labels[severity]).Append(":  ").Append(message).Append('\n');
+                // Written by hand, not with Utf8JsonWriter: its generic buffers and encoder are not precompiled, and an
+                // idle backend must not need the JIT to log a line.
+                var r = new StringBuilder(256);
+                r.Append("{\"timestamp\":\"").Append(now.ToString("yyyy-MM-dd HH:mm:ss.fff")).Append(" UTC\",\"pid\":").Append(_pid)
+                 .Append(",\"backend_type\":\"backend\",\"worker\":");
+                JsonString(r, _worker);
+                r.Append(",\"slot\":").Append(_slot).Append(",\"error_severity\":\"").Append(s_labels[severity]).Append("\",\"message\":");
+                JsonString(r, message);
                 if (detail is not null)
-                    sb.Append(prefix).Append("DETAIL:  ").Append(detail).Append('\n');
+                    JsonString(r.Append(",\"detail\":"), detail);
                 if (hint is not null)
-                    sb.Append(prefix).Append("HINT:  ").Append(hint).Append('\n');
+                    JsonString(r.Append(",\"hint\":"), hint);
                 if (context is not null)
-                    foreach (var line in context.Split('\n'))
-                        if (line.Length > 0)
-                            sb.Append(prefix).Append("CONTEXT:  ").Append(line).Append('\n');
-                var err = Console.OpenStandardError();
-                var bytes = Utf8Text.GetBytes(sb.ToString());
-                err.Write(bytes);
+                    JsonString(r.Append(",\"context\":"), context);
+                r.Append('}');
+                LogPipe.WriteRecord(2, _pid, Utf8Text.GetBytes(r.ToString())); // a gone collector (the postmaster died) loses the line
+                return;
             }
-            if (_json is not null && _record is not null)
-            {
-                _record.ResetWrittenCount();
-                using (var w = new Utf8JsonWriter(_record))
-                {
-                    w.WriteStartObject();
-                    w.WriteString("Timestamp", now.ToString("O"));
-                    w.WriteString("Severity", s_labels[severity]);
-                    w.WriteString("RenderedMessage", message);
-                    if (detail is not null) w.WriteString("Detail", detail);
-                    if (hint is not null) w.WriteString("Hint", hint);
-                    if (context is not null) w.WriteString("Context", context);
-                    w.WriteNumber("ProcessId", _pid);
-                    w.WriteString("BackendType", _name);
-                    w.WriteEndObject();
-                }
-                _record.GetSpan(1)[0] = (byte)'\n';
-                _record.Advance(1);
-                _json.Write(_record.WrittenSpan); // one write(2): the line lands whole at the end of the file
-            }
+            string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" + _pid + "] ";
+            var sb = new StringBuilder();
+            sb.Append(prefix).Append(s_labels[severity]).Append(":  ").Append(message.Replace("\n", "\n" + prefix + "\t")).Append('\n');
+            if (detail is not null)
+                sb.Append(prefix).Append("DETAIL:  ").Append(detail.Replace("\n", "\n" + prefix + "\t")).Append('\n');
+            if (hint is not null)
+                sb.Append(prefix).Append("HINT:  ").Append(hint.Replace("\n", "\n" + prefix + "\t")).Append('\n');
+            if (context is not null)
+                foreach (var line in context.Split('\n'))
+                    if (line.Length > 0)
+                        sb.Append(prefix).Append("CONTEXT:  ").Append(line).Append('\n');
+            ProcessSpawner.WriteAll(2, Utf8Text.GetBytes(sb.ToString()));
         }
     }
 
-    public void Dispose() => _json?.Dispose();
+    /// <summary>A JSON string literal: quotes, backslashes and control characters escaped, everything else as is.</summary>
+    internal static void JsonString(StringBuilder sb, string text)
+    {
+        sb.Append('"');
+        foreach (char c in text)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (c < 0x20)
+                        sb.Append("\\u").Append(((int)c).ToString("x4"));
+                    else
+                        sb.Append(c);
+                    break;
+            }
+        }
+        sb.Append('"');
+    }
+
+    public void Dispose()
+    {
+    }
 }

@@ -30,6 +30,6 @@ catch (FormatException e)
     Console.Error.WriteLine($"pm-backend: invalid backend parameters: {e.Message}");
     return BackendHost.ExitFailure;
 }
-using var log = new BackendLog(parameters.WorkerName, parameters.LogDestination, parameters.LogDirectory, parameters.LogLevel);
+using var log = new BackendLog(parameters.WorkerName, parameters.Slot, parameters.LogDestination, parameters.LogLevel);
 return new BackendHost(parameters, log).Run();
 

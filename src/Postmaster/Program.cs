@@ -46,6 +46,7 @@ static int RunCli(string[] args)
         StopCommand.Create(),
         RestartCommand.Create(),
         ReloadCommand.Create(),
+        ReloadCommand.CreateLogRotate(),
         StatusCommand.Create(),
         ShmemCommand.Create(),
         SpawnCommand.Create(),

@@ -8,6 +8,9 @@ namespace Postmaster.Daemon;
 /// <summary>The block a new backend reads from its descriptor 3: where shared memory is, what to run, how to log.</summary>
 internal static class BackendParametersFactory
 {
+    /// <summary>Backends send their records to the log collector's pipe (pm-backend's BackendLog).</summary>
+    public const string LogPipeDestination = "collector";
+
     public static BackendParameters For(Settings settings, InstanceMemory memory, int slot, long generation, WorkerSpec spec,
         bool pooled, IReadOnlyList<string> preload)
     {
@@ -31,8 +34,7 @@ internal static class BackendParametersFactory
             Entry = spec.Entry,
             Argument = spec.Argument,
             Pooled = pooled,
-            LogDestination = settings.LogDestination.ToString().ToLowerInvariant(),
-            LogDirectory = settings.ResolveLogDirectory(memory.DataDir),
+            LogDestination = LogPipeDestination,
             LogLevel = settings.LogMinMessages.ToString().ToLowerInvariant(),
             Preload = preload.ToList(),
         };

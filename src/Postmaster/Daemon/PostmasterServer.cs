@@ -33,6 +33,7 @@ internal static class PostmasterServer
         DataDirLockFile? lockFile = null;
         InstanceMemory? memory = null;
         Connections.ConnectionAcceptor? acceptor = null;
+        LogCollector? collector = null;
         var doorbell = new RequestDoorbell(queue);
         // Taken out of the environment before any child exists: no backend may notify systemd for the postmaster.
         using var systemd = SystemdNotify.FromEnvironment(ProcessControl.CurrentPid);
@@ -68,6 +69,14 @@ internal static class PostmasterServer
             lockFile = StartupOutput.CreateLockFile(dataDir, ListenLines(settings, dataDir), stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
             configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
             var log = configured;
+            // Every backend's stdout and stderr: one pipe this process reads (the logging collector).
+            collector = new LogCollector(log);
+            ProcessControl.UnignoreSignal(Signals.SIGUSR2);
+            using var rotate = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)Signals.SIGUSR2, ctx =>
+            {
+                ctx.Cancel = true;
+                StartupOutput.ReopenLogs(options, log);
+            });
             SharedMemoryPreflight.Run(settings, SharedMemoryBootstrap.Plan(settings).TotalSize(), log);
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
             memory.Create();
@@ -105,7 +114,7 @@ internal static class PostmasterServer
             }
             Publish(settings);
             var live = new LiveSettings(settings, configPath, options.Overrides, Publish);
-            var ops = new OsProcessOps(new BackendLauncher(BackendLauncher.DefaultExecutable));
+            var ops = new OsProcessOps(new BackendLauncher(BackendLauncher.DefaultExecutable) { LogFd = collector.WriteFd });
             // "Ready" comes from the loop's first transition; then it starts the static workers and the pool
             // (PostgreSQL starts its background workers after "ready to accept connections").
             var loop = new PostmasterLoop(queue, log, lockFile, live, memory, doorbell, ops, SystemClock.Instance, acceptor, () =>
@@ -134,6 +143,7 @@ internal static class PostmasterServer
             doorbell.Stop(); // before anything is unmapped
             acceptor?.Dispose(); // its thread writes session fields into the slots; the sockets and their files go
             memory?.RemoveNames();
+            collector?.Dispose(); // no backend is left: what they wrote is drained into the log before the last line
             if (lockFile is not null)
             {
                 RunningSettingsFile.Remove(options.DataDir);

@@ -58,6 +58,29 @@ internal static class StartupOutput
         }
     }
 
+    /// <summary>SIGUSR2 (<c>postmaster logrotate</c>, a logrotate postrotate script): a detached daemon's log file is
+    /// opened again by its path (a new file if it was moved away) and made stdout and stderr; the JSON log starts its
+    /// next file. Runs on the signal thread; each writer sees the old file or the new one, never a torn descriptor.</summary>
+    public static void ReopenLogs(StartOptions options, ServerLog log)
+    {
+        if (options.DaemonLog is { } path)
+        {
+            try
+            {
+                var (fd, _) = OwnerOnlyFile.OpenForAppend(path);
+                using (fd)
+                    OwnerOnlyFile.RedirectStandardOutput(fd, path);
+            }
+            catch (Exception e) when (e is Shmem.Errors.ShmemException or IOException or UnauthorizedAccessException)
+            {
+                log.Warning($"could not reopen log file \"{path}\": {e.Message}", hint: "The server keeps writing to the file it had open.");
+                return;
+            }
+        }
+        log.ReopenFiles();
+        log.Log("log files reopened (SIGUSR2)");
+    }
+
     /// <summary>
     /// With the lock held: for a detached daemon, opens its log file and makes it stdout and stderr, tells the CLI;
     /// then builds the configured log (which may create the JSON log directory: only now, under the lock) and writes

@@ -107,6 +107,18 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
         }
     }
 
+    /// <summary>Closes the current file; the next event opens the file for its day and size again (after a rotation
+    /// moved the old one away, a new one).</summary>
+    public void Reopen()
+    {
+        lock (_gate)
+        {
+            _file?.Dispose();
+            _file = null;
+            _day = null;
+        }
+    }
+
     public void Dispose()
     {
         lock (_gate)

@@ -1,7 +1,7 @@
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
-using Serilog.Formatting.Json;
+using Serilog.Parsing;
 
 namespace Postmaster.Logging;
 
@@ -26,6 +26,13 @@ public sealed class ServerLog : IDisposable
     public const string PidProperty = "ProcessId";
     public const string DetailProperty = "Detail";
     public const string HintProperty = "Hint";
+    public const string ContextProperty = "Context";
+    public const string BackendTypeProperty = "BackendType";
+    public const string WorkerProperty = "Worker";
+    public const string SlotProperty = "Slot";
+
+    /// <summary>Set on plain text that a process wrote to the log pipe itself (not a record).</summary>
+    public const string RawProperty = "Raw";
 
     private readonly Logger _logger;
     private readonly AppendFileSink? _file;
@@ -37,13 +44,13 @@ public sealed class ServerLog : IDisposable
         var config = new LoggerConfiguration()
             .MinimumLevel.Verbose()
             .Enrich.WithProperty(PidProperty, Environment.ProcessId)
-            .Enrich.WithProperty("BackendType", backendType);
+            .Enrich.WithProperty(BackendTypeProperty, backendType);
         if (sinks.HasFlag(LogSinks.Stderr))
             config = config.WriteTo.Console(new PgTextFormatter(), standardErrorFromLevel: LogEventLevel.Verbose);
         if (sinks.HasFlag(LogSinks.Json) && jsonDirectory is not null)
         {
             // Mode 0600 in a 0700 directory and O_APPEND, whatever the umask (see AppendFileSink).
-            _file = new AppendFileSink(new JsonFormatter(renderMessage: true), jsonDirectory, backendType + "-");
+            _file = new AppendFileSink(new JsonLogFormatter(), jsonDirectory, backendType + "-");
             config = config.WriteTo.Sink(_file);
         }
         _logger = config.CreateLogger();
@@ -61,14 +68,55 @@ public sealed class ServerLog : IDisposable
     {
         if (!IsEnabled(severity))
             return;
-        var logger = _logger.ForContext(SeverityProperty, severity.Label());
+        var props = new List<LogEventProperty>(3) { new(SeverityProperty, new ScalarValue(severity.Label())) };
         if (detail is not null)
-            logger = logger.ForContext(DetailProperty, detail);
+            props.Add(new LogEventProperty(DetailProperty, new ScalarValue(detail)));
         if (hint is not null)
-            logger = logger.ForContext(HintProperty, hint);
-        // The message is data, not a template: escape braces so Serilog prints it verbatim.
-        logger.Write(severity.ToSerilog(), exception, message.Replace("{", "{{").Replace("}", "}}"));
+            props.Add(new LogEventProperty(HintProperty, new ScalarValue(hint)));
+        _logger.Write(new LogEvent(DateTimeOffset.UtcNow, severity.ToSerilog(), exception, Literal(message), props));
     }
+
+    /// <summary>A backend's record from the log pipe (its JSON, see docs/logging.md), written to every destination
+    /// as the postmaster's own are. A record that is not valid JSON is written as the text it is.</summary>
+    public void WriteRecord(int pid, byte[] json)
+    {
+        LogEvent e;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            var r = doc.RootElement;
+            string Str(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() ?? "" : "";
+            var timestamp = DateTimeOffset.TryParseExact(Str("timestamp"), "yyyy-MM-dd HH:mm:ss.fff 'UTC'",
+                System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
+            string label = Str("error_severity");
+            var severity = SeverityText.TryParseLabel(label, out var sv) ? sv : Severity.Log;
+            var props = new List<LogEventProperty>
+            {
+                new(SeverityProperty, new ScalarValue(severity.Label())),
+                new(PidProperty, new ScalarValue(r.TryGetProperty("pid", out var p) && p.TryGetInt32(out int rp) ? rp : pid)),
+                new(BackendTypeProperty, new ScalarValue(Str("backend_type") is { Length: > 0 } bt ? bt : "backend")),
+            };
+            foreach (var (key, property) in new[] { ("worker", WorkerProperty), ("detail", DetailProperty), ("hint", HintProperty), ("context", ContextProperty) })
+                if (Str(key) is { Length: > 0 } value)
+                    props.Add(new LogEventProperty(property, new ScalarValue(value)));
+            if (r.TryGetProperty("slot", out var s) && s.TryGetInt32(out int slot))
+                props.Add(new LogEventProperty(SlotProperty, new ScalarValue(slot)));
+            e = new LogEvent(timestamp, severity.ToSerilog(), null, Literal(Str("message")), props);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            WriteRaw(System.Text.Encoding.UTF8.GetString(json));
+            return;
+        }
+        _logger.Write(e);
+    }
+
+    /// <summary>Plain text a process wrote to the log pipe itself (a library, the runtime): written as it came.</summary>
+    public void WriteRaw(string text) =>
+        _logger.Write(new LogEvent(DateTimeOffset.UtcNow, LogEventLevel.Information, null, Literal(text),
+            [new LogEventProperty(RawProperty, new ScalarValue(true))]));
+
+    private static MessageTemplate Literal(string text) => new([new TextToken(text)]);
 
     public void Log(string message, string? detail = null, string? hint = null) => Write(Severity.Log, message, detail, hint);
 
@@ -79,6 +127,9 @@ public sealed class ServerLog : IDisposable
     public void Warning(string message, string? detail = null, string? hint = null) => Write(Severity.Warning, message, detail, hint);
 
     public void Fatal(string message, string? detail = null, string? hint = null) => Write(Severity.Fatal, message, detail, hint);
+
+    /// <summary>Closes the open JSON file: the next record opens the file its path names now (log rotation).</summary>
+    public void ReopenFiles() => _file?.Reopen();
 
     public void Dispose()
     {

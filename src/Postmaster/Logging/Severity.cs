@@ -41,6 +41,21 @@ public static class SeverityText
     };
 
     /// <summary>The Serilog level recorded in the JSON log (filtering is done on <see cref="Severity"/>).</summary>
+    /// <summary>The severity whose <see cref="Label"/> is <paramref name="label"/>.</summary>
+    public static bool TryParseLabel(string label, out Severity severity)
+    {
+        foreach (Severity s in Enum.GetValues<Severity>())
+        {
+            if (s.Label() == label)
+            {
+                severity = s;
+                return true;
+            }
+        }
+        severity = Severity.Log;
+        return false;
+    }
+
     public static LogEventLevel ToSerilog(this Severity s) => s switch
     {
         <= Severity.Debug2 => LogEventLevel.Verbose,

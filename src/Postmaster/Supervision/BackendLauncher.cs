@@ -7,13 +7,16 @@ namespace Postmaster.Supervision;
 /// Starts pm-backend processes: the one spawn path (posix_spawn, reaped by pid). The parameter block goes through a
 /// pipe that becomes the child's descriptor 3 (written before the spawn: it fits the pipe buffer, so nothing blocks).
 /// A backend learns of the postmaster's death from PR_SET_PDEATHSIG (see pm-backend's PostmasterDeathWatch). stdout
-/// and stderr are shared with the postmaster, so all log lines end up in one place.
+/// and stderr are the log collector's pipe (<see cref="Logging.LogCollector"/>), so all log lines end up in one stream.
 /// </summary>
 internal sealed class BackendLauncher
 {
     public BackendLauncher(string executable) => Executable = executable;
 
     public string Executable { get; }
+
+    /// <summary>The log collector's pipe, the backends' stdout and stderr (null: they share the postmaster's).</summary>
+    public int? LogFd { get; init; }
 
     public static string DefaultExecutable => Path.Combine(AppContext.BaseDirectory, "pm-backend");
 
@@ -63,6 +66,7 @@ internal sealed class BackendLauncher
             }
             return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), icu ? s_icu : s_invariant,
                 StdinPath: "/dev/null",
+                StdoutFd: LogFd,
                 InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd) }));
         }
     }

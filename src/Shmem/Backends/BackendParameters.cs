@@ -30,8 +30,7 @@ internal sealed record BackendParameters
     public required string Entry { get; init; }
     public required string Argument { get; init; }
     public required bool Pooled { get; init; }
-    public required string LogDestination { get; init; }   // "stderr" | "json" | "both"
-    public required string LogDirectory { get; init; }
+    public required string LogDestination { get; init; }   // "collector" (records over the log pipe) | "stderr" (text)
     public required string LogLevel { get; init; }
 
     /// <summary>Pool members only: worker entries to resolve (load, JIT) while parked, so that a request for one of
@@ -61,7 +60,6 @@ internal sealed record BackendParameters
         Put("argument", Argument);
         Put("pooled", Pooled ? 1 : 0);
         Put("log_destination", LogDestination);
-        Put("log_directory", LogDirectory);
         Put("log_level", LogLevel);
         Put("preload", string.Join('\n', Preload));
         sb.Append("end=1\n");
@@ -163,7 +161,6 @@ internal sealed record BackendParameters
             Argument = Get("argument"),
             Pooled = Get("pooled") == "1",
             LogDestination = Get("log_destination"),
-            LogDirectory = Get("log_directory"),
             LogLevel = Get("log_level"),
             Preload = Get("preload") is { Length: > 0 } preload ? preload.Split('\n', StringSplitOptions.RemoveEmptyEntries) : [],
         };
@@ -184,6 +181,6 @@ internal sealed record BackendParameters
     [
         "version", "data_dir", "data_dir_device", "data_dir_inode", "segment_kind", "segment_key", "segment_id",
         "segment_size", "dsm_control_handle", "dsm_type", "slot", "generation", "postmaster_pid", "worker_name", "entry",
-        "argument", "pooled", "log_destination", "log_directory", "log_level", "preload",
+        "argument", "pooled", "log_destination", "log_level", "preload",
     ];
 }

@@ -6,11 +6,11 @@ namespace Postmaster.Shmem.Instance;
 
 /// <summary>Crash recovery since the postmaster started: full crash restarts done (shared memory rebuilt) and backend
 /// crashes reconciled.</summary>
-public readonly record struct RecoveryTotals(long FullRestarts, long Reconciles);
+internal readonly record struct RecoveryTotals(long FullRestarts, long Reconciles);
 
 /// <summary>Backend start latencies (posix_spawn to attached): counts per bucket of <see cref="InstanceCounters.StartBucketsMicros"/>
 /// (cumulative, the last one +Inf, so it equals <see cref="Count"/>) and the sum in nanoseconds.</summary>
-public sealed record StartHistogram(long[] Cumulative, long Count, long SumNanos);
+internal sealed record StartHistogram(long[] Cumulative, long Count, long SumNanos);
 
 /// <summary>
 /// The instance's counters in the main segment ("Instance counters"), for <c>status</c> and the metrics:

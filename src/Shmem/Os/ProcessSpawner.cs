@@ -198,6 +198,61 @@ internal static unsafe class ProcessSpawner
             return Libc.write(fd, p, (nuint)bytes.Length) == bytes.Length;
     }
 
+    /// <summary>write(2) of all of <paramref name="data"/> (retried on EINTR and short writes); false on failure
+    /// (EPIPE: the reader is gone).</summary>
+    public static bool WriteAll(int fd, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            int done = 0;
+            while (done < data.Length)
+            {
+                nint n = Libc.write(fd, p + done, (nuint)(data.Length - done));
+                if (n > 0)
+                {
+                    done += (int)n;
+                    continue;
+                }
+                if (n < 0 && Libc.Errno == Errno.EINTR)
+                    continue;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>poll(2) for <paramref name="fd"/> readable (data or end of file) within <paramref name="timeoutMs"/>.</summary>
+    public static bool WaitReadable(int fd, int timeoutMs)
+    {
+        var pfd = new Libc.PollFd { fd = fd, events = Libc.POLLIN };
+        while (true)
+        {
+            int rc = Libc.poll(&pfd, 1, timeoutMs);
+            if (rc >= 0)
+                return rc > 0;
+            int errno = Libc.Errno;
+            if (errno != Errno.EINTR)
+                throw new OsCallException("could not poll a pipe", errno);
+        }
+    }
+
+    /// <summary>read(2) into <paramref name="buffer"/> (retried on EINTR): bytes read, 0 at end of file.</summary>
+    public static int Read(int fd, Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = Libc.read(fd, p, (nuint)buffer.Length);
+                if (n >= 0)
+                    return (int)n;
+                int errno = Libc.Errno;
+                if (errno != Errno.EINTR)
+                    throw new OsCallException("could not read from a pipe", errno);
+            }
+        }
+    }
+
     /// <summary>Closes a raw inherited descriptor (e.g. the readiness pipe once used).</summary>
     public static void Close(int fd) => Libc.close(fd);
 

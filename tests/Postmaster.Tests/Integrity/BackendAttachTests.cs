@@ -153,7 +153,6 @@ public sealed class BackendAttachTests : IDisposable
             Argument = "",
             Pooled = false,
             LogDestination = "stderr",
-            LogDirectory = Path.Combine(_pm.DataDir, "log"),
             LogLevel = "log",
         };
         p = change?.Invoke(p) ?? p;

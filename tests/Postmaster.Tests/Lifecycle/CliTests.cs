@@ -136,7 +136,7 @@ public sealed class CliTests
         var rows = pm.Shmem().Allocations;
         Assert.Contains(rows, e => e.Name is null); // free space
         Assert.Contains(rows, e => e.Name == "<anonymous>");
-        Assert.Contains(rows, e => e.Name == "Recovery counters");
+        Assert.Contains(rows, e => e.Name == "Instance counters");
         Assert.Equal(total, rows.Sum(e => e.AllocatedSize));
         var text = pm.Run("shmem");
         Assert.Equal(0, text.ExitCode);

@@ -49,7 +49,7 @@ public sealed class SupervisionUnitTests
             DataDir = "/data dir/with spaces=and%", DataDirDevice = 2049, DataDirInode = 123456789, SegmentKind = "sysv",
             SegmentKey = 42, SegmentId = 7, SegmentSize = 1 << 20, DsmControlHandle = 12345, DsmType = "posix", Slot = 3,
             Generation = 99, PostmasterPid = 1000, WorkerName = "w.1", Entry = "a.dll:B.C", Argument = "x\ny=z", Pooled = true,
-            LogDestination = "both", LogDirectory = "/log", LogLevel = "debug1", Preload = ["idle", "/a b/c%.dll:N.T"],
+            LogDestination = "collector", LogLevel = "debug1", Preload = ["idle", "/a b/c%.dll:N.T"],
         };
         var back = BackendParameters.Parse(p.Serialize());
         Assert.Equal(p.Preload, back.Preload);
@@ -84,7 +84,7 @@ public sealed class SupervisionUnitTests
             DataDir = "/données/数据 dir", DataDirDevice = ulong.MaxValue, DataDirInode = 0, SegmentKind = "posix",
             SegmentKey = -123456789012, SegmentId = long.MinValue + 1, SegmentSize = long.MaxValue, DsmControlHandle = uint.MaxValue,
             DsmType = "mmap", Slot = int.MaxValue, Generation = 0, PostmasterPid = 1, WorkerName = "wörker", Entry = "idle",
-            Argument = "%0A literally, then a real\r\nline break", Pooled = false, LogDestination = "stderr", LogDirectory = "",
+            Argument = "%0A literally, then a real\r\nline break", Pooled = false, LogDestination = "stderr",
             LogLevel = "info",
         };
         var back = BackendParameters.Parse(p.Serialize());
