@@ -20,6 +20,7 @@ IBenchSuite[] suites =
     new BackendsSuite("backends-knobs", BackendsSuite.Parts.Knobs),
     new ConnectionsSuite(),
     new MetricsSuite(),
+    new LoggingSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

@@ -81,9 +81,19 @@ internal sealed class BackendLog : IDisposable
                 if (context is not null)
                     JsonString(r.Append(",\"context\":"), context);
                 r.Append('}');
-                LogPipe.WriteRecord(2, _pid, Utf8Text.GetBytes(r.ToString())); // a gone collector (the postmaster died) loses the line
+                if (LogPipe.WriteRecord(2, _pid, Utf8Text.GetBytes(r.ToString())))
+                    return;
+                // The collector is gone (the postmaster died): text to the postmaster's own stderr, which it passed on.
+                WriteText(Postmaster.Shmem.Backends.BackendParameters.FallbackLogFd, now, severity, message, detail, hint, context);
                 return;
             }
+            WriteText(2, now, severity, message, detail, hint, context);
+        }
+    }
+
+    private void WriteText(int fd, DateTime now, int severity, string message, string? detail, string? hint, string? context)
+    {
+        {
             string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" + _pid + "] ";
             var sb = new StringBuilder();
             sb.Append(prefix).Append(s_labels[severity]).Append(":  ").Append(message.Replace("\n", "\n" + prefix + "\t")).Append('\n');
@@ -95,7 +105,7 @@ internal sealed class BackendLog : IDisposable
                 foreach (var line in context.Split('\n'))
                     if (line.Length > 0)
                         sb.Append(prefix).Append("CONTEXT:  ").Append(line).Append('\n');
-            ProcessSpawner.WriteAll(2, Utf8Text.GetBytes(sb.ToString()));
+            ProcessSpawner.WriteAll(fd, Utf8Text.GetBytes(sb.ToString()));
         }
     }
 

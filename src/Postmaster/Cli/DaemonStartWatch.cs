@@ -249,17 +249,15 @@ internal sealed partial class DaemonStartWatch(int pid, SafeFd ready, SafeFd out
                 {
                     using var doc = JsonDocument.Parse(line);
                     var root = doc.RootElement;
-                    if (!root.TryGetProperty("Properties", out var props) ||
-                        !props.TryGetProperty("ProcessId", out var p) || p.ValueKind != JsonValueKind.Number || p.GetInt32() != pid)
+                    // The instance's JSON schema (docs/logging.md).
+                    if (!root.TryGetProperty("pid", out var p) || p.ValueKind != JsonValueKind.Number || p.GetInt32() != pid)
                         continue;
-                    string sev = props.TryGetProperty("Severity", out var s) ? s.GetString() ?? "" : "";
+                    string sev = root.TryGetProperty("error_severity", out var s) ? s.GetString() ?? "" : "";
                     if (sev is not ("FATAL" or "PANIC" or "ERROR" or "WARNING"))
                         continue;
-                    string text = root.TryGetProperty("RenderedMessage", out var rm) ? rm.GetString() ?? ""
-                        : root.TryGetProperty("MessageTemplate", out var mt) ? mt.GetString() ?? "" : "";
-                    list.Add(new Record(sev, text));
-                    foreach (var extra in new[] { "Detail", "Hint" })
-                        if (props.TryGetProperty(extra, out var v) && v.GetString() is { Length: > 0 } t)
+                    list.Add(new Record(sev, root.TryGetProperty("message", out var m) ? m.GetString() ?? "" : ""));
+                    foreach (var extra in new[] { "detail", "hint" })
+                        if (root.TryGetProperty(extra, out var v) && v.GetString() is { Length: > 0 } t)
                             list.Add(new Record(extra.ToUpperInvariant(), t));
                 }
                 catch (JsonException)

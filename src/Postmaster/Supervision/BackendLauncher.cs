@@ -15,8 +15,22 @@ internal sealed class BackendLauncher
 
     public string Executable { get; }
 
-    /// <summary>The log collector's pipe, the backends' stdout and stderr (null: they share the postmaster's).</summary>
-    public int? LogFd { get; init; }
+    /// <summary>The log collector's pipe, the backends' stdout and stderr (null: they share the postmaster's). The
+    /// postmaster's own stderr then goes along as descriptor <see cref="BackendParameters.FallbackLogFd"/>: a backend
+    /// that outlives the postmaster (and so its collector) writes its last lines there as text.</summary>
+    public int? LogFd
+    {
+        get => _logFd;
+        init
+        {
+            _logFd = value;
+            if (value is not null)
+                _fallback = ProcessSpawner.Duplicate(2, 10);
+        }
+    }
+
+    private readonly int? _logFd;
+    private readonly SafeFd? _fallback;
 
     public static string DefaultExecutable => Path.Combine(AppContext.BaseDirectory, "pm-backend");
 
@@ -67,7 +81,10 @@ internal sealed class BackendLauncher
             return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), icu ? s_icu : s_invariant,
                 StdinPath: "/dev/null",
                 StdoutFd: LogFd,
-                InheritFds: new[] { (paramRead.Fd, BackendParameters.ParameterFd) }));
+                // The parameter pipe first: its number may be the fallback's target, never the other way round (>= 10).
+                InheritFds: _fallback is null
+                    ? new[] { (paramRead.Fd, BackendParameters.ParameterFd) }
+                    : new[] { (paramRead.Fd, BackendParameters.ParameterFd), (_fallback.Fd, BackendParameters.FallbackLogFd) }));
         }
     }
 }

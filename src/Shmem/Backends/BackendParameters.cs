@@ -14,6 +14,10 @@ internal sealed record BackendParameters
     public const int CurrentVersion = 2;
     public const int ParameterFd = 3;
 
+    /// <summary>The postmaster's own stderr in a backend whose stdout and stderr are the log collector's pipe: where the
+    /// backend writes text once the collector is gone (the postmaster died).</summary>
+    public const int FallbackLogFd = 4;
+
     public required string DataDir { get; init; }
     public required ulong DataDirDevice { get; init; }
     public required ulong DataDirInode { get; init; }

@@ -60,6 +60,7 @@ internal static unsafe partial class Libc
     public static partial nint recvmsg(int fd, MsgHdr* msg, int flags);
 
     public const int F_SETFD = 2;
+    public const int F_DUPFD_CLOEXEC = 1030;
     public const int F_GETFL = 3;
     public const int F_SETFL = 4;
     public const int FD_CLOEXEC = 1;

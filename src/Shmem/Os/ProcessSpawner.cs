@@ -253,6 +253,16 @@ internal static unsafe class ProcessSpawner
         }
     }
 
+    /// <summary>fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of <paramref name="fd"/> numbered at least
+    /// <paramref name="minimum"/> (above the numbers a spawn's file actions target).</summary>
+    public static SafeFd Duplicate(int fd, int minimum)
+    {
+        int copy = Libc.fcntl_int(fd, Libc.F_DUPFD_CLOEXEC, minimum);
+        if (copy < 0)
+            throw new OsCallException($"could not duplicate descriptor {fd}", Libc.Errno);
+        return new SafeFd(copy);
+    }
+
     /// <summary>Closes a raw inherited descriptor (e.g. the readiness pipe once used).</summary>
     public static void Close(int fd) => Libc.close(fd);
 

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Postmaster.Bench.Suites.Backends;
+using Postmaster.Shmem.Os;
+
+namespace Postmaster.Bench.Suites;
+
+/// <summary>
+/// Suite "logging": the logging collector. (1) Throughput: 20 backends each log 5,000 lines of 200 bytes as fast as
+/// they can; lines per second from the first line to the last, as the log file's timestamps say, against this process
+/// writing the same number of lines straight to a file with one write(2) each. (2) Backend start latency (the
+/// instance's <c>postmaster_backend_start_seconds</c>, mean) of 40 backends started together, 20 of them logging at
+/// full speed, against 40 quiet ones.
+/// </summary>
+public sealed partial class LoggingSuite : IBenchSuite
+{
+    private const int Writers = 20;
+    private const int LinesEach = 5_000;
+    private const int LineBytes = 200;
+
+    public string Name => "logging";
+
+    public string Description => "log collector throughput from 20 busy backends, and spawn latency under a log storm";
+
+    private static string Chatty => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.ChattyWorker";
+
+    public void Run()
+    {
+        var table = new BenchTable();
+        MeasureThroughput(table);
+        MeasureSpawnUnderStorm(table);
+        Console.Write(table.ToMarkdown());
+    }
+
+    private static void MeasureThroughput(BenchTable table)
+    {
+        using var server = BenchServer.Start("log-storm", new Dictionary<string, string>
+        {
+            ["max_backends"] = "40",
+            ["backend_pool_size"] = "0",
+            ["worker.c.entry"] = BenchServer.Quote(Chatty),
+            ["worker.c.argument"] = $"'{LinesEach}:{LineBytes}'",
+            ["worker.c.count"] = Writers.ToString(CultureInfo.InvariantCulture),
+        });
+        var sw = Stopwatch.StartNew();
+        while (Count(server.LogPath, "LOG:  chatty done") < Writers)
+        {
+            if (sw.Elapsed > BenchServer.WaitLimit)
+                throw new TimeoutException("the chatty workers did not finish");
+            Thread.Sleep(100);
+        }
+        var lines = File.ReadAllLines(server.LogPath);
+        var times = lines.Where(l => ChattyLine().IsMatch(l)).Select(Stamp).ToList();
+        int total = times.Count;
+        if (total != Writers * LinesEach)
+            throw new InvalidOperationException($"{total} chatty lines in the log, expected {Writers * LinesEach}");
+        double seconds = Math.Max(0.001, (times.Max() - times.Min()).TotalSeconds);
+        double ours = total / seconds;
+
+        string path = Path.Combine(Path.GetTempPath(), $"pmbench-{Environment.ProcessId}-direct.log");
+        byte[] line = Encoding.UTF8.GetBytes("2026-12-02 19:22:56.183 UTC [12345] LOG:  chatty 1/5000 " + new string('x', LineBytes - 17) + "\n");
+        double direct;
+        using (var file = AppendOnlyFile.Open(path))
+        {
+            long t = Stopwatch.GetTimestamp();
+            for (int i = 0; i < total; i++)
+                file.Write(line);
+            direct = total / Stopwatch.GetElapsedTime(t).TotalSeconds;
+        }
+        File.Delete(path);
+        table.AddThroughput($"{Writers} backends logging {LineBytes}-byte lines through the collector", "one process, write(2) per line to a file",
+            direct, ours, "report");
+        Console.WriteLine($"({total} lines in {seconds:0.00} s through the collector)");
+    }
+
+    private static void MeasureSpawnUnderStorm(BenchTable table)
+    {
+        double quiet = MeanStart("log-quiet", new Dictionary<string, string>
+        {
+            ["max_backends"] = "50",
+            ["backend_pool_size"] = "0",
+            ["worker.i.entry"] = "'idle'",
+            ["worker.i.count"] = "40",
+        }, 40);
+        double storm = MeanStart("log-loud", new Dictionary<string, string>
+        {
+            ["max_backends"] = "50",
+            ["backend_pool_size"] = "0",
+            ["worker.c.entry"] = BenchServer.Quote(Chatty),
+            ["worker.c.argument"] = $"'{LinesEach}:{LineBytes}'",
+            ["worker.c.count"] = "20",
+            ["worker.i.entry"] = "'idle'",
+            ["worker.i.count"] = "20",
+        }, 40);
+        table.AddTime("backend start latency (mean of 40), 20 of them logging at full speed", "40 quiet backends", quiet, storm, "ms", "no measurable effect");
+    }
+
+    /// <summary>The mean backend start latency, in ms, once <paramref name="backends"/> have started.</summary>
+    private static double MeanStart(string label, Dictionary<string, string> settings, int backends)
+    {
+        using var server = BenchServer.Start(label, settings);
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            string metrics = BenchProcess.Output(BenchPaths.Postmaster, "metrics", "-D", server.Dir);
+            double count = Value(metrics, "postmaster_backend_start_seconds_count");
+            if (count >= backends)
+                return Value(metrics, "postmaster_backend_start_seconds_sum") / count * 1000;
+            if (sw.Elapsed > BenchServer.WaitLimit)
+                throw new TimeoutException($"{backends} backends did not start");
+            Thread.Sleep(100);
+        }
+    }
+
+    private static double Value(string metrics, string name)
+    {
+        foreach (string l in metrics.Split('\n'))
+            if (l.StartsWith(name + " ", StringComparison.Ordinal))
+                return double.Parse(l[(name.Length + 1)..], CultureInfo.InvariantCulture);
+        return 0;
+    }
+
+    private static int Count(string path, string text) =>
+        File.Exists(path) ? File.ReadLines(path).Count(l => l.Contains(text, StringComparison.Ordinal)) : 0;
+
+    private static DateTime Stamp(string line) =>
+        DateTime.ParseExact(line[..23], "yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
+
+    [GeneratedRegex(@"LOG:  chatty \d+/\d+ ")]
+    private static partial Regex ChattyLine();
+}
