@@ -19,10 +19,13 @@ need_build() {
 
 build() {
   if need_build; then
-    echo "run.sh: building (Release, ReadyToRun) into out/" >&2
+    echo "run.sh: building (Release: postmaster NativeAOT, pm-backend ReadyToRun) into out/" >&2
     local log; log="$(mktemp)"
-    if ! { dotnet publish "$ROOT/src/Postmaster/Postmaster.csproj" -c Release -r linux-x64 --self-contained false \
-             -p:PublishReadyToRun=true -o "$OUT" -nologo -v quiet >"$log" 2>&1 &&
+    # postmaster: NativeAOT (needs clang; Debian 12 may have only clang-14 on the PATH). pm-backend: ReadyToRun.
+    local cc=()
+    if ! command -v clang >/dev/null 2>&1 && command -v clang-14 >/dev/null 2>&1; then cc=(-p:CppCompilerAndLinker=clang-14); fi
+    if ! { dotnet publish "$ROOT/src/Postmaster/Postmaster.csproj" -c Release -r linux-x64 "${cc[@]}" \
+             -o "$OUT" -nologo -v quiet >"$log" 2>&1 &&
            dotnet publish "$ROOT/src/Backend/Backend.csproj" -c Release -r linux-x64 --self-contained false \
              -p:PublishReadyToRun=true -o "$OUT" -nologo -v quiet >>"$log" 2>&1; }; then
       cat "$log" >&2; rm -f "$log"; echo "run.sh: build failed" >&2; exit 1

@@ -48,6 +48,84 @@ public static class StartupBench
                               $"{Stats.Median(cliStop.Skip(1).ToList()):F1} ms | {Stats.Median(stop.Skip(1).ToList()):F2} ms | {s / hello:F2}× |");
         }
         Console.WriteLine();
+        SideBySideWithPostgres();
+    }
+
+    /// <summary>
+    /// The CLI as a user meets it, next to PostgreSQL 15's pg_ctl in the same run (when installed): <c>start --detach -w</c>
+    /// against <c>pg_ctl start -w</c>, <c>status</c> against <c>pg_ctl status</c>, and <c>--version</c>, with 128MB of
+    /// System V shared memory and no backends. As root, PostgreSQL runs as the postgres user through runuser, whose own
+    /// cost (runuser of /bin/true) is measured and subtracted.
+    /// </summary>
+    private static void SideBySideWithPostgres()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"pmbench-{Environment.ProcessId}-side");
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, true);
+        Cli("init", "-D", dir);
+        WithoutBackends(dir);
+        var start = new List<double>();
+        var status = new List<double>();
+        var version = new List<double>();
+        for (int i = 0; i < Runs + 1; i++)
+        {
+            start.Add(TimeProcess(BenchPaths.Postmaster, "start", "-D", dir, "--detach", "-w", "-c", "shared_memory_size=128MB"));
+            status.Add(TimeProcess(BenchPaths.Postmaster, "status", "-D", dir));
+            version.Add(TimeProcess(BenchPaths.Postmaster, "--version"));
+            Cli("stop", "-D", dir, "-m", "fast");
+        }
+        Directory.Delete(dir, true);
+        double ours = Stats.Median(start.Skip(1).ToList()), oursStatus = Stats.Median(status.Skip(1).ToList());
+        var pg = MeasurePgCtl();
+        Console.WriteLine("| what | postmaster | PostgreSQL 15 (pg_ctl) | ratio | target |");
+        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine($"| `start --detach -w` (128MB System V, no backends) | {ours:F1} ms | {(pg is null ? "not installed" : $"{pg.Value.Start:F1} ms")} | " +
+                          $"{(pg is null ? "" : $"{ours / pg.Value.Start:F2}×")} | ≤ 0.2× |");
+        Console.WriteLine($"| `status` | {oursStatus:F1} ms | {(pg is null ? "" : $"{pg.Value.Status:F1} ms")} | {(pg is null ? "" : $"{oursStatus / pg.Value.Status:F2}×")} | ≤ 10 ms |");
+        Console.WriteLine($"| `--version` | {Stats.Median(version.Skip(1).ToList()):F1} ms | | | report |");
+        Console.WriteLine();
+    }
+
+    /// <summary>pg_ctl start -w and pg_ctl status medians (ms), runuser's own cost subtracted; null without PostgreSQL.</summary>
+    private static (double Start, double Status)? MeasurePgCtl()
+    {
+        string? bin = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin"))
+                .Where(b => File.Exists(Path.Combine(b, "pg_ctl"))).Order().LastOrDefault()
+            : null;
+        if (bin is null)
+            return null;
+        bool root = ProcessControl.EffectiveUid == 0;
+        string pgctl = Path.Combine(bin, "pg_ctl");
+        string dir = Path.Combine(Path.GetTempPath(), $"pmbench-{Environment.ProcessId}-pgside");
+        string[] As(string exe, params string[] args) => root ? ["-u", "postgres", "--", exe, .. args] : args;
+        string runner = root ? "/usr/sbin/runuser" : pgctl;
+        double Timed(string exe, params string[] args) => root ? TimeQuiet(runner, As(exe, args)) : TimeQuiet(exe, args);
+        double overhead = root ? Stats.Median(Enumerable.Range(0, Runs + 1).Select(_ => TimeQuiet(runner, As("/bin/true"))).Skip(1).ToList()) : 0;
+        if (root)
+            TimeQuiet(runner, "-u", "postgres", "--", "/bin/mkdir", "-m", "0700", dir);
+        else
+            Directory.CreateDirectory(dir);
+        Timed(Path.Combine(bin, "initdb"), "-D", dir, "-A", "trust", "-U", "postgres", "--no-sync");
+        int port = 20000 + Environment.ProcessId % 20000;
+        var start = new List<double>();
+        var status = new List<double>();
+        try
+        {
+            for (int i = 0; i < Runs + 1; i++)
+            {
+                start.Add(Timed(pgctl, "-D", dir, "-w", "-l", Path.Combine(dir, "server.log"), "-o",
+                    $"-p {port} -k {dir} -c listen_addresses='' -c shared_buffers=128MB -c fsync=off", "start") - overhead);
+                status.Add(Timed(pgctl, "-D", dir, "status") - overhead);
+                Timed(pgctl, "-D", dir, "-m", "fast", "-w", "stop");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+        Console.WriteLine($"(PostgreSQL through runuser: its own {overhead:F1} ms subtracted)");
+        return (Stats.Median(start.Skip(1).ToList()), Stats.Median(status.Skip(1).ToList()));
     }
 
     /// <summary>Only the daemon's exec → ready median (quick check while tuning startup).</summary>
@@ -96,6 +174,21 @@ public static class StartupBench
         while (ProcessSpawner.TryReap(pid) is null)
             Thread.Yield();
         return (Stats.Ms(t1 - t0), Stats.Ms(t3 - t2));
+    }
+
+    /// <summary><see cref="TimeProcess"/> with stdout to /dev/null (pg_ctl's chatter).</summary>
+    private static double TimeQuiet(string exe, params string[] args)
+    {
+        using var devNull = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.Write);
+        long t0 = Stopwatch.GetTimestamp();
+        int pid = ProcessSpawner.Spawn(new SpawnOptions(exe, args, StdinPath: "/dev/null", StdoutFd: (int)devNull.DangerousGetHandle()));
+        ChildExit? exit;
+        while ((exit = ProcessSpawner.TryReap(pid)) is null)
+            Thread.Sleep(0);
+        long t1 = Stopwatch.GetTimestamp();
+        if (exit.Value.ExitCode != 0)
+            throw new InvalidOperationException($"{exe} {string.Join(' ', args)}: {exit.Value.Describe("process")}");
+        return Stats.Ms(t1 - t0);
     }
 
     private static double TimeProcess(string exe, params string[] args)
