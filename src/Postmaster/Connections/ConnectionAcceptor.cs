@@ -149,14 +149,16 @@ internal sealed class ConnectionAcceptor : IDisposable
     }
 
     /// <summary>The supervisor could not start a connection backend: connections waiting beyond the backends that are
-    /// coming are refused (with <paramref name="why"/> in the log), with <c>connection_rejection_message</c> when
+    /// coming or idle are refused (with <paramref name="why"/> in the log), with <c>connection_rejection_message</c> when
     /// <paramref name="failed"/> is false (no slot: the same as too many clients), else with "could not start a backend
     /// for the connection" (PostgreSQL's "could not fork new process for connection").</summary>
     public void CouldNotStart(string why, bool failed = false)
     {
         lock (_gate)
         {
-            int coming = _expected.Count;
+            // Backends still starting, connected ones not ready yet and idle ones all take a waiting connection (the
+            // next dispatch hands it over): only what is beyond them is refused.
+            int coming = _expected.Count + _channels.Count(c => !c.Busy);
             int refused = 0;
             while (_waiting.Count > coming)
             {
@@ -164,7 +166,8 @@ internal sealed class ConnectionAcceptor : IDisposable
                 refused++;
             }
             if (refused > 0)
-                _log.Log($"refused {refused} connection(s): no connection backend could be started: {why}");
+                _log.Log($"refused {refused} connection(s): no connection backend could be started: {why}",
+                    detail: $"Connection backends: {_expected.Count} starting, {_channels.Count(c => !c.Idle && !c.Busy)} connecting, {_channels.Count(c => c.Idle)} idle, {_channels.Count(c => c.Busy)} serving.");
         }
     }
 
@@ -315,7 +318,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// (may be negative). Caller holds <see cref="_gate"/>.</summary>
     private int WantedLocked()
     {
-        int idle = _channels.Count(c => c.Idle);
+        int idle = _channels.Count(c => !c.Busy); // idle, or connected and about to say ready
         int need = _spare + _waiting.Count - idle - _expected.Count;
         int room = _maxConnections + _spare - _channels.Count - _expected.Count;
         return Math.Min(need, room);

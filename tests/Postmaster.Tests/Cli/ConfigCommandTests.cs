@@ -69,7 +69,8 @@ public sealed class ConfigCommandTests
         Assert.Contains("pending: ", text.Stdout);
 
         pm.Reload();
-        Wait.Until(() => Row(pm.Run("config").Stdout, "backend_pool_size").Contains(" 2 "), "the reload is in effect");
+        Wait.Until(() => Json(pm.Run("config", "--json", "backend_pool_size")).RootElement.GetProperty("settings")[0].GetProperty("value").GetString() == "2",
+            "the reload is in effect");
         var after = pm.Run("config").Stdout;
         Assert.DoesNotContain("reload (", Row(after, "backend_pool_size"));
         Assert.Contains("restart (16MB)", Row(after, "shared_memory_size"));

@@ -285,7 +285,10 @@ public sealed class ConnectionTests
         pm.Start();
         pm.WaitForWorker("w", WorkerState.Running);
         using (var c = EchoClient.Tcp(port))
-            Assert.Equal("one", c.Ask("one")); // the one slot left serves connections
+        {
+            string? answer = c.Ask("one");
+            Assert.True(answer == "one", $"greeting {c.Greeting}, answer {answer}; log:\n{pm.ServerLog()}"); // the one slot left serves connections
+        }
         Assert.Equal(2, pm.Status().Backends.Count(b => b.Name.StartsWith("w", StringComparison.Ordinal)));
         pm.Stop();
         pm.AssertNothingLeaked();
