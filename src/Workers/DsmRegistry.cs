@@ -43,6 +43,45 @@ public sealed class DsmRegistry
     }
 
     /// <summary>
+    /// The shared area registered as <paramref name="name"/> (PostgreSQL 19's GetNamedDSA): created on first use in the
+    /// instance (<paramref name="found"/> = false) with a 1 MiB first segment, attached everywhere else, with the
+    /// exactly-once rules of <see cref="GetNamedSegment"/>. It lives until <see cref="Release"/> (which destroys it),
+    /// shutdown or a crash restart. A name that holds something else is an error (<c>requested DSM segment does not
+    /// match type of existing entry</c>).
+    /// </summary>
+    /// <param name="name">The name, 1 to 63 bytes of UTF-8.</param>
+    /// <param name="found">False for the caller that created it.</param>
+    /// <param name="cancellationToken">Ends a wait for another process's initialisation.</param>
+    public SharedArea GetNamedArea(string name, out bool found, CancellationToken cancellationToken = default) =>
+        SharedArea.For(_registry.GetNamedArea(name, out found, cancellationToken));
+
+    /// <summary>
+    /// The shared hash table registered as <paramref name="name"/> (PostgreSQL 19's GetNamedDSHash), in an area of its
+    /// own: created empty on first use (<paramref name="found"/> = false), attached everywhere else. Every caller must
+    /// give the same key parameters (<see cref="ShmemException"/> otherwise). <see cref="Release"/> destroys it.
+    /// </summary>
+    /// <param name="name">The name, 1 to 63 bytes of UTF-8.</param>
+    /// <param name="keySize">Bytes of every key; 0: keys of 1 to <paramref name="maxKeyLength"/> bytes.</param>
+    /// <param name="found">False for the caller that created it.</param>
+    /// <param name="maxKeyLength">With <paramref name="keySize"/> 0, the longest key.</param>
+    /// <param name="cancellationToken">Ends a wait for another process's initialisation.</param>
+    public SharedHashTable GetNamedHashTable(string name, int keySize, out bool found,
+        int maxKeyLength = SharedHashTable.DefaultMaxKeyLength, CancellationToken cancellationToken = default) =>
+        SharedHashTable.For(_registry.GetNamedHashTable(name, keySize, keySize == 0 ? maxKeyLength : keySize, out found, cancellationToken));
+
+    /// <summary><see cref="GetNamedHashTable"/> for unmanaged key and value structs.</summary>
+    /// <typeparam name="TKey">The key struct.</typeparam>
+    /// <typeparam name="TValue">The value struct.</typeparam>
+    /// <param name="name">The name, 1 to 63 bytes of UTF-8.</param>
+    /// <param name="found">False for the caller that created it.</param>
+    /// <param name="cancellationToken">Ends a wait for another process's initialisation.</param>
+    public SharedHashTable<TKey, TValue> GetNamedHashTable<TKey, TValue>(string name, out bool found, CancellationToken cancellationToken = default)
+        where TKey : unmanaged
+        where TValue : unmanaged =>
+        SharedHashTable<TKey, TValue>.Wrap(GetNamedHashTable(name, System.Runtime.CompilerServices.Unsafe.SizeOf<TKey>(), out found,
+            cancellationToken: cancellationToken));
+
+    /// <summary>
     /// Drops <paramref name="name"/> from the registry: waits while another process initialises it, then removes the
     /// entry, detaches this process's mapping and removes the pin, so the segment is destroyed once no process has it
     /// attached. Other processes keep their mappings until they detach or exit; a later
@@ -62,7 +101,7 @@ public sealed class DsmRegistry
         {
             var r = rows[i];
             result[i] = new DsmRegistryEntryInfo(r.Name, (DsmRegistryEntryState)r.State, new DsmHandle(r.Handle), r.Size, r.OwnerPid,
-                r.InitialisedByPid, r.Attempts, r.Waiters, r.Changed);
+                r.InitialisedByPid, r.Attempts, r.Waiters, r.Changed, (DsmRegistryEntryType)r.Type, r.TotalSize);
         }
         return result;
     }

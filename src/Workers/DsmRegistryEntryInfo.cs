@@ -10,5 +10,8 @@ namespace Postmaster.Workers;
 /// <param name="Attempts">Initialisations started since the name was registered (1 unless one failed or died).</param>
 /// <param name="Waiters">Callers sleeping until the name's state changes (a racy count).</param>
 /// <param name="Changed">When the state last changed.</param>
+/// <param name="Type">What the name holds: a segment, a shared area or a shared hash table.</param>
+/// <param name="TotalSize">Ready: the bytes the name holds in all; for an area or a hash table, every segment of its
+/// area (it grows), else the segment's size. 0 otherwise.</param>
 public sealed record DsmRegistryEntryInfo(string Name, DsmRegistryEntryState State, DsmHandle Handle, long Size, int OwnerPid,
-    int InitialisedByPid, int Attempts, int Waiters, DateTimeOffset Changed);
+    int InitialisedByPid, int Attempts, int Waiters, DateTimeOffset Changed, DsmRegistryEntryType Type, long TotalSize);

@@ -89,4 +89,22 @@ public sealed class DynamicSharedMemory
         ArgumentNullException.ThrowIfNull(segment);
         _session.UnpinMapping(segment.Inner);
     }
+
+    /// <summary>Creates a shared area (PostgreSQL's dsa_create + dsa_pin): an allocator over segments created on
+    /// demand. It lives until <see cref="SharedArea.Destroy"/>, shutdown or a crash restart; give
+    /// <see cref="SharedArea.Handle"/> to other processes to attach it.</summary>
+    /// <param name="initialSegmentSize">Bytes of the first segment (256 kB to <paramref name="maxSegmentSize"/>; later
+    /// segments double every two).</param>
+    /// <param name="sizeLimit">The most bytes of segments the area may have (PostgreSQL's dsa_set_size_limit).</param>
+    /// <param name="maxSegmentSize">The largest segment made for ordinary growth (a bigger block gets one of its own size).</param>
+    public SharedArea CreateArea(long initialSegmentSize = SharedArea.DefaultInitialSegmentSize, long sizeLimit = long.MaxValue,
+        long maxSegmentSize = Postmaster.Shmem.Area.SharedArea.DefaultMaxSegmentSize) =>
+        SharedArea.For(Postmaster.Shmem.Area.SharedArea.Create(_session, _session.Owner, _session.Instance.Tranches,
+            initialSegmentSize, sizeLimit, maxSegmentSize));
+
+    /// <summary>Attaches the area <paramref name="handle"/> names (PostgreSQL's dsa_attach); the same object when this
+    /// process has it already. Throws <see cref="ShmemException"/> when it is gone or damaged.</summary>
+    /// <param name="handle">A <see cref="SharedArea.Handle"/>.</param>
+    public SharedArea AttachArea(DsmHandle handle) =>
+        SharedArea.For(Postmaster.Shmem.Area.SharedArea.Attach(_session, _session.Owner, handle.Inner));
 }

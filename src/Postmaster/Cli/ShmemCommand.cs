@@ -68,7 +68,7 @@ public static class ShmemCommand
                                   $"{(d.Pinned ? "pinned" : "      ")} {d.State,-10} attached: {string.Join(", ", AttachedPids(d))}");
             Console.WriteLine($"DSM registry entries: {Registry.Count}");
             foreach (var e in Registry)
-                Console.WriteLine($"  {e.Name,-40} handle {e.Handle,-12} {e.Size,12} bytes {e.State}" +
+                Console.WriteLine($"  {e.Name,-40} {TypeName(e.Type),-7} handle {e.Handle,-12} {ShownSize(e),12} bytes {e.State}" +
                                   (e.OwnerPid > 0 ? $" (initialising by PID {e.OwnerPid})" : ""));
             Console.WriteLine($"lock tranches: {Tranches.Count}");
             foreach (var (id, name) in Tranches)
@@ -121,7 +121,9 @@ public static class ShmemCommand
                 w.WriteStartObject();
                 w.WriteString("name", e.Name);
                 w.WriteNumber("handle", e.Handle.Value);
-                w.WriteNumber("size", e.Size);
+                w.WriteString("type", TypeName(e.Type));
+                w.WriteNumber("size", ShownSize(e));
+                w.WriteNumber("segmentSize", e.Size);
                 w.WriteString("state", e.State.ToString().ToLowerInvariant());
                 if (e.OwnerPid > 0) w.WriteNumber("initialiserPid", e.OwnerPid); else w.WriteNull("initialiserPid");
                 w.WriteEndObject();
@@ -168,6 +170,17 @@ public static class ShmemCommand
             w.WriteEndArray();
             w.WriteEndObject();
         }
+
+        /// <summary>PostgreSQL 19's pg_dsm_registry_allocations.type.</summary>
+        private static string TypeName(DsmRegistryEntryType type) => type switch
+        {
+            DsmRegistryEntryType.Area => "area",
+            DsmRegistryEntryType.HashTable => "hash",
+            _ => "segment",
+        };
+
+        /// <summary>What the name holds in all once Ready (an area's every segment), else the segment's size.</summary>
+        private static long ShownSize(DsmRegistryEntryInfo e) => e.State == DsmRegistryEntryState.Ready ? e.TotalSize : e.Size;
 
         private static IEnumerable<int> AttachedPids(DsmSegmentInfo d) => d.AttachedBy.Where(a => a.Attached && a.Pid > 0).Select(a => a.Pid);
     }

@@ -23,6 +23,10 @@ internal sealed unsafe class DsmSegment : IDisposable
     /// it. Written once with a compare-exchange.</summary>
     internal object? Facade;
 
+    /// <summary>The <see cref="Area.SharedArea"/> whose first segment this is, once this process attached it as an area
+    /// (one area object per process). Written once with a compare-exchange.</summary>
+    internal object? Area;
+
     internal DsmSegment(DsmSession session, DsmHandle handle, int index, DsmImplementation implementation,
         DsmMapping mapping, ShmemRegion region)
     {

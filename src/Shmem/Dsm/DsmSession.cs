@@ -62,6 +62,7 @@ internal sealed unsafe partial class DsmSession : IDisposable
         ArgumentNullException.ThrowIfNull(instance);
         ArgumentNullException.ThrowIfNull(owner);
         ArgumentNullException.ThrowIfNull(config);
+        Instance = instance;
         _names = config.Names;
         _implementation = (DsmImplementation)config.Type;
         _owner = owner;
@@ -105,6 +106,9 @@ internal sealed unsafe partial class DsmSession : IDisposable
             throw;
         }
     }
+
+    /// <summary>The instance this session is attached to.</summary>
+    internal InstanceShmem Instance { get; }
 
     /// <summary>The backend slot this session records its attachments in.</summary>
     public int Slot => _slot;

@@ -34,10 +34,11 @@ internal sealed partial class DsmRegistry
     /// <param name="Pending">Claimed: a segment the previous owner made (or the Ready one being released) that the
     /// caller must drop; 0 if none.</param>
     private readonly record struct Step(StepKind Kind, int Index = -1, int Claim = NoClaim, uint Handle = 0, long Size = 0,
-        uint Pending = 0, int OwnerPid = 0, int OwnerSlot = -1, int Ticket = 0);
+        uint Pending = 0, int OwnerPid = 0, int OwnerSlot = -1, int Ticket = 0,
+        DsmRegistryEntryType Type = DsmRegistryEntryType.Segment);
 
     /// <summary>The fast path: with the lock held shared, the handle and size of <paramref name="key"/> if it is Ready.</summary>
-    private bool FindReady(ReadOnlySpan<byte> key, uint hash, out uint handle, out long size)
+    private bool FindReady(ReadOnlySpan<byte> key, uint hash, out uint handle, out long size, out DsmRegistryEntryType type)
     {
         lock (_gate)
         {
@@ -52,6 +53,7 @@ internal sealed partial class DsmRegistry
                     {
                         handle = e.Handle;
                         size = e.SegmentSize;
+                        type = e.Type;
                         return true;
                     }
                 }
@@ -63,13 +65,14 @@ internal sealed partial class DsmRegistry
         }
         handle = 0;
         size = 0;
+        type = DsmRegistryEntryType.Segment;
         return false;
     }
 
     /// <summary>For <see cref="GetNamedSegment"/>: Ready → attach; Free or Failed → claimed to initialise; busy → wait,
     /// unless <paramref name="takeOver"/> is the entry's claim token (its owner was found dead): then claimed, with the
     /// owner's pending segment to drop.</summary>
-    private Step ClaimForInit(string name, ReadOnlySpan<byte> key, uint hash, long size, int takeOver)
+    private Step ClaimForInit(string name, ReadOnlySpan<byte> key, uint hash, long size, DsmRegistryEntryType type, int takeOver)
     {
         lock (_gate)
         {
@@ -84,18 +87,18 @@ internal sealed partial class DsmRegistry
                         throw new ShmemException("too many named DSM segments",
                             $"The DSM registry holds at most {_table.Capacity} names; could not register \"{name}\".",
                             "Release names that are no longer used, or increase the registry's capacity.");
-                    return ClaimLocked(i, DsmRegistryEntryState.Initialising, size, pending: 0);
+                    return ClaimLocked(i, DsmRegistryEntryState.Initialising, size, pending: 0, type);
                 }
                 ref var e = ref _table.Entry(i);
                 switch (e.State)
                 {
                     case DsmRegistryEntryState.Ready:
-                        return new Step(StepKind.Ready, i, Handle: e.Handle, Size: e.SegmentSize);
+                        return new Step(StepKind.Ready, i, Handle: e.Handle, Size: e.SegmentSize, Type: e.Type);
                     case DsmRegistryEntryState.Failed:
-                        return ClaimLocked(i, DsmRegistryEntryState.Initialising, size, e.PendingHandle);
+                        return ClaimLocked(i, DsmRegistryEntryState.Initialising, size, e.PendingHandle, type, e.Type);
                     case DsmRegistryEntryState.Initialising or DsmRegistryEntryState.Releasing:
                         return e.Claim == takeOver
-                            ? ClaimLocked(i, DsmRegistryEntryState.Initialising, size, e.PendingHandle)
+                            ? ClaimLocked(i, DsmRegistryEntryState.Initialising, size, e.PendingHandle, type, e.Type)
                             : BusyLocked(i, ref e);
                     default:
                         throw DsmRegistryTable.Corrupt($"entry {i} found by name is in state {e.State}");
@@ -124,12 +127,12 @@ internal sealed partial class DsmRegistry
                 switch (e.State)
                 {
                     case DsmRegistryEntryState.Ready:
-                        return ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.Handle);
+                        return ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.Handle, e.Type);
                     case DsmRegistryEntryState.Failed:
-                        return ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.PendingHandle);
+                        return ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.PendingHandle, e.Type);
                     case DsmRegistryEntryState.Initialising or DsmRegistryEntryState.Releasing:
                         return e.Claim == takeOver
-                            ? ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.PendingHandle)
+                            ? ClaimLocked(i, DsmRegistryEntryState.Releasing, 0, e.PendingHandle, e.Type)
                             : BusyLocked(i, ref e);
                     default:
                         throw DsmRegistryTable.Corrupt($"entry {i} found by name is in state {e.State}");
@@ -144,11 +147,15 @@ internal sealed partial class DsmRegistry
 
     /// <summary>Makes entry <paramref name="i"/> this process's, in <paramref name="state"/>, with a new claim token.
     /// <paramref name="pending"/> stays recorded until the new owner replaces it, so a death before it is dropped
-    /// leaves it to the next owner. Lock held exclusively.</summary>
-    private Step ClaimLocked(int i, DsmRegistryEntryState state, long size, uint pending)
+    /// leaves it to the next owner. <paramref name="type"/> is what the entry will hold; the returned step carries
+    /// <paramref name="pendingType"/>, what the pending segment holds (the previous owner's type). Lock held exclusively.</summary>
+    private Step ClaimLocked(int i, DsmRegistryEntryState state, long size, uint pending, DsmRegistryEntryType type,
+        DsmRegistryEntryType? pendingType = null)
     {
         ref var e = ref _table.Entry(i);
         DsmRegistryTable.BeginWrite(ref e);
+        e.Type = type;
+        e.TotalSize = 0;
         e.OwnerPid = _pid;
         e.OwnerSlot = _slot;
         e.Handle = 0;
@@ -162,7 +169,7 @@ internal sealed partial class DsmRegistry
         }
         _table.SetState(ref e, state);
         DsmRegistryTable.EndWrite(ref e);
-        return new Step(StepKind.Claimed, i, e.Claim, Size: size, Pending: pending);
+        return new Step(StepKind.Claimed, i, e.Claim, Size: size, Pending: pending, Type: pendingType ?? type);
     }
 
     /// <summary>Counts the caller as a waiter on entry <paramref name="i"/> and describes its owner. Lock held.</summary>
@@ -189,8 +196,9 @@ internal sealed partial class DsmRegistry
         }
     }
 
-    /// <summary>Initialised and pinned: the entry becomes Ready with <paramref name="handle"/>; waiters wake.</summary>
-    private void Publish(string name, Step claim, DsmHandle handle)
+    /// <summary>Initialised and pinned: the entry becomes Ready with <paramref name="handle"/> (holding
+    /// <paramref name="totalSize"/> bytes in all); waiters wake.</summary>
+    private void Publish(string name, Step claim, DsmHandle handle, long totalSize)
     {
         lock (_gate)
         {
@@ -204,6 +212,7 @@ internal sealed partial class DsmRegistry
                 e.OwnerPid = 0;
                 e.OwnerSlot = -1;
                 e.InitialisedByPid = _pid;
+                e.TotalSize = totalSize;
                 _table.SetState(ref e, DsmRegistryEntryState.Ready);
                 DsmRegistryTable.EndWrite(ref e);
             }
@@ -262,6 +271,8 @@ internal sealed partial class DsmRegistry
                 e.OwnerSlot = -1;
                 e.InitialisedByPid = 0;
                 e.Attempts = 0;
+                e.Type = DsmRegistryEntryType.Segment;
+                e.TotalSize = 0;
                 _table.SetState(ref e, DsmRegistryEntryState.Free); // the name bytes stay; Find skips Free entries
                 DsmRegistryTable.EndWrite(ref e);
             }

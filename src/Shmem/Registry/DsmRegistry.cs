@@ -56,6 +56,7 @@ internal sealed partial class DsmRegistry
     private readonly LockOwner _owner;
     private readonly DsmSession _dsm;
     private readonly LWLockHandle _lock;
+    private readonly LWLockTrancheTable _tranches;
     private readonly object _gate;
     private readonly object _attachGate = new();
 
@@ -84,6 +85,7 @@ internal sealed partial class DsmRegistry
         _dsm = dsm;
         _gate = dsm.Gate;
         _lock = instance.Tranches.Builtin(BuiltinLWLock.DsmRegistry);
+        _tranches = instance.Tranches;
         _pid = owner.Pid;
         _slot = owner.Slot;
     }
@@ -115,7 +117,17 @@ internal sealed partial class DsmRegistry
     /// initialiser.</para>
     /// </summary>
     public NamedSegment GetNamedSegment(string name, long size, Action<ShmemRegion>? init, out bool found,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        GetNamed(name, size, DsmRegistryEntryType.Segment,
+            init is null ? null : (segment, _) => { init(segment.Region); return segment.Size; }, out found, cancellationToken);
+
+    /// <summary>
+    /// <see cref="GetNamedSegment"/> for an entry of <paramref name="type"/>: a Ready entry of another type is an error
+    /// (master's "requested DSM segment does not match type of existing entry"). <paramref name="init"/> gets the new
+    /// segment and the entry's index and returns the bytes the entry holds in all (the registry's size column).
+    /// </summary>
+    internal NamedSegment GetNamed(string name, long size, DsmRegistryEntryType type, Func<DsmSegment, int, long>? init,
+        out bool found, CancellationToken cancellationToken)
     {
         Span<byte> buffer = stackalloc byte[DsmRegistryEntry.NameCapacity];
         var key = buffer[..DsmRegistryTable.EncodeName(name, buffer)];
@@ -127,9 +139,9 @@ internal sealed partial class DsmRegistry
         int takeOver = NoClaim;
         while (true)
         {
-            if (takeOver == NoClaim && FindReady(key, hash, out uint ready, out long readySize))
+            if (takeOver == NoClaim && FindReady(key, hash, out uint ready, out long readySize, out var readyType))
             {
-                var attached = MapReady(name, size, ready, readySize, key, hash);
+                var attached = MapReady(name, size, type, ready, readySize, readyType, key, hash);
                 if (attached is not null)
                 {
                     found = true;
@@ -137,12 +149,12 @@ internal sealed partial class DsmRegistry
                 }
                 continue; // released (and perhaps re-created) since the lookup: look again
             }
-            var step = ClaimForInit(name, key, hash, size, takeOver);
+            var step = ClaimForInit(name, key, hash, size, type, takeOver);
             takeOver = NoClaim;
             switch (step.Kind)
             {
                 case StepKind.Ready:
-                    var mapped = MapReady(name, size, step.Handle, step.Size, key, hash);
+                    var mapped = MapReady(name, size, type, step.Handle, step.Size, step.Type, key, hash);
                     if (mapped is not null)
                     {
                         found = true;
@@ -151,7 +163,7 @@ internal sealed partial class DsmRegistry
                     break;
                 case StepKind.Claimed:
                     found = false;
-                    return Initialise(name, size, init, step);
+                    return Initialise(name, size, type, init, step);
                 case StepKind.Busy:
                     takeOver = WaitForOwner(step, cancellationToken);
                     break;
@@ -184,7 +196,7 @@ internal sealed partial class DsmRegistry
                 case StepKind.Absent:
                     return false;
                 case StepKind.Claimed:
-                    DropSegment(step.Pending);
+                    DropPending(step.Pending, step.Type);
                     FreeEntry(name, step);
                     return true;
                 case StepKind.Busy:
@@ -204,7 +216,7 @@ internal sealed partial class DsmRegistry
     /// the pending segment a dead owner may have left. On any failure the segment is destroyed and the entry becomes
     /// Failed (waiters wake, and the next caller initialises), then the exception propagates.
     /// </summary>
-    private NamedSegment Initialise(string name, long size, Action<ShmemRegion>? init, Step claim)
+    private NamedSegment Initialise(string name, long size, DsmRegistryEntryType type, Func<DsmSegment, int, long>? init, Step claim)
     {
         lock (_initialising)
         {
@@ -214,15 +226,15 @@ internal sealed partial class DsmRegistry
         DsmSegment? segment = null;
         try
         {
-            if (claim.Pending != 0)
-                _dsm.UnpinIfPinned(new DsmHandle(claim.Pending)); // a dead owner's; its own reference goes at reconcile
+            if (claim.Pending != 0) // a dead owner's; its own reference goes at reconcile
+                DropPending(claim.Pending, claim.Type, detachMine: false);
             segment = _dsm.Create(size, DsmCreateFlags.Zeroed)!; // never null without NullIfMaxSegments
             RecordPending(name, claim, segment.Handle);          // before the pin: a pinned segment is always findable
-            init?.Invoke(segment.Region);
+            long total = init?.Invoke(segment, claim.Index) ?? segment.Size;
             _dsm.Pin(segment);
             _dsm.PinMapping(segment);
             BeforePublish?.Invoke(segment.Handle);
-            Publish(name, claim, segment.Handle);
+            Publish(name, claim, segment.Handle, total);
             return new NamedSegment(name, segment);
         }
         catch
@@ -230,7 +242,7 @@ internal sealed partial class DsmRegistry
             try
             {
                 if (segment is not null)
-                    DropSegment(segment.Handle.Value);
+                    DropPending(segment.Handle.Value, type);
             }
             finally
             {
@@ -269,8 +281,12 @@ internal sealed partial class DsmRegistry
     /// <summary>The attached segment of a Ready entry: this process's existing mapping, else a new one (attached and
     /// mapping-pinned). Null when the segment is gone because the entry changed since it was read (the caller looks
     /// again); an error when the entry still lists it.</summary>
-    private DsmSegment? MapReady(string name, long size, uint handle, long existingSize, ReadOnlySpan<byte> key, uint hash)
+    private DsmSegment? MapReady(string name, long size, DsmRegistryEntryType type, uint handle, long existingSize,
+        DsmRegistryEntryType existingType, ReadOnlySpan<byte> key, uint hash)
     {
+        if (existingType != type)
+            throw new ShmemException("requested DSM segment does not match type of existing entry",
+                $"\"{name}\" is {Describe(existingType)}; {Describe(type)} was requested.");
         if (existingSize != size)
             throw new ShmemException("requested DSM segment size does not match size of existing segment",
                 $"DSM segment \"{name}\" has {existingSize} bytes; {size} were requested.");
@@ -286,7 +302,7 @@ internal sealed partial class DsmRegistry
                 segment = _dsm.Attach(h);
                 if (segment is null)
                 {
-                    if (FindReady(key, hash, out uint now, out _) && now == handle)
+                    if (FindReady(key, hash, out uint now, out _, out _) && now == handle)
                         throw new ShmemException("could not map dynamic shared memory segment",
                             $"The DSM registry lists segment {h} for \"{name}\", but it no longer exists.");
                     return null;

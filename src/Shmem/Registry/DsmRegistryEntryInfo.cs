@@ -12,5 +12,7 @@ namespace Postmaster.Shmem.Registry;
 /// <param name="Attempts">Initialisations started since the name was registered (1 unless one failed or died).</param>
 /// <param name="Waiters">Callers sleeping until the name's state changes (a racy count; one that died stays counted).</param>
 /// <param name="Changed">When the state last changed.</param>
+/// <param name="Type">What the name holds.</param>
+/// <param name="TotalSize">Ready: bytes of everything it holds (an area's or hash table's: all the area's segments).</param>
 internal sealed record DsmRegistryEntryInfo(string Name, DsmRegistryEntryState State, DsmHandle Handle, long Size, int OwnerPid,
-    int InitialisedByPid, int Attempts, int Waiters, DateTimeOffset Changed);
+    int InitialisedByPid, int Attempts, int Waiters, DateTimeOffset Changed, DsmRegistryEntryType Type, long TotalSize);

@@ -13,7 +13,7 @@ internal struct DsmRegistryHeader
 {
     public const int Size = 64;
     public const uint ExpectedMagic = 0x5247_4D50; // "PMGR" little-endian: unlike zeroed or random memory
-    public const uint CurrentLayoutVersion = 1;
+    public const uint CurrentLayoutVersion = 2; // 2: entries of three cache lines, with a type and an area size
 
     [FieldOffset(0)] public uint Magic;
     [FieldOffset(4)] public uint LayoutVersion;
@@ -25,14 +25,14 @@ internal struct DsmRegistryHeader
 }
 
 /// <summary>
-/// One name of the registry, two cache lines. Protected by: the DsmRegistry built-in LWLock for every write; readers
+/// One name of the registry, three cache lines. Protected by: the DsmRegistry built-in LWLock for every write; readers
 /// that take no lock (inspection) use <see cref="Version"/> as a sequence lock. Offsets and handles only: the
 /// segment's address differs in every process.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
 internal unsafe struct DsmRegistryEntry
 {
-    public const int Size = 128;
+    public const int Size = 192;
     public const int NameCapacity = 64;          // bytes, NUL included: names are at most 63 bytes
 
     [FieldOffset(0)] public fixed byte Name[NameCapacity]; // UTF-8, NUL-padded; meaningful unless Free
@@ -50,4 +50,20 @@ internal unsafe struct DsmRegistryEntry
     [FieldOffset(108)] public int Attempts;      // initialisations started for this name since it was last Free
     [FieldOffset(112)] public SharedConditionVariable Changed; // broadcast on every change of State
     [FieldOffset(120)] public long ChangedAtUnixMs; // when State last changed (diagnostics)
+    [FieldOffset(128)] public DsmRegistryEntryType Type; // what the segment holds: set when claimed to initialise
+    [FieldOffset(136)] public long TotalSize;    // Ready: bytes of everything the entry holds (an area: all its
+                                                 // segments, updated as it grows); else 0
+}
+
+/// <summary>What a registry name holds (master's pg_dsm_registry_allocations.type).</summary>
+internal enum DsmRegistryEntryType
+{
+    /// <summary>A plain segment (GetNamedDSMSegment).</summary>
+    Segment = 0,
+
+    /// <summary>A shared area whose first segment is the entry's (GetNamedDSA).</summary>
+    Area = 1,
+
+    /// <summary>A shared hash table in its own area (GetNamedDSHash).</summary>
+    HashTable = 2,
 }

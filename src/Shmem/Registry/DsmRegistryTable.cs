@@ -150,7 +150,8 @@ internal sealed unsafe class DsmRegistryTable
                 continue;
             rows.Add(new DsmRegistryEntryInfo(DecodeName(in e), e.State, new DsmHandle(e.Handle), e.SegmentSize,
                 e.OwnerPid, e.InitialisedByPid, e.Attempts, e.Changed.Waiters,
-                DateTimeOffset.FromUnixTimeMilliseconds(e.ChangedAtUnixMs)));
+                DateTimeOffset.FromUnixTimeMilliseconds(e.ChangedAtUnixMs), e.Type,
+                e.State == DsmRegistryEntryState.Ready ? Math.Max(e.TotalSize, e.SegmentSize) : 0));
         }
         return rows;
     }

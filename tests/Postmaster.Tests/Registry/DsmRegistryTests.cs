@@ -47,7 +47,7 @@ public sealed class DsmRegistryTests
         Assert.Equal(4, row.ReferenceCount);                     // exists + pin + two mappings
         var entry = Assert.Single(a.List());
         Assert.Equal(new DsmRegistryEntryInfo("test_dsm_registry", DsmRegistryEntryState.Ready, first.Handle, 4096, 0,
-            Environment.ProcessId, 1, 0, entry.Changed), entry);
+            Environment.ProcessId, 1, 0, entry.Changed, DsmRegistryEntryType.Segment, 4096), entry);
     }
 
     [Fact]
@@ -298,7 +298,7 @@ public sealed class DsmRegistryTests
     public void Registry_layout_is_pinned()
     {
         Assert.Equal(64, System.Runtime.CompilerServices.Unsafe.SizeOf<DsmRegistryHeader>());
-        Assert.Equal(128, System.Runtime.CompilerServices.Unsafe.SizeOf<DsmRegistryEntry>());
+        Assert.Equal(192, System.Runtime.CompilerServices.Unsafe.SizeOf<DsmRegistryEntry>());
         Assert.Equal(64, (int)System.Runtime.InteropServices.Marshal.OffsetOf<DsmRegistryEntry>(nameof(DsmRegistryEntry.NameHash)));
         Assert.Equal(112, (int)System.Runtime.InteropServices.Marshal.OffsetOf<DsmRegistryEntry>(nameof(DsmRegistryEntry.Changed)));
         Assert.Equal(63, DsmRegistryTable.MaxNameBytes);
