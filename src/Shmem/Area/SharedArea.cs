@@ -104,6 +104,9 @@ internal sealed unsafe class SharedArea
     /// <summary>A pointer its user keeps in the control (a named hash table's), with what it points to.</summary>
     internal (AreaPointer Root, int Kind) Root => (new AreaPointer(Volatile.Read(ref _control->Root)), Volatile.Read(ref _control->RootKind));
 
+    /// <summary>Test hook: runs inside <see cref="Allocate"/> with the area lock held (a test kills the process there).</summary>
+    internal Action? InsideLock { get; set; }
+
     /// <summary>The worker SDK's object for this area, made on first use (the engine never reads it).</summary>
     internal object? Facade;
 
@@ -249,6 +252,7 @@ internal sealed unsafe class SharedArea
         try
         {
             CheckNotDestroyed();
+            InsideLock?.Invoke();
             if (size <= AreaSizeClasses.MaxSmall)
             {
                 int cls = AreaSizeClasses.ClassFor(size);

@@ -62,6 +62,9 @@ public sealed class ChildProcess : IDisposable
         _lines.Add(line);
     }
 
+    /// <summary>True when a line starting with <paramref name="prefix"/> has arrived (it stays for <see cref="WaitForLine"/>).</summary>
+    public bool HasLine(string prefix) => _all.Any(line => line.StartsWith(prefix, StringComparison.Ordinal));
+
     /// <summary>Waits for a line that starts with <paramref name="prefix"/> and returns it.</summary>
     public string WaitForLine(string prefix, TimeSpan? timeout = null) =>
         WaitFor(line => line.StartsWith(prefix, StringComparison.Ordinal), $"starting with \"{prefix}\"", timeout);
