@@ -1,5 +1,4 @@
 using System.Text;
-using Postmaster.Workers;
 using Xunit;
 
 namespace KeyValue.Tests;
@@ -63,10 +62,10 @@ public sealed class KvCommandsTests
     }
 
     [Fact]
-    public void Over_the_table_limits_the_reply_is_an_error()
+    public void Over_the_limits_the_reply_is_an_error()
     {
-        string key = new('k', KvTable.MaxKeyLength + 1);
-        string value = new('v', KvTable.MaxValueLength + 1);
+        string key = new('k', KvLimits.MaxKeyLength + 1);
+        string value = new('v', KvLimits.MaxValueLength + 1);
         Assert.Equal("-ERR key too large\r\n", Run($"SET {key} v\r\n"));
         Assert.Equal("-ERR value too large\r\n", Run($"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${value.Length}\r\n{value}\r\n"));
         Assert.Equal("$-1\r\n:0\r\n", Run($"GET {key}\r\nEXISTS {key}\r\n"));
@@ -82,25 +81,45 @@ public sealed class KvCommandsTests
     }
 
     [Fact]
-    public void Reads_hold_the_partition_lock_shared_and_writes_exclusive()
+    public void Over_the_memory_limit_a_new_key_gets_Redis_s_OOM_error_and_existing_keys_still_change()
     {
-        int partition = KvTable.PartitionOf("k"u8);
-        Run("SET k 1\r\nGET k\r\nINCR k\r\nEXISTS k\r\nDEL k\r\n");
-        Assert.Equal(
-            [(partition, LWLockMode.Exclusive), (partition, LWLockMode.Shared), (partition, LWLockMode.Exclusive),
-             (partition, LWLockMode.Shared), (partition, LWLockMode.Exclusive)],
-            _storage.Holds);
-        _storage.Holds.Clear();
-        Run("DBSIZE\r\n");
-        Assert.Equal(Enumerable.Range(0, KvTable.PartitionCount).Select(p => (p, LWLockMode.Shared)), _storage.Holds);
+        var commands = new KvCommands(new LocalKvStorage(memoryLimit: 10));
+        Assert.Equal("+OK\r\n", Run(commands, "SET a 12345\r\n"));
+        Assert.Equal("-OOM command not allowed when used memory > 'maxmemory'.\r\n", Run(commands, "SET b 12345\r\n"));
+        Assert.Equal("+OK\r\n$1\r\nx\r\n", Run(commands, "SET a x\r\nGET a\r\n"));
+    }
+
+    [Fact]
+    public void Increment_retries_when_another_client_changes_the_value_in_between()
+    {
+        Run("SET n 5\r\n");
+        int writes = 0;
+        _storage.OnWrite = () =>
+        {
+            if (writes++ == 0)
+                _storage.Set("n"u8, "10"u8); // another client's SET lands between INCR's read and its write
+        };
+        Assert.Equal(":11\r\n", Run("INCR n\r\n"));
+        _storage.OnWrite = null;
+        Assert.Equal("$2\r\n11\r\n", Run("GET n\r\n"));
+    }
+
+    [Fact]
+    public void A_value_larger_than_the_read_buffer_is_returned_whole()
+    {
+        string value = new('v', 100_000);
+        Assert.Equal("+OK\r\n", Run($"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${value.Length}\r\n{value}\r\n"));
+        Assert.Equal($"${value.Length}\r\n{value}\r\n", Run("GET big\r\n"));
     }
 
     /// <summary>Executes every command in <paramref name="request"/>; the replies.</summary>
-    private string Run(string request)
+    private string Run(string request) => Run(_commands, request);
+
+    private string Run(KvCommands commands, string request)
     {
         _reader.Append(Encoding.Latin1.GetBytes(request));
         while (_reader.TryReadCommand(_arguments))
-            Assert.True(_commands.Execute(_arguments, _writer));
+            Assert.True(commands.Execute(_arguments, _writer));
         Assert.Equal(0, _reader.Buffered);
         string reply = Encoding.Latin1.GetString(_writer.Written);
         _writer.Clear();

@@ -58,7 +58,7 @@ public sealed class KvServerTests : IDisposable
     [Fact]
     public async Task Sends_a_long_pipeline_of_large_replies()
     {
-        string value = new('v', KvTable.MaxValueLength);
+        string value = new('v', 4096);
         Send($"SET k {value}\r\n" + string.Concat(Enumerable.Repeat("GET k\r\n", 1000)) + "QUIT\r\n");
         string reply = $"${value.Length}\r\n{value}\r\n";
         Assert.Equal("+OK\r\n" + string.Concat(Enumerable.Repeat(reply, 1000)) + "+OK\r\n", ReceiveToEnd());
@@ -76,7 +76,7 @@ public sealed class KvServerTests : IDisposable
     [Fact]
     public async Task A_protocol_error_is_answered_then_the_connection_closed()
     {
-        Send("PING\r\n*1\r\n$999999\r\n");
+        Send("PING\r\n*1\r\n$99999999\r\n");
         Assert.Equal("+PONG\r\n-ERR Protocol error: invalid bulk length\r\n", ReceiveToEnd());
         await _session.WaitAsync(Timeout);
     }
@@ -93,12 +93,12 @@ public sealed class KvServerTests : IDisposable
     [Fact]
     public async Task A_stop_during_a_command_ends_the_session_before_the_next()
     {
-        _storage.OnHold = _stopping.Cancel; // the stop arrives while the first SET holds its lock
+        _storage.OnWrite = _stopping.Cancel; // the stop arrives during the first SET
         Send("SET a 1\r\nSET b 2\r\n");
         await _session.WaitAsync(Timeout);
         Assert.Equal("", ReceiveToEnd()); // a stop shuts the connection down: replies not sent yet are lost
-        Assert.True(_storage.Table.Contains("a"u8));
-        Assert.False(_storage.Table.Contains("b"u8));
+        Assert.True(_storage.Contains(Convert.ToBase64String("a"u8)));
+        Assert.False(_storage.Contains(Convert.ToBase64String("b"u8)));
     }
 
     [Fact]
@@ -121,15 +121,16 @@ public sealed class KvServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("", KvServer.DefaultTableSize)]
+    [InlineData("", KvServer.DefaultMemoryLimit)]
     [InlineData("64MB", 64L << 20)]
     [InlineData(" 1GB ", 1L << 30)]
     [InlineData("65536kB", 64L << 20)]
-    [InlineData("1000000", 1000000)]
-    public void The_argument_is_the_table_size(string argument, long size) => Assert.Equal(size, KvServer.ParseSize(argument));
+    [InlineData("10000000", 10000000)]
+    [InlineData("64GB", 64L << 30)]
+    public void The_argument_is_the_memory_limit(string argument, long size) => Assert.Equal(size, KvServer.ParseSize(argument));
 
     [Theory]
-    [InlineData("2GB")]
+    [InlineData("65GB")]
     [InlineData("1kB")]
     [InlineData("64 MiB")]
     [InlineData("-64MB")]

@@ -1,30 +1,61 @@
-using Postmaster.Workers;
+using System.Collections.Concurrent;
 
 namespace KeyValue.Tests;
 
-/// <summary>A table in a byte array, for one thread. <see cref="Hold"/> takes no lock (it returns a default hold, which
-/// releases nothing) but records the call, so tests can check which partition each command locks, and how.</summary>
-internal sealed class LocalKvStorage : IKvStorage
+/// <summary>Keys in a process-local dictionary, with the shared table's semantics (each operation atomic on its key) and
+/// an optional memory limit. <see cref="OnWrite"/> runs before each write: a test's way to act in the middle of a
+/// command.</summary>
+internal sealed class LocalKvStorage(long memoryLimit = long.MaxValue) : IKvStorage
 {
-    private readonly byte[] _memory;
+    private readonly ConcurrentDictionary<string, byte[]> _keys = new(StringComparer.Ordinal);
+    private long _bytes;
 
-    public LocalKvStorage(int size = 1 << 20)
+    public Action? OnWrite { get; set; }
+
+    public int Read(ReadOnlySpan<byte> key, Span<byte> destination)
     {
-        _memory = new byte[size];
-        KvTable.Format(_memory);
+        if (!_keys.TryGetValue(Key(key), out var value))
+            return -1;
+        value.AsSpan(0, Math.Min(value.Length, destination.Length)).CopyTo(destination);
+        return value.Length;
     }
 
-    public List<(int Partition, LWLockMode Mode)> Holds { get; } = [];
+    public byte[]? Get(ReadOnlySpan<byte> key) => _keys.TryGetValue(Key(key), out var v) ? v.ToArray() : null;
 
-    public KvTable Table => KvTable.Attach(_memory);
-
-    /// <summary>Runs at each <see cref="Hold"/>: a test's way to act in the middle of a command.</summary>
-    public Action? OnHold { get; set; }
-
-    public LWLockHold Hold(int partition, LWLockMode mode)
+    public KvStatus Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
-        Holds.Add((partition, mode));
-        OnHold?.Invoke();
-        return default;
+        OnWrite?.Invoke();
+        string k = Key(key);
+        if (!_keys.ContainsKey(k) && Interlocked.Read(ref _bytes) + key.Length + value.Length > memoryLimit)
+            return KvStatus.OutOfMemory;
+        _keys[k] = value.ToArray();
+        Interlocked.Add(ref _bytes, key.Length + value.Length);
+        return KvStatus.Ok;
     }
+
+    public bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        OnWrite?.Invoke();
+        return _keys.TryAdd(Key(key), value.ToArray());
+    }
+
+    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison)
+    {
+        OnWrite?.Invoke();
+        string k = Key(key);
+        return _keys.TryGetValue(k, out var current) && current.AsSpan().SequenceEqual(comparison)
+            && _keys.TryUpdate(k, value.ToArray(), current);
+    }
+
+    public bool Delete(ReadOnlySpan<byte> key)
+    {
+        OnWrite?.Invoke();
+        return _keys.TryRemove(Key(key), out _);
+    }
+
+    public long Count => _keys.Count;
+
+    public bool Contains(string key) => _keys.ContainsKey(key);
+
+    private static string Key(ReadOnlySpan<byte> key) => Convert.ToBase64String(key);
 }

@@ -60,6 +60,41 @@ public sealed class RedisClientTests
     }
 
     [Fact]
+    public void The_table_grows_in_shared_memory_and_keeps_every_key_when_a_serving_backend_is_killed()
+    {
+        using var pm = Start("kv-grow", out int port);
+        string value = new('v', 100_000);
+        using (var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            client.Connect(new IPEndPoint(IPAddress.Loopback, port));
+            client.ReceiveTimeout = 30_000;
+            var request = System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 100).Select(i =>
+                $"*3\r\n$3\r\nSET\r\n${("key" + i).Length}\r\nkey{i}\r\n${value.Length}\r\n{value}\r\n")));
+            client.Send(request);
+            var replies = new byte[500];
+            int got = 0;
+            while (got < 500)
+                got += client.Receive(replies, got, 500 - got, SocketFlags.None); // 100 × "+OK\r\n"
+            Assert.Equal(string.Concat(Enumerable.Repeat("+OK\r\n", 100)), System.Text.Encoding.ASCII.GetString(replies));
+
+            var table = Assert.Single(pm.Shmem().Registry, r => r.Name == SharedKvStorage.TableName);
+            Assert.Equal("hash", table.Type);
+            Assert.True(table.Size > 10_000_000, $"the table's area has {table.Size} bytes");
+
+            // Kill the backend serving this connection (it holds no lock between commands): reconciled, not restarted.
+            var since = pm.Status();
+            var serving = pm.WaitForBackends(b => b.Any(r => r.Session?.Client is not null && r.Pid > 0), "a serving backend")
+                .First(r => r.Session?.Client is not null && r.Pid > 0);
+            pm.Kill(serving);
+            Assert.Equal(RecoveryKind.Reconcile, pm.WaitForRecovery(since));
+        }
+        Assert.Equal("100", Cli(port, "DBSIZE"));
+        Assert.Equal(value, Cli(port, "GET", "key99"));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
     public void Redis_benchmark_with_new_and_persistent_connections_sees_no_error()
     {
         using var pm = Start("kv-bench", out int port, ("max_connections", "60"), ("spare_connection_backends", "4"));

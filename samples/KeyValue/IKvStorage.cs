@@ -1,18 +1,31 @@
-using Postmaster.Workers;
-
 namespace KeyValue;
 
 /// <summary>
-/// Where <see cref="KvCommands"/> finds the table and how it locks a partition of it: in the server, a named DSM
-/// segment and one named lock per partition (<see cref="SharedKvStorage"/>); in the tests, a byte array and no locks.
+/// The keys and values <see cref="KvCommands"/> works on. In the server, a named shared hash table that every backend
+/// process of the instance sees (<see cref="SharedKvStorage"/>); in the tests, a dictionary. Every operation is atomic
+/// on its key; none spans keys.
 /// </summary>
 public interface IKvStorage
 {
-    /// <summary>The table, its header checked (a few compares: cheap enough on every command).</summary>
-    KvTable Table { get; }
+    /// <summary>Copies the value of <paramref name="key"/> into <paramref name="destination"/> (as much as fits).</summary>
+    /// <returns>The value's whole length, or -1 when the key is absent.</returns>
+    int Read(ReadOnlySpan<byte> key, Span<byte> destination);
 
-    /// <summary>Takes the lock of <paramref name="partition"/>; dispose the hold to release it.</summary>
-    /// <param name="partition">0 .. <see cref="KvTable.PartitionCount"/>-1, from <see cref="KvTable.PartitionOf"/>.</param>
-    /// <param name="mode">Shared to read, exclusive to write.</param>
-    LWLockHold Hold(int partition, LWLockMode mode);
+    /// <summary>The value of <paramref name="key"/>, or null when absent (for values larger than a read buffer).</summary>
+    byte[]? Get(ReadOnlySpan<byte> key);
+
+    /// <summary>Inserts or replaces.</summary>
+    KvStatus Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+
+    /// <summary>Inserts only if absent: false when present.</summary>
+    bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+
+    /// <summary>Replaces the value only if it is <paramref name="comparison"/> now.</summary>
+    bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison);
+
+    /// <summary>Removes <paramref name="key"/>; false when absent.</summary>
+    bool Delete(ReadOnlySpan<byte> key);
+
+    /// <summary>Keys now.</summary>
+    long Count { get; }
 }

@@ -1,14 +1,14 @@
+using System.Buffers.Text;
 using System.Text;
-using Postmaster.Workers;
 
 namespace KeyValue;
 
 /// <summary>
-/// Executes one command against the table and writes its reply (Redis's replies and error messages). Command names
-/// are case-insensitive. Each key is read under its partition's lock held shared, and written under it held exclusive;
-/// the reply is copied into the <see cref="RespWriter"/> (process memory) before the lock is released, and sent later
-/// by the server, never under a lock. Commands with several keys (DEL, EXISTS) take one partition at a time, so they are
-/// not atomic across keys.
+/// Executes one command against the storage and writes its reply (Redis's replies and error messages). Command names
+/// are case-insensitive. Every storage operation is atomic on its key (the shared hash table holds the key's partition
+/// lock for it); a value is copied into process memory before the reply is written, and replies are sent later by the
+/// server, never under a lock. INCR is a read and a compare-and-set, retried when another client changed the value in
+/// between. Commands with several keys (DEL, EXISTS) go one key at a time, so they are not atomic across keys.
 /// <para>Commands: PING [message], ECHO message, SET key value, GET key, DEL key [key ...], EXISTS key [key ...],
 /// INCR key, DBSIZE, QUIT, COMMAND [...] (an empty array: enough for redis-cli), CONFIG GET parameter [...]
 /// (<c>save</c> and <c>appendonly</c>, which redis-benchmark asks for).</para>
@@ -16,6 +16,8 @@ namespace KeyValue;
 /// <param name="storage">The table and its locks.</param>
 public sealed class KvCommands(IKvStorage storage)
 {
+    private readonly byte[] _value = new byte[16 * 1024]; // GET's copy of a value (larger ones are allocated)
+
     /// <summary>Executes <paramref name="arguments"/> (the name, then its arguments) and writes the reply.</summary>
     /// <param name="arguments">From <see cref="RespReader.TryReadCommand"/>; at least one.</param>
     /// <param name="reply">Where the reply goes.</param>
@@ -59,9 +61,18 @@ public sealed class KvCommands(IKvStorage storage)
             return;
         }
         var key = arguments[1].Span;
-        using var held = storage.Hold(KvTable.PartitionOf(key), LWLockMode.Shared);
-        if (storage.Table.TryGet(key, out var value))
-            reply.WriteBulkString(value); // copied out under the lock
+        if (key.Length > KvLimits.MaxKeyLength)
+        {
+            reply.WriteNullBulkString(); // no such key can exist
+            return;
+        }
+        int length = storage.Read(key, _value);
+        if (length < 0)
+            reply.WriteNullBulkString();
+        else if (length <= _value.Length)
+            reply.WriteBulkString(_value.AsSpan(0, length));
+        else if (storage.Get(key) is { } large) // changed or removed since: this read is the answer
+            reply.WriteBulkString(large);
         else
             reply.WriteNullBulkString();
     }
@@ -79,9 +90,10 @@ public sealed class KvCommands(IKvStorage storage)
             return;
         }
         var key = arguments[1].Span;
-        KvStatus status;
-        using (storage.Hold(KvTable.PartitionOf(key), LWLockMode.Exclusive))
-            status = storage.Table.Set(key, arguments[2].Span);
+        var value = arguments[2].Span;
+        var status = key.Length > KvLimits.MaxKeyLength ? KvStatus.KeyTooLarge
+            : value.Length > KvLimits.MaxValueLength ? KvStatus.ValueTooLarge
+            : storage.Set(key, value);
         WriteStatus(status, reply);
     }
 
@@ -93,10 +105,8 @@ public sealed class KvCommands(IKvStorage storage)
             return;
         }
         var key = arguments[1].Span;
-        KvStatus status;
-        long value;
-        using (storage.Hold(KvTable.PartitionOf(key), LWLockMode.Exclusive))
-            status = storage.Table.Increment(key, out value);
+        long value = 0;
+        var status = key.Length > KvLimits.MaxKeyLength ? KvStatus.KeyTooLarge : Increment(key, out value);
         if (status == KvStatus.Ok)
             reply.WriteInteger(value);
         else
@@ -114,8 +124,7 @@ public sealed class KvCommands(IKvStorage storage)
         for (int i = 1; i < arguments.Count; i++)
         {
             var key = arguments[i].Span;
-            using var held = storage.Hold(KvTable.PartitionOf(key), delete ? LWLockMode.Exclusive : LWLockMode.Shared);
-            if (delete ? storage.Table.Delete(key) : storage.Table.Contains(key))
+            if (key.Length <= KvLimits.MaxKeyLength && (delete ? storage.Delete(key) : storage.Read(key, default) >= 0))
                 count++;
         }
         reply.WriteInteger(count);
@@ -146,13 +155,7 @@ public sealed class KvCommands(IKvStorage storage)
             WrongArity("dbsize", reply);
             return;
         }
-        long count = 0;
-        for (int partition = 0; partition < KvTable.PartitionCount; partition++)
-        {
-            using var held = storage.Hold(partition, LWLockMode.Shared);
-            count += storage.Table.Count(partition);
-        }
-        reply.WriteInteger(count);
+        reply.WriteInteger(storage.Count);
     }
 
     /// <summary>CONFIG GET answers <c>save</c> (no snapshots) and <c>appendonly</c> (no), which redis-benchmark reads at
@@ -220,8 +223,8 @@ public sealed class KvCommands(IKvStorage storage)
             case KvStatus.ValueTooLarge:
                 reply.WriteError("ERR value too large");
                 break;
-            case KvStatus.TableFull:
-                reply.WriteError("ERR table full");
+            case KvStatus.OutOfMemory:
+                reply.WriteError("OOM command not allowed when used memory > 'maxmemory'.");
                 break;
             case KvStatus.NotAnInteger:
                 reply.WriteError("ERR value is not an integer or out of range");
@@ -232,6 +235,46 @@ public sealed class KvCommands(IKvStorage storage)
             default:
                 throw new InvalidOperationException($"internal error: unexpected table status {status}");
         }
+    }
+
+    /// <summary>INCR: read, add one, compare-and-set; again when another client changed the key in between.</summary>
+    private KvStatus Increment(ReadOnlySpan<byte> key, out long value)
+    {
+        Span<byte> next = stackalloc byte[20];
+        while (true)
+        {
+            int length = storage.Read(key, _value);
+            if (length < 0)
+            {
+                value = 1;
+                if (storage.TryAdd(key, "1"u8))
+                    return KvStatus.Ok;
+                continue; // created meanwhile
+            }
+            var current = _value.AsSpan(0, Math.Min(length, _value.Length));
+            if (length > 20 || !Utf8Parser.TryParse(current, out long parsed, out int consumed) || consumed != current.Length
+                || !Canonical(current, parsed))
+            {
+                value = 0;
+                return KvStatus.NotAnInteger;
+            }
+            if (parsed == long.MaxValue)
+            {
+                value = 0;
+                return KvStatus.Overflow;
+            }
+            value = parsed + 1;
+            Utf8Formatter.TryFormat(value, next, out int written);
+            if (storage.TryUpdate(key, next[..written], current))
+                return KvStatus.Ok;
+        }
+    }
+
+    /// <summary>Redis accepts only the canonical form: no sign but '-', no leading zeros, no spaces.</summary>
+    private static bool Canonical(ReadOnlySpan<byte> text, long parsed)
+    {
+        Span<byte> canonical = stackalloc byte[20];
+        return Utf8Formatter.TryFormat(parsed, canonical, out int n) && canonical[..n].SequenceEqual(text);
     }
 
     private static void WrongArity(string command, RespWriter reply) =>

@@ -6,12 +6,14 @@ namespace KeyValue;
 
 /// <summary>
 /// A key-value server speaking the Redis protocol (RESP2), run as the postmaster's connection worker: each backend
-/// process serves one client at a time, many backends run at once, and all of them share one table in shared memory
-/// (<see cref="SharedKvStorage"/>, <see cref="KvTable"/>), so every client sees the same keys. Try it with
+/// process serves one client at a time, many backends run at once, and all of them share one hash table in shared
+/// memory (<see cref="SharedKvStorage"/>: the registry's named shared hash table over a growing shared area), so every
+/// client sees the same keys. Try it with
 /// <c>redis-cli -p PORT</c> or <c>redis-benchmark -p PORT -t ping,set,get,incr</c>.
 /// <para>Configure it with <c>connection_worker = '/path/to/KeyValue.dll:KeyValue.KvServer'</c>. The argument, when
-/// given, is the table's size (<c>64MB</c>, <c>1GB</c>, <c>65536kB</c> or bytes; default <see cref="DefaultTableSize"/>).
-/// Commands and replies: <see cref="KvCommands"/>; limits: <see cref="KvTable"/> and <see cref="RespReader"/>.</para>
+/// given, is the memory limit of the keys and values, like Redis's maxmemory (<c>64MB</c>, <c>1GB</c>, <c>65536kB</c> or
+/// bytes; default <see cref="DefaultMemoryLimit"/>): the table grows as keys arrive, up to it.
+/// Commands and replies: <see cref="KvCommands"/>; limits: <see cref="KvLimits"/> and <see cref="RespReader"/>.</para>
 /// <para><b>A session</b> reads what the client sent, executes every complete command in it (pipelining) into one
 /// output buffer, and sends the buffer once the input holds no complete command (or the buffer passes
 /// <see cref="FlushThreshold"/>). It ends when the client closes the connection, on QUIT, after a protocol error
@@ -20,15 +22,21 @@ namespace KeyValue;
 /// </summary>
 public sealed class KvServer : IConnectionWorker
 {
-    /// <summary>The table's size when the argument is empty: 64 MiB, about 61,000 keys.</summary>
-    public const long DefaultTableSize = 64L << 20;
+    /// <summary>The memory limit when the argument is empty: 64 MiB.</summary>
+    public const long DefaultMemoryLimit = 64L << 20;
 
-    /// <summary>Longest bulk string a client may send. Larger than <see cref="KvTable.MaxValueLength"/>, so that a value
-    /// over the table's limit gets <c>-ERR value too large</c> rather than a protocol error.</summary>
-    public const int MaxBulkLength = 64 * 1024;
+    /// <summary>The smallest memory limit: 1 MiB.</summary>
+    public const long MinMemoryLimit = 1L << 20;
+
+    /// <summary>The largest memory limit: 64 GiB.</summary>
+    public const long MaxMemoryLimit = 64L << 30;
+
+    /// <summary>Longest bulk string a client may send. Larger than <see cref="KvLimits.MaxValueLength"/>, so that a value
+    /// over the limit gets <c>-ERR value too large</c> rather than a protocol error.</summary>
+    public const int MaxBulkLength = 1024 * 1024;
 
     /// <summary>Most bytes buffered for a command still incomplete (<see cref="RespReader.MaxCommandLength"/>).</summary>
-    public const int MaxCommandLength = 1024 * 1024;
+    public const int MaxCommandLength = 2 * 1024 * 1024;
 
     /// <summary>Output buffered beyond this is sent before the next command (long pipelines of GETs).</summary>
     public const int FlushThreshold = 64 * 1024;
@@ -111,13 +119,13 @@ public sealed class KvServer : IConnectionWorker
         output.Clear();
     }
 
-    /// <summary>The table size in <paramref name="argument"/>: empty for the default, else bytes with an optional
+    /// <summary>The memory limit in <paramref name="argument"/>: empty for the default, else bytes with an optional
     /// PostgreSQL memory unit (kB, MB, GB; 1024-based).</summary>
     internal static long ParseSize(string argument)
     {
         string text = argument.Trim();
         if (text.Length == 0)
-            return DefaultTableSize;
+            return DefaultMemoryLimit;
         (string digits, long unit) = text switch
         {
             _ when text.EndsWith("kB", StringComparison.Ordinal) => (text[..^2], 1L << 10),
@@ -126,9 +134,9 @@ public sealed class KvServer : IConnectionWorker
             _ => (text, 1L),
         };
         if (!long.TryParse(digits.TrimEnd(), NumberStyles.None, CultureInfo.InvariantCulture, out long count)
-            || count > KvTable.MaxSize / unit || count * unit < KvTable.MinSize)
+            || count > MaxMemoryLimit / unit || count * unit < MinMemoryLimit)
             throw new ArgumentException(
-                $"invalid key-value table size \"{argument}\": expected {KvTable.MinSize} bytes to 1GB, e.g. \"64MB\"", nameof(argument));
+                $"invalid key-value memory limit \"{argument}\": expected 1MB to 64GB, e.g. \"64MB\"", nameof(argument));
         return count * unit;
     }
 }

@@ -1,61 +1,77 @@
-using System.Globalization;
+using Postmaster.Shmem.Errors;
 using Postmaster.Workers;
 
 namespace KeyValue;
 
 /// <summary>
-/// The table in shared memory, as every backend process of the instance sees it: the DSM registry's segment
-/// <see cref="SegmentName"/> (created and formatted exactly once in the instance, by whichever backend comes first;
-/// attached by every other) and the named locks <c>keyvalue.0</c> .. <c>keyvalue.15</c>, one per partition. The
-/// mapping lasts until the process exits, so a backend opens the storage once and keeps it across sessions.
+/// The keys in shared memory, as every backend process of the instance sees them: the DSM registry's hash table
+/// <see cref="TableName"/> (PostgreSQL 19's GetNamedDSHash: created once in the instance by whichever backend comes
+/// first, attached by every other), in a shared area that grows by adding segments up to the configured memory limit.
+/// The table locks one of its 128 partitions per operation; the mapping lasts until the process exits, so a backend
+/// opens the storage once and keeps it across sessions.
 /// </summary>
 public sealed class SharedKvStorage : IKvStorage
 {
-    /// <summary>The registry name of the table's segment.</summary>
-    public const string SegmentName = "keyvalue.table";
+    /// <summary>The registry name of the table.</summary>
+    public const string TableName = "keyvalue.table";
 
-    /// <summary>The partition locks' names are this and the partition number.</summary>
-    public const string LockNamePrefix = "keyvalue.";
+    private readonly SharedHashTable _table;
+    private readonly long _memoryLimit;
 
-    private readonly WorkerLocks _locks;
-    private readonly LWLockHandle[] _partitionLocks;
-    private readonly ShmemRegion _region;
-
-    private SharedKvStorage(WorkerLocks locks, LWLockHandle[] partitionLocks, ShmemRegion region)
+    private SharedKvStorage(SharedHashTable table, long memoryLimit)
     {
-        _locks = locks;
-        _partitionLocks = partitionLocks;
-        _region = region;
+        _table = table;
+        _memoryLimit = memoryLimit;
     }
 
-    /// <summary>Gets (or creates) the table and its locks.</summary>
+    /// <summary>Gets (or creates) the table.</summary>
     /// <param name="context">The backend's context.</param>
-    /// <param name="size">The segment's size: <see cref="KvTable.MinSize"/> .. <see cref="KvTable.MaxSize"/>, the same in
-    /// every process (the registry refuses another size for an existing name).</param>
-    /// <returns>The storage.</returns>
-    public static SharedKvStorage Open(WorkerContext context, long size)
+    /// <param name="memoryLimit">Most bytes of keys and values (with their items' overhead) the server stores, like
+    /// Redis's maxmemory: a SET beyond it is refused with Redis's OOM error.</param>
+    public static SharedKvStorage Open(WorkerContext context, long memoryLimit)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(size, KvTable.MinSize);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, KvTable.MaxSize);
-        var segment = context.Registry.GetNamedSegment(SegmentName, size, region => KvTable.Format(Whole(region)), out bool found);
-        var table = KvTable.Attach(Whole(segment.Region)); // checks the header before first use
-        var partitionLocks = new LWLockHandle[KvTable.PartitionCount];
-        for (int i = 0; i < partitionLocks.Length; i++)
-            partitionLocks[i] = context.NamedLock(LockNamePrefix + i.ToString(CultureInfo.InvariantCulture));
-        string message = $"key-value table \"{SegmentName}\" {(found ? "attached" : "created")}: {size} bytes, "
-            + $"{table.Capacity} slots in {KvTable.PartitionCount} partitions";
+        var table = context.Registry.GetNamedHashTable(TableName, keySize: 0, out bool found, maxKeyLength: KvLimits.MaxKeyLength);
+        string message = $"key-value table \"{TableName}\" {(found ? "attached" : "created")}: {table.Count} keys, "
+            + $"{table.Area.TotalSize} bytes in {table.Area.SegmentCount} segments, memory limit {memoryLimit} bytes";
         if (found)
             context.Debug(message);
         else
             context.Log(message);
-        return new SharedKvStorage(context.Locks, partitionLocks, segment.Region);
+        return new SharedKvStorage(table, memoryLimit);
     }
 
     /// <inheritdoc />
-    public KvTable Table => KvTable.Attach(Whole(_region));
+    public int Read(ReadOnlySpan<byte> key, Span<byte> destination) => _table.Read(key, destination);
 
     /// <inheritdoc />
-    public LWLockHold Hold(int partition, LWLockMode mode) => _locks.Hold(_partitionLocks[partition], mode);
+    public byte[]? Get(ReadOnlySpan<byte> key) => _table.Get(key);
 
-    private static Span<byte> Whole(ShmemRegion region) => region.Span(0, checked((int)region.Size));
+    /// <inheritdoc />
+    public KvStatus Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        if (_table.Area.AllocatedBytes + key.Length + value.Length > _memoryLimit && !_table.ContainsKey(key))
+            return KvStatus.OutOfMemory;
+        try
+        {
+            _table.Set(key, value);
+            return KvStatus.Ok;
+        }
+        catch (ShmemException e) when (e.Message == "out of memory")
+        {
+            return KvStatus.OutOfMemory; // /dev/shm or the DSM slots are exhausted: nothing changed
+        }
+    }
+
+    /// <inheritdoc />
+    public bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => _table.TryAdd(key, value);
+
+    /// <inheritdoc />
+    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison) =>
+        _table.TryUpdate(key, value, comparison);
+
+    /// <inheritdoc />
+    public bool Delete(ReadOnlySpan<byte> key) => _table.Remove(key);
+
+    /// <inheritdoc />
+    public long Count => _table.Count;
 }

@@ -108,6 +108,15 @@ public sealed class SharedHashTable
     /// <returns>False when the key was present (nothing changed).</returns>
     public bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => _table.Set(key, value, onlyIfAbsent: true);
 
+    /// <summary>Replaces the value of <paramref name="key"/> only if it is <paramref name="comparison"/> now
+    /// (ConcurrentDictionary's TryUpdate: the compare-and-set of a read-modify-write loop).</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The new value.</param>
+    /// <param name="comparison">The value it must have.</param>
+    /// <returns>False when the key is absent or its value differs (nothing changed).</returns>
+    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison) =>
+        _table.TryUpdate(key, value, comparison);
+
     /// <summary>Removes <paramref name="key"/>.</summary>
     /// <param name="key">The key.</param>
     /// <returns>False when it was absent.</returns>

@@ -264,7 +264,30 @@ internal sealed unsafe class SharedHashTable
     public bool ContainsKey(ReadOnlySpan<byte> key) => Read(key, default) >= 0;
 
     /// <summary>Inserts or replaces (<paramref name="onlyIfAbsent"/>: inserts only). True when the key was absent.</summary>
-    public bool Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool onlyIfAbsent = false)
+    public bool Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, bool onlyIfAbsent = false) =>
+        Write(key, value, onlyIfAbsent ? WriteMode.AddOnly : WriteMode.Upsert, default) == WriteResult.Inserted;
+
+    /// <summary>Replaces the value of <paramref name="key"/> with <paramref name="value"/> only if it is now
+    /// <paramref name="comparison"/> (ConcurrentDictionary's TryUpdate: a compare-and-set for read-modify-write).
+    /// False when the key is absent or its value differs.</summary>
+    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison) =>
+        Write(key, value, WriteMode.ReplaceIfEqual, comparison) == WriteResult.Replaced;
+
+    private enum WriteMode
+    {
+        Upsert,
+        AddOnly,
+        ReplaceIfEqual,
+    }
+
+    private enum WriteResult
+    {
+        Inserted,
+        Replaced,
+        Unchanged,
+    }
+
+    private WriteResult Write(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, WriteMode mode, ReadOnlySpan<byte> comparison)
     {
         CheckKey(key);
         if (value.Length > SharedArea.MaxAllocationSize - ItemHeaderSize - Align8(key.Length))
@@ -273,7 +296,6 @@ internal sealed unsafe class SharedHashTable
         uint hash = Hash(key);
         int partition = (int)(hash >> (32 - PartitionBits));
         ref readonly var lk = ref _locks[partition];
-        bool inserted;
         int resizeFrom = -1;
         _owner.Acquire(in lk, LWLockMode.Exclusive);
         try
@@ -282,26 +304,30 @@ internal sealed unsafe class SharedHashTable
             byte* item = Find(key, hash, out ulong* link);
             if (item != null)
             {
-                if (onlyIfAbsent)
-                    return false;
+                if (mode == WriteMode.AddOnly)
+                    return WriteResult.Unchanged;
+                if (mode == WriteMode.ReplaceIfEqual
+                    && !new ReadOnlySpan<byte>(ValueOf(item, key.Length), ValueLength(item)).SequenceEqual(comparison))
+                    return WriteResult.Unchanged;
                 if (value.Length <= ValueCapacity(item))
                 {
                     value.CopyTo(new Span<byte>(ValueOf(item, key.Length), value.Length));
                     SetValueLength(item, value.Length);
-                    return false;
+                    return WriteResult.Replaced;
                 }
                 var old = new AreaPointer(*link);
                 var replacement = NewItem(key, hash, value, next: *(ulong*)item);
                 *link = replacement.Value;
                 _area.Free(old);
-                return false;
+                return WriteResult.Replaced;
             }
+            if (mode == WriteMode.ReplaceIfEqual)
+                return WriteResult.Unchanged;
             int log2 = _header->SizeLog2;
             ulong* bucket = BucketFor(hash, log2);
             var made = NewItem(key, hash, value, next: *bucket);
             *bucket = made.Value;
             long count = ++_partitions[partition].Count;
-            inserted = true;
             if (count > MaxPerPartition(log2) && log2 < MaxSizeLog2)
                 resizeFrom = log2;
         }
@@ -311,7 +337,7 @@ internal sealed unsafe class SharedHashTable
         }
         if (resizeFrom >= 0)
             Resize(resizeFrom);
-        return inserted;
+        return WriteResult.Inserted;
     }
 
     /// <summary>Removes <paramref name="key"/>; false when absent.</summary>
