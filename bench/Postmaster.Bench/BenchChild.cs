@@ -25,7 +25,7 @@ public sealed class BenchChild : IDisposable
     public static BenchChild Start(string suite, params string[] args)
     {
         string exe = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which executable is running");
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(exe) == "dotnet") // started as "dotnet Postmaster.Bench.dll"
             psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
         psi.ArgumentList.Add(ChildFlag);
@@ -43,6 +43,13 @@ public sealed class BenchChild : IDisposable
         process.BeginOutputReadLine();
         Affinity.PinChild(process);
         return child;
+    }
+
+    /// <summary>Sends <paramref name="line"/> to the child's stdin (a start signal).</summary>
+    public void WriteLine(string line)
+    {
+        _process.StandardInput.WriteLine(line);
+        _process.StandardInput.Flush();
     }
 
     /// <summary>Waits (bounded) for a stdout line starting with <paramref name="prefix"/>.</summary>

@@ -231,7 +231,7 @@ public static class DsmSuite
     }
 
     /// <summary>A throw-away instance: data directory, POSIX main segment, control segment, two sessions.</summary>
-    private sealed class BenchInstance : IDisposable
+    internal sealed class BenchInstance : IDisposable
     {
         private readonly string _dir;
         private readonly MainSegment _main;
@@ -261,6 +261,9 @@ public static class DsmSuite
         public DsmConfig Config { get; }
 
         public InstanceShmem Instance { get; }
+
+        /// <summary>What a child process needs to attach the instance: data directory, main segment key and id.</summary>
+        public string[] ChildArgs => [_dir, _main.Mapping.Key.ToString(CultureInfo.InvariantCulture), _main.Mapping.Id.ToString(CultureInfo.InvariantCulture)];
 
         public DsmSession A { get; }
 

@@ -340,6 +340,22 @@ internal sealed unsafe class SharedArea
         return (byte*)b + offset;
     }
 
+    /// <summary>This process's address of <paramref name="length"/> bytes at <paramref name="pointer"/>, or null when they
+    /// are not inside a segment this process has mapped: never throws and never maps (for lock-free readers that may
+    /// hold a stale pointer).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal byte* TryAddress(AreaPointer pointer, long length)
+    {
+        int index = pointer.SegmentIndex;
+        if ((uint)index >= MaxSegments)
+            return null;
+        nint b = Volatile.Read(ref _bases[index]);
+        long offset = pointer.Offset;
+        if (b == 0 || (ulong)length > (ulong)_sizes[index] || (ulong)offset > (ulong)(_sizes[index] - length))
+            return null;
+        return (byte*)b + offset;
+    }
+
     /// <summary><paramref name="length"/> bytes at <paramref name="pointer"/>, bounds-checked against its segment.</summary>
     public ShmemRegion Region(AreaPointer pointer, long length)
     {

@@ -17,7 +17,7 @@ internal struct HashTableHeader
 {
     public const int Size = 64;
     public const uint ExpectedMagic = 0x5448_4D50; // "PMHT" little-endian
-    public const uint CurrentLayoutVersion = 1;
+    public const uint CurrentLayoutVersion = 2; // 2: partition versions for lock-free readers
 
     [FieldOffset(0)] public uint Magic;
     [FieldOffset(4)] public uint LayoutVersion;
@@ -32,8 +32,9 @@ internal struct HashTableHeader
     [FieldOffset(48)] public long Resizes;       // times the bucket array doubled
 }
 
-/// <summary>One partition: its lock and its item count, two cache lines so that partitions never share one.
-/// Protected by: <see cref="Lock"/>.</summary>
+/// <summary>One partition: its lock, its item count and its version, two cache lines so that partitions never share
+/// one. Protected by: <see cref="Lock"/> (written only with it held exclusively). <see cref="Version"/> is a sequence
+/// lock for readers that take no lock: odd while a writer changes the partition's chains or values.</summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
 internal struct HashTablePartition
 {
@@ -41,6 +42,7 @@ internal struct HashTablePartition
 
     [FieldOffset(0)] public LWLock Lock;
     [FieldOffset(64)] public long Count;
+    [FieldOffset(72)] public long Version;
 }
 
 /// <summary>
@@ -48,7 +50,12 @@ internal struct HashTablePartition
 /// any size up to <see cref="MaxKeyLength"/>) and values of any size, in items allocated from the area and chained from
 /// a bucket array. The table is split in <see cref="PartitionCount"/> partitions by the hash's top bits, each with its
 /// own LWLock; a bucket always belongs to one partition (the bucket index is the hash's top <c>SizeLog2</c> bits), so
-/// operations on different partitions never contend. When a partition holds more than three quarters of its bucket
+/// operations on different partitions never contend. Reads take no lock at all when they can: they walk the chain
+/// optimistically and keep the result only if the partition's <see cref="HashTablePartition.Version"/> did not change
+/// meanwhile (a sequence lock; every pointer is bounds-checked and every walk bounded, so reading memory a writer is
+/// changing or has freed is harmless), falling back to the shared partition lock after a few attempts. A read thus
+/// never writes shared memory and never issues an atomic instruction, which is what lets misses of successive reads
+/// overlap. When a partition holds more than three quarters of its bucket
 /// count, the table doubles its bucket array while holding every partition lock (PostgreSQL's resize: rare, and
 /// proportional to the items).
 /// <para><b>Item.</b> <c>[next 8][hash 4][key length 4][value length 4][value capacity 4][key, padded to 8][value]</c>. A
@@ -218,12 +225,20 @@ internal sealed unsafe class SharedHashTable
     }
 
     /// <summary>Copies the value of <paramref name="key"/> into <paramref name="destination"/> (as much as fits) and
-    /// returns its length, or -1 when the key is absent. Shared partition lock.</summary>
+    /// returns its length, or -1 when the key is absent: optimistically without a lock, else under the shared
+    /// partition lock. <paramref name="destination"/> may be written more than once.</summary>
     public int Read(ReadOnlySpan<byte> key, Span<byte> destination)
     {
         CheckKey(key);
         uint hash = Hash(key);
-        ref readonly var lk = ref _locks[hash >> (32 - PartitionBits)];
+        int partition = (int)(hash >> (32 - PartitionBits));
+        for (int attempt = 0; attempt < OptimisticAttempts; attempt++)
+        {
+            int found = TryReadOptimistic(key, hash, partition, destination);
+            if (found != Retry)
+                return found;
+        }
+        ref readonly var lk = ref _locks[partition];
         _owner.Acquire(in lk, LWLockMode.Shared);
         try
         {
@@ -241,10 +256,66 @@ internal sealed unsafe class SharedHashTable
         }
     }
 
+    private const int Retry = -2;
+    private const int OptimisticAttempts = 4;
+    private const int MaxOptimisticSteps = 256;
+
+    /// <summary>One lock-free read: the value's length (-1: absent) if the partition's version was even and unchanged
+    /// across the walk, else <see cref="Retry"/>. Never throws for what it reads: a pointer that does not resolve in
+    /// this process's mapped segments, an impossible length or a long walk is a retry (the locked path decides).</summary>
+    private int TryReadOptimistic(ReadOnlySpan<byte> key, uint hash, int partition, Span<byte> destination)
+    {
+        ref long version = ref _partitions[partition].Version;
+        long before = Volatile.Read(ref version);
+        if ((before & 1) != 0 || _header->Destroyed != 0)
+            return Retry;
+        int log2 = _header->SizeLog2;
+        if (log2 < PartitionBits || log2 > MaxSizeLog2)
+            return Retry;
+        long bucket = hash >> (32 - log2);
+        ulong* buckets = (ulong*)_area.TryAddress(new AreaPointer(_header->Buckets), (bucket + 1) * sizeof(ulong));
+        if (buckets == null)
+            return Retry;
+        int result = -1;
+        ulong next = buckets[bucket];
+        for (int steps = 0; next != 0; steps++)
+        {
+            byte* item = steps < MaxOptimisticSteps ? _area.TryAddress(new AreaPointer(next), ItemHeaderSize + key.Length) : null;
+            if (item == null)
+                return Retry;
+            if (ItemHash(item) == hash && KeyLength(item) == key.Length
+                && new ReadOnlySpan<byte>(item + ItemHeaderSize, key.Length).SequenceEqual(key))
+            {
+                int length = ValueLength(item);
+                int copy = Math.Min(length, destination.Length);
+                if (length < 0 || (copy > 0 && _area.TryAddress(new AreaPointer(next), ItemHeaderSize + Align8(key.Length) + (long)copy) == null))
+                    return Retry;
+                new ReadOnlySpan<byte>(ValueOf(item, key.Length), copy).CopyTo(destination);
+                result = length;
+                break;
+            }
+            next = *(ulong*)item;
+        }
+        Volatile.ReadBarrier(); // the walk's loads complete before the version is read again
+        return Volatile.Read(ref version) == before ? result : Retry;
+    }
+
+    /// <summary>Marks the start of a change to <paramref name="partition"/>'s chains or values (its lock held
+    /// exclusively): lock-free readers retry until <see cref="EndChange"/>.</summary>
+    private void BeginChange(int partition) => Interlocked.Increment(ref _partitions[partition].Version);
+
+    private void EndChange(int partition) =>
+        Volatile.Write(ref _partitions[partition].Version, _partitions[partition].Version + 1);
+
     /// <summary>The value of <paramref name="key"/>, or null when absent.</summary>
     public byte[]? Get(ReadOnlySpan<byte> key)
     {
-        CheckKey(key);
+        Span<byte> small = stackalloc byte[256];
+        int length = Read(key, small);
+        if (length < 0)
+            return null;
+        if (length <= small.Length)
+            return small[..length].ToArray();
         uint hash = Hash(key);
         ref readonly var lk = ref _locks[hash >> (32 - PartitionBits)];
         _owner.Acquire(in lk, LWLockMode.Shared);
@@ -311,13 +382,17 @@ internal sealed unsafe class SharedHashTable
                     return WriteResult.Unchanged;
                 if (value.Length <= ValueCapacity(item))
                 {
+                    BeginChange(partition);
                     value.CopyTo(new Span<byte>(ValueOf(item, key.Length), value.Length));
                     SetValueLength(item, value.Length);
+                    EndChange(partition);
                     return WriteResult.Replaced;
                 }
                 var old = new AreaPointer(*link);
-                var replacement = NewItem(key, hash, value, next: *(ulong*)item);
+                var replacement = NewItem(key, hash, value, next: *(ulong*)item); // allocated before anything changes
+                BeginChange(partition);
                 *link = replacement.Value;
+                EndChange(partition);
                 _area.Free(old);
                 return WriteResult.Replaced;
             }
@@ -326,7 +401,9 @@ internal sealed unsafe class SharedHashTable
             int log2 = _header->SizeLog2;
             ulong* bucket = BucketFor(hash, log2);
             var made = NewItem(key, hash, value, next: *bucket);
+            BeginChange(partition);
             *bucket = made.Value;
+            EndChange(partition);
             long count = ++_partitions[partition].Count;
             if (count > MaxPerPartition(log2) && log2 < MaxSizeLog2)
                 resizeFrom = log2;
@@ -355,7 +432,9 @@ internal sealed unsafe class SharedHashTable
             if (item == null)
                 return false;
             var pointer = new AreaPointer(*link);
+            BeginChange(partition);
             *link = *(ulong*)item;
+            EndChange(partition);
             _partitions[partition].Count--;
             _area.Free(pointer);
             return true;
@@ -376,7 +455,8 @@ internal sealed unsafe class SharedHashTable
         ArgumentNullException.ThrowIfNull(update);
         CheckKey(key);
         uint hash = Hash(key);
-        ref readonly var lk = ref _locks[hash >> (32 - PartitionBits)];
+        int partition = (int)(hash >> (32 - PartitionBits));
+        ref readonly var lk = ref _locks[partition];
         _owner.Acquire(in lk, LWLockMode.Exclusive);
         try
         {
@@ -384,7 +464,15 @@ internal sealed unsafe class SharedHashTable
             byte* item = Find(key, hash, out _);
             if (item == null)
                 return false;
-            update(new Span<byte>(ValueOf(item, key.Length), ValueLength(item)), state);
+            BeginChange(partition);
+            try
+            {
+                update(new Span<byte>(ValueOf(item, key.Length), ValueLength(item)), state);
+            }
+            finally
+            {
+                EndChange(partition);
+            }
             return true;
         }
         finally
@@ -508,6 +596,8 @@ internal sealed unsafe class SharedHashTable
         }
     }
 
+    /// <summary>Every partition lock, exclusively and in order, with every partition marked changing (a resize or a
+    /// destroy moves every chain).</summary>
     private void AcquireAll()
     {
         int taken = 0;
@@ -522,12 +612,17 @@ internal sealed unsafe class SharedHashTable
                 _owner.Release(in _locks[taken]);
             throw;
         }
+        for (int i = 0; i < PartitionCount; i++)
+            BeginChange(i);
     }
 
     private void ReleaseAll()
     {
         for (int i = PartitionCount - 1; i >= 0; i--)
+        {
+            EndChange(i);
             _owner.Release(in _locks[i]);
+        }
     }
 
     private static long MaxPerPartition(int log2) => (1L << (log2 - PartitionBits)) * 3 / 4;
