@@ -31,6 +31,8 @@ internal sealed unsafe partial class MessageQueue
             if (_detached)
                 return MessageQueueResult.Detached;
             RequireRole(SenderRole);
+            if (_detaching || Volatile.Read(ref _h->Detached) != 0)
+                return MessageQueueResult.Detached; // before the partial-message rule: nothing more is sent anyway
             if (!_sendInProgress)
             {
                 _sendInProgress = true;

@@ -21,6 +21,10 @@ internal enum MessageQueueResult
     BufferTooSmall = 3,
 }
 
+/// <summary>A snapshot of a queue's header (<see cref="MessageQueue.State"/>).</summary>
+internal readonly record struct MessageQueueState(long BytesWritten, long BytesRead, int Detached, int SenderPid, int ReceiverPid,
+    bool SenderSleeping, bool ReceiverSleeping);
+
 /// <summary>
 /// A single-producer, single-consumer message queue in shared memory (PostgreSQL's shm_mq): one process sends
 /// length-prefixed messages of any size through a byte ring, another receives them whole. This object is one
@@ -240,6 +244,19 @@ internal sealed unsafe partial class MessageQueue
         {
             lock (_receiveGate)
                 _detached = true;
+        }
+    }
+
+    /// <summary>The header's counters and flags now: a racy snapshot for tests and diagnostics. Not after
+    /// <see cref="Detach"/> (the memory may be gone).</summary>
+    public MessageQueueState State
+    {
+        get
+        {
+            ThrowIfDetached();
+            return new MessageQueueState(Volatile.Read(ref _h->BytesWritten), Volatile.Read(ref _h->BytesRead),
+                Volatile.Read(ref _h->Detached), Volatile.Read(ref _h->SenderPid), Volatile.Read(ref _h->ReceiverPid),
+                Volatile.Read(ref _h->SenderSleeping) != 0, Volatile.Read(ref _h->ReceiverSleeping) != 0);
         }
     }
 
