@@ -13,6 +13,7 @@ var scenarios = new Dictionary<string, Func<ScenarioArgs, int>>(StringComparer.O
     ["cv-wait"] = ConditionVariableWaitScenario.Run,
     ["dsm"] = DsmScenario.Run,
     ["registry"] = RegistryScenario.Run,
+    ["queue"] = QueueScenario.Run,
 };
 
 if (args.Length == 0 || !scenarios.TryGetValue(args[0], out var scenario))
