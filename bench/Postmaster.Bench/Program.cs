@@ -21,6 +21,7 @@ IBenchSuite[] suites =
     new ConnectionsSuite(),
     new MetricsSuite(),
     new LoggingSuite(),
+    new QueueSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)
