@@ -57,9 +57,36 @@ public sealed class QueueSuite : IBenchSuite
         text.AppendLine("| message | ring | pipe | queue | queue ÷ pipe (throughput) | target |");
         text.AppendLine("|---|---|---|---|---|---|");
         rows.ForEach(r => text.AppendLine(r));
+        text.AppendLine();
+        text.AppendLine(MeasureDeathLatency());
         Console.Write(text);
         WriteReport(text.ToString());
     }
+
+    /// <summary>How long a receiver blocked on an empty queue takes to return Detached after its sender is killed
+    /// (SIGKILL, reaped at once by this process): <see cref="DeathRounds"/> rounds, each with a new helper.</summary>
+    private static string MeasureDeathLatency()
+    {
+        var latencies = new List<double>();
+        for (int round = 0; round < DeathRounds; round++)
+        {
+            using var bench = new Session(64 * 1024);
+            var receiving = Task.Run(bench.ReceiveOnce);
+            while (!bench.ReceiverSleeping)
+                Thread.Sleep(1); // a bench, not a test: poll until the receiver sleeps in the futex
+            long start = Stopwatch.GetTimestamp();
+            bench.KillHelper();
+            if (receiving.Result != SharedMessageQueueResult.Detached)
+                throw new InvalidOperationException($"the receiver got {receiving.Result}, not Detached");
+            latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+        latencies.Sort();
+        return $"Peer death: a receiver blocked on an empty queue returned Detached {Stats.Median(latencies):F1} ms (median; " +
+               $"{latencies[0]:F1} to {latencies[^1]:F1} ms over {DeathRounds} rounds) after its sender was SIGKILLed " +
+               $"(the liveness check runs after every {Postmaster.Shmem.Queues.MessageQueue.PeerCheckInterval.TotalMilliseconds:0} ms sleep slice).";
+    }
+
+    private const int DeathRounds = 9;
 
     /// <summary>Helper: <c>SEGMENT RING DATA-PIPE</c>. Receives commands on the control queue ("queue N SIZE",
     /// "pipe N SIZE", "stop") and sends N messages of SIZE bytes on the data queue or the data pipe.</summary>
@@ -118,6 +145,7 @@ public sealed class QueueSuite : IBenchSuite
         private readonly Affinity? _pin;
         private readonly byte[] _buffer = new byte[MaxMessage + 8];
         private readonly int _ring;
+        private bool _helperGone;
 
         public Session(int ring)
         {
@@ -213,6 +241,19 @@ public sealed class QueueSuite : IBenchSuite
                 throw new InvalidOperationException("the helper detached its control queue");
         }
 
+        /// <summary>One blocking receive on the data queue (for the peer-death measurement).</summary>
+        public SharedMessageQueueResult ReceiveOnce() => _data!.Receive(_buffer, out _);
+
+        /// <summary>True while this side sleeps on the data queue's futex.</summary>
+        public bool ReceiverSleeping => _data!.Inner.State.ReceiverSleeping;
+
+        /// <summary>SIGKILLs the helper (and reaps it).</summary>
+        public void KillHelper()
+        {
+            _helperGone = true;
+            _child!.Dispose();
+        }
+
         /// <summary>Tells the helper to stop and waits for its exit (code 0).</summary>
         public void Stop()
         {
@@ -222,7 +263,8 @@ public sealed class QueueSuite : IBenchSuite
 
         public void Dispose()
         {
-            _child?.Dispose();
+            if (!_helperGone)
+                _child?.Dispose();
             _data?.Dispose();
             _control?.Dispose();
             _pipeReader?.Dispose();

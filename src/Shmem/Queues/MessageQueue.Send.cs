@@ -31,6 +31,9 @@ internal sealed unsafe partial class MessageQueue
             if (_detached)
                 return MessageQueueResult.Detached;
             RequireRole(SenderRole);
+            if (message.Length > MaxMessageSize)
+                throw new ArgumentException($"cannot send a message of {message.Length} bytes through a {StructureName}",
+                    nameof(message)); // the receiver could not hold it (at most MaxMessageSize bytes)
             if (_detaching || Volatile.Read(ref _h->Detached) != 0)
                 return MessageQueueResult.Detached; // before the partial-message rule: nothing more is sent anyway
             if (!_sendInProgress)
