@@ -22,6 +22,7 @@ IBenchSuite[] suites =
     new MetricsSuite(),
     new LoggingSuite(),
     new AreaSuite(),
+    new QueueSuite(),
 ];
 
 if (args.Length >= 2 && args[0] == BenchChild.ChildFlag)

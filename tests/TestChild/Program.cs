@@ -14,6 +14,7 @@ var scenarios = new Dictionary<string, Func<ScenarioArgs, int>>(StringComparer.O
     ["dsm"] = DsmScenario.Run,
     ["registry"] = RegistryScenario.Run,
     ["area"] = AreaScenario.Run,
+    ["queue"] = QueueScenario.Run,
 };
 
 if (args.Length == 0 || !scenarios.TryGetValue(args[0], out var scenario))
