@@ -87,6 +87,8 @@ public sealed class KvCommandsTests
         Assert.Equal("+OK\r\n", Run(commands, "SET a 12345\r\n"));
         Assert.Equal("-OOM command not allowed when used memory > 'maxmemory'.\r\n", Run(commands, "SET b 12345\r\n"));
         Assert.Equal("+OK\r\n$1\r\nx\r\n", Run(commands, "SET a x\r\nGET a\r\n"));
+        Assert.Equal("-OOM command not allowed when used memory > 'maxmemory'.\r\n", Run(commands, "INCR counter\r\n"));
+        Assert.Equal("$-1\r\n", Run(commands, "GET counter\r\n"));
     }
 
     [Fact]

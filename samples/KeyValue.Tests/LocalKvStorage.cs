@@ -33,13 +33,16 @@ internal sealed class LocalKvStorage(long memoryLimit = long.MaxValue) : IKvStor
         return KvStatus.Ok;
     }
 
-    public bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    public bool? TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         OnWrite?.Invoke();
+        if (Interlocked.Read(ref _bytes) + key.Length + value.Length > memoryLimit)
+            return null;
+        Interlocked.Add(ref _bytes, key.Length + value.Length);
         return _keys.TryAdd(Key(key), value.ToArray());
     }
 
-    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison)
+    public bool? TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison)
     {
         OnWrite?.Invoke();
         string k = Key(key);

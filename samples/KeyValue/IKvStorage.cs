@@ -17,11 +17,12 @@ public interface IKvStorage
     /// <summary>Inserts or replaces.</summary>
     KvStatus Set(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
 
-    /// <summary>Inserts only if absent: false when present.</summary>
-    bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
+    /// <summary>Inserts only if absent: false when present, null when there is no memory for it (nothing changed).</summary>
+    bool? TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
 
-    /// <summary>Replaces the value only if it is <paramref name="comparison"/> now.</summary>
-    bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison);
+    /// <summary>Replaces the value only if it is <paramref name="comparison"/> now: false when it is not, null when
+    /// there is no memory for the new value (nothing changed).</summary>
+    bool? TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison);
 
     /// <summary>Removes <paramref name="key"/>; false when absent.</summary>
     bool Delete(ReadOnlySpan<byte> key);

@@ -247,8 +247,13 @@ public sealed class KvCommands(IKvStorage storage)
             if (length < 0)
             {
                 value = 1;
-                if (storage.TryAdd(key, "1"u8))
-                    return KvStatus.Ok;
+                switch (storage.TryAdd(key, "1"u8))
+                {
+                    case true:
+                        return KvStatus.Ok;
+                    case null:
+                        return KvStatus.OutOfMemory;
+                }
                 continue; // created meanwhile
             }
             var current = _value.AsSpan(0, Math.Min(length, _value.Length));
@@ -265,8 +270,14 @@ public sealed class KvCommands(IKvStorage storage)
             }
             value = parsed + 1;
             Utf8Formatter.TryFormat(value, next, out int written);
-            if (storage.TryUpdate(key, next[..written], current))
-                return KvStatus.Ok;
+            switch (storage.TryUpdate(key, next[..written], current))
+            {
+                case true:
+                    return KvStatus.Ok;
+                case null:
+                    value = 0;
+                    return KvStatus.OutOfMemory;
+            }
         }
     }
 

@@ -63,11 +63,32 @@ public sealed class SharedKvStorage : IKvStorage
     }
 
     /// <inheritdoc />
-    public bool TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => _table.TryAdd(key, value);
+    public bool? TryAdd(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        if (_table.Area.AllocatedBytes + key.Length + value.Length > _memoryLimit)
+            return null;
+        try
+        {
+            return _table.TryAdd(key, value);
+        }
+        catch (ShmemException e) when (e.Message == "out of memory")
+        {
+            return null;
+        }
+    }
 
     /// <inheritdoc />
-    public bool TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison) =>
-        _table.TryUpdate(key, value, comparison);
+    public bool? TryUpdate(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ReadOnlySpan<byte> comparison)
+    {
+        try
+        {
+            return _table.TryUpdate(key, value, comparison);
+        }
+        catch (ShmemException e) when (e.Message == "out of memory")
+        {
+            return null; // the new value needed a bigger block and there is no memory for it
+        }
+    }
 
     /// <inheritdoc />
     public bool Delete(ReadOnlySpan<byte> key) => _table.Remove(key);

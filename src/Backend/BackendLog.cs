@@ -69,7 +69,7 @@ internal sealed class BackendLog : IDisposable
                 // Written by hand, not with Utf8JsonWriter: its generic buffers and encoder are not precompiled, and an
                 // idle backend must not need the JIT to log a line.
                 var r = new StringBuilder(256);
-                r.Append("{\"timestamp\":\"").Append(now.ToString("yyyy-MM-dd HH:mm:ss.fff")).Append(" UTC\",\"pid\":").Append(_pid)
+                r.Append("{\"timestamp\":\"").Append(now.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture)).Append(" UTC\",\"pid\":").Append(_pid)
                  .Append(",\"backend_type\":\"backend\",\"worker\":");
                 JsonString(r, _worker);
                 r.Append(",\"slot\":").Append(_slot).Append(",\"error_severity\":\"").Append(s_labels[severity]).Append("\",\"message\":");
@@ -94,7 +94,7 @@ internal sealed class BackendLog : IDisposable
     private void WriteText(int fd, DateTime now, int severity, string message, string? detail, string? hint, string? context)
     {
         {
-            string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" + _pid + "] ";
+            string prefix = now.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + " UTC [" + _pid + "] ";
             var sb = new StringBuilder();
             sb.Append(prefix).Append(s_labels[severity]).Append(":  ").Append(message.Replace("\n", "\n" + prefix + "\t")).Append('\n');
             if (detail is not null)

@@ -93,11 +93,14 @@ public sealed class SharedArea
     public ShmemRegion Region(AreaPointer pointer) => new(_area.Block(new Engine.AreaPointer(pointer.Value)));
 
     /// <summary>Destroys the area for every process (PostgreSQL's dsa_unpin of its last pin): every later operation
-    /// fails, and each segment's memory is returned once no process has it mapped. Detaches this process.</summary>
+    /// fails, and each segment's memory is returned once no process has it mapped. Detaches this process. An area the
+    /// registry holds by name is destroyed by <see cref="DsmRegistry.Release"/> instead
+    /// (<see cref="InvalidOperationException"/> here).</summary>
     public void Destroy() => _area.Destroy();
 
     /// <summary>Unmaps the area's segments in this process (PostgreSQL's dsa_detach); the area lives on. No other
-    /// thread of the process may be using the area then. This object, and the tables in the area, refuse later use.</summary>
+    /// thread of the process may be using the area then. This object, and the tables in the area, refuse later use
+    /// (<see cref="ObjectDisposedException"/>).</summary>
     public void Detach() => _area.Detach();
 
     /// <summary>"shared area HANDLE (N segments, B bytes)".</summary>

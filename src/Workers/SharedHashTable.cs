@@ -138,7 +138,9 @@ public sealed class SharedHashTable
     /// <summary>Every item, copied out one partition at a time under its shared lock (PostgreSQL's dshash_seq_*).</summary>
     public IEnumerable<KeyValuePair<byte[], byte[]>> Items() => _table.Items();
 
-    /// <summary>Frees every item and the buckets (PostgreSQL's dshash_destroy); every process's later use fails.</summary>
+    /// <summary>Frees every item and the buckets (PostgreSQL's dshash_destroy); every process's later use fails. A table the
+    /// registry holds by name is destroyed by <see cref="DsmRegistry.Release"/> instead
+    /// (<see cref="InvalidOperationException"/> here).</summary>
     public void Destroy() => _table.Destroy();
 
     /// <summary>"shared hash table POINTER of AREA".</summary>

@@ -75,6 +75,20 @@ internal sealed class MetricsWorker : IBackgroundWorker
                     {
                         // the client went away: nothing to answer
                     }
+                    catch (Exception e)
+                    {
+                        // Reading the instance failed (shared memory that fails validation, ...): the scraper gets a
+                        // 500 that says why, and the worker goes on serving.
+                        try
+                        {
+                            Respond(client, 500, "Internal Server Error", "text/plain; charset=utf-8",
+                                $"could not read the instance: {e.Message}\n", head: false);
+                        }
+                        catch (Exception inner) when (inner is SocketException or IOException or ObjectDisposedException)
+                        {
+                            // gone meanwhile
+                        }
+                    }
                     finally
                     {
                         slots.Release();

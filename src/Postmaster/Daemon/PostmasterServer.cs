@@ -34,6 +34,8 @@ internal static class PostmasterServer
         InstanceMemory? memory = null;
         Connections.ConnectionAcceptor? acceptor = null;
         LogCollector? collector = null;
+        System.Runtime.InteropServices.PosixSignalRegistration? rotate = null;
+        ServerLog? rotateTarget = null;
         var doorbell = new RequestDoorbell(queue);
         // Taken out of the environment before any child exists: no backend may notify systemd for the postmaster.
         using var systemd = SystemdNotify.FromEnvironment(ProcessControl.CurrentPid);
@@ -66,17 +68,22 @@ internal static class PostmasterServer
 
             var held = new HeldMessages();
             LockFileContents? previous = null;
+            // `postmaster logrotate` signals whoever the lock file names: SIGUSR2 is handled from before the lock file
+            // exists until after it is gone (see the finally), so it can never end this process by its default action.
+            ProcessControl.UnignoreSignal(Signals.SIGUSR2);
+            rotate = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)Signals.SIGUSR2, ctx =>
+            {
+                ctx.Cancel = true;
+                if (Volatile.Read(ref rotateTarget) is { } target)
+                    StartupOutput.ReopenLogs(options, target);
+            });
             lockFile = StartupOutput.CreateLockFile(dataDir, ListenLines(settings, dataDir), stale => CheckStaleSegment(previous = stale, settings, dataDir, dirStat), held, bootstrap);
+            RunningSettingsFile.Remove(dataDir); // a previous server's, if it was killed: never shown as this one's
             configured = StartupOutput.OpenLog(options, settings, bootstrap, held);
             var log = configured;
             // Every backend's stdout and stderr: one pipe this process reads (the logging collector).
             collector = new LogCollector(log);
-            ProcessControl.UnignoreSignal(Signals.SIGUSR2);
-            using var rotate = System.Runtime.InteropServices.PosixSignalRegistration.Create((System.Runtime.InteropServices.PosixSignal)Signals.SIGUSR2, ctx =>
-            {
-                ctx.Cancel = true;
-                StartupOutput.ReopenLogs(options, log);
-            });
+            Volatile.Write(ref rotateTarget, log);
             SharedMemoryPreflight.Run(settings, SharedMemoryBootstrap.Plan(settings).TotalSize(), log);
             memory = new InstanceMemory(settings, dataDir, dirStat, log, lockFile) { PreviousLockFile = previous };
             memory.Create();
@@ -146,10 +153,12 @@ internal static class PostmasterServer
             collector?.Dispose(); // no backend is left: what they wrote is drained into the log before the last line
             if (lockFile is not null)
             {
-                RunningSettingsFile.Remove(options.DataDir);
+                if (lockFile.StillOurs()) // else another postmaster owns the directory now, and the file is its own
+                    RunningSettingsFile.Remove(options.DataDir);
                 Log().Log("postmaster is shut down");
                 lockFile.Remove();
             }
+            rotate?.Dispose();
             if (configured is not null)
                 configured.Dispose();
             else if (bootstrap.IsValueCreated)

@@ -23,6 +23,7 @@ internal sealed class LogCollector : IDisposable
     private readonly Thread _thread;
     private readonly LogPipeReader _reader = new();
     private volatile bool _draining;
+    private bool _reportedFailure;
 
     public LogCollector(ServerLog log)
     {
@@ -44,14 +45,12 @@ internal sealed class LogCollector : IDisposable
             int n;
             try
             {
+                if (_draining && drainUntil == long.MaxValue)
+                    drainUntil = Environment.TickCount64 + (long)DrainLimit.TotalMilliseconds; // from the stop, however busy the pipe
+                if (Environment.TickCount64 >= drainUntil)
+                    break; // a leftover writer (a worker's own child) keeps the pipe open: stop waiting for it
                 if (!ProcessSpawner.WaitReadable(_read.Fd, 100))
-                {
-                    if (_draining && drainUntil == long.MaxValue)
-                        drainUntil = Environment.TickCount64 + (long)DrainLimit.TotalMilliseconds;
-                    if (Environment.TickCount64 >= drainUntil)
-                        break; // a leftover writer keeps the pipe open: stop waiting for it
                     continue;
-                }
                 n = ProcessSpawner.Read(_read.Fd, buffer);
             }
             catch (OsCallException e)
@@ -79,9 +78,15 @@ internal sealed class LogCollector : IDisposable
             else
                 _log.WriteRaw(item.Text ?? "");
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        catch (Exception e)
         {
-            // a destination failed: the sink reports it once; the collector keeps reading so no backend blocks
+            // A destination failed (the sink reports that once), or a bug met an input it did not expect: either way
+            // the collector keeps reading, so that no backend ever blocks on a full pipe.
+            if (!_reportedFailure)
+            {
+                _reportedFailure = true;
+                Console.Error.WriteLine($"log collector: could not write a log item: {e.GetType().Name}: {e.Message}");
+            }
         }
     }
 

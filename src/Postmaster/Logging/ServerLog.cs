@@ -77,38 +77,53 @@ public sealed class ServerLog : IDisposable
     }
 
     /// <summary>A backend's record from the log pipe (its JSON, see docs/logging.md), written to every destination
-    /// as the postmaster's own are. A record that is not valid JSON is written as the text it is.</summary>
+    /// as the postmaster's own are. A record that is not a JSON object, or whose fields have the wrong types, is
+    /// written as the text it is (never an exception: whatever a process writes cannot stop the collector).</summary>
     public void WriteRecord(int pid, byte[] json)
     {
-        LogEvent e;
+        LogEvent? e = null;
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(json);
-            var r = doc.RootElement;
-            string Str(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() ?? "" : "";
-            var timestamp = DateTimeOffset.TryParseExact(Str("timestamp"), "yyyy-MM-dd HH:mm:ss.fff 'UTC'",
-                System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
-            string label = Str("error_severity");
-            var severity = SeverityText.TryParseLabel(label, out var sv) ? sv : Severity.Log;
-            var props = new List<LogEventProperty>
-            {
-                new(SeverityProperty, new ScalarValue(severity.Label())),
-                new(PidProperty, new ScalarValue(r.TryGetProperty("pid", out var p) && p.TryGetInt32(out int rp) ? rp : pid)),
-                new(BackendTypeProperty, new ScalarValue(Str("backend_type") is { Length: > 0 } bt ? bt : "backend")),
-            };
-            foreach (var (key, property) in new[] { ("worker", WorkerProperty), ("detail", DetailProperty), ("hint", HintProperty), ("context", ContextProperty) })
-                if (Str(key) is { Length: > 0 } value)
-                    props.Add(new LogEventProperty(property, new ScalarValue(value)));
-            if (r.TryGetProperty("slot", out var s) && s.TryGetInt32(out int slot))
-                props.Add(new LogEventProperty(SlotProperty, new ScalarValue(slot)));
-            e = new LogEvent(timestamp, severity.ToSerilog(), null, Literal(Str("message")), props);
+            e = ParseRecord(pid, json);
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or ArgumentException
+                                       or FormatException)
+        {
+            // not one of our records (or a damaged one): below, as text
+        }
+        if (e is null)
         {
             WriteRaw(System.Text.Encoding.UTF8.GetString(json));
             return;
         }
         _logger.Write(e);
+    }
+
+    private static LogEvent? ParseRecord(int pid, byte[] json)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var r = doc.RootElement;
+        if (r.ValueKind != System.Text.Json.JsonValueKind.Object)
+            return null;
+        string Str(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() ?? "" : "";
+        int? Int(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number
+                                  && v.TryGetInt32(out int n) ? n : null;
+        var timestamp = DateTimeOffset.TryParseExact(Str("timestamp"), "yyyy-MM-dd HH:mm:ss.fff 'UTC'",
+            System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
+        string label = Str("error_severity");
+        var severity = SeverityText.TryParseLabel(label, out var sv) ? sv : Severity.Log;
+        var props = new List<LogEventProperty>
+        {
+            new(SeverityProperty, new ScalarValue(severity.Label())),
+            new(PidProperty, new ScalarValue(Int("pid") ?? pid)),
+            new(BackendTypeProperty, new ScalarValue(Str("backend_type") is { Length: > 0 } bt ? bt : "backend")),
+        };
+        foreach (var (key, property) in new[] { ("worker", WorkerProperty), ("detail", DetailProperty), ("hint", HintProperty), ("context", ContextProperty) })
+            if (Str(key) is { Length: > 0 } value)
+                props.Add(new LogEventProperty(property, new ScalarValue(value)));
+        if (Int("slot") is int slot)
+            props.Add(new LogEventProperty(SlotProperty, new ScalarValue(slot)));
+        return new LogEvent(timestamp, severity.ToSerilog(), null, Literal(Str("message")), props);
     }
 
     /// <summary>Plain text a process wrote to the log pipe itself (a library, the runtime): written as it came.</summary>

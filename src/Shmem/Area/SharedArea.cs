@@ -76,24 +76,42 @@ internal sealed unsafe class SharedArea
     public DsmHandle Handle { get; }
 
     /// <summary>Bytes of all the area's segments.</summary>
-    public long TotalSize => Volatile.Read(ref _control->TotalSize);
+    public long TotalSize => Volatile.Read(ref Control->TotalSize);
 
     /// <summary>Segments the area has.</summary>
-    public int SegmentCount => Volatile.Read(ref _control->SegmentCount);
+    public int SegmentCount => Volatile.Read(ref Control->SegmentCount);
 
     /// <summary>Bytes handed out and not freed (rounded up to size classes and pages).</summary>
-    public long AllocatedBytes => Volatile.Read(ref _control->AllocatedBytes);
+    public long AllocatedBytes => Volatile.Read(ref Control->AllocatedBytes);
 
     /// <summary>Blocks handed out and not freed.</summary>
-    public long Allocations => Volatile.Read(ref _control->Allocations);
+    public long Allocations => Volatile.Read(ref Control->Allocations);
 
     /// <summary>The most bytes of segments the area may have.</summary>
-    public long SizeLimit => _control->SizeLimit;
+    public long SizeLimit => Control->SizeLimit;
 
-    public long MaxSegmentSize => _control->MaxSegmentSize;
+    public long MaxSegmentSize => Control->MaxSegmentSize;
 
     /// <summary>True once any process destroyed the area.</summary>
-    public bool IsDestroyed => Volatile.Read(ref _control->Destroyed) != 0;
+    public bool IsDestroyed => _destroyedHere || (Volatile.Read(ref _detached) == 0 && Volatile.Read(ref _control->Destroyed) != 0);
+
+    /// <summary>The control, for readers of its fields: refuses once this process detached the area (its memory may
+    /// be unmapped).</summary>
+    private AreaControl* Control
+    {
+        get
+        {
+            if (Volatile.Read(ref _detached) != 0)
+                ThrowDetached();
+            return _control;
+        }
+    }
+
+    private bool _destroyedHere;
+
+    /// <summary>Most segments an area makes: a process can map at most <see cref="Dsm.DsmControlLayout.MaxAttachmentsPerSlot"/>
+    /// segments of all kinds, so an area must leave room for the rest.</summary>
+    public const int SegmentLimit = Dsm.DsmControlLayout.MaxAttachmentsPerSlot / 2;
 
     /// <summary>True once this process detached it.</summary>
     public bool IsDetached => Volatile.Read(ref _detached) != 0;
@@ -119,6 +137,9 @@ internal sealed unsafe class SharedArea
     /// <summary>Marks the area as the DSM registry's entry <paramref name="index"/>: its growth is then recorded in
     /// the entry's size. Only the creator, before publishing the area.</summary>
     internal void SetRegistryEntry(int index) => _control->RegistryEntry = index + 1;
+
+    /// <summary>True for an area the DSM registry holds by name.</summary>
+    internal bool IsNamed => Control->RegistryEntry > 0;
 
     /// <summary>Stores <see cref="Root"/>; only the area's creator, before publishing the area.</summary>
     internal void SetRoot(AreaPointer root, int kind)
@@ -164,6 +185,9 @@ internal sealed unsafe class SharedArea
             throw new ArgumentOutOfRangeException(nameof(initialSegmentSize), initialSegmentSize,
                 $"the first segment of a shared area must be {MinInitialSegmentSize} to {maxSegmentSize} bytes");
         long initial = RoundUpToPage(initialSegmentSize);
+        if (maxSegmentSize % PageSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(maxSegmentSize), maxSegmentSize,
+                $"the largest segment of a shared area must be a multiple of {PageSize} bytes");
         if (sizeLimit < initial)
             throw new ArgumentOutOfRangeException(nameof(sizeLimit), sizeLimit,
                 $"the size limit of a shared area must be at least its first segment ({initial} bytes)");
@@ -208,7 +232,7 @@ internal sealed unsafe class SharedArea
 
     /// <summary>Attaches the area <paramref name="handle"/> names (PostgreSQL's dsa_attach), or returns this process's
     /// object when it has it attached already. Throws <see cref="ShmemException"/> when the area is gone.</summary>
-    public static SharedArea Attach(DsmSession dsm, LockOwner owner, DsmHandle handle)
+    public static SharedArea Attach(DsmSession dsm, LockOwner owner, DsmHandle handle, bool evenIfDestroyed = false)
     {
         ArgumentNullException.ThrowIfNull(dsm);
         var segment = dsm.FindMapping(handle);
@@ -217,7 +241,8 @@ internal sealed unsafe class SharedArea
             if (!segment.IsMappingPinned)
                 dsm.PinMapping(segment);
             var known = AttachSegment(dsm, owner, segment);
-            known.CheckUsable();
+            if (!evenIfDestroyed)
+                known.CheckUsable();
             return known;
         }
         segment = dsm.Attach(handle) ?? throw new ShmemException($"could not attach shared area {handle}",
@@ -226,7 +251,8 @@ internal sealed unsafe class SharedArea
         {
             dsm.PinMapping(segment);
             var area = AttachSegment(dsm, owner, segment);
-            area.CheckUsable();
+            if (!evenIfDestroyed)
+                area.CheckUsable();
             return area;
         }
         catch
@@ -390,32 +416,34 @@ internal sealed unsafe class SharedArea
 
     /// <summary>Destroys the area (PostgreSQL's dsa_unpin of the last pin): marks it destroyed so that every
     /// process's next operation fails, removes every segment's pin and detaches this process. Each segment is gone once
-    /// the last process that has it mapped detaches or exits. Idempotent.</summary>
-    public void Destroy()
+    /// the last process that has it mapped detaches or exits. Idempotent, and completes a destroy that an earlier
+    /// process began and did not finish (it died between marking the area and removing the pins). A named area is
+    /// destroyed by releasing its name (<paramref name="byRegistry"/>), never directly.</summary>
+    public void Destroy(bool byRegistry = false)
     {
-        CheckUsableForDestroy();
+        if (Volatile.Read(ref _detached) != 0)
+            ThrowDetached();
+        if (!byRegistry && _control->RegistryEntry > 0)
+            throw new InvalidOperationException($"{this} belongs to the DSM registry: release its name instead of destroying it");
         uint[] handles;
         _owner.Acquire(in _lock, LWLockMode.Exclusive);
         try
         {
-            if (_control->Destroyed != 0)
-                handles = [];
-            else
-            {
-                _control->Destroyed = 1;
-                int count = _control->SegmentCount;
-                handles = new uint[count];
-                for (int i = 0; i < count; i++)
-                    handles[i] = _control->Handles[i];
-            }
+            _control->Destroyed = 1;
+            int count = Math.Clamp(_control->SegmentCount, 0, MaxSegments);
+            handles = new uint[count];
+            for (int i = 0; i < count; i++)
+                handles[i] = _control->Handles[i];
         }
         finally
         {
             _owner.Release(in _lock);
         }
+        _destroyedHere = true;
         Detach();
         foreach (uint h in handles)
-            _dsm.UnpinIfPinned(new DsmHandle(h));
+            if (h != 0)
+                _dsm.UnpinIfPinned(new DsmHandle(h));
     }
 
     /// <summary>Unmaps every segment of the area this process has mapped (PostgreSQL's dsa_detach); the area lives on.
@@ -442,21 +470,21 @@ internal sealed unsafe class SharedArea
     }
 
     /// <summary>"shared area H (N segments, B bytes)".</summary>
-    public override string ToString() => $"shared area {Handle} ({SegmentCount} segments, {TotalSize} bytes)";
+    public override string ToString() => Volatile.Read(ref _detached) != 0
+        ? $"shared area {Handle} (detached)"
+        : $"shared area {Handle} ({SegmentCount} segments, {TotalSize} bytes)";
 
-    private void CheckUsable()
+    internal void CheckUsable()
     {
         if (Volatile.Read(ref _detached) != 0)
-            throw new ObjectDisposedException(nameof(SharedArea), $"shared area {Handle} is detached in this process");
+            ThrowDetached();
         if (Volatile.Read(ref _control->Destroyed) != 0)
             ThrowDestroyed();
     }
 
-    private void CheckUsableForDestroy()
-    {
-        if (Volatile.Read(ref _detached) != 0)
-            throw new ObjectDisposedException(nameof(SharedArea), $"shared area {Handle} is detached in this process");
-    }
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowDetached() =>
+        throw new ObjectDisposedException(nameof(SharedArea), $"shared area {Handle} is detached in this process");
 
     private void CheckNotDestroyed()
     {
@@ -617,14 +645,17 @@ internal sealed unsafe class SharedArea
     {
         int index = _control->SegmentCount;
         long needed = SegmentSizeFor(pages);
-        long size = Math.Max(needed, Math.Min(_control->MaxSegmentSize,
-            _control->InitialSegmentSize << Math.Min(index / SegmentsAtEachSize, 30)));
+        int doublings = Math.Min(index / SegmentsAtEachSize, 40);
+        long geometric = _control->InitialSegmentSize > (_control->MaxSegmentSize >> doublings)
+            ? _control->MaxSegmentSize
+            : _control->InitialSegmentSize << doublings; // saturating: never past the largest segment
+        long size = Math.Max(needed, Math.Min(_control->MaxSegmentSize, geometric));
         long total = _control->TotalSize;
         if (total + size > _control->SizeLimit)
             size = needed;
         string? reason = null;
-        if (index >= MaxSegments)
-            reason = $"The area has all {MaxSegments} segments it can have.";
+        if (index >= SegmentLimit)
+            reason = $"The area has all {SegmentLimit} segments it can have (a process maps at most {Dsm.DsmControlLayout.MaxAttachmentsPerSlot} segments).";
         else if (needed > (1L << AreaPointer.OffsetBits))
             reason = "The block is larger than a segment can be.";
         else if (total + size > _control->SizeLimit)
@@ -848,24 +879,31 @@ internal sealed unsafe class SharedArea
         return new BlockPosition(segment, first, (int)(delta / span->ObjectSize));
     }
 
+    /// <summary>Makes <paramref name="span"/> the head of its class's list. Every span it touches is resolved (its
+    /// segment mapped, which can fail) before anything changes, so a failure leaves the list as it was.</summary>
     private void PushSpan(int cls, AreaPointer spanPointer, AreaSpan* span)
     {
         ulong head = _control->ClassHeads[cls];
+        AreaSpan* oldHead = head != 0 ? SpanOf(new AreaPointer(head)) : null;
         span->Prev = 0;
         span->Next = head;
-        if (head != 0)
-            SpanOf(new AreaPointer(head))->Prev = spanPointer.Value;
+        if (oldHead != null)
+            oldHead->Prev = spanPointer.Value;
         _control->ClassHeads[cls] = spanPointer.Value;
     }
 
+    /// <summary>Takes <paramref name="span"/> out of its class's list; like <see cref="PushSpan"/>, resolves before it
+    /// changes anything.</summary>
     private void UnlinkSpan(int cls, AreaSpan* span)
     {
-        if (span->Prev != 0)
-            SpanOf(new AreaPointer(span->Prev))->Next = span->Next;
+        AreaSpan* prev = span->Prev != 0 ? SpanOf(new AreaPointer(span->Prev)) : null;
+        AreaSpan* next = span->Next != 0 ? SpanOf(new AreaPointer(span->Next)) : null;
+        if (prev != null)
+            prev->Next = span->Next;
         else
             _control->ClassHeads[cls] = span->Next;
-        if (span->Next != 0)
-            SpanOf(new AreaPointer(span->Next))->Prev = span->Prev;
+        if (next != null)
+            next->Prev = span->Prev;
         span->Next = 0;
         span->Prev = 0;
     }

@@ -124,6 +124,7 @@ internal sealed unsafe class SharedHashTable
     {
         get
         {
+            CheckAttached();
             long total = 0;
             for (int i = 0; i < PartitionCount; i++)
                 total += Volatile.Read(ref _partitions[i].Count);
@@ -132,10 +133,24 @@ internal sealed unsafe class SharedHashTable
     }
 
     /// <summary>Buckets now.</summary>
-    public long BucketCount => 1L << Volatile.Read(ref _header->SizeLog2);
+    public long BucketCount
+    {
+        get
+        {
+            CheckAttached();
+            return 1L << Volatile.Read(ref _header->SizeLog2);
+        }
+    }
 
     /// <summary>Times the bucket array doubled.</summary>
-    public long Resizes => Volatile.Read(ref _header->Resizes);
+    public long Resizes
+    {
+        get
+        {
+            CheckAttached();
+            return Volatile.Read(ref _header->Resizes);
+        }
+    }
 
     /// <summary>Creates an empty table in <paramref name="area"/> (PostgreSQL's dshash_create). <paramref name="keySize"/>
     /// fixes every key's length; 0 allows any length from 1 to <paramref name="maxKeyLength"/>.</summary>
@@ -267,8 +282,8 @@ internal sealed unsafe class SharedHashTable
     {
         ref long version = ref _partitions[partition].Version;
         long before = Volatile.Read(ref version);
-        if ((before & 1) != 0 || _header->Destroyed != 0)
-            return Retry;
+        if ((before & 1) != 0 || _header->Destroyed != 0 || _area.IsDestroyed)
+            return Retry; // the locked path reports a destroyed table or area
         int log2 = _header->SizeLog2;
         if (log2 < PartitionBits || log2 > MaxSizeLog2)
             return Retry;
@@ -380,7 +395,8 @@ internal sealed unsafe class SharedHashTable
                 if (mode == WriteMode.ReplaceIfEqual
                     && !new ReadOnlySpan<byte>(ValueOf(item, key.Length), ValueLength(item)).SequenceEqual(comparison))
                     return WriteResult.Unchanged;
-                if (value.Length <= ValueCapacity(item))
+                int capacity = ValueCapacity(item);
+                if (value.Length <= capacity && (capacity <= 1024 || value.Length >= capacity / 4))
                 {
                     BeginChange(partition);
                     value.CopyTo(new Span<byte>(ValueOf(item, key.Length), value.Length));
@@ -528,6 +544,9 @@ internal sealed unsafe class SharedHashTable
     /// destroyed, so that a late user gets that error instead of reading freed memory.</summary>
     public void Destroy()
     {
+        CheckAttached();
+        if (_area.IsNamed && _area.Root.Root == Pointer)
+            throw new InvalidOperationException($"shared hash table {Pointer} belongs to the DSM registry: release its name instead of destroying it");
         AcquireAll();
         try
         {
@@ -560,7 +579,14 @@ internal sealed unsafe class SharedHashTable
     /// partition lock (taken in order, so two resizers never deadlock).</summary>
     private void Resize(int fromLog2)
     {
-        AcquireAll();
+        try
+        {
+            AcquireAll();
+        }
+        catch (Errors.LWLockException)
+        {
+            return; // this process holds too many locks to take every partition's: a later insert resizes (growth is optional)
+        }
         try
         {
             if (_header->Destroyed != 0 || _header->SizeLog2 != fromLog2)
@@ -678,15 +704,26 @@ internal sealed unsafe class SharedHashTable
 
     private void CheckKey(ReadOnlySpan<byte> key)
     {
+        CheckAttached();
         if (KeySize != 0 ? key.Length != KeySize : key.Length < 1 || key.Length > MaxKeyLength)
             throw new ArgumentException(KeySize != 0
                 ? $"a key of this shared hash table has {KeySize} bytes, not {key.Length}"
                 : $"a key of this shared hash table has 1 to {MaxKeyLength} bytes, not {key.Length}", nameof(key));
     }
 
+    /// <summary>Refuses a table that was destroyed, whose area was destroyed, or whose area this process detached
+    /// (its memory may be unmapped: checked before the header is read).</summary>
     private void CheckNotDestroyed()
     {
+        _area.CheckUsable();
         if (_header->Destroyed != 0)
             throw new ShmemException($"shared hash table {Pointer} of {_area} has been destroyed");
+    }
+
+    /// <summary>For entry points that read the table before taking a lock.</summary>
+    private void CheckAttached()
+    {
+        if (_area.IsDetached)
+            _area.CheckUsable(); // throws ObjectDisposedException
     }
 }

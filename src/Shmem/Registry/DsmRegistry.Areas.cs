@@ -23,7 +23,9 @@ internal sealed partial class DsmRegistry
     {
         var named = GetNamed(name, SharedArea.DefaultInitialSegmentSize, DsmRegistryEntryType.Area,
             (segment, index) => FormatNamedArea(segment, index).TotalSize, out found, cancellationToken);
-        return SharedArea.AttachSegment(_dsm, _owner, named.Segment);
+        var area = SharedArea.AttachSegment(_dsm, _owner, named.Segment);
+        area.CheckUsable();
+        return area;
     }
 
     /// <summary>PostgreSQL's GetNamedDSHash: the hash table registered as <paramref name="name"/>, created in an area of
@@ -41,6 +43,7 @@ internal sealed partial class DsmRegistry
             return area.TotalSize;
         }, out found, cancellationToken);
         var attached = SharedArea.AttachSegment(_dsm, _owner, named.Segment);
+        attached.CheckUsable();
         if (Volatile.Read(ref attached.RootObject) is not SharedHashTable table)
         {
             var (root, kind) = attached.Root;
@@ -75,7 +78,7 @@ internal sealed partial class DsmRegistry
         {
             try
             {
-                SharedArea.Attach(_dsm, _owner, new DsmHandle(handle)).Destroy();
+                SharedArea.Attach(_dsm, _owner, new DsmHandle(handle), evenIfDestroyed: true).Destroy(byRegistry: true);
             }
             catch (ShmemException)
             {
