@@ -217,7 +217,18 @@ internal sealed unsafe class SharedHashTable
     }
 
     /// <summary>The hash every process computes for <paramref name="key"/> (no per-process seed: it is shared).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Hash(ReadOnlySpan<byte> key)
+    {
+        if (key.Length == 8) // the common fixed size: the loop below, unrolled (the same value)
+        {
+            ulong x = Mix(Mix(0x9E37_79B9_7F4A_7C15UL ^ 8UL ^ BinaryPrimitives.ReadUInt64LittleEndian(key)) ^ 0xFF51_AFD7_ED55_8CCDUL);
+            return (uint)(x ^ (x >> 32));
+        }
+        return HashAny(key);
+    }
+
+    private static uint HashAny(ReadOnlySpan<byte> key)
     {
         ulong h = 0x9E37_79B9_7F4A_7C15UL ^ (ulong)key.Length;
         int i = 0;
@@ -285,27 +296,42 @@ internal sealed unsafe class SharedHashTable
         if ((before & 1) != 0 || _header->Destroyed != 0 || _area.IsDestroyed)
             return Retry; // the locked path reports a destroyed table or area
         int log2 = _header->SizeLog2;
-        if (log2 < PartitionBits || log2 > MaxSizeLog2)
-            return Retry;
-        long bucket = hash >> (32 - log2);
-        ulong* buckets = (ulong*)_area.TryAddress(new AreaPointer(_header->Buckets), (bucket + 1) * sizeof(ulong));
-        if (buckets == null)
-            return Retry;
+        ulong bucketsValue = _header->Buckets;
+        ulong* buckets;
+        var cache = _bucketsCache; // this process's last resolved bucket array (one object: read once, consistent)
+        if (cache is not null && cache.Value == bucketsValue && cache.Log2 == log2)
+            buckets = cache.Address;
+        else
+        {
+            if (log2 < PartitionBits || log2 > MaxSizeLog2)
+                return Retry;
+            buckets = (ulong*)_area.TryAddress(new AreaPointer(bucketsValue), (1L << log2) * sizeof(ulong));
+            if (buckets == null)
+                return Retry;
+            _bucketsCache = new BucketsCache(bucketsValue, log2, buckets); // verified to lie in a mapped segment
+        }
         int result = -1;
-        ulong next = buckets[bucket];
+        ulong next = buckets[hash >> (32 - log2)];
+        int keyLength = key.Length;
         for (int steps = 0; next != 0; steps++)
         {
-            byte* item = steps < MaxOptimisticSteps ? _area.TryAddress(new AreaPointer(next), ItemHeaderSize + key.Length) : null;
+            byte* item = steps < MaxOptimisticSteps ? _area.TryAddress(new AreaPointer(next), ItemHeaderSize + keyLength) : null;
             if (item == null)
                 return Retry;
-            if (ItemHash(item) == hash && KeyLength(item) == key.Length
-                && new ReadOnlySpan<byte>(item + ItemHeaderSize, key.Length).SequenceEqual(key))
+            if (ItemHash(item) == hash && KeyLength(item) == keyLength
+                && (keyLength == 8
+                    ? *(ulong*)(item + ItemHeaderSize) == BinaryPrimitives.ReadUInt64LittleEndian(key)
+                    : new ReadOnlySpan<byte>(item + ItemHeaderSize, keyLength).SequenceEqual(key)))
             {
                 int length = ValueLength(item);
                 int copy = Math.Min(length, destination.Length);
-                if (length < 0 || (copy > 0 && _area.TryAddress(new AreaPointer(next), ItemHeaderSize + Align8(key.Length) + (long)copy) == null))
+                if (length < 0 || (copy > 0 && _area.TryAddress(new AreaPointer(next), ItemHeaderSize + Align8(keyLength) + (long)copy) == null))
                     return Retry;
-                new ReadOnlySpan<byte>(ValueOf(item, key.Length), copy).CopyTo(destination);
+                byte* value = ValueOf(item, keyLength);
+                if (copy == 8)
+                    BinaryPrimitives.WriteUInt64LittleEndian(destination, *(ulong*)value);
+                else
+                    new ReadOnlySpan<byte>(value, copy).CopyTo(destination);
                 result = length;
                 break;
             }
@@ -314,6 +340,19 @@ internal sealed unsafe class SharedHashTable
         Volatile.ReadBarrier(); // the walk's loads complete before the version is read again
         return Volatile.Read(ref version) == before ? result : Retry;
     }
+
+    /// <summary>A bucket array this process resolved and bounds-checked: (its pointer value, its size) → its address
+    /// here. Valid while the area is mapped here; a stale entry is harmless (the version check rejects what it reads).</summary>
+    private sealed record BucketsCache(ulong Value, int Log2, nint AddressValue)
+    {
+        public BucketsCache(ulong value, int log2, ulong* address) : this(value, log2, (nint)address)
+        {
+        }
+
+        public ulong* Address => (ulong*)AddressValue;
+    }
+
+    private BucketsCache? _bucketsCache;
 
     /// <summary>Marks the start of a change to <paramref name="partition"/>'s chains or values (its lock held
     /// exclusively): lock-free readers retry until <see cref="EndChange"/>.</summary>
