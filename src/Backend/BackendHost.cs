@@ -308,6 +308,9 @@ internal sealed class BackendHost
             FollowLogLevel();
             _log.Write(BackendLog.Debug1, $"background worker \"{_name}\" received SIGHUP");
         }));
+        // The postmaster started this process with SIGHUP and SIGINT blocked (their default action would end it):
+        // the handlers are in place now, so one that arrived during start-up is delivered.
+        ProcessControl.UnblockSignals([Signals.SIGHUP, Signals.SIGINT]);
     }
 
     /// <summary>Takes log_min_messages from the main header, where the postmaster publishes it (rewritten on reload).</summary>

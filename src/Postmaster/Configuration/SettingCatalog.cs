@@ -29,6 +29,9 @@ public static class SettingCatalog
     public const string LogDestination = "log_destination";
     public const string LogDirectory = "log_directory";
     public const string LogMinMessages = "log_min_messages";
+    public const string LogRotationAge = "log_rotation_age";
+    public const string LogRotationSize = "log_rotation_size";
+    public const string LogRetainedFiles = "log_retained_files";
     public const string ShutdownKillTimeout = "shutdown_kill_timeout";
     public const string BackendPoolSize = "backend_pool_size";
     public const string BackendPoolPreload = "backend_pool_preload";
@@ -234,6 +237,29 @@ public static class SettingCatalog
             Context = SettingContext.Restart, Group = SettingGroup.Logging,
             Description = "directory of log files, relative to the data directory unless absolute",
             Documentation = "Used when `log_destination` is `json` or `both`.",
+        },
+        new()
+        {
+            Name = LogRotationAge, Kind = SettingKind.Time, DefaultText = "1d", Min = 0, Max = 365 * SettingUnits.Day,
+            Context = SettingContext.Reload, Group = SettingGroup.Logging,
+            Description = "a JSON log file is closed and a new one started after this long; 0 disables",
+            Documentation = "PostgreSQL's `log_rotation_age`. A new day always starts a new file (the name carries the "
+                + "date); files of one day are numbered `…_001.json`, `…_002.json`.",
+        },
+        new()
+        {
+            Name = LogRotationSize, Kind = SettingKind.Size, DefaultText = "64MB", Min = 0, Max = SettingUnits.Terabyte,
+            Context = SettingContext.Reload, Group = SettingGroup.Logging,
+            Description = "a JSON log file is not grown past this size; 0 disables",
+            Documentation = "PostgreSQL's `log_rotation_size`. A record is never split between files.",
+        },
+        new()
+        {
+            Name = LogRetainedFiles, Kind = SettingKind.Int, DefaultText = "30", Min = 1, Max = 100_000,
+            Context = SettingContext.Reload, Group = SettingGroup.Logging,
+            Description = "how many JSON log files are kept, newest first",
+            Documentation = "Older files of the same process kind (`postmaster-…`) are removed when a new file is "
+                + "started. The text log is left to logrotate.",
         },
         new()
         {

@@ -48,6 +48,8 @@ internal sealed class Settings
         LogDestination = (LogDestination)Number(SettingCatalog.LogDestination);
         LogDirectory = _byName[SettingCatalog.LogDirectory].Value.Text;
         LogMinMessages = (Severity)Number(SettingCatalog.LogMinMessages);
+        LogRotation = new Logging.LogRotation(Number(SettingCatalog.LogRotationSize),
+            TimeSpan.FromMilliseconds(Number(SettingCatalog.LogRotationAge)), (int)Number(SettingCatalog.LogRetainedFiles));
         ShutdownKillTimeout = TimeSpan.FromMilliseconds(Number(SettingCatalog.ShutdownKillTimeout));
         BackendPoolSize = (int)Number(SettingCatalog.BackendPoolSize);
         BackendPoolPreload = _byName[SettingCatalog.BackendPoolPreload].Value.Text
@@ -99,6 +101,9 @@ internal sealed class Settings
 
     /// <summary><c>log_min_messages</c>. Reload.</summary>
     public Severity LogMinMessages { get; }
+
+    /// <summary>log_rotation_size, log_rotation_age, log_retained_files.</summary>
+    public Logging.LogRotation LogRotation { get; }
 
     /// <summary><c>shutdown_kill_timeout</c>. Reload.</summary>
     public TimeSpan ShutdownKillTimeout { get; }

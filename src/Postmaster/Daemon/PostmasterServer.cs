@@ -204,7 +204,7 @@ internal static class PostmasterServer
             dir = settings.ResolveLogDirectory(dataDir);
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        return new ServerLog(sinks, dir, settings.LogMinMessages);
+        return new ServerLog(sinks, dir, settings.LogMinMessages, rotation: settings.LogRotation);
     }
 
 

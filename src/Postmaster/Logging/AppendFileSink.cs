@@ -9,16 +9,17 @@ namespace Postmaster.Logging;
 
 /// <summary>
 /// The daemon's JSON log file sink (replacing Serilog's file sink, which creates files with the umask's mode and
-/// without O_APPEND). Files are <c>DIR/PREFIXyyyyMMdd.json</c>, then <c>PREFIXyyyyMMdd_001.json</c> and so on once
-/// one reaches <see cref="MaxFileBytes"/>; a new day starts a new file; only the newest <see cref="RetainedFiles"/>
-/// are kept. Each file is created mode 0600 and opened with O_APPEND (<see cref="AppendOnlyFile"/>), and each event
-/// is one write(2), so lines of concurrent writers never overwrite or split each other. The directory is created 0700.
-/// A failure to write is reported once on stderr and the event dropped: logging must never stop the supervisor.
+/// without O_APPEND). Files are <c>DIR/PREFIXyyyyMMdd.json</c>, then <c>PREFIXyyyyMMdd_001.json</c> and so on: a
+/// file is closed and the next one started when it would pass <see cref="LogRotation.SizeBytes"/>, when it has been
+/// open for <see cref="LogRotation.Age"/>, and when the day changes (PostgreSQL's log_rotation_size and
+/// log_rotation_age; 0 turns either off); only the newest <see cref="LogRotation.RetainedFiles"/> files (by
+/// modification time) are kept. Each file is created mode 0600 and opened with O_APPEND (<see cref="AppendOnlyFile"/>),
+/// and each event is one write(2), so lines of concurrent writers never overwrite or split each other. The directory
+/// is created 0700. A failure to write is reported once on stderr and the event dropped: logging must never stop the
+/// supervisor.
 /// </summary>
 public sealed class AppendFileSink : ILogEventSink, IDisposable
 {
-    public const long MaxFileBytes = 64L << 20;
-    public const int RetainedFiles = 30;
 
     private readonly object _gate = new();
     private readonly ITextFormatter _formatter;
@@ -27,14 +28,24 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
     private AppendOnlyFile? _file;
     private string? _day;
     private int _sequence;
+    private DateTime _openedAt;
     private bool _reportedFailure;
+    private LogRotation _rotation;
 
-    public AppendFileSink(ITextFormatter formatter, string directory, string prefix)
+    public AppendFileSink(ITextFormatter formatter, string directory, string prefix, LogRotation? rotation = null)
     {
         _formatter = formatter;
         _directory = directory;
         _prefix = prefix;
+        _rotation = rotation ?? LogRotation.Default;
         AppendOnlyFile.CreateDirectory(directory);
+    }
+
+    /// <summary>The rotation rules; a reload changes them (the open file is judged by the new ones at the next event).</summary>
+    public LogRotation Rotation
+    {
+        get => Volatile.Read(ref _rotation);
+        set => Volatile.Write(ref _rotation, value ?? throw new ArgumentNullException(nameof(value)));
     }
 
     public void Emit(LogEvent logEvent)
@@ -64,9 +75,12 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
     /// the next one when the day changed or the size limit would be passed.</summary>
     private AppendOnlyFile Current(DateTime utc, int bytes)
     {
+        var rules = Rotation;
         string day = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
-        if (_file is not null && day == _day && _file.Length + bytes <= MaxFileBytes)
+        bool aged = _file is not null && rules.Age > TimeSpan.Zero && utc - _openedAt >= rules.Age;
+        if (_file is not null && day == _day && !aged && Fits(_file.Length, bytes, rules))
             return _file;
+        bool reopen = _file is null && day == _day; // after a reopen (logrotate): the same rules, a fresh look
         _file?.Dispose();
         _file = null;
         if (day != _day)
@@ -74,11 +88,13 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
             _day = day;
             _sequence = 0;
         }
+        else if (!reopen)
+            _sequence++; // rotated by size or age: the next file of the day
         while (true)
         {
             string path = PathFor(day, _sequence);
             var file = AppendOnlyFile.Open(path);
-            if (file.Length == 0 || file.Length + bytes <= MaxFileBytes)
+            if (file.Length == 0 || Fits(file.Length, bytes, rules) && !aged)
             {
                 _file = file;
                 break;
@@ -86,20 +102,28 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
             file.Dispose();
             _sequence++;
         }
-        RemoveOldFiles();
+        _openedAt = utc;
+        RemoveOldFiles(rules.RetainedFiles);
         return _file;
     }
+
+    private static bool Fits(long length, int bytes, LogRotation rules) =>
+        rules.SizeBytes <= 0 || length + bytes <= rules.SizeBytes;
 
     private string PathFor(string day, int sequence) => Path.Combine(_directory,
         sequence == 0 ? $"{_prefix}{day}.json" : $"{_prefix}{day}_{sequence:000}.json");
 
-    private void RemoveOldFiles()
+    /// <summary>Keeps the newest <paramref name="retained"/> files, by modification time (then name): a file started
+    /// after a reopen can sort before an older one by name.</summary>
+    private void RemoveOldFiles(int retained)
     {
         try
         {
-            var old = Directory.GetFiles(_directory, _prefix + "*.json").OrderByDescending(f => f, StringComparer.Ordinal).Skip(RetainedFiles);
+            var old = new DirectoryInfo(_directory).GetFiles(_prefix + "*.json")
+                .OrderByDescending(f => f.LastWriteTimeUtc).ThenByDescending(f => f.Name, StringComparer.Ordinal)
+                .Skip(Math.Max(retained, 1));
             foreach (var f in old)
-                File.Delete(f);
+                f.Delete();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -115,7 +139,6 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
         {
             _file?.Dispose();
             _file = null;
-            _day = null;
         }
     }
 
@@ -127,4 +150,14 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
             _file = null;
         }
     }
+}
+
+/// <summary>When <see cref="AppendFileSink"/> starts a new file, and how many it keeps (log_rotation_size,
+/// log_rotation_age, log_retained_files).</summary>
+/// <param name="SizeBytes">A file is not grown past this; 0: no size limit.</param>
+/// <param name="Age">A file is closed after this long; zero: only the day's change starts a new one.</param>
+/// <param name="RetainedFiles">The newest files kept (at least 1).</param>
+public sealed record LogRotation(long SizeBytes, TimeSpan Age, int RetainedFiles)
+{
+    public static readonly LogRotation Default = new(64L << 20, TimeSpan.FromDays(1), 30);
 }

@@ -38,7 +38,7 @@ public sealed class ServerLog : IDisposable
     private readonly AppendFileSink? _file;
     private volatile int _minimum;
 
-    public ServerLog(LogSinks sinks, string? jsonDirectory, Severity minimum, string backendType = "postmaster")
+    public ServerLog(LogSinks sinks, string? jsonDirectory, Severity minimum, string backendType = "postmaster", LogRotation? rotation = null)
     {
         _minimum = (int)minimum;
         var config = new LoggerConfiguration()
@@ -50,7 +50,7 @@ public sealed class ServerLog : IDisposable
         if (sinks.HasFlag(LogSinks.Json) && jsonDirectory is not null)
         {
             // Mode 0600 in a 0700 directory and O_APPEND, whatever the umask (see AppendFileSink).
-            _file = new AppendFileSink(new JsonLogFormatter(), jsonDirectory, backendType + "-");
+            _file = new AppendFileSink(new JsonLogFormatter(), jsonDirectory, backendType + "-", rotation);
             config = config.WriteTo.Sink(_file);
         }
         _logger = config.CreateLogger();
@@ -63,6 +63,17 @@ public sealed class ServerLog : IDisposable
     }
 
     public bool IsEnabled(Severity severity) => (int)severity >= _minimum;
+
+    /// <summary>The JSON files' rotation rules (a reload sets them); nothing without a JSON destination.</summary>
+    public LogRotation? Rotation
+    {
+        get => _file?.Rotation;
+        set
+        {
+            if (_file is not null && value is not null)
+                _file.Rotation = value;
+        }
+    }
 
     public void Write(Severity severity, string message, string? detail = null, string? hint = null, Exception? exception = null)
     {

@@ -64,6 +64,8 @@ internal sealed class BackendLauncher
 
     /// <summary>Starts one backend (ICU globalization when <paramref name="icu"/>); returns its pid. Throws
     /// OsCallException when the process cannot be started.</summary>
+    private static readonly int[] s_blockedUntilReady = [Signals.SIGHUP, Signals.SIGINT];
+
     public int Launch(BackendParameters parameters, bool icu = false)
     {
         var (paramRead, paramWrite) = ProcessSpawner.CreatePipe();
@@ -81,6 +83,9 @@ internal sealed class BackendLauncher
             return ProcessSpawner.Spawn(new SpawnOptions(Executable, Array.Empty<string>(), icu ? s_icu : s_invariant,
                 StdinPath: "/dev/null",
                 StdoutFd: LogFd,
+                // A reload's SIGHUP (default action: terminate) must not end a backend that has not installed its handler
+                // yet: blocked at exec, it stays pending until the backend unblocks it (BackendHost.InstallSignals).
+                BlockedSignals: s_blockedUntilReady,
                 // The parameter pipe first: its number may be the fallback's target, never the other way round (>= 10).
                 InheritFds: _fallback is null
                     ? new[] { (paramRead.Fd, BackendParameters.ParameterFd) }

@@ -798,6 +798,7 @@ internal sealed class PostmasterLoop
         }
         _settings.Replace(result.Next);
         _log.MinimumSeverity = _settings.Current.LogMinMessages;
+        _log.Rotation = _settings.Current.LogRotation;
         _memory.PublishLogLevel(_settings.Current.LogMinMessages);
         _children.Forward(Signals.SIGHUP);
         _workers.Apply(_settings.Current, StopBackend);

@@ -72,6 +72,15 @@ internal static unsafe partial class Libc
     [LibraryImport(Name)]
     public static partial int sigdelset(void* set, int signo);
 
+    [LibraryImport(Name)]
+    public static partial int sigaddset(void* set, int signo);
+
+    /// <summary>Returns the error number (it does not set errno).</summary>
+    [LibraryImport(Name)]
+    public static partial int pthread_sigmask(int how, void* set, void* oldset);
+
+    public const int SIG_UNBLOCK = 1; // the same on x86-64 and arm64
+
     [LibraryImport(Name, EntryPoint = "syscall", SetLastError = true)]
     public static partial nint syscall3(nint number, nint a1, nint a2, nint a3);
 

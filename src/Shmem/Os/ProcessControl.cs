@@ -66,6 +66,20 @@ internal static class ProcessControl
     /// background jobs with SIGINT and SIGQUIT ignored, and the .NET runtime does not handle a signal that was
     /// ignored at startup). Returns true when it changed something. Call before registering a handler.
     /// </summary>
+    /// <summary>Unblocks <paramref name="signals"/> for the calling thread: a signal its parent had blocked for it at
+    /// exec (<see cref="SpawnOptions.BlockedSignals"/>) and that arrived meanwhile is delivered now, to the handler
+    /// installed since.</summary>
+    public static unsafe void UnblockSignals(ReadOnlySpan<int> signals)
+    {
+        byte* set = stackalloc byte[Libc.SigsetSize];
+        Libc.sigemptyset(set);
+        foreach (int s in signals)
+            Libc.sigaddset(set, s);
+        int error = Libc.pthread_sigmask(Libc.SIG_UNBLOCK, set, null);
+        if (error != 0)
+            throw new OsCallException("could not unblock signals", error);
+    }
+
     public static unsafe bool UnignoreSignal(int signal)
     {
         byte* old = stackalloc byte[Libc.SigactionSize];

@@ -21,7 +21,8 @@ internal sealed record SpawnOptions(
     string? StdinPath = null,
     int? StdoutFd = null,
     IReadOnlyList<(int Fd, int TargetFd)>? InheritFds = null,
-    bool NewSession = false);
+    bool NewSession = false,
+    IReadOnlyList<int>? BlockedSignals = null);
 
 /// <summary>
 /// The one way postmaster starts processes: posix_spawn (vfork + exec, no managed fork), with every signal reset to
@@ -64,6 +65,8 @@ internal static unsafe class ProcessSpawner
             foreach (int s in s_untouchableSignals)
                 Libc.sigdelset(sigdef, s);
             Libc.sigemptyset(sigmask);
+            foreach (int s in o.BlockedSignals ?? Array.Empty<int>())
+                Libc.sigaddset(sigmask, s); // pending until the child unblocks them (ProcessControl.UnblockSignals)
             short flags = (short)(Libc.POSIX_SPAWN_SETSIGDEF | Libc.POSIX_SPAWN_SETSIGMASK | (o.NewSession ? Libc.POSIX_SPAWN_SETSID : 0));
             Check(Libc.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
             Check(Libc.posix_spawnattr_setsigdefault(attr, sigdef), "posix_spawnattr_setsigdefault");

@@ -124,6 +124,62 @@ public sealed class LoggingTests
     }
 
     [Fact]
+    public void Json_files_rotate_by_size_keep_the_configured_number_and_follow_a_reload()
+    {
+        using var pm = Clusters.Bare("logsize", "log_destination = json", "log_directory = 'jsonlogs'", "log_rotation_size = 20kB",
+            "log_retained_files = 3", $"worker.c.entry = '{Chatty}'", "worker.c.argument = '300:500'");
+        pm.Start();
+        string dir = Path.Combine(pm.DataDirectory, "jsonlogs");
+        // Retention removes files while the server writes: a file listed a moment ago may be gone when it is read.
+        static string[] Lines(string f)
+        {
+            try
+            {
+                return File.ReadAllLines(f);
+            }
+            catch (FileNotFoundException)
+            {
+                return [];
+            }
+        }
+        pm.WaitUntil(() => Directory.GetFiles(dir).Any(f => Lines(f).Any(l => l.Contains("chatty done", StringComparison.Ordinal))),
+            "the worker's last line");
+        var files = Directory.GetFiles(dir);
+        Assert.Equal(3, files.Length); // 150 kB of lines in files of at most 20 kB: only the newest 3 are left
+        Assert.All(files, f => Assert.True(new FileInfo(f).Length <= 20 * 1024, $"{f}: {new FileInfo(f).Length} bytes"));
+        Assert.All(files, f => Assert.All(File.ReadAllLines(f), line => Assert.StartsWith("{\"timestamp\":", line)));
+
+        pm.Configure("log_rotation_size", "0");
+        pm.Configure("log_retained_files", "30");
+        pm.Reload();
+        pm.WaitUntil(() => Directory.GetFiles(dir).Any(f => Lines(f).Any(l => l.Contains("log_rotation_size", StringComparison.Ordinal)
+                && l.Contains("changed to", StringComparison.Ordinal))), "the reload's line"); // in JSON: quotes escaped
+        pm.Stop();
+        var after = Directory.GetFiles(dir);
+        Assert.Equal(3, after.Length); // no size limit any more: the last file took the rest
+        var newest = after.OrderByDescending(File.GetLastWriteTimeUtc).First();
+        Assert.Contains("postmaster is shut down", File.ReadAllText(newest));
+    }
+
+    [Fact]
+    public void Reloads_while_backends_start_end_none_of_them()
+    {
+        // SIGHUP's default action ends a process: a backend gets it blocked from exec until its handler is in place.
+        using var pm = Clusters.Bare("reloadstart", "worker.i.entry = 'idle'", "worker.i.count = 6", "worker.i.restart = on-failure",
+            "backend_pool_size = 4");
+        pm.Start();
+        for (int i = 0; i < 5; i++)
+            pm.Reload(); // at once: the workers and the pool members are starting now
+        pm.WaitForStatus(s => s.InstancesOf("i") is { Count: 6 } all && all.All(w => w.State == WorkerState.Running), "every worker running");
+        for (int i = 0; i < 3; i++)
+            pm.Reload();
+        pm.Stop();
+        var log = pm.ServerLog();
+        Assert.False(log.Contains("terminated by signal 1", StringComparison.Ordinal), log);
+        Assert.False(log.Contains("will be restarted", StringComparison.Ordinal), log);
+    }
+
+    [Fact]
     public void Reload_forwards_SIGHUP_to_every_backend()
     {
         using var pm = Clusters.Bare("sighup", "worker.w.entry = 'idle'", "worker.w.count = 2", "log_min_messages = debug1");
