@@ -24,7 +24,7 @@ internal sealed class MetricsWorker : IBackgroundWorker
 {
     private const int MaxRequestBytes = 8192;
     private const int MaxClients = 16;
-    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(2);
 
     public int Run(WorkerContext context)
     {
@@ -62,8 +62,9 @@ internal sealed class MetricsWorker : IBackgroundWorker
                 client.Dispose(); // MaxClients requests in progress already: a scraper retries
                 continue;
             }
-            // Each request on its own thread-pool item: a slow or silent client never delays the next scrape.
-            _ = Task.Run(() =>
+            // Each request on a thread of its own (not the thread pool, which a few silent clients would exhaust on 2
+            // cores): a slow or silent client never delays the next scrape.
+            new Thread(() =>
             {
                 using (client)
                 {
@@ -94,7 +95,7 @@ internal sealed class MetricsWorker : IBackgroundWorker
                         slots.Release();
                     }
                 }
-            });
+            }) { IsBackground = true, Name = "metrics request" }.Start();
         }
         return 1; // stopped, as the other built-in workers that run until asked to stop
     }
@@ -157,14 +158,20 @@ internal sealed class MetricsWorker : IBackgroundWorker
         var buffer = new byte[MaxRequestBytes];
         int used = 0;
         var deadline = Environment.TickCount64 + (long)RequestTimeout.TotalMilliseconds;
-        while (used < buffer.Length && Environment.TickCount64 < deadline)
+        while (used < buffer.Length)
         {
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0)
+                return null;
+            client.ReceiveTimeout = (int)Math.Max(1, left); // one deadline for the whole head, however it trickles in
             int n = client.Receive(buffer, used, buffer.Length - used, SocketFlags.None);
             if (n == 0)
                 return null;
             used += n;
             string text = Encoding.ASCII.GetString(buffer, 0, used);
             int end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            if (end < 0)
+                end = text.IndexOf("\n\n", StringComparison.Ordinal); // bare line feeds, as lenient servers accept
             if (end >= 0)
                 return text[..end];
         }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Postmaster.Shmem.Errors;
 using Postmaster.Shmem.Os;
 
 namespace Postmaster.Configuration;
@@ -77,6 +78,9 @@ internal static class RunningSettingsFile
         }
     }
 
+    /// <summary>The largest settings file read (thousands of workers fit in far less).</summary>
+    public const int MaxFileBytes = 16 * 1024 * 1024;
+
     /// <summary>The file of the server <paramref name="pid"/>; null with <paramref name="problem"/> set when it is
     /// missing, damaged or another process's (a server killed before it could remove it).</summary>
     public static RunningSettings? TryRead(string dataDir, int pid, out string? problem)
@@ -85,14 +89,21 @@ internal static class RunningSettingsFile
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            // Not followed if a symbolic link, refused unless a regular file, never a blocking read (a FIFO), bounded.
+            string? text = SmallFile.Read(path, MaxFileBytes + 1, "settings file");
+            if (text is null)
+            {
+                problem = $"the server has not written \"{path}\"";
+                return null;
+            }
+            bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            if (bytes.Length > MaxFileBytes)
+            {
+                problem = $"\"{path}\" is larger than {MaxFileBytes / (1024 * 1024)} MB: it is not the server's";
+                return null;
+            }
         }
-        catch (FileNotFoundException)
-        {
-            problem = $"the server has not written \"{path}\"";
-            return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (ShmemException e)
         {
             problem = $"could not read \"{path}\": {e.Message}";
             return null;

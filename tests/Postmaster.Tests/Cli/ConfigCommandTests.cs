@@ -98,6 +98,21 @@ public sealed class ConfigCommandTests
             Assert.Contains(" 42 ", Row(r.Stdout, "max_backends"));
             Assert.DoesNotContain("   at ", r.Stderr);
         }
+        // Not a regular file: a FIFO (a blocking read would hang the command) and a link to an endless file.
+        foreach (var make in new Action[]
+        {
+            () => Assert.Equal(0, ProcessRunner.Run("mkfifo", [settingsFile]).ExitCode),
+            () => File.CreateSymbolicLink(settingsFile, "/dev/zero"),
+        })
+        {
+            File.Delete(settingsFile);
+            make();
+            var r = pm.Run("config", "max_backends");
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("the settings in effect in the running server", r.Stderr);
+            Assert.Contains(" 42 ", Row(r.Stdout, "max_backends"));
+        }
+        File.Delete(settingsFile);
         pm.Reload(); // the server writes it again
         Wait.Until(() => pm.Run("config").Stdout.StartsWith("settings in effect", StringComparison.Ordinal), "the settings file is rewritten");
         pm.Stop();

@@ -112,6 +112,17 @@ public sealed class MetricsTests
         // A client that connects and says nothing does not stop the others from being served.
         using (var silent = new TcpClient("127.0.0.1", port))
             Assert.Equal(200, Get(port, "GET /ready HTTP/1.1\r\n\r\n").Status);
+        // Nor do several (more than this 2-core machine's thread pool starts with), each tying up a request thread.
+        var silents = Enumerable.Range(0, 8).Select(_ => new TcpClient("127.0.0.1", port)).ToList();
+        try
+        {
+            Assert.Equal(200, Get(port, "GET /ready HTTP/1.1\r\n\r\n").Status);
+        }
+        finally
+        {
+            silents.ForEach(c => c.Dispose());
+        }
+        Assert.Equal(200, Get(port, "GET /ready HTTP/1.0\n\n").Status); // bare line feeds
         pm.Stop();
         Assert.Throws<SocketException>(() => new TcpClient("127.0.0.1", port).Dispose());
         pm.AssertNothingLeaked();
