@@ -48,7 +48,11 @@ internal static class InitProcess
                 continue;
             }
             init |= a == InitFlag;
-            detached |= a is "--detach" or "--daemon-child" || a.StartsWith("--log=", StringComparison.Ordinal) || a.StartsWith("-l", StringComparison.Ordinal) && a.Length > 2;
+            // Every spelling System.CommandLine accepts: --detach, --detach:true / =true, --log=FILE, --log:FILE, -lFILE.
+            detached |= a is "--detach" or "--daemon-child" || a.StartsWith("--detach:", StringComparison.Ordinal) && !a.EndsWith(":false", StringComparison.OrdinalIgnoreCase)
+                || a.StartsWith("--detach=", StringComparison.Ordinal) && !a.EndsWith("=false", StringComparison.OrdinalIgnoreCase)
+                || a.StartsWith("--log=", StringComparison.Ordinal) || a.StartsWith("--log:", StringComparison.Ordinal)
+                || a.StartsWith("-l", StringComparison.Ordinal) && a.Length > 2;
         }
         if (detached)
             return null;
@@ -82,6 +86,13 @@ internal static class InitProcess
                             ProcessControl.Signal(child, signal);
                     }
                 }));
+            }
+            // Under a systemd Type=notify unit the notifications come from the postmaster, not from this process (the
+            // unit's main PID): the watchdog is handed to it, and the unit needs NotifyAccess=all (docs/operations.md).
+            if (Environment.GetEnvironmentVariable(SystemdNotify.SocketVariable) is not null)
+            {
+                Environment.SetEnvironmentVariable(SystemdNotify.WatchdogPidVariable, null);
+                Log(self, "LOG", "NOTIFY_SOCKET is set: the postmaster, not its init process, notifies systemd, so the unit needs NotifyAccess=all");
             }
             lock (gate)
             {

@@ -85,6 +85,11 @@ public sealed class InitProcessTests
     [InlineData("start --detach -D /d", 1, null)]
     [InlineData("start -l /x -D /d", 1, null)]
     [InlineData("start --log=/x -D /d", 1, null)]
+    [InlineData("start --log:/x -D /d", 1, null)]
+    [InlineData("start -l/x -D /d", 1, null)]
+    [InlineData("start --detach:true -D /d", 1, null)]
+    [InlineData("start --detach=true -D /d", 1, null)]
+    [InlineData("start --detach:false -D /d", 1, "start --detach:false -D /d")]
     [InlineData("start -D /d --daemon-child", 1, null)]
     [InlineData("status -D /d", 1, null)]
     [InlineData("start -D --init", 77, null)] // "--init" is the -D value here
