@@ -103,7 +103,16 @@ internal sealed unsafe partial class MessageQueue
                 if (available == 0)
                 {
                     PublishRead(); // give back what was consumed before this side waits
-                    var r = AwaitData(nowait, ref wait);
+                    MessageQueueResult r;
+                    try
+                    {
+                        r = AwaitData(nowait, ref wait);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        KeepPartial(target, allocate); // cancelled mid-message: the next call goes on from here
+                        throw;
+                    }
                     if (r != MessageQueueResult.Success)
                     {
                         KeepPartial(target, allocate);
@@ -173,7 +182,7 @@ internal sealed unsafe partial class MessageQueue
     private long ReadBytesWritten()
     {
         long written = Volatile.Read(ref _h->BytesWritten);
-        if (written % Alignment != 0 || written < _read || written - _publishedRead > _ringSize)
+        if (written % Alignment != 0 || written < _read || written - _publishedRead > _ringSize || written > MaxByteCount)
             throw new ShmemCorruptException($"{StructureName} is corrupt",
                 $"The sender's byte count {written} does not fit the receiver's {_read} (ring of {_ringSize} bytes).");
         return written;

@@ -56,6 +56,8 @@ internal sealed unsafe partial class MessageQueue
             finally
             {
                 wait.Dispose();
+                if (_sendInProgress && !_sendLengthDone)
+                    _sendInProgress = false; // nothing of it reached the ring: the caller may send another message
             }
         }
     }
@@ -131,7 +133,7 @@ internal sealed unsafe partial class MessageQueue
     private long ReadBytesRead()
     {
         long read = Volatile.Read(ref _h->BytesRead);
-        if (read % Alignment != 0 || read > _publishedWritten || _written - read > _ringSize)
+        if (read < 0 || read % Alignment != 0 || read > _publishedWritten || _written - read > _ringSize)
             throw new ShmemCorruptException($"{StructureName} is corrupt",
                 $"The receiver's byte count {read} does not fit the sender's {_written} (ring of {_ringSize} bytes).");
         return read;

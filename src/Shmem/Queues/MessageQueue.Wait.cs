@@ -106,7 +106,11 @@ internal sealed unsafe partial class MessageQueue
         if (result == FutexWaitResult.TimedOut)
         {
             if (wait.Deadline != Deadline.Infinite && Stopwatch.GetTimestamp() >= wait.Deadline)
-                return WaitOutcome.TimedOut;
+            {
+                // Short timeouts in a loop must still notice a dead peer: look (at most once per slice) before
+                // reporting the timeout; a death found here marks the queue detached, which the caller sees.
+                return CheckPeer(ref wait, force: false) ? WaitOutcome.Retry : WaitOutcome.TimedOut;
+            }
             CheckPeer(ref wait, force: true); // a whole slice without a word from the peer: is it still there?
             return WaitOutcome.Retry;
         }

@@ -89,11 +89,15 @@ internal sealed unsafe partial class MessageQueue
     private bool _detached;          // no operation may touch the memory any more; written under both gates
     private ExpectedPeer? _expected; // ExpectPeer's process; replaced whole, read with Volatile.Read
 
+    /// <summary>Byte counts beyond this are refused as damaged (a real queue needs centuries to get there): the
+    /// positions they give can never overflow into a negative remainder.</summary>
+    private const long MaxByteCount = 1L << 62;
+
     private MessageQueue(ShmemRegion region)
     {
         _h = (MessageQueueHeader*)region.Base;
         _ring = region.Base + MessageQueueHeader.Size;
-        _ringSize = _h->RingSize;
+        _ringSize = AlignDown(region.Size - MessageQueueHeader.Size); // the validated value, not a second read
         _chunk = Math.Max(Alignment, AlignDown(_ringSize / 4));
     }
 
@@ -172,7 +176,8 @@ internal sealed unsafe partial class MessageQueue
             return $"{StructureName}: unknown detached bits 0x{detached:X8}";
         long read = Volatile.Read(ref h.BytesRead); // read first: then the written count can only be ahead of it
         long written = Volatile.Read(ref h.BytesWritten);
-        if (read < 0 || written < read || read % Alignment != 0 || written % Alignment != 0)
+        if (read < 0 || written < read || read % Alignment != 0 || written % Alignment != 0 || written > MaxByteCount
+            || written - read > ring)
             return $"{StructureName}: byte counts written {written} and read {read} are out of order";
         return null;
     }

@@ -300,6 +300,57 @@ public sealed class MessageQueueTests
         Assert.Equal(MessageQueueHeader.SenderDied, q.Queue.State.Detached);
     }
 
+    [Fact]
+    public void Waits_with_short_timeouts_in_a_loop_still_notice_a_dead_peer()
+    {
+        using var q = new QueueTestRegion("shortwaits", 64);
+        var receiver = q.View();
+        receiver.SetReceiver();
+        receiver.ExpectPeer(DeadPid());
+        var result = MessageQueueResult.WouldBlock;
+        for (int i = 0; i < 1000 && result == MessageQueueResult.WouldBlock; i++)
+            result = receiver.Receive(out _, false, Deadline.After(TimeSpan.FromMilliseconds(2)), default); // shorter than a check slice
+        Assert.Equal(MessageQueueResult.Detached, result);
+    }
+
+    [Fact]
+    public void A_cancelled_receive_into_a_buffer_keeps_what_it_took_and_the_next_one_completes_the_message()
+    {
+        const int Ring = 128;
+        using var q = new QueueTestRegion("cancelbuffer", Ring);
+        var (sender, receiver) = q.Pair();
+        var message = QueueMessages.Make(6, 0, 500);
+        Assert.Equal(MessageQueueResult.WouldBlock, TrySend(sender, message));
+        using var cts = new CancellationTokenSource();
+        var first = new byte[600];
+        var receiving = TestThread.Start(() => Assert.Throws<OperationCanceledException>(() =>
+            receiver.Receive(first, out _, false, Forever, cts.Token)));
+        Wait.Until(() => q.Queue.State is { ReceiverSleeping: true, BytesRead: > 0 }, "the receiver to take the first part and sleep");
+        cts.Cancel();
+        receiving.Join();
+        var finishing = TestThread.Start(() => Assert.Equal(MessageQueueResult.Success, Send(sender, message)));
+        var second = new byte[600];
+        Assert.Equal(MessageQueueResult.Success, receiver.Receive(second, out int length, false, Forever, default));
+        finishing.Join();
+        AssertSame(message, second[..length], "the message received into a buffer across a cancellation");
+    }
+
+    [Fact]
+    public void A_message_none_of_which_was_sent_does_not_hold_up_another()
+    {
+        using var q = new QueueTestRegion("unsent", 64);
+        var (sender, receiver) = q.Pair();
+        var filler = QueueMessages.Make(7, 0, 56); // fills the 64-byte ring with its length word
+        Assert.Equal(MessageQueueResult.Success, TrySend(sender, filler));
+        Assert.Equal(MessageQueueResult.WouldBlock, TrySend(sender, QueueMessages.Make(8, 0, 10))); // not a byte of it fits
+        Assert.Equal(MessageQueueResult.Success, TryReceive(receiver, out var got));
+        Assert.Equal(filler, got);
+        var other = QueueMessages.Make(9, 0, 20);
+        Assert.Equal(MessageQueueResult.Success, TrySend(sender, other)); // another length: fine, nothing of the first was sent
+        Assert.Equal(MessageQueueResult.Success, TryReceive(receiver, out got));
+        Assert.Equal(other, got);
+    }
+
     /// <summary>The pid of a process that has exited and been reaped.</summary>
     internal static int DeadPid()
     {
