@@ -11,6 +11,9 @@ internal static class BenchProcess
 {
     private static readonly string s_outputPath = Path.Combine(Path.GetTempPath(), $"pmbench-{Environment.ProcessId}-output.txt");
 
+    /// <summary>The scratch file goes when the bench process ends (it is only ever needed while a child runs).</summary>
+    static BenchProcess() => AppDomain.CurrentDomain.ProcessExit += (_, _) => File.Delete(s_outputPath);
+
     public static void RunCli(params string[] args) => Run(BenchPaths.Postmaster, null, args);
 
     /// <summary>Runs to completion; throws with the process's output if it exits non-zero.</summary>
