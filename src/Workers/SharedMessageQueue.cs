@@ -100,6 +100,9 @@ public sealed class SharedMessageQueue : IDisposable
         }
     }
 
+    /// <summary>Serialises <see cref="Attach(DynamicSharedMemory, DsmHandle)"/>'s find-or-attach in this process.</summary>
+    private static readonly object s_attachGate = new();
+
     /// <summary>
     /// Attaches the queue <see cref="Create"/> made in the segment <paramref name="handle"/> names, after validating
     /// its header (<see cref="ShmemCorruptException"/> when it is not a queue). The segment is attached here unless
@@ -111,8 +114,12 @@ public sealed class SharedMessageQueue : IDisposable
     public static SharedMessageQueue? Attach(DynamicSharedMemory dsm, DsmHandle handle)
     {
         ArgumentNullException.ThrowIfNull(dsm);
-        var existing = dsm.FindMapping(handle);
-        var segment = existing ?? dsm.Attach(handle);
+        DsmSegment? existing, segment;
+        lock (s_attachGate) // two threads attaching one handle: one maps it, the other finds that mapping
+        {
+            existing = dsm.FindMapping(handle);
+            segment = existing ?? dsm.Attach(handle);
+        }
         if (segment is null)
             return null;
         try

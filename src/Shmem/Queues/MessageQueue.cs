@@ -195,7 +195,7 @@ internal sealed unsafe partial class MessageQueue
             Claim(ref _h->SenderPid, ref _h->SenderStartTicks, "sender");
             _written = _publishedWritten = Volatile.Read(ref _h->BytesWritten);
             _readSeen = Volatile.Read(ref _h->BytesRead);
-            Volatile.Write(ref _roles, _roles | SenderRole);
+            Interlocked.Or(ref _roles, SenderRole); // atomic: the other role may be taken on another thread meanwhile
         }
     }
 
@@ -209,7 +209,7 @@ internal sealed unsafe partial class MessageQueue
             Claim(ref _h->ReceiverPid, ref _h->ReceiverStartTicks, "receiver");
             _read = _publishedRead = Volatile.Read(ref _h->BytesRead);
             _writtenSeen = Volatile.Read(ref _h->BytesWritten);
-            Volatile.Write(ref _roles, _roles | ReceiverRole);
+            Interlocked.Or(ref _roles, ReceiverRole);
         }
     }
 
@@ -248,7 +248,19 @@ internal sealed unsafe partial class MessageQueue
         lock (_sendGate)
         {
             lock (_receiveGate)
+            {
+                // A role taken while the first part ran (SetSender between its claim and its role bit) is marked too:
+                // with both gates held no role can change any more.
+                int late = Volatile.Read(ref _roles);
+                int lateBits = ((late & SenderRole) != 0 ? MessageQueueHeader.SenderDetached : 0) |
+                               ((late & ReceiverRole) != 0 ? MessageQueueHeader.ReceiverDetached : 0);
+                if (!_detached && lateBits != 0 && (Volatile.Read(ref _h->Detached) & lateBits) != lateBits)
+                {
+                    Interlocked.Or(ref _h->Detached, lateBits);
+                    WakeBoth();
+                }
                 _detached = true;
+            }
         }
     }
 

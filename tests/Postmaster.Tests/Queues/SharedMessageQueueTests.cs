@@ -47,6 +47,31 @@ public sealed class SharedMessageQueueTests
     }
 
     [Fact]
+    public void Two_threads_attaching_one_handle_at_once_both_get_the_queue()
+    {
+        using var pm = new DsmTestInstance("sdk-mq-race", DsmType.Posix);
+        var dsmA = new DynamicSharedMemory(pm.Session(0));
+        var dsmB = new DynamicSharedMemory(pm.Session(1));
+        for (int round = 0; round < 30; round++)
+        {
+            using var created = SharedMessageQueue.Create(dsmA, 4096);
+            var got = new SharedMessageQueue?[2];
+            using var start = new Barrier(2);
+            var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+            {
+                start.SignalAndWait();
+                got[t] = SharedMessageQueue.Attach(dsmB, created.Handle);
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Assert.All(got, q => Assert.NotNull(q));
+            foreach (var q in got)
+                q!.Dispose();
+        }
+        Assert.Equal(0, dsmB.AttachedCount);
+    }
+
+    [Fact]
     public void Detaching_the_segment_detaches_the_queue_and_ends_the_peers_wait()
     {
         using var pm = new DsmTestInstance("sdk-mq-ondetach", DsmType.Posix);
