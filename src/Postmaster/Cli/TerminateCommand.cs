@@ -68,8 +68,13 @@ public static class TerminateCommand
                     Console.WriteLine($"terminating {what}");
                     return ExitCodes.Ok;
                 }
+                // Gone means exited AND given back by the server (its slot no longer names the pid): a process that has
+                // exited is a zombie until the postmaster reaps it, and `status` right after this command must not
+                // list it any more.
+                bool Held(int pid) => Enumerable.Range(0, shmem.Slots.Count).Select(shmem.Slots.Read)
+                    .Any(s => s.State != BackendSlotState.Unused && s.Pid == pid);
                 List<int> alive;
-                while ((alive = pids.Where(ProcessControl.IsAlive).ToList()).Count > 0 && DateTime.UtcNow < deadline)
+                while ((alive = pids.Where(p => ProcessControl.IsAlive(p) || Held(p)).ToList()).Count > 0 && DateTime.UtcNow < deadline)
                     Thread.Sleep(Poll);
                 if (alive.Count > 0)
                 {
