@@ -90,8 +90,6 @@ internal sealed unsafe class SharedArea
     /// <summary>The most bytes of segments the area may have.</summary>
     public long SizeLimit => Control->SizeLimit;
 
-    public long MaxSegmentSize => Control->MaxSegmentSize;
-
     /// <summary>True once any process destroyed the area.</summary>
     public bool IsDestroyed => _destroyedHere || (Volatile.Read(ref _detached) == 0 && Volatile.Read(ref _control->Destroyed) != 0);
 

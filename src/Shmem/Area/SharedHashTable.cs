@@ -370,18 +370,15 @@ internal sealed unsafe class SharedHashTable
             return null;
         if (length <= small.Length)
             return small[..length].ToArray();
-        uint hash = Hash(key);
-        ref readonly var lk = ref _locks[hash >> (32 - PartitionBits)];
-        _owner.Acquire(in lk, LWLockMode.Shared);
-        try
+        while (true) // a larger value: read it whole into an array of its size (again if it changed size meanwhile)
         {
-            CheckNotDestroyed();
-            byte* item = Find(key, hash, out _);
-            return item == null ? null : new ReadOnlySpan<byte>(ValueOf(item, key.Length), ValueLength(item)).ToArray();
-        }
-        finally
-        {
-            _owner.Release(in lk);
+            var value = new byte[length];
+            int now = Read(key, value);
+            if (now < 0)
+                return null;
+            if (now <= value.Length)
+                return now == value.Length ? value : value[..now];
+            length = now;
         }
     }
 
