@@ -14,12 +14,14 @@ namespace Postmaster.Logging;
 /// open for <see cref="LogRotation.Age"/>, and when the day changes (PostgreSQL's log_rotation_size and
 /// log_rotation_age; 0 turns either off); only the newest <see cref="LogRotation.RetainedFiles"/> files (by
 /// modification time) are kept. Each file is created mode 0600 and opened with O_APPEND (<see cref="AppendOnlyFile"/>),
-/// and each event is one write(2), so lines of concurrent writers never overwrite or split each other. The directory
-/// is created 0700. A failure to write is reported once on stderr and the event dropped: logging must never stop the
+/// and each event is one write(2), or each batch of events (<see cref="IBatchingSink"/>: the collector's records of
+/// one pipe read), so lines of concurrent writers never overwrite or split each other. The directory is created 0700. A failure to write is reported once on stderr and the event dropped: logging must never stop the
 /// supervisor.
 /// </summary>
-public sealed class AppendFileSink : ILogEventSink, IDisposable
+public sealed class AppendFileSink : ILogEventSink, IBatchingSink, IDisposable
 {
+    /// <summary>Held bytes are written when they pass this, batch or not.</summary>
+    private const int FlushBytes = 64 * 1024;
 
     private readonly object _gate = new();
     private readonly ITextFormatter _formatter;
@@ -31,6 +33,9 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
     private DateTime _openedAt;
     private bool _reportedFailure;
     private LogRotation _rotation;
+    private long _fileLength; // the open file's size, counting what is held
+    private readonly MemoryStream _pending = new();
+    private int _batches;
 
     public AppendFileSink(ITextFormatter formatter, string directory, string prefix, LogRotation? rotation = null)
     {
@@ -57,17 +62,69 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
         {
             try
             {
-                var file = Current(logEvent.Timestamp.UtcDateTime, bytes.Length);
-                file.Write(bytes);
+                Current(logEvent.Timestamp.UtcDateTime, bytes.Length); // may write what is held to the file it ends
+                _pending.Write(bytes);
+                _fileLength += bytes.Length;
+                if (_batches == 0 || _pending.Length >= FlushBytes)
+                    WritePending();
             }
             catch (Exception e) when (e is Shmem.Errors.ShmemException or IOException or UnauthorizedAccessException)
             {
-                if (!_reportedFailure)
-                {
-                    _reportedFailure = true;
-                    Console.Error.WriteLine($"could not write to the JSON log in \"{_directory}\": {e.Message}");
-                }
+                _pending.SetLength(0);
+                Report(e);
             }
+        }
+    }
+
+    void IBatchingSink.BeginBatch()
+    {
+        lock (_gate)
+            _batches++;
+    }
+
+    void IBatchingSink.EndBatch()
+    {
+        lock (_gate)
+        {
+            if (_batches > 0)
+                _batches--;
+            if (_batches > 0)
+                return;
+            try
+            {
+                WritePending();
+            }
+            catch (Exception e) when (e is Shmem.Errors.ShmemException or IOException or UnauthorizedAccessException)
+            {
+                _pending.SetLength(0);
+                Report(e);
+            }
+        }
+    }
+
+    /// <summary>Writes the held events to the open file with one write(2). Caller holds <see cref="_gate"/>.</summary>
+    private void WritePending()
+    {
+        if (_pending.Length == 0)
+            return;
+        try
+        {
+            _file?.Write(_pending.GetBuffer().AsSpan(0, (int)_pending.Length));
+        }
+        finally
+        {
+            _pending.SetLength(0);
+            if (_pending.Capacity > FlushBytes * 4)
+                _pending.Capacity = FlushBytes;
+        }
+    }
+
+    private void Report(Exception e)
+    {
+        if (!_reportedFailure)
+        {
+            _reportedFailure = true;
+            Console.Error.WriteLine($"could not write to the JSON log in \"{_directory}\": {e.Message}");
         }
     }
 
@@ -78,9 +135,10 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
         var rules = Rotation;
         string day = utc.ToString("yyyyMMdd", CultureInfo.InvariantCulture);
         bool aged = _file is not null && rules.Age > TimeSpan.Zero && utc - _openedAt >= rules.Age;
-        if (_file is not null && day == _day && !aged && Fits(_file.Length, bytes, rules))
+        if (_file is not null && day == _day && !aged && Fits(_fileLength, bytes, rules))
             return _file;
         bool reopen = _file is null && day == _day; // after a reopen (logrotate): the same rules, a fresh look
+        WritePending(); // what is held belongs to the file being closed
         _file?.Dispose();
         _file = null;
         if (day != _day)
@@ -94,9 +152,11 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
         {
             string path = PathFor(day, _sequence);
             var file = AppendOnlyFile.Open(path);
-            if (file.Length == 0 || Fits(file.Length, bytes, rules) && !aged)
+            long length = file.Length;
+            if (length == 0 || Fits(length, bytes, rules) && !aged)
             {
                 _file = file;
+                _fileLength = length;
                 break;
             }
             file.Dispose();
@@ -137,6 +197,14 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
     {
         lock (_gate)
         {
+            try
+            {
+                WritePending();
+            }
+            catch (Exception e) when (e is Shmem.Errors.ShmemException or IOException or UnauthorizedAccessException)
+            {
+                Report(e);
+            }
             _file?.Dispose();
             _file = null;
         }
@@ -146,6 +214,14 @@ public sealed class AppendFileSink : ILogEventSink, IDisposable
     {
         lock (_gate)
         {
+            try
+            {
+                WritePending();
+            }
+            catch (Exception e) when (e is Shmem.Errors.ShmemException or IOException or UnauthorizedAccessException)
+            {
+                Report(e);
+            }
             _file?.Dispose();
             _file = null;
         }

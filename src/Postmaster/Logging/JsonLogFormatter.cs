@@ -22,7 +22,7 @@ public sealed class JsonLogFormatter : ITextFormatter
         using (var w = new Utf8JsonWriter(ms, s_options))
         {
             w.WriteStartObject();
-            w.WriteString("timestamp", logEvent.Timestamp.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC");
+            w.WriteString("timestamp", LogTime.Format(logEvent.Timestamp));
             if (int.TryParse(PgTextFormatter.Scalar(logEvent, ServerLog.PidProperty), out int pid))
                 w.WriteNumber("pid", pid);
             bool raw = logEvent.Properties.ContainsKey(ServerLog.RawProperty);

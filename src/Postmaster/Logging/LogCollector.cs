@@ -60,8 +60,11 @@ internal sealed class LogCollector : IDisposable
             }
             if (n == 0)
                 break; // every writer closed it
-            foreach (var item in _reader.Feed(buffer.AsSpan(0, n)))
-                Emit(item);
+            using (_log.Batch()) // the records of one read cost one write(2) per destination
+            {
+                foreach (var item in _reader.Feed(buffer.AsSpan(0, n)))
+                    Emit(item);
+            }
         }
         foreach (var item in _reader.Flush())
             Emit(item);

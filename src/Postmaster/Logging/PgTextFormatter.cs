@@ -11,6 +11,9 @@ namespace Postmaster.Logging;
 /// </summary>
 public sealed class PgTextFormatter : ITextFormatter
 {
+    private static readonly (string Property, string Label)[] s_extraLines =
+        [(ServerLog.DetailProperty, "DETAIL"), (ServerLog.HintProperty, "HINT")];
+
     public void Format(LogEvent logEvent, TextWriter output)
     {
         if (logEvent.Properties.ContainsKey(ServerLog.RawProperty))
@@ -19,10 +22,9 @@ public sealed class PgTextFormatter : ITextFormatter
             output.Write('\n');
             return;
         }
-        string prefix = logEvent.Timestamp.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff") + " UTC [" +
-                        Scalar(logEvent, ServerLog.PidProperty) + "] ";
+        string prefix = LogTime.Format(logEvent.Timestamp) + " [" + Scalar(logEvent, ServerLog.PidProperty) + "] ";
         Line(output, prefix, Scalar(logEvent, ServerLog.SeverityProperty), logEvent.MessageTemplate.Text);
-        foreach (var (property, label) in new[] { (ServerLog.DetailProperty, "DETAIL"), (ServerLog.HintProperty, "HINT") })
+        foreach (var (property, label) in s_extraLines)
         {
             var text = Scalar(logEvent, property);
             if (text.Length > 0)
@@ -31,6 +33,8 @@ public sealed class PgTextFormatter : ITextFormatter
         string context = Scalar(logEvent, ServerLog.ContextProperty);
         if (logEvent.Exception is { } ex)
             context = context.Length > 0 ? context + "\n" + ex : ex.ToString();
+        if (context.Length == 0)
+            return;
         foreach (string line in context.Split('\n'))
             if (line.Length > 0)
                 Line(output, prefix, "CONTEXT", line.TrimEnd('\r'));

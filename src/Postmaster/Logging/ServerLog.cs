@@ -36,6 +36,7 @@ public sealed class ServerLog : IDisposable
 
     private readonly Logger _logger;
     private readonly AppendFileSink? _file;
+    private readonly List<IBatchingSink> _batching = new(2);
     private volatile int _minimum;
 
     public ServerLog(LogSinks sinks, string? jsonDirectory, Severity minimum, string backendType = "postmaster", LogRotation? rotation = null)
@@ -46,11 +47,16 @@ public sealed class ServerLog : IDisposable
             .Enrich.WithProperty(PidProperty, Environment.ProcessId)
             .Enrich.WithProperty(BackendTypeProperty, backendType);
         if (sinks.HasFlag(LogSinks.Stderr))
-            config = config.WriteTo.Console(new PgTextFormatter(), standardErrorFromLevel: LogEventLevel.Verbose);
+        {
+            var stderr = new StderrSink(new PgTextFormatter());
+            _batching.Add(stderr);
+            config = config.WriteTo.Sink(stderr);
+        }
         if (sinks.HasFlag(LogSinks.Json) && jsonDirectory is not null)
         {
             // Mode 0600 in a 0700 directory and O_APPEND, whatever the umask (see AppendFileSink).
             _file = new AppendFileSink(new JsonLogFormatter(), jsonDirectory, backendType + "-", rotation);
+            _batching.Add(_file);
             config = config.WriteTo.Sink(_file);
         }
         _logger = config.CreateLogger();
@@ -92,49 +98,28 @@ public sealed class ServerLog : IDisposable
     /// written as the text it is (never an exception: whatever a process writes cannot stop the collector).</summary>
     public void WriteRecord(int pid, byte[] json)
     {
-        LogEvent? e = null;
-        try
-        {
-            e = ParseRecord(pid, json);
-        }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or ArgumentException
-                                       or FormatException)
-        {
-            // not one of our records (or a damaged one): below, as text
-        }
-        if (e is null)
-        {
+        if (BackendRecord.Parse(pid, json) is { } e)
+            _logger.Write(e);
+        else
             WriteRaw(System.Text.Encoding.UTF8.GetString(json));
-            return;
-        }
-        _logger.Write(e);
     }
 
-    private static LogEvent? ParseRecord(int pid, byte[] json)
+    /// <summary>Holds what is written until the returned scope ends, then writes it to each destination at once (the
+    /// collector's records of one pipe read). Events of other threads meanwhile are held too, in order.</summary>
+    public BatchScope Batch()
     {
-        using var doc = System.Text.Json.JsonDocument.Parse(json);
-        var r = doc.RootElement;
-        if (r.ValueKind != System.Text.Json.JsonValueKind.Object)
-            return null;
-        string Str(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() ?? "" : "";
-        int? Int(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number
-                                  && v.TryGetInt32(out int n) ? n : null;
-        var timestamp = DateTimeOffset.TryParseExact(Str("timestamp"), "yyyy-MM-dd HH:mm:ss.fff 'UTC'",
-            System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
-        string label = Str("error_severity");
-        var severity = SeverityText.TryParseLabel(label, out var sv) ? sv : Severity.Log;
-        var props = new List<LogEventProperty>
+        foreach (var sink in _batching)
+            sink.BeginBatch();
+        return new BatchScope(this);
+    }
+
+    public readonly struct BatchScope(ServerLog log) : IDisposable
+    {
+        public void Dispose()
         {
-            new(SeverityProperty, new ScalarValue(severity.Label())),
-            new(PidProperty, new ScalarValue(Int("pid") ?? pid)),
-            new(BackendTypeProperty, new ScalarValue(Str("backend_type") is { Length: > 0 } bt ? bt : "backend")),
-        };
-        foreach (var (key, property) in new[] { ("worker", WorkerProperty), ("detail", DetailProperty), ("hint", HintProperty), ("context", ContextProperty) })
-            if (Str(key) is { Length: > 0 } value)
-                props.Add(new LogEventProperty(property, new ScalarValue(value)));
-        if (Int("slot") is int slot)
-            props.Add(new LogEventProperty(SlotProperty, new ScalarValue(slot)));
-        return new LogEvent(timestamp, severity.ToSerilog(), null, Literal(Str("message")), props);
+            foreach (var sink in log._batching)
+                sink.EndBatch();
+        }
     }
 
     /// <summary>Plain text a process wrote to the log pipe itself (a library, the runtime): written as it came.</summary>

@@ -40,11 +40,12 @@ public static class SeverityText
         _ => "PANIC",
     };
 
-    /// <summary>The Serilog level recorded in the JSON log (filtering is done on <see cref="Severity"/>).</summary>
+    private static readonly Severity[] s_all = Enum.GetValues<Severity>();
+
     /// <summary>The severity whose <see cref="Label"/> is <paramref name="label"/>.</summary>
     public static bool TryParseLabel(string label, out Severity severity)
     {
-        foreach (Severity s in Enum.GetValues<Severity>())
+        foreach (Severity s in s_all)
         {
             if (s.Label() == label)
             {
@@ -56,6 +57,7 @@ public static class SeverityText
         return false;
     }
 
+    /// <summary>The Serilog level of a severity (filtering is done on <see cref="Severity"/>).</summary>
     public static LogEventLevel ToSerilog(this Severity s) => s switch
     {
         <= Severity.Debug2 => LogEventLevel.Verbose,

@@ -62,4 +62,26 @@ public sealed class AppendFileSinkTests : IDisposable
         sink.Emit(Event(Noon.AddSeconds(2), "z"));
         Assert.Contains("postmaster-20261203_001.json", Files());
     }
+
+    [Fact]
+    public void A_batch_is_written_when_it_ends_and_still_rotates_by_size_within_it()
+    {
+        using var sink = new AppendFileSink(new JsonLogFormatter(), _dir, "postmaster-", new LogRotation(1000, TimeSpan.Zero, 30));
+        IBatchingSink batching = sink;
+        batching.BeginBatch();
+        sink.Emit(Event(Noon, "held"));
+        string first = Path.Combine(_dir, "postmaster-20261203.json");
+        Assert.Equal(0, new FileInfo(first).Length); // opened, nothing written yet
+        for (int i = 0; i < 20; i++)
+            sink.Emit(Event(Noon.AddSeconds(i), new string('x', 200)));
+        batching.EndBatch();
+        var files = Files();
+        Assert.True(files.Length >= 5, string.Join(", ", files));
+        Assert.All(files, f => Assert.True(new FileInfo(Path.Combine(_dir, f)).Length <= 1000, f));
+        var lines = files.SelectMany(f => File.ReadAllLines(Path.Combine(_dir, f))).ToList();
+        Assert.Equal(21, lines.Count);
+        Assert.Contains("\"message\":\"held\"", lines[0]);
+        sink.Emit(Event(Noon.AddSeconds(30), "after")); // outside a batch: written at once
+        Assert.Contains(Files().SelectMany(f => File.ReadAllLines(Path.Combine(_dir, f))), l => l.Contains("\"after\"", StringComparison.Ordinal));
+    }
 }

@@ -1,0 +1,174 @@
+using System.Text.Json;
+using Serilog.Events;
+using Serilog.Parsing;
+
+namespace Postmaster.Logging;
+
+/// <summary>
+/// A backend's log record from the pipe (one JSON object in the schema of docs/logging.md), read in one forward pass
+/// with <see cref="Utf8JsonReader"/>: no document is built, unknown keys and nested values are skipped, a key given
+/// twice counts by its last value, and a field of the wrong type counts as absent. The collector turns every record
+/// into a log event this way, so it is the collector's hot path (tens of thousands of records a second under a storm).
+/// </summary>
+internal static class BackendRecord
+{
+    /// <summary>The event <paramref name="json"/> describes, or null when it is not a JSON object (then the caller
+    /// writes it as text). Never throws for any input.</summary>
+    public static LogEvent? Parse(int pipePid, ReadOnlySpan<byte> json)
+    {
+        string? timestamp = null, backendType = null, worker = null, severityLabel = null, message = null,
+            detail = null, hint = null, context = null;
+        int? pid = null, slot = null;
+        try
+        {
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                return null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                Field field = FieldOf(ref reader);
+                if (!reader.Read())
+                    return null;
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.String:
+                        string? text = field is Field.Unknown or Field.Pid or Field.Slot ? null : reader.GetString();
+                        switch (field)
+                        {
+                            case Field.Timestamp: timestamp = text; break;
+                            case Field.BackendType: backendType = text; break;
+                            case Field.Worker: worker = text; break;
+                            case Field.Severity: severityLabel = text; break;
+                            case Field.Message: message = text; break;
+                            case Field.Detail: detail = text; break;
+                            case Field.Hint: hint = text; break;
+                            case Field.Context: context = text; break;
+                            case Field.Pid: pid = null; break;
+                            case Field.Slot: slot = null; break;
+                        }
+                        break;
+                    case JsonTokenType.Number:
+                        int? number = reader.TryGetInt32(out int n) ? n : null;
+                        if (field == Field.Pid)
+                            pid = number;
+                        else if (field == Field.Slot)
+                            slot = number;
+                        else
+                            Clear(field, ref timestamp, ref backendType, ref worker, ref severityLabel, ref message, ref detail, ref hint, ref context);
+                        break;
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        reader.Skip();
+                        goto default;
+                    default: // null, true, false, or a nested value: the field is absent
+                        if (field == Field.Pid)
+                            pid = null;
+                        else if (field == Field.Slot)
+                            slot = null;
+                        else
+                            Clear(field, ref timestamp, ref backendType, ref worker, ref severityLabel, ref message, ref detail, ref hint, ref context);
+                        break;
+                }
+            }
+            if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+                return null; // not one whole object (a second value after it, or damaged)
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or FormatException)
+        {
+            return null;
+        }
+        var severity = SeverityText.TryParseLabel(severityLabel ?? "", out var sv) ? sv : Severity.Log;
+        var props = new List<LogEventProperty>(8)
+        {
+            new(ServerLog.SeverityProperty, new ScalarValue(severity.Label())),
+            new(ServerLog.PidProperty, new ScalarValue(pid ?? pipePid)),
+            new(ServerLog.BackendTypeProperty, new ScalarValue(backendType is { Length: > 0 } ? backendType : "backend")),
+        };
+        Add(props, ServerLog.WorkerProperty, worker);
+        Add(props, ServerLog.DetailProperty, detail);
+        Add(props, ServerLog.HintProperty, hint);
+        Add(props, ServerLog.ContextProperty, context);
+        if (slot is int s)
+            props.Add(new LogEventProperty(ServerLog.SlotProperty, new ScalarValue(s)));
+        var time = TryParseTimestamp(timestamp, out var t) ? t : DateTimeOffset.UtcNow;
+        return new LogEvent(time, severity.ToSerilog(), null, new MessageTemplate([new TextToken(message ?? "")]), props);
+    }
+
+    private enum Field { Unknown, Timestamp, Pid, BackendType, Worker, Slot, Severity, Message, Detail, Hint, Context }
+
+    private static Field FieldOf(ref Utf8JsonReader reader)
+    {
+        // The schema's keys are plain ASCII: an escaped key (\u0074imestamp) is compared after unescaping.
+        if (reader.ValueIsEscaped)
+            return FieldOf(System.Text.Encoding.UTF8.GetBytes(reader.GetString() ?? ""));
+        return FieldOf(reader.ValueSpan);
+    }
+
+    private static Field FieldOf(ReadOnlySpan<byte> key) => key switch
+    {
+        _ when key.SequenceEqual("timestamp"u8) => Field.Timestamp,
+        _ when key.SequenceEqual("pid"u8) => Field.Pid,
+        _ when key.SequenceEqual("backend_type"u8) => Field.BackendType,
+        _ when key.SequenceEqual("worker"u8) => Field.Worker,
+        _ when key.SequenceEqual("slot"u8) => Field.Slot,
+        _ when key.SequenceEqual("error_severity"u8) => Field.Severity,
+        _ when key.SequenceEqual("message"u8) => Field.Message,
+        _ when key.SequenceEqual("detail"u8) => Field.Detail,
+        _ when key.SequenceEqual("hint"u8) => Field.Hint,
+        _ when key.SequenceEqual("context"u8) => Field.Context,
+        _ => Field.Unknown,
+    };
+
+    private static void Clear(Field field, ref string? timestamp, ref string? backendType, ref string? worker,
+        ref string? severity, ref string? message, ref string? detail, ref string? hint, ref string? context)
+    {
+        switch (field)
+        {
+            case Field.Timestamp: timestamp = null; break;
+            case Field.BackendType: backendType = null; break;
+            case Field.Worker: worker = null; break;
+            case Field.Severity: severity = null; break;
+            case Field.Message: message = null; break;
+            case Field.Detail: detail = null; break;
+            case Field.Hint: hint = null; break;
+            case Field.Context: context = null; break;
+        }
+    }
+
+    private static void Add(List<LogEventProperty> props, string name, string? value)
+    {
+        if (value is { Length: > 0 })
+            props.Add(new LogEventProperty(name, new ScalarValue(value)));
+    }
+
+    /// <summary>Our timestamp, <c>yyyy-MM-dd HH:mm:ss.fff UTC</c> exactly, as a UTC time; false for anything else
+    /// (then the collector stamps the record with its own time of arrival).</summary>
+    internal static bool TryParseTimestamp(string? text, out DateTimeOffset time)
+    {
+        time = default;
+        if (text is not { Length: 27 } || text[4] != '-' || text[7] != '-' || text[10] != ' ' || text[13] != ':'
+            || text[16] != ':' || text[19] != '.' || !text.EndsWith(" UTC", StringComparison.Ordinal))
+            return false;
+        if (!Digits(text, 0, 4, out int year) || !Digits(text, 5, 2, out int month) || !Digits(text, 8, 2, out int day)
+            || !Digits(text, 11, 2, out int hour) || !Digits(text, 14, 2, out int minute)
+            || !Digits(text, 17, 2, out int second) || !Digits(text, 20, 3, out int ms))
+            return false;
+        if (year < 1 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23
+            || minute > 59 || second > 59)
+            return false;
+        time = new DateTimeOffset(year, month, day, hour, minute, second, ms, TimeSpan.Zero);
+        return true;
+    }
+
+    private static bool Digits(string text, int start, int count, out int value)
+    {
+        value = 0;
+        for (int i = start; i < start + count; i++)
+        {
+            int d = text[i] - '0';
+            if ((uint)d > 9)
+                return false;
+            value = value * 10 + d;
+        }
+        return true;
+    }
+}
