@@ -9,11 +9,20 @@ namespace Postmaster.Backend;
 
 /// <summary>
 /// A connection backend's life (PostgreSQL's PostgresMain loop, one session after another): connect to the
-/// postmaster's acceptor channel and say "ready"; receive a client connection (a descriptor over SCM_RIGHTS); serve it
-/// with the connection worker; after a clean session (the worker returned, no lock held, no critical section open)
-/// say "ready" again, until <c>max_sessions_per_backend</c>. The channel closing (the postmaster released this backend)
-/// or a stop request ends the loop; a session that threw or left a lock held ends the process (exit 1), so a backend in
-/// doubt never serves another client. The worker instance is created once and serves every session.
+/// postmaster's acceptor channel (a SOCK_SEQPACKET Unix socket: one message per packet) and say "ready"; get a
+/// session, serve it with the connection worker; after a clean session (the worker returned, no lock held, no critical
+/// section open) say "ready" again, until <c>max_sessions_per_backend</c>. A session comes one of two ways:
+/// <list type="bullet">
+/// <item>a ticket ('T', a session id): the backend accepts one connection on the postmaster's listening sockets
+/// itself (sent once as 'F' messages; waited on with EPOLLEXCLUSIVE, so a connection wakes one idle backend) and tells
+/// the acceptor ('A': id, time, peer). This is the common path: the postmaster is not on the way of a new connection
+/// (the prefork model of Apache and nginx);</item>
+/// <item>a hand-off ('S', with the client's descriptor over SCM_RIGHTS): a connection the acceptor accepted itself,
+/// when no backend held a ticket.</item>
+/// </list>
+/// The channel closing (the postmaster released this backend) or a stop request ends the loop; a session that threw
+/// or left a lock held ends the process (exit 1), so a backend in doubt never serves another client. The worker
+/// instance is created once and serves every session.
 /// </summary>
 internal sealed class ConnectionHost
 {
@@ -59,7 +68,7 @@ internal sealed class ConnectionHost
             _log.Write(BackendLog.Fatal, $"connection worker: {e.Message}", hint: e.Hint);
             return BackendHost.ExitFailure;
         }
-        using var channel = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
         try
         {
             channel.Connect(new UnixDomainSocketEndPoint(channelName));
@@ -69,41 +78,118 @@ internal sealed class ConnectionHost
             _log.Write(BackendLog.Fatal, $"connection backend: could not connect to the postmaster's connection channel: {e.Message}");
             return BackendHost.ExitFailure;
         }
-        // A stop request wakes the blocking receive: shutdown(2) ends it with 0 bytes.
+        // A stop request wakes the blocking receive (and the epoll wait): shutdown(2) ends the channel with 0 bytes.
         using var wake = _stop.Token.Register(() => ShutDown(channel));
         int fd = (int)channel.Handle;
+        using var accepting = new AcceptSet(fd);
         var buffer = new byte[256];
+        long ticket = 0; // a session id the acceptor lets this backend accept a connection for itself, or 0
+        bool direct = true; // false once accepting on the listeners failed: hand-offs only
+        bool ready = true;
         for (int served = 0; ;)
         {
             if (_stop.IsSet)
                 return BackendHost.ExitDone;
-            if (FdPassing.Send(fd, "R"u8, -1, nonBlocking: false) != 0)
+            if (ready && FdPassing.Send(fd, "R"u8, -1, nonBlocking: false) != 0)
                 return BackendHost.ExitDone; // the postmaster closed the channel
-            int n = FdPassing.Receive(fd, buffer, out int clientFd);
-            if (n <= 0 || clientFd < 0 || n < 17 || buffer[0] != (byte)'S')
+            ready = false;
+            if (ticket != 0 && direct && accepting.Listeners.Count > 0)
             {
-                FdPassing.Close(clientFd);
+                int which = accepting.Wait(-1);
+                if (which == AcceptSet.None)
+                    continue;
+                if (which >= 0)
+                {
+                    int client = accepting.TryAccept(which);
+                    if (client == -Shmem.Interop.Errno.EAGAIN)
+                        continue; // another backend (or the acceptor) took it
+                    if (client < 0)
+                    {
+                        // Shut down by the postmaster (EINVAL), or out of descriptors: give the ticket back, and take
+                        // connections only from the acceptor from now on.
+                        direct = false;
+                        _log.Write(BackendLog.Debug1, $"connection backend: accept on a listening socket failed (errno {-client}); hand-offs only");
+                        SendTicketMessage(fd, (byte)'N', ticket, 0, "");
+                        ticket = 0;
+                        continue;
+                    }
+                    long id = ticket;
+                    ticket = 0;
+                    var socket = new Socket(new SafeSocketHandle(client, ownsHandle: true));
+                    long acceptedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    string peer = PeerText.Of(socket);
+                    // The acceptor counts it and shows it in the slot; if the channel is gone, this session is still
+                    // served (the client is connected) and the next "ready" ends the backend.
+                    SendTicketMessage(fd, (byte)'A', id, acceptedMs, peer);
+                    served++;
+                    if (!Serve(worker, socket, id, served, acceptedMs, peer))
+                        return BackendHost.ExitFailure;
+                    if (maxSessions > 0 && served >= maxSessions)
+                        return SessionLimit(served);
+                    ready = true;
+                    continue;
+                }
+            }
+            int n = FdPassing.Receive(fd, buffer, out int receivedFd);
+            if (n <= 0)
+            {
+                FdPassing.Close(receivedFd);
                 return BackendHost.ExitDone; // released (channel closed), or stopping
             }
-            long id = BitConverter.ToInt64(buffer, 1);
-            long acceptedMs = BitConverter.ToInt64(buffer, 9);
-            string peer = Encoding.UTF8.GetString(buffer, 17, n - 17);
-            served++;
-            if (!Serve(worker, clientFd, id, served, acceptedMs, peer))
-                return BackendHost.ExitFailure;
-            if (maxSessions > 0 && served >= maxSessions)
+            switch (buffer[0])
             {
-                _log.Write(BackendLog.Debug1, $"connection backend served {served} sessions (max_sessions_per_backend); exiting");
-                return BackendHost.ExitDone;
+                case (byte)'F' when receivedFd >= 0: // a listening socket, for direct accepts
+                    accepting.AddListener(receivedFd);
+                    continue;
+                case (byte)'T' when n == 9 && receivedFd < 0: // a ticket
+                    ticket = BitConverter.ToInt64(buffer, 1);
+                    continue;
+                case (byte)'S' when n >= 17 && receivedFd >= 0: // a connection the acceptor accepted
+                {
+                    ticket = 0; // the acceptor hands over only to a backend without a ticket; if not, it withdrew it
+                    long id = BitConverter.ToInt64(buffer, 1);
+                    long acceptedMs = BitConverter.ToInt64(buffer, 9);
+                    string peer = Encoding.UTF8.GetString(buffer, 17, n - 17);
+                    FdPassing.MakeBlocking(receivedFd);
+                    var socket = new Socket(new SafeSocketHandle(receivedFd, ownsHandle: true));
+                    served++;
+                    if (!Serve(worker, socket, id, served, acceptedMs, peer))
+                        return BackendHost.ExitFailure;
+                    if (maxSessions > 0 && served >= maxSessions)
+                        return SessionLimit(served);
+                    ready = true;
+                    continue;
+                }
+                default:
+                    FdPassing.Close(receivedFd);
+                    _log.Write(BackendLog.Warning, $"connection backend: unexpected message from the postmaster ({n} bytes, kind {buffer[0]}); exiting");
+                    return BackendHost.ExitDone;
             }
         }
     }
 
-    /// <summary>One session; false when it did not end cleanly (the backend must not serve another).</summary>
-    private bool Serve(object worker, int clientFd, long id, int number, long acceptedMs, string peer)
+    private int SessionLimit(int served)
     {
-        FdPassing.MakeBlocking(clientFd);
-        var socket = new Socket(new SafeSocketHandle(clientFd, ownsHandle: true));
+        _log.Write(BackendLog.Debug1, $"connection backend served {served} sessions (max_sessions_per_backend); exiting");
+        return BackendHost.ExitDone;
+    }
+
+    /// <summary>'A' (took a connection with the ticket: its accept time and peer) or 'N' (the ticket given back).</summary>
+    private static void SendTicketMessage(int fd, byte kind, long ticket, long acceptedMs, string peer)
+    {
+        Span<byte> message = stackalloc byte[17 + 128];
+        message[0] = kind;
+        BitConverter.TryWriteBytes(message[1..], ticket);
+        BitConverter.TryWriteBytes(message[9..], acceptedMs);
+        int length = 17;
+        if (peer.Length > 0 && Encoding.UTF8.GetByteCount(peer) <= 128)
+            length += Encoding.UTF8.GetBytes(peer, message[17..]);
+        FdPassing.Send(fd, message[..length], -1, nonBlocking: false);
+    }
+
+    /// <summary>One session; false when it did not end cleanly (the backend must not serve another).</summary>
+    private bool Serve(object worker, Socket socket, long id, int number, long acceptedMs, string peer)
+    {
         var session = new ClientSession(socket, id, number, DateTimeOffset.FromUnixTimeMilliseconds(acceptedMs).UtcDateTime, peer, _stop.Token);
         _log.Write(BackendLog.Debug1, $"connection received: session {id} from {peer}");
         // A stop request (fast shutdown, terminate) ends the session even when the worker is blocked reading from the

@@ -27,23 +27,40 @@ internal enum AcceptMode
 
 /// <summary>
 /// The postmaster's side of client connections (PostgreSQL's ServerLoop and BackendStartup), on a thread of its own so
-/// the supervisor loop never waits for a client: it accepts on the listening sockets, and hands each connection to an
-/// idle connection backend over that backend's channel (SCM_RIGHTS), then closes its own copy. It never reads from or
-/// writes to a client, except one non-blocking write of a refusal line before closing one it does not serve.
-/// <para><b>Channels.</b> A connection backend connects to the acceptor's channel socket (an abstract Unix-domain name
-/// with a random part, passed in the backend's argument) and is identified by its peer credentials: only a process the
-/// supervisor started as a connection backend (<see cref="Expect"/>) and running as this user is kept. It says "R"
-/// when it is ready for a session (after connecting, and after each session that ended cleanly); it ends a backend's
-/// life by exiting, which closes the channel; the acceptor releases an idle backend by closing its channel.</para>
-/// <para><b>Limits.</b> Sessions being served plus connections waiting for a backend never exceed
-/// <c>max_connections</c>: one more is refused with <c>connection_rejection_message</c>. The acceptor asks the
-/// supervisor (<see cref="WantChanged"/>) for backends up to <c>spare_connection_backends</c> idle ones plus one per
+/// the supervisor loop never waits for a client. New connections reach a backend one of two ways:
+/// <list type="bullet">
+/// <item><b>Tickets</b> (the common path): each idle connection backend gets the listening sockets once and a
+/// ticket, a session id; a backend holding one accepts one connection itself (the prefork model: the postmaster is
+/// not on a new connection's way) and reports it ('A'). While any ticket is out the acceptor does not listen.</item>
+/// <item><b>Hand-offs</b>: when no backend holds a ticket (all busy, none started yet, or at the limit), the acceptor
+/// accepts, keeps the connection waiting until a backend is idle, and hands it over its channel (SCM_RIGHTS), then
+/// closes its own copy; or refuses it.</item>
+/// </list>
+/// It never reads from or writes to a client, except one non-blocking write of a refusal line before closing one it
+/// does not serve.
+/// <para><b>Channels.</b> A connection backend connects to the acceptor's channel socket (an abstract Unix-domain
+/// SOCK_SEQPACKET name with a random part, passed in the backend's argument) and is identified by its peer credentials:
+/// only a process the supervisor started as a connection backend (<see cref="Expect"/>) and running as this user is
+/// kept. It says "R" when it is ready for a session (after connecting, and after each session that ended cleanly); it
+/// ends a backend's life by exiting, which closes the channel; the acceptor releases an idle backend by closing its
+/// channel. At shutdown the listening sockets are shut down (shutdown(2): for the backends' copies too), so nobody
+/// accepts any more.</para>
+/// <para><b>Limits.</b> Sessions being served plus connections waiting for a backend plus tickets out never exceed
+/// <c>max_connections</c>: a connection beyond is refused with <c>connection_rejection_message</c>. The acceptor asks
+/// the supervisor (<see cref="WantChanged"/>) for backends up to <c>spare_connection_backends</c> idle ones plus one per
 /// waiting connection.</para>
 /// </summary>
 internal sealed class ConnectionAcceptor : IDisposable
 {
+    // Backend → acceptor: ready for a session; took a connection with its ticket (id, time, peer); gave a ticket back.
     private const byte ReadyMessage = (byte)'R';
+    private const byte AcceptedMessage = (byte)'A';
+    private const byte NoTicketMessage = (byte)'N';
+
+    // Acceptor → backend: a session handed over (with its descriptor); a listening socket; a ticket (a session id).
     private const byte SessionMessage = (byte)'S';
+    private const byte ListenerMessage = (byte)'F';
+    private const byte TicketMessage = (byte)'T';
 
     private readonly object _gate = new();
     private readonly ServerLog _log;
@@ -61,7 +78,10 @@ internal sealed class ConnectionAcceptor : IDisposable
     private int _maxConnections;
     private int _spare;
     private byte[] _rejection = [];
-    private long _nextSessionId;
+    private long _nextSessionId; // session ids, handed out with hand-offs and tickets
+    private long _sessions;
+    private long _direct; // accepted by backends with their tickets
+    private int _ticketsPublished = -1;
     private long _channelsConnected;
     private bool _stop;
     private long _listenersPausedUntil;
@@ -74,7 +94,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         _log = log;
         _listeners = listeners;
         ChannelName = $"\0postmaster.{ProcessControl.CurrentPid}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(8))}";
-        _channelListener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _channelListener = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
         _channelListener.Bind(new UnixDomainSocketEndPoint(ChannelName));
         _channelListener.Listen(512);
         _channelListener.Blocking = false;
@@ -92,7 +112,7 @@ internal sealed class ConnectionAcceptor : IDisposable
 
     public long Rejected { get; private set; }
 
-    public long Sessions => Interlocked.Read(ref _nextSessionId);
+    public long Sessions => Interlocked.Read(ref _sessions);
 
     public void Start() => _thread.Start();
 
@@ -102,7 +122,8 @@ internal sealed class ConnectionAcceptor : IDisposable
         lock (_gate)
         {
             _counters = counters;
-            counters?.PublishConnections(Accepted, Rejected); // a rebuilt segment gets the totals again
+            _ticketsPublished = -1; // a rebuilt segment gets the number again
+            counters?.PublishConnections(Accepted, Rejected, _direct); // a rebuilt segment gets the totals again
             _maxConnections = maxConnections;
             _spare = spare;
             _rejection = Encoding.UTF8.GetBytes(rejection + "\r\n");
@@ -254,7 +275,9 @@ internal sealed class ConnectionAcceptor : IDisposable
                 bool paused = now < _listenersPausedUntil;
                 entries.Add(new PollEntry(_wake.Fd));
                 owners.Add(null);
-                if (listening && _mode != AcceptMode.Starting && !paused)
+                // While idle backends hold tickets they accept new connections themselves: the acceptor listens only
+                // when none does (then it accepts, and hands over or refuses).
+                if (listening && _mode != AcceptMode.Starting && !paused && !_channels.Any(c => c.Ticket != 0))
                 {
                     foreach (var l in _listeners.All)
                     {
@@ -305,6 +328,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                     }
                 }
                 Dispatch();
+                PublishTickets();
                 // Only after the hand-offs: a connection an idle backend took needs nothing from the supervisor, so
                 // the common case (a spare was idle) never wakes the supervisor loop.
                 wanted = _mode == AcceptMode.Open && WantedLocked() > 0;
@@ -353,7 +377,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 break;
             }
             Accepted++;
-            _counters?.PublishConnections(Accepted, Rejected);
+            _counters?.PublishConnections(Accepted, Rejected, _direct);
             int busy = _channels.Count(c => c.Busy);
             if (_mode == AcceptMode.Recovery)
             {
@@ -365,14 +389,14 @@ internal sealed class ConnectionAcceptor : IDisposable
                 Refuse(client, _rejection);
                 continue;
             }
-            _waiting.Enqueue(new Waiting(client, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), PeerOf(client)));
+            _waiting.Enqueue(new Waiting(client, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), PeerText.Of(client)));
         }
     }
 
     private void Refuse(Socket client, byte[] line)
     {
         Rejected++;
-        _counters?.PublishConnections(Accepted, Rejected);
+        _counters?.PublishConnections(Accepted, Rejected, _direct);
         try
         {
             client.Blocking = false;
@@ -384,13 +408,6 @@ internal sealed class ConnectionAcceptor : IDisposable
         }
         client.Dispose();
     }
-
-    private static string PeerOf(Socket client) => client.RemoteEndPoint switch
-    {
-        IPEndPoint ip when ip.AddressFamily == AddressFamily.InterNetworkV6 => $"[{ip.Address}]:{ip.Port}",
-        IPEndPoint ip => $"{ip.Address}:{ip.Port}",
-        _ => "[local]",
-    };
 
     private void AcceptChannels()
     {
@@ -441,7 +458,7 @@ internal sealed class ConnectionAcceptor : IDisposable
 
     private void ReadChannel(Channel c)
     {
-        Span<byte> buf = stackalloc byte[64];
+        Span<byte> buf = stackalloc byte[256];
         while (true)
         {
             int n;
@@ -461,21 +478,40 @@ internal sealed class ConnectionAcceptor : IDisposable
                 Drop(c);
                 return;
             }
-            foreach (byte b in buf[..n])
+            switch (buf[0])
             {
-                if (b != ReadyMessage)
-                    continue;
-                if (c.Busy)
-                {
-                    c.Busy = false;
-                    _slots?.EndSession(c.Slot);
-                }
-                c.Idle = true;
-                if (_mode == AcceptMode.Closed)
-                {
-                    Drop(c); // shutting down: release it
+                case ReadyMessage when n == 1:
+                    if (c.Busy)
+                    {
+                        c.Busy = false;
+                        _slots?.EndSession(c.Slot);
+                    }
+                    c.Idle = true;
+                    if (_mode == AcceptMode.Closed)
+                    {
+                        Drop(c); // shutting down: release it
+                        return;
+                    }
+                    break;
+                case AcceptedMessage when n >= 17:
+                    // It accepted a connection with its ticket: a session like a hand-off, counted here.
+                    long id = BitConverter.ToInt64(buf[1..]);
+                    long acceptedMs = BitConverter.ToInt64(buf[9..]);
+                    string peer = Encoding.UTF8.GetString(buf[17..n]);
+                    c.Ticket = 0;
+                    Accepted++;
+                    _direct++;
+                    _counters?.PublishConnections(Accepted, Rejected, _direct);
+                    StartSession(c, id, acceptedMs, peer.Length > 0 ? peer : "[unknown]");
+                    break;
+                case NoTicketMessage when n >= 9:
+                    c.Ticket = 0; // its accept failed: hand-offs only for this backend
+                    c.Direct = false;
+                    break;
+                default:
+                    _log.Log($"acceptor: connection backend {c.Pid} sent an unexpected message ({n} bytes, kind {buf[0]}); its channel is closed");
+                    Drop(c);
                     return;
-                }
             }
         }
     }
@@ -486,12 +522,15 @@ internal sealed class ConnectionAcceptor : IDisposable
         c.Socket.Dispose();
     }
 
-    /// <summary>Hands waiting connections to idle backends, oldest first.</summary>
+    /// <summary>Hands waiting connections to idle backends, oldest first; then gives each idle backend left a ticket,
+    /// as far as <c>max_connections</c> allows (sessions + waiting connections + tickets never pass it).</summary>
     private void Dispatch()
     {
-        while (_waiting.Count > 0 && _mode == AcceptMode.Open)
+        if (_mode != AcceptMode.Open)
+            return;
+        while (_waiting.Count > 0)
         {
-            var c = _channels.FirstOrDefault(x => x.Idle);
+            var c = _channels.FirstOrDefault(x => x.Idle && x.Ticket == 0);
             if (c is null)
                 return;
             var w = _waiting.Peek();
@@ -509,15 +548,70 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             _waiting.Dequeue();
             w.Client.Dispose(); // the backend has its own descriptor now
-            c.Idle = false;
-            c.Busy = true;
-            c.Sessions++;
-            _slots?.SetSession(c.Slot, id, w.AcceptedUnixMs, c.Sessions, w.Peer);
+            StartSession(c, id, w.AcceptedUnixMs, w.Peer);
         }
+        if (_listeners.All.Count == 0 || _mode != AcceptMode.Open)
+            return;
+        int used = _channels.Count(c => c.Busy || c.Ticket != 0);
+        Span<byte> message = stackalloc byte[9];
+        message[0] = TicketMessage;
+        foreach (var c in _channels.Where(c => c.Idle && c.Ticket == 0 && c.Direct).ToList())
+        {
+            if (used >= _maxConnections)
+                return;
+            if (!c.HasListeners && !SendListeners(c))
+                continue;
+            long ticket = Interlocked.Increment(ref _nextSessionId);
+            BitConverter.TryWriteBytes(message[1..], ticket);
+            if (FdPassing.Send((int)c.Socket.Handle, message, -1) != 0)
+            {
+                Drop(c);
+                continue;
+            }
+            c.Ticket = ticket;
+            used++;
+        }
+    }
+
+    /// <summary>The tickets out, into the instance counters when the number changed. Caller holds <see cref="_gate"/>.</summary>
+    private void PublishTickets()
+    {
+        int tickets = _channels.Count(c => c.Ticket != 0);
+        if (tickets == _ticketsPublished || _counters is null)
+            return;
+        _counters.PublishTickets(tickets);
+        _ticketsPublished = tickets;
+    }
+
+    /// <summary>Sends every listening socket to a backend, once, before its first ticket; false when its channel failed
+    /// (it is dropped).</summary>
+    private bool SendListeners(Channel c)
+    {
+        foreach (var l in _listeners.All)
+        {
+            if (FdPassing.Send((int)c.Socket.Handle, [ListenerMessage], (int)l.Socket.Handle) != 0)
+            {
+                Drop(c);
+                return false;
+            }
+        }
+        c.HasListeners = true;
+        return true;
+    }
+
+    /// <summary>A backend serves a session now (handed over, or accepted with its ticket).</summary>
+    private void StartSession(Channel c, long id, long acceptedUnixMs, string peer)
+    {
+        c.Idle = false;
+        c.Busy = true;
+        c.Sessions++;
+        Interlocked.Increment(ref _sessions);
+        _slots?.SetSession(c.Slot, id, acceptedUnixMs, c.Sessions, peer);
     }
 
     private void CloseForShutdown()
     {
+        _listeners.StopListening(); // for the backends' copies too: nobody accepts from here on
         foreach (var l in _listeners.All)
             l.Socket.Dispose();
         while (_waiting.Count > 0)
@@ -534,6 +628,15 @@ internal sealed class ConnectionAcceptor : IDisposable
         public bool Idle { get; set; }
         public bool Busy { get; set; }
         public int Sessions { get; set; }
+
+        /// <summary>The session id this idle backend may accept a connection for itself; 0: none.</summary>
+        public long Ticket { get; set; }
+
+        /// <summary>It has the listening sockets.</summary>
+        public bool HasListeners { get; set; }
+
+        /// <summary>False once its accept failed: it gets hand-offs only.</summary>
+        public bool Direct { get; set; } = true;
     }
 
     private sealed record Waiting(Socket Client, long AcceptedUnixMs, string Peer);

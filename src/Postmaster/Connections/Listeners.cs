@@ -7,8 +7,9 @@ using Postmaster.Shmem.Os;
 
 namespace Postmaster.Connections;
 
-/// <summary>One listening socket and how the log names it.</summary>
-internal sealed record Listener(Socket Socket, string Description);
+/// <summary>One listening socket, how the log names it, and whether systemd passed it (then it is systemd's too, and
+/// is only closed, never shut down).</summary>
+internal sealed record Listener(Socket Socket, string Description, bool Passed = false);
 
 /// <summary>
 /// The listening sockets (PostgreSQL's StreamServerPort): TCP on each of <c>listen_addresses</c> at <c>port</c>, and a
@@ -45,7 +46,7 @@ internal sealed class Listeners : IDisposable
             {
                 foreach (var s in passed)
                 {
-                    l.Add(s, $"socket passed by systemd ({s.LocalEndPoint})");
+                    l.Add(s, $"socket passed by systemd ({s.LocalEndPoint})", passed: true);
                     log.Log($"listening on socket passed by systemd ({s.LocalEndPoint})");
                 }
                 return l;
@@ -65,10 +66,30 @@ internal sealed class Listeners : IDisposable
         }
     }
 
-    private void Add(Socket s, string description)
+    private void Add(Socket s, string description, bool passed = false)
     {
         s.Blocking = false;
-        _all.Add(new Listener(s, description));
+        _all.Add(new Listener(s, description, passed));
+    }
+
+    /// <summary>Stops listening at once, for every process that holds a copy of the sockets (idle connection backends
+    /// accept on them too): shutdown(2) on a listening socket ends the listening state of the socket itself, where
+    /// close(2) only drops this process's descriptor. New connections are refused from then on (TCP: RST; Unix:
+    /// ECONNREFUSED). Sockets systemd passed are left listening: they are systemd's, and queue connections for the
+    /// next start (socket activation).</summary>
+    public void StopListening()
+    {
+        foreach (var l in _all.Where(l => !l.Passed))
+        {
+            try
+            {
+                l.Socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // not listening any more, or closed already
+            }
+        }
     }
 
     private void OpenTcp(Settings settings, ServerLog log)
@@ -194,6 +215,7 @@ internal sealed class Listeners : IDisposable
 
     public void Dispose()
     {
+        StopListening();
         foreach (var l in _all)
             l.Socket.Dispose();
         _all.Clear();

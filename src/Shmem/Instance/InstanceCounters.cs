@@ -18,8 +18,9 @@ internal sealed record StartHistogram(long[] Cumulative, long Count, long SumNan
 /// <item>crash recovery totals, written by the postmaster's loop only, after each reconcile and into every rebuilt
 /// segment before it says ready again (it keeps them in its own memory);</item>
 /// <item>the pool size in effect (<c>backend_pool_size</c>), written by the loop at start and after reloads;</item>
-/// <item>connections accepted and refused, written by the postmaster's acceptor thread only (absolute values it keeps
-/// itself, so a rebuilt segment gets them again);</item>
+/// <item>connections accepted (of them, those a connection backend accepted itself with its ticket) and refused, and
+/// the tickets out now, written by the postmaster's acceptor thread only (absolute values it keeps itself, so a rebuilt
+/// segment gets them again);</item>
 /// <item>the backend start latency histogram, added to by every backend with atomic adds when it has attached (a
 /// backend killed in the middle leaves at most its own sample out). It starts again at zero in a rebuilt segment, as a
 /// Prometheus counter reset.</item>
@@ -31,7 +32,7 @@ internal sealed unsafe class InstanceCounters
     public const string Name = "Instance counters";
     public const int Bytes = 192;
     private const uint Magic = 0x504D_4943; // "PMIC"
-    private const uint LayoutVersion = 1;
+    private const uint LayoutVersion = 2;
     private const int BucketsOffset = 64;
     private const int PoolTargetOffset = 160;
 
@@ -73,6 +74,8 @@ internal sealed unsafe class InstanceCounters
         [FieldOffset(56)] public long BackendStartNanos;   // backends, atomic add
         [FieldOffset(BucketsOffset)] public fixed long Buckets[StartBucketCount + 1]; // backends, atomic add
         [FieldOffset(PoolTargetOffset)] public long PoolTarget; // postmaster loop: backend_pool_size in effect
+        [FieldOffset(168)] public long ConnectionsDirect;  // acceptor thread: accepted by a backend with its ticket
+        [FieldOffset(176)] public long ConnectionTickets;  // acceptor thread: idle backends holding a ticket now
     }
 
     private readonly ShmemRegion _region;
@@ -114,11 +117,20 @@ internal sealed unsafe class InstanceCounters
 
     public RecoveryTotals Recovery => new(Volatile.Read(ref Header.FullRestarts), Volatile.Read(ref Header.Reconciles));
 
-    public void PublishConnections(long accepted, long rejected)
+    public void PublishConnections(long accepted, long rejected, long direct)
     {
         Volatile.Write(ref Header.ConnectionsAccepted, accepted);
         Volatile.Write(ref Header.ConnectionsRejected, rejected);
+        Volatile.Write(ref Header.ConnectionsDirect, direct);
     }
+
+    /// <summary>Acceptor: how many idle connection backends hold a ticket (accept new connections themselves) now.</summary>
+    public void PublishTickets(int tickets) => Volatile.Write(ref Header.ConnectionTickets, tickets);
+
+    /// <summary>Connections accepted by a connection backend itself (with its ticket), of <see cref="Connections"/>'s
+    /// accepted; and the idle backends holding a ticket now.</summary>
+    public (long Direct, long Tickets) DirectConnections =>
+        (Volatile.Read(ref Header.ConnectionsDirect), Volatile.Read(ref Header.ConnectionTickets));
 
     /// <summary>Postmaster: the pool size in effect (backend_pool_size), at start and after each reload.</summary>
     public void PublishPoolTarget(int size) => Volatile.Write(ref Header.PoolTarget, size);

@@ -149,6 +149,9 @@ internal static class InstanceMetrics
             m.Gauge("postmaster_connections", "Client sessions being served now.", sessions);
             m.Counter("postmaster_connections_accepted_total", "Client connections accepted since start.", accepted);
             m.Counter("postmaster_connections_rejected_total", "Client connections refused (too many, or the server not ready) since start.", rejected);
+            var (direct, tickets) = counters.DirectConnections;
+            m.Counter("postmaster_connections_direct_total", "Of the connections accepted, those an idle connection backend accepted itself (with a ticket).", direct);
+            m.Gauge("postmaster_connection_backends_accepting", "Idle connection backends accepting new connections themselves now (holding a ticket).", tickets);
         }
         return m.ToString();
     }

@@ -70,4 +70,35 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Name, EntryPoint = "eventfd", SetLastError = true)]
     public static partial int eventfd(uint initval, int flags);
+
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const int SHUT_RDWR = 2;
+
+    [LibraryImport(Name, EntryPoint = "accept4", SetLastError = true)]
+    public static partial int accept4(int fd, void* addr, void* addrlen, int flags);
+
+    [LibraryImport(Name, EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int shutdown(int fd, int how);
+
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const uint EPOLLIN = 0x1;
+    public const uint EPOLLERR = 0x8;
+    public const uint EPOLLHUP = 0x10;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
+
+    /// <summary>sizeof(struct epoll_event) and the offset of its data field: packed on x86-64 (12 and 4), natural on
+    /// arm64 (16 and 8). The events field is at offset 0 on both.</summary>
+    public static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    public static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+
+    [LibraryImport(Name, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int epoll_create1(int flags);
+
+    [LibraryImport(Name, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int epoll_ctl(int epfd, int op, int fd, void* ev);
+
+    [LibraryImport(Name, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int epoll_wait(int epfd, void* events, int maxevents, int timeout);
 }

@@ -48,4 +48,5 @@ internal static class Errno
     public const int EIDRM = 43;
     public const int ETIMEDOUT = 110;
     public const int EOPNOTSUPP = 95;
+    public const int ECONNABORTED = 103;
 }

@@ -122,6 +122,57 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public void Idle_backends_accept_new_connections_themselves_even_while_the_postmaster_is_stopped()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-direct", port, "spare_connection_backends = 3", "unix_socket_directories = '.'");
+        pm.Start();
+        using (var first = EchoClient.Tcp(port))
+            Assert.Equal("warm", first.Ask("warm"));
+        // Every idle connection backend holds a ticket (the acceptor publishes the number after sending them).
+        Lifecycle.MetricsTests.WaitForMetrics(pm, m => m["postmaster_connection_backends_accepting"] >= 3 && m["postmaster_connections"] == 0,
+            "three idle connection backends accepting");
+        var clients = new List<EchoClient>();
+        pm.SignalPostmaster(UnixSignal.SIGSTOP);
+        try
+        {
+            // The postmaster cannot run now: each of these is accepted and served by an idle backend on its own.
+            clients.Add(EchoClient.Tcp(port));
+            clients.Add(EchoClient.Tcp(port, System.Net.IPAddress.Loopback));
+            clients.Add(EchoClient.Unix(Path.Combine(pm.DataDirectory, $".s.POSTMASTER.{port}")));
+            for (int i = 0; i < clients.Count; i++)
+                Assert.Equal($"while stopped {i}", clients[i].Ask($"while stopped {i}"));
+            Assert.Equal(3, clients.Select(c => c.Session.Pid).Distinct().Count());
+        }
+        finally
+        {
+            pm.SignalPostmaster(UnixSignal.SIGCONT);
+        }
+        var after = Lifecycle.MetricsTests.WaitForMetrics(pm, m => m["postmaster_connections"] == 3, "the three sessions counted");
+        Assert.True(after["postmaster_connections_direct_total"] >= 3, "accepted by the backends themselves");
+        Assert.Equal(4, after["postmaster_connections_accepted_total"]);
+        foreach (var c in clients)
+        {
+            var row = pm.Status().Backends.Single(b => b.Pid == c.Session.Pid);
+            Assert.Equal(c.Session.Id, row.Session!.Id); // shown in status like a handed-over session
+        }
+        clients.ForEach(c => c.Dispose());
+        // Sessions over: new ones are served again, and with no ticket out (all backends busy) the acceptor hands over.
+        var held = Enumerable.Range(0, 6).Select(_ => EchoClient.Tcp(port)).ToList();
+        try
+        {
+            for (int i = 0; i < held.Count; i++)
+                Assert.Equal($"held {i}", held[i].Ask($"held {i}"));
+        }
+        finally
+        {
+            held.ForEach(c => c.Dispose());
+        }
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
     public void Over_max_connections_a_connection_is_refused_and_the_next_one_after_a_session_ends_is_served()
     {
         int port = EchoClient.FreePort();

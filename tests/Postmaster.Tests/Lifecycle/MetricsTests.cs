@@ -163,7 +163,7 @@ public sealed class MetricsTests
         pm.Stop();
     }
 
-    private static Dictionary<string, double> WaitForMetrics(PostmasterCluster pm, Func<Dictionary<string, double>, bool> condition, string what)
+    internal static Dictionary<string, double> WaitForMetrics(PostmasterCluster pm, Func<Dictionary<string, double>, bool> condition, string what)
     {
         Dictionary<string, double>? last = null;
         pm.WaitUntil(() =>

@@ -31,6 +31,8 @@ public sealed class InstanceCountersTests : IDisposable
         Assert.Equal(56, Offset(nameof(InstanceCounters.Layout.BackendStartNanos)));
         Assert.Equal(64, Offset(nameof(InstanceCounters.Layout.Buckets)));
         Assert.Equal(11, InstanceCounters.StartBucketCount);
+        Assert.Equal(168, Offset(nameof(InstanceCounters.Layout.ConnectionsDirect)));
+        Assert.Equal(176, Offset(nameof(InstanceCounters.Layout.ConnectionTickets)));
     }
 
     [Fact]
@@ -40,9 +42,11 @@ public sealed class InstanceCountersTests : IDisposable
         Assert.True(counters is not null, problem);
         Assert.Equal(new RecoveryTotals(0, 0), counters.Recovery);
         counters.PublishRecovery(new RecoveryTotals(3, 17));
-        counters.PublishConnections(40, 2);
+        counters.PublishConnections(40, 2, 31);
+        counters.PublishTickets(3);
         Assert.Equal(new RecoveryTotals(3, 17), InstanceCounters.Require(_pm.Main.Index).Recovery);
         Assert.Equal((40L, 2L), InstanceCounters.Require(_pm.Main.Index).Connections);
+        Assert.Equal((31L, 3L), InstanceCounters.Require(_pm.Main.Index).DirectConnections);
 
         _pm.Main.Index.TryFind(InstanceCounters.Name, out var region);
         uint magic = region.Ref<uint>(0);
@@ -53,7 +57,7 @@ public sealed class InstanceCountersTests : IDisposable
         region.Ref<uint>(0) = magic;
         region.Ref<long>(8) = 100;
         Assert.Null(InstanceCounters.Open(_pm.Main.Index, out problem));
-        Assert.Contains("layout version 1, size 100", problem);
+        Assert.Contains("layout version 2, size 100", problem);
     }
 
     [Fact]
