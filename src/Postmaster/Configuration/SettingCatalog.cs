@@ -133,8 +133,9 @@ public static class SettingCatalog
             Description = "worker serving client connections (Assembly.dll:Namespace.Type); empty = none",
             Documentation = "A type implementing `IConnectionWorker` or `IAsyncConnectionWorker` (`Postmaster.Workers`). "
                 + "When it is set, the postmaster listens on `listen_addresses`/`port` and `unix_socket_directories` "
-                + "before it reports ready, accepts every connection itself and hands it to a connection backend "
-                + "(a parked one when there is one, else a new one). When it is empty, nothing listens.",
+                + "before it reports ready. Each connection is served by a connection backend: an idle one accepts it "
+                + "itself, or, when none is idle, the postmaster accepts it and hands it to a new one "
+                + "(docs/architecture.md, \"Client connections\"). When it is empty, nothing listens.",
         },
         new()
         {
