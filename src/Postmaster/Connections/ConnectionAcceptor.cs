@@ -481,6 +481,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             switch (buf[0])
             {
                 case ReadyMessage when n == 1:
+                    c.Ticket = 0; // a backend says ready only without a ticket (it used it, or never had one)
                     if (c.Busy)
                     {
                         c.Busy = false;
