@@ -93,6 +93,10 @@ internal sealed unsafe class SharedArea
     /// <summary>True once any process destroyed the area.</summary>
     public bool IsDestroyed => _destroyedHere || (Volatile.Read(ref _detached) == 0 && Volatile.Read(ref _control->Destroyed) != 0);
 
+    /// <summary>The control's destroyed flag (non-zero once any process destroyed the area), for lock-free readers that
+    /// check it on every operation; read only while this process has the area attached.</summary>
+    internal int* DestroyedFlag => &_control->Destroyed;
+
     /// <summary>The control, for readers of its fields: refuses once this process detached the area (its memory may
     /// be unmapped).</summary>
     private AreaControl* Control

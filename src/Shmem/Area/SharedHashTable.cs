@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Postmaster.Shmem.Errors;
@@ -9,7 +10,8 @@ namespace Postmaster.Shmem.Area;
 /// <summary>
 /// Header of a <see cref="SharedHashTable"/>'s control block (a block of its area). ABI: any layout change bumps
 /// <see cref="CurrentLayoutVersion"/>. Immutable after creation except <see cref="SizeLog2"/>, <see cref="Buckets"/>
-/// and <see cref="Resizes"/> (protected by: every partition lock, exclusively) and <see cref="Destroyed"/>.
+/// <see cref="Generation"/> and <see cref="Resizes"/> (protected by: every partition lock, exclusively) and
+/// <see cref="Destroyed"/>.
 /// Followed by <see cref="HashTablePartition"/>s.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = Size)]
@@ -17,7 +19,7 @@ internal struct HashTableHeader
 {
     public const int Size = 64;
     public const uint ExpectedMagic = 0x5448_4D50; // "PMHT" little-endian
-    public const uint CurrentLayoutVersion = 2; // 2: partition versions for lock-free readers
+    public const uint CurrentLayoutVersion = 3; // 2: partition versions for lock-free readers; 3: inline bucket slots, generation, one-round 8-byte hash
 
     [FieldOffset(0)] public uint Magic;
     [FieldOffset(4)] public uint LayoutVersion;
@@ -26,10 +28,12 @@ internal struct HashTableHeader
     [FieldOffset(20)] public int Partitions;     // = SharedHashTable.PartitionCount when written
     [FieldOffset(24)] public int SizeLog2;       // buckets = 1 << SizeLog2; never below log2(Partitions)
     [FieldOffset(28)] public int TrancheId;      // the partition locks' tranche
-    [FieldOffset(32)] public ulong Buckets;      // area pointer to ulong[1 << SizeLog2]: each the first item of a chain
+    [FieldOffset(32)] public ulong Buckets;      // area pointer to the slots: (1 << SizeLog2) of (1 << SlotShift) bytes
     [FieldOffset(40)] public int MaxKeyLength;
     [FieldOffset(44)] public int Destroyed;      // 1 once destroyed
-    [FieldOffset(48)] public long Resizes;       // times the bucket array doubled
+    [FieldOffset(48)] public long Generation;    // +1 at every resize and at destroy: a cached bucket array is current while unchanged
+    [FieldOffset(56)] public int Resizes;        // times the bucket array doubled
+    [FieldOffset(60)] public int SlotShift;      // log2 of a bucket slot's bytes: 3 (a chain pointer) or 6 (and 3 inline entries)
 }
 
 /// <summary>One partition: its lock, its item count and its version, two cache lines so that partitions never share
@@ -47,19 +51,24 @@ internal struct HashTablePartition
 
 /// <summary>
 /// A concurrent hash table in a <see cref="SharedArea"/> (PostgreSQL's dshash.c): byte keys (all of one size, or of
-/// any size up to <see cref="MaxKeyLength"/>) and values of any size, in items allocated from the area and chained from
-/// a bucket array. The table is split in <see cref="PartitionCount"/> partitions by the hash's top bits, each with its
-/// own LWLock; a bucket always belongs to one partition (the bucket index is the hash's top <c>SizeLog2</c> bits), so
-/// operations on different partitions never contend. Reads take no lock at all when they can: they walk the chain
-/// optimistically and keep the result only if the partition's <see cref="HashTablePartition.Version"/> did not change
-/// meanwhile (a sequence lock; every pointer is bounds-checked and every walk bounded, so reading memory a writer is
-/// changing or has freed is harmless), falling back to the shared partition lock after a few attempts. A read thus
-/// never writes shared memory and never issues an atomic instruction, which is what lets misses of successive reads
-/// overlap. When a partition holds more than three quarters of its bucket
-/// count, the table doubles its bucket array while holding every partition lock (PostgreSQL's resize: rare, and
-/// proportional to the items).
-/// <para><b>Item.</b> <c>[next 8][hash 4][key length 4][value length 4][value capacity 4][key, padded to 8][value]</c>. A
-/// value is rewritten in place when the new one fits the item's block, otherwise the item is replaced.</para>
+/// any size up to <see cref="MaxKeyLength"/>) and values of any size, chained from a bucket array. The table is split
+/// in <see cref="PartitionCount"/> partitions by the hash's top bits, each with its own LWLock; a bucket always belongs
+/// to one partition (the bucket index is the hash's top <c>SizeLog2</c> bits), so operations on different partitions
+/// never contend. Reads take no lock at all when they can: they walk the chain optimistically and keep the result only
+/// if the partition's <see cref="HashTablePartition.Version"/> did not change meanwhile (a sequence lock; every pointer
+/// is bounds-checked and every walk bounded, so reading memory a writer is changing or has freed is harmless), falling
+/// back to the shared partition lock after a few attempts. A read thus never writes shared memory and never issues an
+/// atomic instruction, which is what lets misses of successive reads overlap. When a partition holds more than three
+/// quarters of its bucket count, the table doubles its bucket array while holding every partition lock (PostgreSQL's
+/// resize: rare, and proportional to the items).
+/// <para><b>Slots.</b> A table of fixed keys of at most <see cref="InlineKeyMax"/> bytes has bucket slots of one
+/// cache line, 64 bytes: <c>[chain 8][3 × value length + 1, 0 = empty: 1 each][5 zero][3 × (key zero-padded 8, value
+/// 8)]</c>, so that up to three keys per bucket with values of at most <see cref="InlineValueMax"/> bytes live in the
+/// bucket array itself (a find is one cache miss, not two); other keys of the bucket are chained items. Such a table
+/// doubles at 1.5 keys per bucket (half its inline capacity) rather than 0.75. Other tables have 8-byte slots (the
+/// chain only).</para>
+/// <para><b>Item.</b> <c>[next 8][hash 4][key length 4][value length 4][value capacity 4][key, padded to 8][value]</c>, one
+/// area block. A value is rewritten in place when the new one fits the item's block, otherwise the item is replaced.</para>
 /// <para><b>Crash semantics.</b> Every operation runs under its partition's lock (and takes the area lock to allocate
 /// or free), so a process killed inside one makes the supervisor restart the instance; killed between operations, it
 /// is reconciled and the table stays consistent. An in-place update runs the caller's code under the lock: a death
@@ -77,15 +86,37 @@ internal sealed unsafe class SharedHashTable
     /// <summary>Item header bytes before the key.</summary>
     public const int ItemHeaderSize = 24;
 
+    /// <summary>Fixed keys of at most this many bytes get inline bucket slots.</summary>
+    public const int InlineKeyMax = 8;
+
+    /// <summary>Values of at most this many bytes can live in an inline bucket slot.</summary>
+    public const int InlineValueMax = 8;
+
+    /// <summary>Bytes of an inline bucket slot (a cache line).</summary>
+    public const int InlineSlotSize = 64;
+
+    /// <summary>Entries of an inline bucket slot.</summary>
+    public const int InlineEntries = 3;
+
+    private const int PlainSlotShift = 3;
+    private const int InlineSlotShift = 6;
+    private const int SlotMetas = 8;     // inline slot: a byte per entry, 0 empty, else its value's length + 1
+    private const int SlotEntries = 16;  // inline slot: entry i at 16 + 16 i, [key zero-padded to 8][value 8]
+    private const int EntrySize = 16;
+
     private const int InitialSizeLog2 = 10;   // 1024 buckets, 8 per partition
-    private const int MaxSizeLog2 = 26;       // 64 M buckets: a 512 MB bucket array
+    private const int MaxSizeLog2 = 26;       // 64 M 8-byte slots: a 512 MB bucket array (16 M inline slots)
     private const long ControlSize = HashTableHeader.Size + (long)PartitionCount * HashTablePartition.Size;
 
     private readonly SharedArea _area;
     private readonly LockOwner _owner;
     private readonly HashTableHeader* _header;
     private readonly HashTablePartition* _partitions;
+    private readonly int* _areaDestroyed;
     private readonly LWLockHandle[] _locks = new LWLockHandle[PartitionCount];
+    private readonly int _slotShift;
+    private readonly bool _inline;
+    private readonly int _maxSizeLog2;
 
     private SharedHashTable(SharedArea area, AreaPointer control)
     {
@@ -98,11 +129,15 @@ internal sealed unsafe class SharedHashTable
             throw new ShmemCorruptException($"shared hash table {control} of {area} is not valid", problem);
         _header = (HashTableHeader*)region.Base;
         _partitions = (HashTablePartition*)(region.Base + HashTableHeader.Size);
+        _areaDestroyed = area.DestroyedFlag;
         var segment = area.LockSegment(control);
         for (int i = 0; i < PartitionCount; i++)
             _locks[i] = segment.Lock(control.Offset + HashTableHeader.Size + (long)i * HashTablePartition.Size);
         KeySize = _header->KeySize;
         MaxKeyLength = _header->MaxKeyLength;
+        _slotShift = _header->SlotShift;
+        _inline = _slotShift == InlineSlotShift;
+        _maxSizeLog2 = MaxLog2For(_slotShift);
     }
 
     /// <summary>Where the table's control block is in its area: give it to other processes (with the area's handle)
@@ -118,6 +153,9 @@ internal sealed unsafe class SharedHashTable
     public int KeySize { get; }
 
     public int MaxKeyLength { get; }
+
+    /// <summary>True when the bucket slots hold an entry each (fixed keys of at most <see cref="InlineKeyMax"/> bytes).</summary>
+    public bool HasInlineSlots => _inline;
 
     /// <summary>Items now (the sum of the partitions' counts, read without locks).</summary>
     public long Count
@@ -162,11 +200,12 @@ internal sealed unsafe class SharedHashTable
         if (keySize == 0 && (maxKeyLength < 1 || maxKeyLength > 1 << 20))
             throw new ArgumentOutOfRangeException(nameof(maxKeyLength), maxKeyLength, "the longest key of a shared hash table must be 1 to 1048576 bytes");
         int tranche = area.Tranches.Register(area.Owner, TrancheName);
+        int slotShift = keySize is >= 1 and <= InlineKeyMax ? InlineSlotShift : PlainSlotShift;
         var control = area.Allocate(ControlSize, zero: true);
         AreaPointer buckets = AreaPointer.Null;
         try
         {
-            buckets = area.Allocate(sizeof(ulong) << InitialSizeLog2, zero: true);
+            buckets = area.Allocate(1L << (InitialSizeLog2 + slotShift), zero: true);
             var region = area.Region(control, ControlSize);
             ref var h = ref region.Ref<HashTableHeader>(0);
             h.LayoutVersion = HashTableHeader.CurrentLayoutVersion;
@@ -177,6 +216,7 @@ internal sealed unsafe class SharedHashTable
             h.SizeLog2 = InitialSizeLog2;
             h.TrancheId = tranche;
             h.Buckets = buckets.Value;
+            h.SlotShift = slotShift;
             var segment = area.LockSegment(control);
             for (int i = 0; i < PartitionCount; i++)
                 segment.InitializeLock(control.Offset + HashTableHeader.Size + (long)i * HashTablePartition.Size, tranche);
@@ -202,6 +242,8 @@ internal sealed unsafe class SharedHashTable
         return new SharedHashTable(area, control);
     }
 
+    private static int MaxLog2For(int slotShift) => MaxSizeLog2 - (slotShift - PlainSlotShift);
+
     private static string? Validate(ShmemRegion region)
     {
         ref var h = ref region.Ref<HashTableHeader>(0);
@@ -211,7 +253,10 @@ internal sealed unsafe class SharedHashTable
             return $"The table has layout version {h.LayoutVersion}; this build reads version {HashTableHeader.CurrentLayoutVersion}.";
         if (h.StructSize != ControlSize || h.Partitions != PartitionCount)
             return $"The table says {h.StructSize} bytes and {h.Partitions} partitions; this build expects {ControlSize} and {PartitionCount}.";
-        if (h.SizeLog2 < PartitionBits || h.SizeLog2 > MaxSizeLog2 || h.KeySize < 0 || h.MaxKeyLength < 1)
+        bool inlineKeys = h.KeySize is >= 1 and <= InlineKeyMax;
+        if (h.SlotShift != (inlineKeys ? InlineSlotShift : PlainSlotShift))
+            return $"The table has slots of 2^{h.SlotShift} bytes for keys of {h.KeySize} bytes.";
+        if (h.SizeLog2 < PartitionBits || h.SizeLog2 > MaxLog2For(h.SlotShift) || h.KeySize < 0 || h.MaxKeyLength < 1)
             return $"The table has 2^{h.SizeLog2} buckets, key size {h.KeySize}, longest key {h.MaxKeyLength}.";
         return null;
     }
@@ -220,11 +265,8 @@ internal sealed unsafe class SharedHashTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Hash(ReadOnlySpan<byte> key)
     {
-        if (key.Length == 8) // the common fixed size: the loop below, unrolled (the same value)
-        {
-            ulong x = Mix(Mix(0x9E37_79B9_7F4A_7C15UL ^ 8UL ^ BinaryPrimitives.ReadUInt64LittleEndian(key)) ^ 0xFF51_AFD7_ED55_8CCDUL);
-            return (uint)(x ^ (x >> 32));
-        }
+        if (key.Length == 8) // the common fixed size: one round of the finaliser (the high half is well mixed)
+            return (uint)(Mix(BinaryPrimitives.ReadUInt64LittleEndian(key) ^ 0x9E37_79B9_7F4A_7C15UL) >> 32);
         return HashAny(key);
     }
 
@@ -250,6 +292,17 @@ internal sealed unsafe class SharedHashTable
         return x ^ (x >> 29);
     }
 
+    /// <summary>A fixed key of at most 8 bytes as the zero-padded word an inline slot stores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong KeyWord(ReadOnlySpan<byte> key)
+    {
+        if (key.Length == 8)
+            return BinaryPrimitives.ReadUInt64LittleEndian(key);
+        ulong word = 0;
+        key.CopyTo(new Span<byte>(&word, key.Length));
+        return word;
+    }
+
     /// <summary>Copies the value of <paramref name="key"/> into <paramref name="destination"/> (as much as fits) and
     /// returns its length, or -1 when the key is absent: optimistically without a lock, else under the shared
     /// partition lock. <paramref name="destination"/> may be written more than once.</summary>
@@ -257,23 +310,41 @@ internal sealed unsafe class SharedHashTable
     {
         CheckKey(key);
         uint hash = Hash(key);
-        int partition = (int)(hash >> (32 - PartitionBits));
-        for (int attempt = 0; attempt < OptimisticAttempts; attempt++)
+        var view = _view;
+        if (view is not null)
         {
-            int found = TryReadOptimistic(key, hash, partition, destination);
+            int found = TryReadOptimistic(key, hash, destination, view);
             if (found != Retry)
                 return found;
         }
+        return ReadSlow(key, hash, destination);
+    }
+
+    /// <summary>The read after a first optimistic attempt failed (or there was no bucket view yet): a few more
+    /// attempts with a fresh view, then the shared partition lock.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ReadSlow(ReadOnlySpan<byte> key, uint hash, Span<byte> destination)
+    {
+        for (int attempt = 1; attempt < OptimisticAttempts; attempt++)
+        {
+            var view = CurrentView();
+            if (view is null)
+                break;
+            int found = TryReadOptimistic(key, hash, destination, view);
+            if (found != Retry)
+                return found;
+        }
+        int partition = (int)(hash >> (32 - PartitionBits));
         ref readonly var lk = ref _locks[partition];
         _owner.Acquire(in lk, LWLockMode.Shared);
         try
         {
             CheckNotDestroyed();
-            byte* item = Find(key, hash, out _);
-            if (item == null)
+            byte* found = Find(key, hash, partition, out byte* slot, out ulong* link);
+            if (found == null)
                 return -1;
-            int length = ValueLength(item);
-            new ReadOnlySpan<byte>(ValueOf(item, key.Length), Math.Min(length, destination.Length)).CopyTo(destination);
+            int length = ValueLengthAt(found, slot, link);
+            new ReadOnlySpan<byte>(ValueAt(found, link, key.Length), Math.Min(length, destination.Length)).CopyTo(destination);
             return length;
         }
         finally
@@ -286,32 +357,101 @@ internal sealed unsafe class SharedHashTable
     private const int OptimisticAttempts = 4;
     private const int MaxOptimisticSteps = 256;
 
-    /// <summary>One lock-free read: the value's length (-1: absent) if the partition's version was even and unchanged
-    /// across the walk, else <see cref="Retry"/>. Never throws for what it reads: a pointer that does not resolve in
-    /// this process's mapped segments, an impossible length or a long walk is a retry (the locked path decides).</summary>
-    private int TryReadOptimistic(ReadOnlySpan<byte> key, uint hash, int partition, Span<byte> destination)
+    /// <summary>This process's view of the current bucket array: the table's <see cref="HashTableHeader.Generation"/>
+    /// when it was resolved, its address here (bounds-checked once, as a whole, against its mapped segment) and the
+    /// shift from a hash to a bucket index. One object, replaced whole: a reader reads it once and sees it consistent.
+    /// A stale view is harmless: a reader checks the generation inside its sequence-lock window.</summary>
+    private sealed class BucketsView(long generation, nint slots, int shift)
     {
-        ref long version = ref _partitions[partition].Version;
+        public readonly long Generation = generation;
+        public readonly nint Slots = slots;
+        public readonly int Shift = shift;
+    }
+
+    private BucketsView? _view;
+
+    /// <summary>The view of the current bucket array, resolving it again after a resize; null when it cannot be
+    /// resolved now (a resize is under way, the table or the area is destroyed, or the array is in a segment this
+    /// process has not mapped yet: the locked path maps it).</summary>
+    private BucketsView? CurrentView()
+    {
+        var view = _view;
+        if (view is not null && view.Generation == Volatile.Read(ref _header->Generation))
+            return view;
+        ref long version = ref _partitions[0].Version; // a resize or a destroy changes every partition's version
         long before = Volatile.Read(ref version);
-        if ((before & 1) != 0 || _header->Destroyed != 0 || _area.IsDestroyed)
-            return Retry; // the locked path reports a destroyed table or area
+        if ((before & 1) != 0 || _header->Destroyed != 0 || *_areaDestroyed != 0)
+            return null;
+        long generation = _header->Generation;
         int log2 = _header->SizeLog2;
-        ulong bucketsValue = _header->Buckets;
-        ulong* buckets;
-        var cache = _bucketsCache; // this process's last resolved bucket array (one object: read once, consistent)
-        if (cache is not null && cache.Value == bucketsValue && cache.Log2 == log2)
-            buckets = cache.Address;
+        ulong buckets = _header->Buckets;
+        Volatile.ReadBarrier();
+        if (Volatile.Read(ref version) != before || log2 < PartitionBits || log2 > _maxSizeLog2)
+            return null;
+        byte* slots = _area.TryAddress(new AreaPointer(buckets), 1L << (log2 + _slotShift));
+        if (slots == null)
+            return null;
+        view = new BucketsView(generation, (nint)slots, 32 - log2);
+        _view = view;
+        return view;
+    }
+
+    /// <summary>One lock-free read: the value's length (-1: absent) if the partition's version was even and unchanged
+    /// across the walk and <paramref name="view"/> is current, else <see cref="Retry"/>. Never throws for what it
+    /// reads: an inline length out of range, a pointer that does not resolve in this process's mapped segments, an
+    /// impossible length or a long walk is a retry (the locked path decides).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TryReadOptimistic(ReadOnlySpan<byte> key, uint hash, Span<byte> destination, BucketsView view)
+    {
+        ref long version = ref _partitions[hash >> (32 - PartitionBits)].Version;
+        long before = Volatile.Read(ref version);
+        if (((int)before & 1) != 0 || _header->Generation != view.Generation || *_areaDestroyed != 0)
+            return Retry; // changing, resized or destroyed (the locked path reports a destroyed table or area)
+        byte* slot = (byte*)view.Slots + ((nuint)(hash >> view.Shift) << _slotShift); // in the array: checked with the view
+        int result;
+        int hits = _inline ? InlineHits(slot, KeyWord(key)) : 0;
+        if (hits != 0)
+        {
+            int entry = BitOperations.TrailingZeroCount(hits);
+            result = slot[SlotMetas + entry] - 1;
+            if (result > InlineValueMax)
+                return Retry;
+            CopyValue(slot + SlotEntries + entry * EntrySize + 8, result, destination);
+        }
         else
         {
-            if (log2 < PartitionBits || log2 > MaxSizeLog2)
+            result = TryWalkOptimistic(*(ulong*)slot, key, hash, destination);
+            if (result == Retry)
                 return Retry;
-            buckets = (ulong*)_area.TryAddress(new AreaPointer(bucketsValue), (1L << log2) * sizeof(ulong));
-            if (buckets == null)
-                return Retry;
-            _bucketsCache = new BucketsCache(bucketsValue, log2, buckets); // verified to lie in a mapped segment
         }
-        int result = -1;
-        ulong next = buckets[hash >> (32 - log2)];
+        Volatile.ReadBarrier(); // the walk's loads complete before the version is read again
+        return Volatile.Read(ref version) == before ? result : Retry;
+    }
+
+    /// <summary>A bit per live entry of an inline slot whose key is <paramref name="key"/> (at most one when the
+    /// slot is consistent), computed without branches so that a find mispredicts nothing whichever entry holds it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int InlineHits(byte* slot, ulong key)
+    {
+        bool e0 = (*(ulong*)(slot + SlotEntries) == key) & (slot[SlotMetas] != 0);
+        bool e1 = (*(ulong*)(slot + SlotEntries + EntrySize) == key) & (slot[SlotMetas + 1] != 0);
+        bool e2 = (*(ulong*)(slot + SlotEntries + 2 * EntrySize) == key) & (slot[SlotMetas + 2] != 0);
+        return *(byte*)&e0 | (*(byte*)&e1 << 1) | (*(byte*)&e2 << 2); // a bool is 0 or 1: no branch, unlike ?:
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyValue(byte* value, int length, Span<byte> destination)
+    {
+        int copy = Math.Min(length, destination.Length);
+        if (copy == 8)
+            Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(destination), *(ulong*)value);
+        else
+            new ReadOnlySpan<byte>(value, copy).CopyTo(destination);
+    }
+
+    /// <summary>The optimistic walk of a chain of items (see <see cref="TryReadOptimistic"/>).</summary>
+    private int TryWalkOptimistic(ulong next, ReadOnlySpan<byte> key, uint hash, Span<byte> destination)
+    {
         int keyLength = key.Length;
         for (int steps = 0; next != 0; steps++)
         {
@@ -325,34 +465,15 @@ internal sealed unsafe class SharedHashTable
             {
                 int length = ValueLength(item);
                 int copy = Math.Min(length, destination.Length);
-                if (length < 0 || (copy > 0 && _area.TryAddress(new AreaPointer(next), ItemHeaderSize + Align8(keyLength) + (long)copy) == null))
+                if (length < 0 || length > ValueCapacity(item) || (copy > 0 && _area.TryAddress(new AreaPointer(next), ItemHeaderSize + Align8(keyLength) + (long)copy) == null))
                     return Retry;
-                byte* value = ValueOf(item, keyLength);
-                if (copy == 8)
-                    BinaryPrimitives.WriteUInt64LittleEndian(destination, *(ulong*)value);
-                else
-                    new ReadOnlySpan<byte>(value, copy).CopyTo(destination);
-                result = length;
-                break;
+                CopyValue(ValueOf(item, keyLength), copy, destination);
+                return length;
             }
             next = *(ulong*)item;
         }
-        Volatile.ReadBarrier(); // the walk's loads complete before the version is read again
-        return Volatile.Read(ref version) == before ? result : Retry;
+        return -1;
     }
-
-    /// <summary>A bucket array this process resolved and bounds-checked: (its pointer value, its size) → its address
-    /// here. Valid while the area is mapped here; a stale entry is harmless (the version check rejects what it reads).</summary>
-    private sealed record BucketsCache(ulong Value, int Log2, nint AddressValue)
-    {
-        public BucketsCache(ulong value, int log2, ulong* address) : this(value, log2, (nint)address)
-        {
-        }
-
-        public ulong* Address => (ulong*)AddressValue;
-    }
-
-    private BucketsCache? _bucketsCache;
 
     /// <summary>Marks the start of a change to <paramref name="partition"/>'s chains or values (its lock held
     /// exclusively): lock-free readers retry until <see cref="EndChange"/>.</summary>
@@ -423,25 +544,53 @@ internal sealed unsafe class SharedHashTable
         try
         {
             CheckNotDestroyed();
-            byte* item = Find(key, hash, out ulong* link);
-            if (item != null)
+            byte* found = Find(key, hash, partition, out byte* slot, out ulong* link);
+            if (found != null)
             {
                 if (mode == WriteMode.AddOnly)
                     return WriteResult.Unchanged;
                 if (mode == WriteMode.ReplaceIfEqual
-                    && !new ReadOnlySpan<byte>(ValueOf(item, key.Length), ValueLength(item)).SequenceEqual(comparison))
+                    && !new ReadOnlySpan<byte>(ValueAt(found, link, key.Length), ValueLengthAt(found, slot, link)).SequenceEqual(comparison))
                     return WriteResult.Unchanged;
-                int capacity = ValueCapacity(item);
+                if (link == null) // inline
+                {
+                    byte* meta = MetaOf(slot, found);
+                    if (value.Length <= InlineValueMax)
+                    {
+                        BeginChange(partition);
+                        value.CopyTo(new Span<byte>(found + 8, value.Length));
+                        *meta = (byte)(value.Length + 1);
+                        EndChange(partition);
+                        return WriteResult.Replaced;
+                    }
+                    var moved = NewItem(key, hash, value, next: *(ulong*)slot); // too large for the slot: an item
+                    BeginChange(partition);
+                    *(ulong*)slot = moved.Value;
+                    *meta = 0;
+                    EndChange(partition);
+                    return WriteResult.Replaced;
+                }
+                int capacity = ValueCapacity(found);
                 if (value.Length <= capacity && (capacity <= 1024 || value.Length >= capacity / 4))
                 {
                     BeginChange(partition);
-                    value.CopyTo(new Span<byte>(ValueOf(item, key.Length), value.Length));
-                    SetValueLength(item, value.Length);
+                    value.CopyTo(new Span<byte>(ValueOf(found, key.Length), value.Length));
+                    SetValueLength(found, value.Length);
                     EndChange(partition);
                     return WriteResult.Replaced;
                 }
                 var old = new AreaPointer(*link);
-                var replacement = NewItem(key, hash, value, next: *(ulong*)item); // allocated before anything changes
+                int free = _inline && value.Length <= InlineValueMax ? FreeEntry(slot) : -1;
+                if (free >= 0)
+                {
+                    BeginChange(partition); // the item's value shrank to fit an empty inline entry: move it there
+                    *link = *(ulong*)found;
+                    WriteInline(slot, free, key, value);
+                    EndChange(partition);
+                    _area.Free(old);
+                    return WriteResult.Replaced;
+                }
+                var replacement = NewItem(key, hash, value, next: *(ulong*)found); // allocated before anything changes
                 BeginChange(partition);
                 *link = replacement.Value;
                 EndChange(partition);
@@ -450,14 +599,23 @@ internal sealed unsafe class SharedHashTable
             }
             if (mode == WriteMode.ReplaceIfEqual)
                 return WriteResult.Unchanged;
+            int empty = _inline && value.Length <= InlineValueMax ? FreeEntry(slot) : -1;
+            if (empty >= 0)
+            {
+                BeginChange(partition);
+                WriteInline(slot, empty, key, value);
+                EndChange(partition);
+            }
+            else
+            {
+                var made = NewItem(key, hash, value, next: *(ulong*)slot);
+                BeginChange(partition);
+                *(ulong*)slot = made.Value;
+                EndChange(partition);
+            }
             int log2 = _header->SizeLog2;
-            ulong* bucket = BucketFor(hash, log2);
-            var made = NewItem(key, hash, value, next: *bucket);
-            BeginChange(partition);
-            *bucket = made.Value;
-            EndChange(partition);
             long count = ++_partitions[partition].Count;
-            if (count > MaxPerPartition(log2) && log2 < MaxSizeLog2)
+            if (count > MaxPerPartition(log2, _inline) && log2 < _maxSizeLog2)
                 resizeFrom = log2;
         }
         finally
@@ -468,6 +626,29 @@ internal sealed unsafe class SharedHashTable
             Resize(resizeFrom);
         return WriteResult.Inserted;
     }
+
+    /// <summary>Writes inline entry <paramref name="entry"/> of <paramref name="slot"/> (inside a change of its
+    /// partition).</summary>
+    private static void WriteInline(byte* slot, int entry, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        byte* e = slot + SlotEntries + entry * EntrySize;
+        *(ulong*)e = KeyWord(key);
+        *(ulong*)(e + 8) = 0;
+        value.CopyTo(new Span<byte>(e + 8, value.Length));
+        slot[SlotMetas + entry] = (byte)(value.Length + 1);
+    }
+
+    /// <summary>The first empty entry of an inline slot, or -1.</summary>
+    private static int FreeEntry(byte* slot)
+    {
+        for (int i = 0; i < InlineEntries; i++)
+            if (slot[SlotMetas + i] == 0)
+                return i;
+        return -1;
+    }
+
+    /// <summary>The length byte of inline entry <paramref name="entry"/> of <paramref name="slot"/>.</summary>
+    private static byte* MetaOf(byte* slot, byte* entry) => slot + SlotMetas + (int)((entry - slot - SlotEntries) / EntrySize);
 
     /// <summary>Removes <paramref name="key"/>; false when absent.</summary>
     public bool Remove(ReadOnlySpan<byte> key)
@@ -480,12 +661,20 @@ internal sealed unsafe class SharedHashTable
         try
         {
             CheckNotDestroyed();
-            byte* item = Find(key, hash, out ulong* link);
-            if (item == null)
+            byte* found = Find(key, hash, partition, out byte* slot, out ulong* link);
+            if (found == null)
                 return false;
+            if (link == null) // inline
+            {
+                BeginChange(partition);
+                *MetaOf(slot, found) = 0;
+                EndChange(partition);
+                _partitions[partition].Count--;
+                return true;
+            }
             var pointer = new AreaPointer(*link);
             BeginChange(partition);
-            *link = *(ulong*)item;
+            *link = *(ulong*)found;
             EndChange(partition);
             _partitions[partition].Count--;
             _area.Free(pointer);
@@ -513,13 +702,13 @@ internal sealed unsafe class SharedHashTable
         try
         {
             CheckNotDestroyed();
-            byte* item = Find(key, hash, out _);
-            if (item == null)
+            byte* found = Find(key, hash, partition, out byte* slot, out ulong* link);
+            if (found == null)
                 return false;
             BeginChange(partition);
             try
             {
-                update(new Span<byte>(ValueOf(item, key.Length), ValueLength(item)), state);
+                update(new Span<byte>(ValueAt(found, link, key.Length), ValueLengthAt(found, slot, link)), state);
             }
             finally
             {
@@ -556,15 +745,27 @@ internal sealed unsafe class SharedHashTable
             CheckNotDestroyed();
             int log2 = _header->SizeLog2;
             long perPartition = 1L << (log2 - PartitionBits);
-            ulong* buckets = (ulong*)_area.Address(new AreaPointer(_header->Buckets));
+            byte* slots = Slots(log2);
+            long limit = ChainLimit(partition);
             for (long b = partition * perPartition; b < (partition + 1) * perPartition; b++)
             {
-                for (ulong next = buckets[b]; next != 0;)
+                byte* slot = slots + (b << _slotShift);
+                for (int i = 0; _inline && i < InlineEntries; i++)
                 {
-                    byte* item = _area.Address(new AreaPointer(next));
+                    byte* entry = slot + SlotEntries + i * EntrySize;
+                    if (slot[SlotMetas + i] != 0)
+                        into.Add(new(new ReadOnlySpan<byte>(entry, KeySize).ToArray(),
+                            new ReadOnlySpan<byte>(entry + 8, InlineLength(slot, entry)).ToArray()));
+                }
+                long steps = 0;
+                for (ulong next = *(ulong*)slot; next != 0;)
+                {
+                    byte* item = CheckedItem(next, ref steps, limit);
                     int keyLength = KeyLength(item);
+                    if (keyLength < 1 || keyLength > MaxKeyLength)
+                        throw Corrupt($"an item has a key of {keyLength} bytes");
                     into.Add(new(new ReadOnlySpan<byte>(item + ItemHeaderSize, keyLength).ToArray(),
-                        new ReadOnlySpan<byte>(ValueOf(item, keyLength), ValueLength(item)).ToArray()));
+                        new ReadOnlySpan<byte>(ValueOf(item, keyLength), CheckedValueLength(next, item, keyLength)).ToArray()));
                     next = *(ulong*)item;
                 }
             }
@@ -587,22 +788,25 @@ internal sealed unsafe class SharedHashTable
         try
         {
             CheckNotDestroyed();
-            long buckets = 1L << _header->SizeLog2;
-            ulong* array = (ulong*)_area.Address(new AreaPointer(_header->Buckets));
+            int log2 = _header->SizeLog2;
+            long buckets = 1L << log2;
+            byte* slots = Slots(log2);
             for (long b = 0; b < buckets; b++)
             {
-                for (ulong next = array[b]; next != 0;)
+                ulong* chain = (ulong*)(slots + (b << _slotShift));
+                for (ulong next = *chain; next != 0;)
                 {
                     var pointer = new AreaPointer(next);
                     next = *(ulong*)_area.Address(pointer);
                     _area.Free(pointer);
                 }
-                array[b] = 0;
+                *chain = 0;
             }
             for (int i = 0; i < PartitionCount; i++)
                 _partitions[i].Count = 0;
             _area.Free(new AreaPointer(_header->Buckets));
             _header->Buckets = 0;
+            _header->Generation++;
             Volatile.Write(ref _header->Destroyed, 1);
         }
         finally
@@ -612,7 +816,9 @@ internal sealed unsafe class SharedHashTable
     }
 
     /// <summary>Doubles the bucket array if it still has 2^<paramref name="fromLog2"/> buckets, under every
-    /// partition lock (taken in order, so two resizers never deadlock).</summary>
+    /// partition lock (taken in order, so two resizers never deadlock). Old bucket b becomes new buckets 2b and
+    /// 2b + 1, so the one inline entry of b always finds its new slot's entry free; a chained item whose new slot's
+    /// entry is free and whose value fits moves into it.</summary>
     private void Resize(int fromLog2)
     {
         try
@@ -623,34 +829,63 @@ internal sealed unsafe class SharedHashTable
         {
             return; // this process holds too many locks to take every partition's: a later insert resizes (growth is optional)
         }
+        List<AreaPointer>? moved = null;
         try
         {
             if (_header->Destroyed != 0 || _header->SizeLog2 != fromLog2)
                 return; // someone else resized first
             int log2 = fromLog2 + 1;
-            var fresh = _area.Allocate(sizeof(ulong) << log2, zero: true, nullIfFull: true);
+            var fresh = _area.Allocate(1L << (log2 + _slotShift), zero: true, nullIfFull: true);
             if (fresh.IsNull)
                 return; // the area is full: keep the longer chains rather than fail an insert that succeeded
-            ulong* to = (ulong*)_area.Address(fresh);
+            byte* to = _area.Address(fresh);
             var old = new AreaPointer(_header->Buckets);
-            ulong* from = (ulong*)_area.Address(old);
+            byte* from = Slots(fromLog2);
             long count = 1L << fromLog2;
             for (long b = 0; b < count; b++)
             {
-                for (ulong next = from[b]; next != 0;)
+                byte* source = from + (b << _slotShift);
+                for (int i = 0; _inline && i < InlineEntries; i++)
+                {
+                    byte* entry = source + SlotEntries + i * EntrySize;
+                    if (source[SlotMetas + i] == 0)
+                        continue;
+                    var entryKey = new ReadOnlySpan<byte>(entry, KeySize);
+                    byte* target = to + ((long)(Hash(entryKey) >> (32 - log2)) << _slotShift);
+                    int free = FreeEntry(target);
+                    if (free < 0) // only from a key in the wrong bucket: old bucket b's entries go to new buckets 2b and 2b + 1
+                        throw Corrupt($"bucket {b} holds an entry of another bucket");
+                    WriteInline(target, free, entryKey, new ReadOnlySpan<byte>(entry + 8, InlineLength(source, entry)));
+                }
+                for (ulong next = *(ulong*)source; next != 0;)
                 {
                     byte* item = _area.Address(new AreaPointer(next));
                     ulong following = *(ulong*)item;
-                    ulong* bucket = to + (ItemHash(item) >> (32 - log2));
-                    *(ulong*)item = *bucket;
-                    *bucket = next;
+                    byte* target = to + ((long)(ItemHash(item) >> (32 - log2)) << _slotShift);
+                    int valueLength = ValueLength(item);
+                    int free = _inline && valueLength is >= 0 and <= InlineValueMax && KeyLength(item) == KeySize ? FreeEntry(target) : -1;
+                    if (free >= 0)
+                    {
+                        WriteInline(target, free, new ReadOnlySpan<byte>(item + ItemHeaderSize, KeySize),
+                            new ReadOnlySpan<byte>(ValueOf(item, KeySize), valueLength));
+                        (moved ??= []).Add(new AreaPointer(next));
+                    }
+                    else
+                    {
+                        *(ulong*)item = *(ulong*)target;
+                        *(ulong*)target = next;
+                    }
                     next = following;
                 }
             }
             _header->Buckets = fresh.Value;
             _header->SizeLog2 = log2;
             _header->Resizes++;
+            _header->Generation++;
             _area.Free(old);
+            if (moved is not null)
+                foreach (var item in moved)
+                    _area.Free(item); // unreachable now: they were copied into inline entries
         }
         finally
         {
@@ -687,26 +922,117 @@ internal sealed unsafe class SharedHashTable
         }
     }
 
-    private static long MaxPerPartition(int log2) => (1L << (log2 - PartitionBits)) * 3 / 4;
+    /// <summary>Items a partition holds before the table doubles: 0.75 per bucket, or 1.5 with inline slots (half their
+    /// entries, so that few keys spill into chains).</summary>
+    private static long MaxPerPartition(int log2, bool inlineSlots) =>
+        (1L << (log2 - PartitionBits)) * 3 / (inlineSlots ? 2 : 4);
 
-    private ulong* BucketFor(uint hash, int log2) =>
-        (ulong*)_area.Address(new AreaPointer(_header->Buckets)) + (hash >> (32 - log2));
-
-    /// <summary>The item of <paramref name="key"/> (null when absent) and the link that points to it. Under the
-    /// partition lock.</summary>
-    private byte* Find(ReadOnlySpan<byte> key, uint hash, out ulong* link)
+    /// <summary>This process's address of the bucket array of 2^<paramref name="log2"/> slots, checked to lie whole in
+    /// its segment. Under a partition lock.</summary>
+    private byte* Slots(int log2)
     {
-        link = BucketFor(hash, _header->SizeLog2);
+        if (log2 < PartitionBits || log2 > _maxSizeLog2)
+            throw Corrupt($"the table says 2^{log2} buckets");
+        var pointer = new AreaPointer(_header->Buckets);
+        MapOrThrowCorrupt(pointer);
+        byte* slots = _area.TryAddress(pointer, 1L << (log2 + _slotShift));
+        return slots != null ? slots : throw Corrupt($"its bucket array {pointer} of 2^{log2} slots is not inside its segment");
+    }
+
+    /// <summary>The item of <paramref name="key"/>, or its inline entry (<c>[key 8][value 8]</c>) with
+    /// <paramref name="link"/> null; null when absent. <paramref name="slot"/> is the key's bucket slot (its first
+    /// 8 bytes the chain) and <paramref name="link"/> the link that points to the item. Under the partition lock;
+    /// throws <see cref="ShmemCorruptException"/> for a pointer outside the area, an impossible length or a chain
+    /// longer than the partition's item count.</summary>
+    private byte* Find(ReadOnlySpan<byte> key, uint hash, int partition, out byte* slot, out ulong* link)
+    {
+        int log2 = _header->SizeLog2;
+        slot = Slots(log2) + ((long)(hash >> (32 - log2)) << _slotShift);
+        if (_inline)
+        {
+            ulong word = KeyWord(key);
+            for (int i = 0; i < InlineEntries; i++)
+            {
+                byte* entry = slot + SlotEntries + i * EntrySize;
+                if (slot[SlotMetas + i] != 0 && InlineLength(slot, entry) >= 0 && *(ulong*)entry == word)
+                {
+                    link = null;
+                    return entry;
+                }
+            }
+        }
+        link = (ulong*)slot;
+        long steps = 0, limit = ChainLimit(partition);
         while (*link != 0)
         {
-            byte* item = _area.Address(new AreaPointer(*link));
+            byte* item = CheckedItem(*link, ref steps, limit);
             if (ItemHash(item) == hash && KeyLength(item) == key.Length
                 && new ReadOnlySpan<byte>(item + ItemHeaderSize, key.Length).SequenceEqual(key))
+            {
+                CheckedValueLength(*link, item, key.Length);
                 return item;
+            }
             link = (ulong*)item;
         }
         return null;
     }
+
+    /// <summary>Maps the segment of <paramref name="pointer"/> if need be; a pointer outside the area is corruption.</summary>
+    private void MapOrThrowCorrupt(AreaPointer pointer)
+    {
+        try
+        {
+            _area.Address(pointer);
+        }
+        catch (ArgumentException e)
+        {
+            throw Corrupt(e.Message);
+        }
+    }
+
+    /// <summary>Most items a chain of <paramref name="partition"/> can have (its count, under its lock).</summary>
+    private long ChainLimit(int partition) => Math.Max(_partitions[partition].Count, 0) + 1;
+
+    /// <summary>The item at <paramref name="pointer"/>, its header and a key of up to <see cref="MaxKeyLength"/>
+    /// bytes checked to lie in the area (the walk's <paramref name="steps"/>th: more than <paramref name="limit"/> is a
+    /// cycle).</summary>
+    private byte* CheckedItem(ulong pointer, ref long steps, long limit)
+    {
+        if (++steps > limit)
+            throw Corrupt($"a chain has more than {limit} items");
+        var p = new AreaPointer(pointer);
+        MapOrThrowCorrupt(p);
+        byte* item = _area.TryAddress(p, ItemHeaderSize);
+        if (item == null || _area.TryAddress(p, ItemHeaderSize + (long)Align8(Math.Clamp(KeyLength(item), 0, MaxKeyLength))) == null)
+            throw Corrupt($"item {p} is not inside its segment");
+        return item;
+    }
+
+    /// <summary>The item's value length, checked to be within its capacity and its segment.</summary>
+    private int CheckedValueLength(ulong pointer, byte* item, int keyLength)
+    {
+        int length = ValueLength(item);
+        if (length < 0 || length > ValueCapacity(item)
+            || _area.TryAddress(new AreaPointer(pointer), ItemHeaderSize + Align8(keyLength) + (long)ValueCapacity(item)) == null)
+            throw Corrupt($"item {new AreaPointer(pointer)} says a value of {length} bytes in {ValueCapacity(item)}");
+        return length;
+    }
+
+    /// <summary>The value length of inline entry <paramref name="entry"/> of <paramref name="slot"/>, checked.</summary>
+    private int InlineLength(byte* slot, byte* entry)
+    {
+        int length = *MetaOf(slot, entry) - 1;
+        return (uint)length <= InlineValueMax ? length : throw Corrupt($"an inline entry says a value of {length} bytes");
+    }
+
+    private ShmemCorruptException Corrupt(string detail) =>
+        new($"shared hash table {Pointer} of {_area} is corrupt", detail);
+
+    private int ValueLengthAt(byte* found, byte* slot, ulong* link) =>
+        link == null ? InlineLength(slot, found) : ValueLength(found);
+
+    private static byte* ValueAt(byte* found, ulong* link, int keyLength) =>
+        link == null ? found + 8 : ValueOf(found, keyLength);
 
     private AreaPointer NewItem(ReadOnlySpan<byte> key, uint hash, ReadOnlySpan<byte> value, ulong next)
     {
@@ -742,10 +1068,14 @@ internal sealed unsafe class SharedHashTable
     {
         CheckAttached();
         if (KeySize != 0 ? key.Length != KeySize : key.Length < 1 || key.Length > MaxKeyLength)
-            throw new ArgumentException(KeySize != 0
-                ? $"a key of this shared hash table has {KeySize} bytes, not {key.Length}"
-                : $"a key of this shared hash table has 1 to {MaxKeyLength} bytes, not {key.Length}", nameof(key));
+            ThrowBadKey(key.Length);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowBadKey(int length) =>
+        throw new ArgumentException(KeySize != 0
+            ? $"a key of this shared hash table has {KeySize} bytes, not {length}"
+            : $"a key of this shared hash table has 1 to {MaxKeyLength} bytes, not {length}", "key");
 
     /// <summary>Refuses a table that was destroyed, whose area was destroyed, or whose area this process detached
     /// (its memory may be unmapped: checked before the header is read).</summary>
