@@ -33,6 +33,7 @@ public sealed partial class LoggingSuite : IBenchSuite
         var table = new BenchTable();
         MeasureThroughput(table);
         MeasureSpawnUnderStorm(table);
+        MeasurePoolSpawnUnderStorm(table);
         Console.Write(table.ToMarkdown());
     }
 
@@ -123,6 +124,60 @@ public sealed partial class LoggingSuite : IBenchSuite
         Console.WriteLine("(storm ÷ spin per round: " + string.Join(", ", storms.Zip(spins, (a, b) => (a / b).ToString("0.00", CultureInfo.InvariantCulture) + "×")) +
                           "; storms " + string.Join(", ", storms.Select(x => x.ToString("0", CultureInfo.InvariantCulture))) +
                           " ms, spins " + string.Join(", ", spins.Select(x => x.ToString("0", CultureInfo.InvariantCulture))) + " ms)");
+    }
+
+    /// <summary>Request → a stamp worker's Run from a parked pool member (the in-process request client of
+    /// <c>backends-spawn</c>), 15 times while 20 backends log at full speed, against the same while 20 spin: three
+    /// servers of each, interleaved; the medians of all requests.</summary>
+    private static void MeasurePoolSpawnUnderStorm(BenchTable table)
+    {
+        var storm = new List<double>();
+        var spin = new List<double>();
+        for (int round = 0; round < 3; round++)
+        {
+            storm.AddRange(PoolSpawns("pool-loud", new Dictionary<string, string>
+            {
+                ["max_backends"] = "50",
+                ["backend_pool_size"] = "1",
+                ["worker.c.entry"] = BenchServer.Quote(Chatty),
+                ["worker.c.argument"] = $"'{LinesEach * 4}:{LineBytes}'",
+                ["worker.c.count"] = Writers.ToString(CultureInfo.InvariantCulture),
+            }));
+            spin.AddRange(PoolSpawns("pool-spin", new Dictionary<string, string>
+            {
+                ["max_backends"] = "50",
+                ["backend_pool_size"] = "1",
+                ["worker.s.entry"] = BenchServer.Quote(Spin),
+                ["worker.s.argument"] = "'30'",
+                ["worker.s.count"] = Writers.ToString(CultureInfo.InvariantCulture),
+            }));
+        }
+        table.AddTime("request → worker's Run from the pool, 20 backends logging at full speed (median of 45)",
+            "20 spinning backends", Median(spin), Median(storm), "ms", "no measurable effect");
+    }
+
+    private static List<double> PoolSpawns(string label, Dictionary<string, string> settings)
+    {
+        const int Spawns = 15;
+        using var stamps = new Stamps(label);
+        using var server = BenchServer.Start(label, settings);
+        var times = new List<double>();
+        string argument = $"exit:{stamps.Dir}";
+        for (int i = 0; i < Spawns + 1; i++)
+        {
+            server.WaitForSteadyState(running: Writers, parked: 1);
+            stamps.Clear();
+            long t0 = Stopwatch.GetTimestamp();
+            var r = server.Request(Shmem.Backends.WorkerRequestKind.Spawn, "stamp", BenchServer.StampEntry, argument);
+            if (!r.Ok)
+                throw new InvalidOperationException($"spawn refused: {r.Error}");
+            long started = stamps.WaitFor(1)[0];
+            if (i > 0) // the first one warms the bench's own request path
+                times.Add((started - t0) * 1000.0 / Stopwatch.Frequency);
+        }
+        if (label == "pool-loud" && Count(server.LogPath, "LOG:  chatty done") > 0)
+            Console.WriteLine("(warning: a chatty worker finished before the last spawn: the storm did not cover all of them)");
+        return times;
     }
 
     private static double Median(List<double> values)
