@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Postmaster.Shmem.Backends;
+using Postmaster.Shmem.Instance;
 using Postmaster.Shmem.Locks;
 using Postmaster.Shmem.Os;
 using Postmaster.Workers;
@@ -82,9 +83,12 @@ internal sealed class ConnectionHost
         using var wake = _stop.Token.Register(() => ShutDown(channel));
         int fd = (int)channel.Handle;
         using var accepting = new AcceptSet(fd);
+        var slots = _context.Shmem.Slots;
+        var counters = InstanceCounters.Open(_context.Shmem.Main.Index, out _); // null: damaged; hand-offs only
+        int slot = _context.Slot;
         var buffer = new byte[256];
-        long ticket = 0; // a session id the acceptor lets this backend accept a connection for itself, or 0
-        bool direct = true; // false once accepting on the listeners failed: hand-offs only
+        bool ticket = false; // the acceptor lets this backend accept connections itself
+        bool direct = counters is not null; // false once accepting on the listeners failed: hand-offs only
         bool ready = true;
         for (int served = 0; ;)
         {
@@ -93,7 +97,7 @@ internal sealed class ConnectionHost
             if (ready && FdPassing.Send(fd, "R"u8, -1, nonBlocking: false) != 0)
                 return BackendHost.ExitDone; // the postmaster closed the channel
             ready = false;
-            if (ticket != 0 && direct && accepting.Listeners.Count > 0)
+            if (ticket && direct && accepting.Listeners.Count > 0)
             {
                 int which = accepting.Wait(-1);
                 if (which == AcceptSet.None)
@@ -108,26 +112,32 @@ internal sealed class ConnectionHost
                         // Shut down by the postmaster (EINVAL), or out of descriptors: give the ticket back, and take
                         // connections only from the acceptor from now on.
                         direct = false;
+                        ticket = false;
                         _log.Write(BackendLog.Debug1, $"connection backend: accept on a listening socket failed (errno {-client}); hand-offs only");
-                        SendTicketMessage(fd, (byte)'N', ticket, 0, "");
-                        ticket = 0;
+                        FdPassing.Send(fd, "N"u8, -1, nonBlocking: false);
+                        ready = true;
                         continue;
                     }
-                    long id = ticket;
-                    ticket = 0;
+                    // Accepted here: the acceptor learns of it from the slot, and is woken only when this leaves fewer
+                    // accepting backends than it keeps spare (it then asks for more, or listens itself).
+                    long left = counters!.LeaveAccepting();
+                    long id = counters.TakeSessionId();
+                    counters.CountAccepted(direct: true);
                     var socket = new Socket(new SafeSocketHandle(client, ownsHandle: true));
                     long acceptedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     string peer = PeerText.Of(socket);
-                    // The acceptor counts it and shows it in the slot; if the channel is gone, this session is still
-                    // served (the client is connected) and the next "ready" ends the backend.
-                    SendTicketMessage(fd, (byte)'A', id, acceptedMs, peer);
                     served++;
-                    if (!Serve(worker, socket, id, served, acceptedMs, peer))
+                    slots.SetSession(slot, id, acceptedMs, served, peer);
+                    if (left < Math.Max(1, counters.SpareTarget))
+                        FdPassing.Send(fd, "A"u8, -1, nonBlocking: true); // full: the acceptor has messages to read anyway
+                    bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
+                    slots.EndSession(slot);
+                    if (!clean)
                         return BackendHost.ExitFailure;
                     if (maxSessions > 0 && served >= maxSessions)
                         return SessionLimit(served);
-                    ready = true;
-                    continue;
+                    counters.ReturnAccepting();
+                    continue; // the ticket stands: accept the next one
                 }
             }
             int n = FdPassing.Receive(fd, buffer, out int receivedFd);
@@ -141,23 +151,38 @@ internal sealed class ConnectionHost
                 case (byte)'F' when receivedFd >= 0: // a listening socket, for direct accepts
                     accepting.AddListener(receivedFd);
                     continue;
-                case (byte)'T' when n == 9 && receivedFd < 0: // a ticket
-                    ticket = BitConverter.ToInt64(buffer, 1);
+                case (byte)'T' when n == 1 && receivedFd < 0: // a ticket: accept connections here until withdrawn
+                    ticket = true;
+                    if (direct)
+                        counters!.ReturnAccepting();
                     continue;
-                case (byte)'S' when n >= 17 && receivedFd >= 0: // a connection the acceptor accepted
+                case (byte)'W' when n == 1 && receivedFd < 0: // the ticket withdrawn (max_connections was lowered)
+                    if (ticket && direct)
+                        counters!.LeaveAccepting();
+                    ticket = false;
+                    ready = true;
+                    continue;
+                case (byte)'S' when n >= 17 && receivedFd >= 0: // a connection the acceptor accepted (ticket or not)
                 {
-                    ticket = 0; // the acceptor hands over only to a backend without a ticket; if not, it withdrew it
                     long id = BitConverter.ToInt64(buffer, 1);
                     long acceptedMs = BitConverter.ToInt64(buffer, 9);
                     string peer = Encoding.UTF8.GetString(buffer, 17, n - 17);
                     FdPassing.MakeBlocking(receivedFd);
                     var socket = new Socket(new SafeSocketHandle(receivedFd, ownsHandle: true));
+                    bool counted = ticket && direct;
+                    if (counted)
+                        counters!.LeaveAccepting();
                     served++;
-                    if (!Serve(worker, socket, id, served, acceptedMs, peer))
+                    slots.SetSession(slot, id, acceptedMs, served, peer);
+                    bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
+                    slots.EndSession(slot);
+                    if (!clean)
                         return BackendHost.ExitFailure;
                     if (maxSessions > 0 && served >= maxSessions)
                         return SessionLimit(served);
-                    ready = true;
+                    if (counted)
+                        counters!.ReturnAccepting();
+                    ready = true; // after a hand-off the acceptor waits for "ready"; a ticket still stands
                     continue;
                 }
                 default:
@@ -172,19 +197,6 @@ internal sealed class ConnectionHost
     {
         _log.Write(BackendLog.Debug1, $"connection backend served {served} sessions (max_sessions_per_backend); exiting");
         return BackendHost.ExitDone;
-    }
-
-    /// <summary>'A' (took a connection with the ticket: its accept time and peer) or 'N' (the ticket given back).</summary>
-    private static void SendTicketMessage(int fd, byte kind, long ticket, long acceptedMs, string peer)
-    {
-        Span<byte> message = stackalloc byte[17 + 128];
-        message[0] = kind;
-        BitConverter.TryWriteBytes(message[1..], ticket);
-        BitConverter.TryWriteBytes(message[9..], acceptedMs);
-        int length = 17;
-        if (peer.Length > 0 && Encoding.UTF8.GetByteCount(peer) <= 128)
-            length += Encoding.UTF8.GetBytes(peer, message[17..]);
-        FdPassing.Send(fd, message[..length], -1, nonBlocking: false);
     }
 
     /// <summary>One session; false when it did not end cleanly (the backend must not serve another).</summary>

@@ -52,15 +52,22 @@ internal enum AcceptMode
 /// </summary>
 internal sealed class ConnectionAcceptor : IDisposable
 {
-    // Backend → acceptor: ready for a session; took a connection with its ticket (id, time, peer); gave a ticket back.
+    // Backend → acceptor: ready for a hand-off; took a connection and left fewer accepting backends than the spares
+    // (a wake-up only: the session is in its slot); its accept failed, hand-offs only from now on.
     private const byte ReadyMessage = (byte)'R';
     private const byte AcceptedMessage = (byte)'A';
     private const byte NoTicketMessage = (byte)'N';
 
-    // Acceptor → backend: a session handed over (with its descriptor); a listening socket; a ticket (a session id).
+    // Acceptor → backend: a session handed over (with its descriptor); a listening socket; a ticket (accept connections
+    // yourself until it is withdrawn); the ticket withdrawn.
     private const byte SessionMessage = (byte)'S';
     private const byte ListenerMessage = (byte)'F';
     private const byte TicketMessage = (byte)'T';
+    private const byte WithdrawMessage = (byte)'W';
+
+    /// <summary>How often the acceptor looks at the slots while tickets are out, even when nothing woke it: the hint
+    /// backends keep (accepting backends left) can be off after a kill, and this bounds what that can delay.</summary>
+    private const int TicketCheckMs = 250;
 
     private readonly object _gate = new();
     private readonly ServerLog _log;
@@ -74,14 +81,13 @@ internal sealed class ConnectionAcceptor : IDisposable
     private readonly Thread _thread;
     private BackendSlotArray? _slots;
     private InstanceCounters? _counters; // written under _gate only
+    private ConnectionTotals? _totals; // of the segment before a rebuild
     private AcceptMode _mode = AcceptMode.Starting; // Open once the supervisor is ready
     private int _maxConnections;
     private int _spare;
     private byte[] _rejection = [];
-    private long _nextSessionId; // session ids, handed out with hand-offs and tickets
-    private long _sessions;
-    private long _direct; // accepted by backends with their tickets
-    private int _ticketsPublished = -1;
+    private long _localSessionId; // session ids while there are no counters (never in practice: tests of the acceptor)
+    private long _sessions; // handed over
     private long _channelsConnected;
     private bool _stop;
     private long _listenersPausedUntil;
@@ -107,7 +113,8 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// <summary>Called (on the acceptor's thread) when <see cref="Wanted"/> may have grown.</summary>
     public Action? WantChanged { get; set; }
 
-    /// <summary>Connections accepted, refused (any reason), and sessions handed out, since start.</summary>
+    /// <summary>Connections the acceptor accepted itself, refused (any reason), and sessions it handed out, since start
+    /// (connections backends accept themselves are counted in the instance counters).</summary>
     public long Accepted { get; private set; }
 
     public long Rejected { get; private set; }
@@ -121,9 +128,12 @@ internal sealed class ConnectionAcceptor : IDisposable
     {
         lock (_gate)
         {
+            if (_counters is not null && counters is null)
+                _totals = _counters.SnapshotConnections(); // the segment is about to be rebuilt: keep its totals
+            else if (counters is not null && _counters is null && _totals is { } totals)
+                counters.RestoreConnections(totals); // a rebuilt segment gets the totals of the one before
             _counters = counters;
-            _ticketsPublished = -1; // a rebuilt segment gets the number again
-            counters?.PublishConnections(Accepted, Rejected, _direct); // a rebuilt segment gets the totals again
+            counters?.PublishSpareTarget(spare);
             _maxConnections = maxConnections;
             _spare = spare;
             _rejection = Encoding.UTF8.GetBytes(rejection + "\r\n");
@@ -179,7 +189,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         {
             // Backends still starting, connected ones not ready yet and idle ones all take a waiting connection (the
             // next dispatch hands it over): only what is beyond them is refused.
-            int coming = _expected.Count + _channels.Count(c => !c.Busy);
+            int coming = _expected.Count + _channels.Count(c => !c.Busy && !c.Ticket) + Accepting();
             int refused = 0;
             while (_waiting.Count > coming)
             {
@@ -246,6 +256,8 @@ internal sealed class ConnectionAcceptor : IDisposable
         var entries = new List<PollEntry>();
         var owners = new List<object?>();
         bool listening = true;
+        int accepting = 0;
+        bool ticketsOut = false;
         while (true)
         {
             entries.Clear();
@@ -277,7 +289,10 @@ internal sealed class ConnectionAcceptor : IDisposable
                 owners.Add(null);
                 // While idle backends hold tickets they accept new connections themselves: the acceptor listens only
                 // when none does (then it accepts, and hands over or refuses).
-                if (listening && _mode != AcceptMode.Starting && !paused && !_channels.Any(c => c.Ticket != 0))
+                accepting = Accepting();
+                _counters?.PublishAccepting(accepting);
+                ticketsOut = _channels.Any(c => c.Ticket);
+                if (listening && _mode != AcceptMode.Starting && !paused && accepting == 0)
                 {
                     foreach (var l in _listeners.All)
                     {
@@ -296,7 +311,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
             try
             {
-                Poller.Wait(span, _early.Count > 0 || Environment.TickCount64 < _listenersPausedUntil ? 100 : -1);
+                Poller.Wait(span, _early.Count > 0 || Environment.TickCount64 < _listenersPausedUntil ? 100 : ticketsOut ? TicketCheckMs : -1);
             }
             catch (Exception e)
             {
@@ -316,7 +331,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                         case null:
                             _wake.Drain();
                             break;
-                        case Listener l when listening && _mode != AcceptMode.Closed:
+                        case Listener l when listening && _mode != AcceptMode.Closed && Accepting() == 0:
                             AcceptFrom(l);
                             break;
                         case Socket s when ReferenceEquals(s, _channelListener):
@@ -328,7 +343,6 @@ internal sealed class ConnectionAcceptor : IDisposable
                     }
                 }
                 Dispatch();
-                PublishTickets();
                 // Only after the hand-offs: a connection an idle backend took needs nothing from the supervisor, so
                 // the common case (a spare was idle) never wakes the supervisor loop.
                 wanted = _mode == AcceptMode.Open && WantedLocked() > 0;
@@ -342,7 +356,8 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// (may be negative). Caller holds <see cref="_gate"/>.</summary>
     private int WantedLocked()
     {
-        int idle = _channels.Count(c => !c.Busy); // idle, or connected and about to say ready
+        // Idle, or connected and about to say ready; and ticketed ones not in a session.
+        int idle = _channels.Count(c => !c.Ticket && !c.Busy) + Accepting();
         int need = _spare + _waiting.Count - idle - _expected.Count;
         int room = _maxConnections + _spare - _channels.Count - _expected.Count;
         return Math.Min(need, room);
@@ -377,8 +392,8 @@ internal sealed class ConnectionAcceptor : IDisposable
                 break;
             }
             Accepted++;
-            _counters?.PublishConnections(Accepted, Rejected, _direct);
-            int busy = _channels.Count(c => c.Busy);
+            _counters?.CountAccepted(direct: false);
+            int busy = _channels.Count(c => c.Busy || c.Ticket);
             if (_mode == AcceptMode.Recovery)
             {
                 Refuse(client, InRecovery);
@@ -396,7 +411,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private void Refuse(Socket client, byte[] line)
     {
         Rejected++;
-        _counters?.PublishConnections(Accepted, Rejected, _direct);
+        _counters?.CountRejected();
         try
         {
             client.Blocking = false;
@@ -480,34 +495,22 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             switch (buf[0])
             {
-                case ReadyMessage when n == 1:
-                    c.Ticket = 0; // a backend says ready only without a ticket (it used it, or never had one)
-                    if (c.Busy)
-                    {
-                        c.Busy = false;
-                        _slots?.EndSession(c.Slot);
-                    }
-                    c.Idle = true;
+                case ReadyMessage when n == 1: // idle after a hand-off (a ticketed backend accepts again), a withdrawal, or at first
+                    c.Busy = false;
+                    c.Idle = !c.Ticket;
                     if (_mode == AcceptMode.Closed)
                     {
                         Drop(c); // shutting down: release it
                         return;
                     }
                     break;
-                case AcceptedMessage when n >= 17:
-                    // It accepted a connection with its ticket: a session like a hand-off, counted here.
-                    long id = BitConverter.ToInt64(buf[1..]);
-                    long acceptedMs = BitConverter.ToInt64(buf[9..]);
-                    string peer = Encoding.UTF8.GetString(buf[17..n]);
-                    c.Ticket = 0;
-                    Accepted++;
-                    _direct++;
-                    _counters?.PublishConnections(Accepted, Rejected, _direct);
-                    StartSession(c, id, acceptedMs, peer.Length > 0 ? peer : "[unknown]");
-                    break;
-                case NoTicketMessage when n >= 9:
-                    c.Ticket = 0; // its accept failed: hand-offs only for this backend
+                case AcceptedMessage when n == 1:
+                    break; // a wake-up: the backends accepting are few now (counted from the slots below)
+                case NoTicketMessage when n == 1:
+                    c.Ticket = false; // its accept failed: hand-offs only for this backend; it says ready next
                     c.Direct = false;
+                    c.Busy = true;
+                    c.Idle = false;
                     break;
                 default:
                     _log.Log($"acceptor: connection backend {c.Pid} sent an unexpected message ({n} bytes, kind {buf[0]}); its channel is closed");
@@ -524,18 +527,22 @@ internal sealed class ConnectionAcceptor : IDisposable
     }
 
     /// <summary>Hands waiting connections to idle backends, oldest first; then gives each idle backend left a ticket,
-    /// as far as <c>max_connections</c> allows (sessions + waiting connections + tickets never pass it).</summary>
+    /// as far as <c>max_connections</c> allows: backends in a session or holding a ticket, plus connections waiting,
+    /// never pass it (a ticketed backend serves one session at a time, so its sessions never do either). When a reload
+    /// lowered the limit below that, tickets of idle backends are withdrawn.</summary>
     private void Dispatch()
     {
         if (_mode != AcceptMode.Open)
             return;
         while (_waiting.Count > 0)
         {
-            var c = _channels.FirstOrDefault(x => x.Idle && x.Ticket == 0);
+            // An idle backend for it: one waiting for hand-offs, or a ticketed one not in a session (it takes the
+            // hand-off on its channel, and says ready after it).
+            var c = _channels.FirstOrDefault(x => x.Idle && !x.Ticket) ?? _channels.FirstOrDefault(IsAccepting);
             if (c is null)
                 return;
             var w = _waiting.Peek();
-            long id = Interlocked.Increment(ref _nextSessionId);
+            long id = _counters?.TakeSessionId() ?? ++_localSessionId;
             var payload = new byte[17 + Encoding.UTF8.GetByteCount(w.Peer)];
             payload[0] = SessionMessage;
             BitConverter.TryWriteBytes(payload.AsSpan(1), id);
@@ -548,40 +555,59 @@ internal sealed class ConnectionAcceptor : IDisposable
                 continue;
             }
             _waiting.Dequeue();
-            w.Client.Dispose(); // the backend has its own descriptor now
-            StartSession(c, id, w.AcceptedUnixMs, w.Peer);
+            w.Client.Dispose(); // the backend has its own descriptor now (it shows the session in its slot)
+            c.Idle = false;
+            c.Busy = true;
+            Interlocked.Increment(ref _sessions);
         }
-        if (_listeners.All.Count == 0 || _mode != AcceptMode.Open)
+        if (_listeners.All.Count == 0)
             return;
-        int used = _channels.Count(c => c.Busy || c.Ticket != 0);
-        Span<byte> message = stackalloc byte[9];
-        message[0] = TicketMessage;
-        foreach (var c in _channels.Where(c => c.Idle && c.Ticket == 0 && c.Direct).ToList())
+        int used = _channels.Count(c => c.Busy || c.Ticket);
+        foreach (var c in _channels.Where(c => c.Idle && !c.Ticket && c.Direct).ToList())
         {
             if (used >= _maxConnections)
-                return;
+                break;
             if (!c.HasListeners && !SendListeners(c))
                 continue;
-            long ticket = Interlocked.Increment(ref _nextSessionId);
-            BitConverter.TryWriteBytes(message[1..], ticket);
-            if (FdPassing.Send((int)c.Socket.Handle, message, -1) != 0)
+            if (FdPassing.Send((int)c.Socket.Handle, [TicketMessage], -1) != 0)
             {
                 Drop(c);
                 continue;
             }
-            c.Ticket = ticket;
+            c.Ticket = true;
+            c.Idle = false;
             used++;
+        }
+        foreach (var c in _channels.Where(IsAccepting).ToList())
+        {
+            if (used <= _maxConnections)
+                break;
+            if (FdPassing.Send((int)c.Socket.Handle, [WithdrawMessage], -1) != 0)
+            {
+                Drop(c);
+                continue;
+            }
+            c.Ticket = false; // it says ready when it is idle (at once, or after a session it just accepted)
+            c.Busy = true;
+            used--;
         }
     }
 
-    /// <summary>The tickets out, into the instance counters when the number changed. Caller holds <see cref="_gate"/>.</summary>
-    private void PublishTickets()
+    /// <summary>The backend of a ticketed channel serves a session now (its slot says so; false without slots).</summary>
+    private bool InSession(Channel c) => _slots is { } slots && slots.InSession(c.Slot);
+
+    /// <summary>A ticketed backend not in a session (neither one it accepted nor one handed to it): it accepts new
+    /// connections itself.</summary>
+    private bool IsAccepting(Channel c) => c.Ticket && !c.Busy && !InSession(c);
+
+    /// <summary>The backends accepting new connections themselves. Caller holds <see cref="_gate"/>.</summary>
+    private int Accepting()
     {
-        int tickets = _channels.Count(c => c.Ticket != 0);
-        if (tickets == _ticketsPublished || _counters is null)
-            return;
-        _counters.PublishTickets(tickets);
-        _ticketsPublished = tickets;
+        int n = 0;
+        foreach (var c in _channels)
+            if (IsAccepting(c))
+                n++;
+        return n;
     }
 
     /// <summary>Sends every listening socket to a backend, once, before its first ticket; false when its channel failed
@@ -600,16 +626,6 @@ internal sealed class ConnectionAcceptor : IDisposable
         return true;
     }
 
-    /// <summary>A backend serves a session now (handed over, or accepted with its ticket).</summary>
-    private void StartSession(Channel c, long id, long acceptedUnixMs, string peer)
-    {
-        c.Idle = false;
-        c.Busy = true;
-        c.Sessions++;
-        Interlocked.Increment(ref _sessions);
-        _slots?.SetSession(c.Slot, id, acceptedUnixMs, c.Sessions, peer);
-    }
-
     private void CloseForShutdown()
     {
         _listeners.StopListening(); // for the backends' copies too: nobody accepts from here on
@@ -617,8 +633,8 @@ internal sealed class ConnectionAcceptor : IDisposable
             l.Socket.Dispose();
         while (_waiting.Count > 0)
             Refuse(_waiting.Dequeue().Client, ShuttingDown);
-        foreach (var c in _channels.Where(c => c.Idle).ToList())
-            Drop(c);
+        foreach (var c in _channels.Where(c => c.Idle || c.Ticket).ToList())
+            Drop(c); // a ticketed one in a session serves it to the end, then finds its channel closed and exits
     }
 
     private sealed class Channel(Socket socket, int pid, int slot)
@@ -626,12 +642,15 @@ internal sealed class ConnectionAcceptor : IDisposable
         public Socket Socket { get; } = socket;
         public int Pid { get; } = pid;
         public int Slot { get; } = slot;
+        /// <summary>Waiting for a hand-off (said "ready", holds no ticket).</summary>
         public bool Idle { get; set; }
-        public bool Busy { get; set; }
-        public int Sessions { get; set; }
 
-        /// <summary>The session id this idle backend may accept a connection for itself; 0: none.</summary>
-        public long Ticket { get; set; }
+        /// <summary>Serving a handed-over session (ticketed or not), or about to say ready after a withdrawal.</summary>
+        public bool Busy { get; set; }
+
+        /// <summary>Holds a ticket: accepts connections itself, one session at a time, until it is withdrawn; whether it
+        /// is in a session now, its slot says (<see cref="InSession"/>).</summary>
+        public bool Ticket { get; set; }
 
         /// <summary>It has the listening sockets.</summary>
         public bool HasListeners { get; set; }

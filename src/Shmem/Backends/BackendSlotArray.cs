@@ -303,25 +303,29 @@ internal sealed unsafe class BackendSlotArray
             Volatile.Read(ref s.AttachedGeneration), ReadSession(ref s));
     }
 
-    /// <summary>Postmaster (acceptor): <paramref name="slot"/>'s backend was handed session <paramref name="id"/>, its
+    /// <summary>The connection backend in <paramref name="slot"/> serves a session now (between its
+    /// <see cref="SetSession"/> and <see cref="EndSession"/>).</summary>
+    public bool InSession(int slot) => Volatile.Read(ref At(slot).SessionStartedAtUnixMs) != 0;
+
+    /// <summary>Connection backend, for its own slot: it serves session <paramref name="id"/>, its
     /// <paramref name="count"/>th, from <paramref name="client"/>.</summary>
     public void SetSession(int slot, long id, long startedAtUnixMs, int count, string client)
     {
         ref var s = ref At(slot);
         s.SessionId = id;
-        s.SessionStartedAtUnixMs = startedAtUnixMs;
         Volatile.Write(ref s.SessionCount, count);
         fixed (Slot* p = &s)
             Put((byte*)p + SessionClientOffset, MaxClientBytes, client.Length > MaxClientBytes ? client[..MaxClientBytes] : client);
+        Volatile.Write(ref s.SessionStartedAtUnixMs, Math.Max(1, startedAtUnixMs)); // last: it says "in session"
     }
 
-    /// <summary>Postmaster (acceptor): the session ended; the backend waits for the next one (count kept).</summary>
+    /// <summary>Connection backend, for its own slot: the session ended; it waits for the next one (count kept).</summary>
     public void EndSession(int slot)
     {
         ref var s = ref At(slot);
+        Volatile.Write(ref s.SessionStartedAtUnixMs, 0);
         fixed (Slot* p = &s)
             Put((byte*)p + SessionClientOffset, MaxClientBytes, "");
-        s.SessionStartedAtUnixMs = 0;
     }
 
     private static void ClearSession(ref Slot s)

@@ -8,6 +8,9 @@ namespace Postmaster.Shmem.Instance;
 /// crashes reconciled.</summary>
 internal readonly record struct RecoveryTotals(long FullRestarts, long Reconciles);
 
+/// <summary>Connections accepted (of them, by backends themselves) and refused, and the last session id given.</summary>
+internal readonly record struct ConnectionTotals(long Accepted, long Rejected, long Direct, long LastSessionId);
+
 /// <summary>Backend start latencies (posix_spawn to attached): counts per bucket of <see cref="InstanceCounters.StartBucketsMicros"/>
 /// (cumulative, the last one +Inf, so it equals <see cref="Count"/>) and the sum in nanoseconds.</summary>
 internal sealed record StartHistogram(long[] Cumulative, long Count, long SumNanos);
@@ -18,9 +21,10 @@ internal sealed record StartHistogram(long[] Cumulative, long Count, long SumNan
 /// <item>crash recovery totals, written by the postmaster's loop only, after each reconcile and into every rebuilt
 /// segment before it says ready again (it keeps them in its own memory);</item>
 /// <item>the pool size in effect (<c>backend_pool_size</c>), written by the loop at start and after reloads;</item>
-/// <item>connections accepted (of them, those a connection backend accepted itself with its ticket) and refused, and
-/// the tickets out now, written by the postmaster's acceptor thread only (absolute values it keeps itself, so a rebuilt
-/// segment gets them again);</item>
+/// <item>connections accepted (atomic adds by the acceptor and by connection backends that accept themselves; of them,
+/// those backends accepted) and refused, the last session id (atomic adds by both), the idle accepting backends (a
+/// hint, kept by backends and rewritten exactly by the acceptor) and the spare target; the acceptor carries the totals
+/// into a rebuilt segment;</item>
 /// <item>the backend start latency histogram, added to by every backend with atomic adds when it has attached (a
 /// backend killed in the middle leaves at most its own sample out). It starts again at zero in a rebuilt segment, as a
 /// Prometheus counter reset.</item>
@@ -30,7 +34,7 @@ internal sealed record StartHistogram(long[] Cumulative, long Count, long SumNan
 internal sealed unsafe class InstanceCounters
 {
     public const string Name = "Instance counters";
-    public const int Bytes = 192;
+    public const int Bytes = 256;
     private const uint Magic = 0x504D_4943; // "PMIC"
     private const uint LayoutVersion = 2;
     private const int BucketsOffset = 64;
@@ -74,8 +78,10 @@ internal sealed unsafe class InstanceCounters
         [FieldOffset(56)] public long BackendStartNanos;   // backends, atomic add
         [FieldOffset(BucketsOffset)] public fixed long Buckets[StartBucketCount + 1]; // backends, atomic add
         [FieldOffset(PoolTargetOffset)] public long PoolTarget; // postmaster loop: backend_pool_size in effect
-        [FieldOffset(168)] public long ConnectionsDirect;  // acceptor thread: accepted by a backend with its ticket
-        [FieldOffset(176)] public long ConnectionTickets;  // acceptor thread: idle backends holding a ticket now
+        [FieldOffset(168)] public long ConnectionsDirect;    // backends, atomic add: accepted by a backend itself
+        [FieldOffset(176)] public long ConnectionsAccepting; // backends (atomic add) and acceptor: idle accepting backends (a hint)
+        [FieldOffset(184)] public long NextSessionId;        // acceptor and backends, atomic add: the last session id taken
+        [FieldOffset(192)] public long SpareTarget;          // acceptor: spare_connection_backends in effect
     }
 
     private readonly ShmemRegion _region;
@@ -117,20 +123,55 @@ internal sealed unsafe class InstanceCounters
 
     public RecoveryTotals Recovery => new(Volatile.Read(ref Header.FullRestarts), Volatile.Read(ref Header.Reconciles));
 
-    public void PublishConnections(long accepted, long rejected, long direct)
+    /// <summary>A connection accepted: by the acceptor (<paramref name="direct"/> false) or by a connection backend
+    /// itself. Atomic: both write.</summary>
+    public void CountAccepted(bool direct)
     {
-        Volatile.Write(ref Header.ConnectionsAccepted, accepted);
-        Volatile.Write(ref Header.ConnectionsRejected, rejected);
-        Volatile.Write(ref Header.ConnectionsDirect, direct);
+        Interlocked.Increment(ref Header.ConnectionsAccepted);
+        if (direct)
+            Interlocked.Increment(ref Header.ConnectionsDirect);
     }
 
-    /// <summary>Acceptor: how many idle connection backends hold a ticket (accept new connections themselves) now.</summary>
-    public void PublishTickets(int tickets) => Volatile.Write(ref Header.ConnectionTickets, tickets);
+    /// <summary>Acceptor: a connection refused.</summary>
+    public void CountRejected() => Interlocked.Increment(ref Header.ConnectionsRejected);
+
+    /// <summary>A new session id (instance-wide, increasing; the first is 1).</summary>
+    public long TakeSessionId() => Interlocked.Increment(ref Header.NextSessionId);
+
+    /// <summary>Backend: it took a connection with its ticket; the idle accepting backends left (a hint: the acceptor
+    /// rewrites the exact number whenever it runs).</summary>
+    public long LeaveAccepting() => Interlocked.Decrement(ref Header.ConnectionsAccepting);
+
+    /// <summary>Backend: its session ended, it accepts again.</summary>
+    public void ReturnAccepting() => Interlocked.Increment(ref Header.ConnectionsAccepting);
+
+    /// <summary>Acceptor: the exact number of idle accepting backends, as it counted them.</summary>
+    public void PublishAccepting(int backends) => Volatile.Write(ref Header.ConnectionsAccepting, backends);
+
+    /// <summary>Acceptor: spare_connection_backends in effect (a backend that leaves fewer accepting ones than this
+    /// wakes the acceptor, which then asks for more).</summary>
+    public void PublishSpareTarget(int spare) => Volatile.Write(ref Header.SpareTarget, spare);
+
+    public long SpareTarget => Volatile.Read(ref Header.SpareTarget);
 
     /// <summary>Connections accepted by a connection backend itself (with its ticket), of <see cref="Connections"/>'s
-    /// accepted; and the idle backends holding a ticket now.</summary>
-    public (long Direct, long Tickets) DirectConnections =>
-        (Volatile.Read(ref Header.ConnectionsDirect), Volatile.Read(ref Header.ConnectionTickets));
+    /// accepted; and the idle backends accepting now.</summary>
+    public (long Direct, long Accepting) DirectConnections =>
+        (Volatile.Read(ref Header.ConnectionsDirect), Volatile.Read(ref Header.ConnectionsAccepting));
+
+    /// <summary>The connection totals and the last session id, to carry into a rebuilt segment.</summary>
+    public ConnectionTotals SnapshotConnections() => new(Volatile.Read(ref Header.ConnectionsAccepted),
+        Volatile.Read(ref Header.ConnectionsRejected), Volatile.Read(ref Header.ConnectionsDirect), Volatile.Read(ref Header.NextSessionId));
+
+    /// <summary>Acceptor: a rebuilt segment gets the totals of the one before (values a damaged segment held are
+    /// clamped to 0, so they are at worst wrong, never negative).</summary>
+    public void RestoreConnections(ConnectionTotals t)
+    {
+        Volatile.Write(ref Header.ConnectionsAccepted, Math.Max(0, t.Accepted));
+        Volatile.Write(ref Header.ConnectionsRejected, Math.Max(0, t.Rejected));
+        Volatile.Write(ref Header.ConnectionsDirect, Math.Max(0, t.Direct));
+        Volatile.Write(ref Header.NextSessionId, Math.Max(0, t.LastSessionId));
+    }
 
     /// <summary>Postmaster: the pool size in effect (backend_pool_size), at start and after each reload.</summary>
     public void PublishPoolTarget(int size) => Volatile.Write(ref Header.PoolTarget, size);

@@ -65,6 +65,91 @@ public sealed class AcceptorModeTests
         }
     }
 
+    /// <summary>The acceptor's side of tickets, with this test process as the connection backend (a real channel, real
+    /// slots in a real main segment): a ready backend gets the listening sockets and a ticket, and the acceptor stops
+    /// listening; while the ticketed backend is in a session (its slot says so) the acceptor listens and accepts; when
+    /// that session ends, the connection that waited is handed to the ticketed backend (it takes hand-offs too), never
+    /// left waiting for a backend that is not coming.</summary>
+    [Fact]
+    public void A_connection_accepted_while_every_ticketed_backend_was_busy_goes_to_the_first_that_is_free()
+    {
+        int port = EchoClient.FreePort();
+        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
+        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
+        using var shmem = new Dsm.DsmTestInstance("acceptor-tickets", Shmem.Dsm.DsmType.Posix);
+        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
+        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        var clients = new List<Socket>();
+        var counters = Shmem.Instance.InstanceCounters.Require(shmem.Main.Index);
+        using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: shmem.Instance.Slots, counters: counters);
+            acceptor.Start();
+            acceptor.SetMode(AcceptMode.Open);
+            acceptor.Expect(Environment.ProcessId, slot: 0);
+            channel.Connect(new UnixDomainSocketEndPoint(acceptor.ChannelName));
+            channel.Send("R"u8);
+            var buffer = new byte[64];
+            var (kind, fd) = Receive(channel, buffer);
+            Assert.Equal('F', kind); // the listening socket
+            Assert.True(fd >= 0);
+            using var accepting = new Postmaster.Shmem.Os.AcceptSet((int)channel.Handle); // as a backend waits
+            accepting.AddListener(fd);
+            Assert.Equal('T', Receive(channel, buffer).Kind);
+            Wait.Until(() => counters.DirectConnections.Accepting == 1, "the acceptor to count the ticketed backend as accepting");
+
+            // This "backend" accepts one itself and is in a session: the acceptor listens again.
+            var direct = Connect(port, clients);
+            Assert.Equal(0, accepting.Wait((int)ClusterOptions.DefaultTimeout.TotalMilliseconds)); // listener 0 is readable
+            int accepted = accepting.TryAccept(0);
+            Assert.True(accepted >= 0, $"accept4: errno {-accepted}");
+            using (var mine = new Socket(new SafeSocketHandle(accepted, ownsHandle: true)))
+            {
+                shmem.Instance.Slots.SetSession(0, counters.TakeSessionId(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 1, "x");
+                channel.Send("A"u8); // the wake a backend sends when it leaves no accepting backend
+                Wait.Until(() => counters.DirectConnections.Accepting == 0, "the acceptor to see the backend in a session");
+                var waiting = Connect(port, clients); // accepted by the acceptor, waits: no backend is free
+                Wait.Until(() => acceptor.Accepted == 1, "the acceptor to accept the second connection");
+                Assert.False(channel.Poll(200_000, SelectMode.SelectRead), "nothing is handed to a backend in a session");
+                shmem.Instance.Slots.EndSession(0); // the session is over; a ticketed backend sends nothing
+                (kind, fd) = Receive(channel, buffer); // within the acceptor's next look at the slots
+                Assert.Equal('S', kind);
+                Assert.True(fd >= 0);
+                Postmaster.Shmem.Os.FdPassing.MakeBlocking(fd); // as the backend does
+                using var handed = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+                handed.Send("served\r\n"u8);
+                Assert.Equal("served", ReadLine(waiting));
+            }
+            Assert.Equal(1, acceptor.Accepted);
+            Assert.Equal((1L, 0L), counters.Connections); // the acceptor counts its own; a backend counts what it accepts
+        }
+        finally
+        {
+            acceptor.Dispose();
+            clients.ForEach(c => c.Dispose());
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static (char Kind, int Fd) Receive(Socket channel, byte[] buffer)
+    {
+        channel.ReceiveTimeout = (int)ClusterOptions.DefaultTimeout.TotalMilliseconds;
+        Assert.True(channel.Poll((int)ClusterOptions.DefaultTimeout.TotalMicroseconds, SelectMode.SelectRead), "a message from the acceptor");
+        int n = Postmaster.Shmem.Os.FdPassing.Receive((int)channel.Handle, buffer, out int fd);
+        Assert.True(n > 0, "the channel is open");
+        return ((char)buffer[0], fd);
+    }
+
+    private static string ReadLine(Socket s)
+    {
+        var received = new MemoryStream();
+        var buf = new byte[1];
+        while (s.Receive(buf) == 1 && buf[0] != (byte)'\n')
+            received.WriteByte(buf[0]);
+        return Encoding.UTF8.GetString(received.ToArray()).TrimEnd('\r');
+    }
+
     private static Socket Connect(int port, List<Socket> clients)
     {
         var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = (int)ClusterOptions.DefaultTimeout.TotalMilliseconds };

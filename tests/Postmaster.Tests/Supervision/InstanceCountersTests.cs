@@ -32,7 +32,9 @@ public sealed class InstanceCountersTests : IDisposable
         Assert.Equal(64, Offset(nameof(InstanceCounters.Layout.Buckets)));
         Assert.Equal(11, InstanceCounters.StartBucketCount);
         Assert.Equal(168, Offset(nameof(InstanceCounters.Layout.ConnectionsDirect)));
-        Assert.Equal(176, Offset(nameof(InstanceCounters.Layout.ConnectionTickets)));
+        Assert.Equal(176, Offset(nameof(InstanceCounters.Layout.ConnectionsAccepting)));
+        Assert.Equal(184, Offset(nameof(InstanceCounters.Layout.NextSessionId)));
+        Assert.Equal(192, Offset(nameof(InstanceCounters.Layout.SpareTarget)));
     }
 
     [Fact]
@@ -42,11 +44,19 @@ public sealed class InstanceCountersTests : IDisposable
         Assert.True(counters is not null, problem);
         Assert.Equal(new RecoveryTotals(0, 0), counters.Recovery);
         counters.PublishRecovery(new RecoveryTotals(3, 17));
-        counters.PublishConnections(40, 2, 31);
-        counters.PublishTickets(3);
+        counters.RestoreConnections(new ConnectionTotals(40, 2, 31, 100));
+        counters.CountAccepted(direct: true);
+        counters.CountAccepted(direct: false);
+        counters.CountRejected();
+        Assert.Equal(101, counters.TakeSessionId());
+        counters.PublishAccepting(3);
+        Assert.Equal(2, counters.LeaveAccepting());
         Assert.Equal(new RecoveryTotals(3, 17), InstanceCounters.Require(_pm.Main.Index).Recovery);
-        Assert.Equal((40L, 2L), InstanceCounters.Require(_pm.Main.Index).Connections);
-        Assert.Equal((31L, 3L), InstanceCounters.Require(_pm.Main.Index).DirectConnections);
+        Assert.Equal((42L, 3L), InstanceCounters.Require(_pm.Main.Index).Connections);
+        Assert.Equal((32L, 2L), InstanceCounters.Require(_pm.Main.Index).DirectConnections);
+        Assert.Equal(new ConnectionTotals(42, 3, 32, 101), counters.SnapshotConnections());
+        counters.RestoreConnections(new ConnectionTotals(-5, 1, 1, 7)); // damaged values are clamped
+        Assert.Equal(new ConnectionTotals(0, 1, 1, 7), counters.SnapshotConnections());
 
         _pm.Main.Index.TryFind(InstanceCounters.Name, out var region);
         uint magic = region.Ref<uint>(0);
