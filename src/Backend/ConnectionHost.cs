@@ -14,12 +14,15 @@ namespace Postmaster.Backend;
 /// session, serve it with the connection worker; after a clean session (the worker returned, no lock held, no critical
 /// section open) say "ready" again, until <c>max_sessions_per_backend</c>. A session comes one of two ways:
 /// <list type="bullet">
-/// <item>a ticket ('T', a session id): the backend accepts one connection on the postmaster's listening sockets
-/// itself (sent once as 'F' messages; waited on with EPOLLEXCLUSIVE, so a connection wakes one idle backend) and tells
-/// the acceptor ('A': id, time, peer). This is the common path: the postmaster is not on the way of a new connection
-/// (the prefork model of Apache and nginx);</item>
+/// <item>with a ticket ('T', standing until withdrawn with 'W'): the backend accepts connections on the postmaster's
+/// listening sockets itself, one session after another (the sockets come once as 'F' messages; it waits on them with
+/// EPOLLEXCLUSIVE, so a connection wakes one idle backend). It takes the session id from the instance counters,
+/// counts the connection there, and shows the session in its own slot; it wakes the acceptor ('A', one byte) only
+/// when it leaves fewer accepting backends than the spares kept (a hint in the counters), so the acceptor can ask for
+/// more or listen itself. This is the common path: the postmaster is not on the way of a new connection at all (the
+/// prefork model of Apache and nginx);</item>
 /// <item>a hand-off ('S', with the client's descriptor over SCM_RIGHTS): a connection the acceptor accepted itself,
-/// when no backend held a ticket.</item>
+/// when no backend was free to; the backend says "ready" after it.</item>
 /// </list>
 /// The channel closing (the postmaster released this backend) or a stop request ends the loop; a session that threw
 /// or left a lock held ends the process (exit 1), so a backend in doubt never serves another client. The worker

@@ -30,11 +30,13 @@ internal enum AcceptMode
 /// the supervisor loop never waits for a client. New connections reach a backend one of two ways:
 /// <list type="bullet">
 /// <item><b>Tickets</b> (the common path): each idle connection backend gets the listening sockets once and a
-/// ticket, a session id; a backend holding one accepts one connection itself (the prefork model: the postmaster is
-/// not on a new connection's way) and reports it ('A'). While any ticket is out the acceptor does not listen.</item>
-/// <item><b>Hand-offs</b>: when no backend holds a ticket (all busy, none started yet, or at the limit), the acceptor
-/// accepts, keeps the connection waiting until a backend is idle, and hands it over its channel (SCM_RIGHTS), then
-/// closes its own copy; or refuses it.</item>
+/// standing ticket; a backend holding one accepts connections itself, one session after another (the prefork model:
+/// the postmaster is not on a new connection's way), and shows each session in its slot. It wakes the acceptor only
+/// when it leaves fewer accepting backends than the spares. The acceptor counts the accepting backends from the slots
+/// (ticketed, not in a session) and listens only while there are none.</item>
+/// <item><b>Hand-offs</b>: while no backend is accepting (all busy, none started yet, or at the limit), the acceptor
+/// accepts, keeps the connection waiting until a backend is free (ticketed or not), and hands it over its channel
+/// (SCM_RIGHTS), then closes its own copy; or refuses it.</item>
 /// </list>
 /// It never reads from or writes to a client, except one non-blocking write of a refusal line before closing one it
 /// does not serve.
@@ -45,7 +47,7 @@ internal enum AcceptMode
 /// ends a backend's life by exiting, which closes the channel; the acceptor releases an idle backend by closing its
 /// channel. At shutdown the listening sockets are shut down (shutdown(2): for the backends' copies too), so nobody
 /// accepts any more.</para>
-/// <para><b>Limits.</b> Sessions being served plus connections waiting for a backend plus tickets out never exceed
+/// <para><b>Limits.</b> Backends in a session or holding a ticket plus connections waiting for a backend never exceed
 /// <c>max_connections</c>: a connection beyond is refused with <c>connection_rejection_message</c>. The acceptor asks
 /// the supervisor (<see cref="WantChanged"/>) for backends up to <c>spare_connection_backends</c> idle ones plus one per
 /// waiting connection.</para>
