@@ -134,8 +134,8 @@ public static class SettingCatalog
             Documentation = "A type implementing `IConnectionWorker` or `IAsyncConnectionWorker` (`Postmaster.Workers`). "
                 + "When it is set, the postmaster listens on `listen_addresses`/`port` and `unix_socket_directories` "
                 + "before it reports ready. Each connection is served by a connection backend: an idle one accepts it "
-                + "itself, or, when none is idle, the postmaster accepts it and hands it to a new one "
-                + "(docs/architecture.md, \"Client connections\"). When it is empty, nothing listens.",
+                + "itself, or, when none is idle, the postmaster accepts it and hands it to the first backend that is "
+                + "free (docs/architecture.md, \"Client connections\"). When it is empty, nothing listens.",
         },
         new()
         {
