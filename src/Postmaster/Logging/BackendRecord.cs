@@ -14,8 +14,13 @@ internal static class BackendRecord
 {
     /// <summary>The event <paramref name="json"/> describes, or null when it is not a JSON object (then the caller
     /// writes it as text). Never throws for any input.</summary>
-    public static LogEvent? Parse(int pipePid, ReadOnlySpan<byte> json)
+    public static LogEvent? Parse(int pipePid, ReadOnlySpan<byte> json) => TryRead(pipePid, json, out var r) ? r.ToLogEvent() : null;
+
+    /// <summary>The record's fields, read from <paramref name="json"/>; false when it is not one JSON object (then the
+    /// caller writes it as text). Never throws for any input.</summary>
+    public static bool TryRead(int pipePid, ReadOnlySpan<byte> json, out RecordFields record)
     {
+        record = default;
         string? timestamp = null, backendType = null, worker = null, severityLabel = null, message = null,
             detail = null, hint = null, context = null;
         int? pid = null, slot = null;
@@ -23,12 +28,12 @@ internal static class BackendRecord
         {
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                return null;
+                return false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 Field field = FieldOf(ref reader);
                 if (!reader.Read())
-                    return null;
+                    return false;
                 switch (reader.TokenType)
                 {
                     case JsonTokenType.String:
@@ -70,28 +75,21 @@ internal static class BackendRecord
                 }
             }
             if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
-                return null; // not one whole object (a second value after it, or damaged)
+                return false; // not one whole object (a second value after it, or damaged)
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or FormatException)
         {
-            return null;
+            return false;
         }
         var severity = SeverityText.TryParseLabel(severityLabel ?? "", out var sv) ? sv : Severity.Log;
-        var props = new List<LogEventProperty>(8)
-        {
-            new(ServerLog.SeverityProperty, new ScalarValue(severity.Label())),
-            new(ServerLog.PidProperty, new ScalarValue(pid ?? pipePid)),
-            new(ServerLog.BackendTypeProperty, new ScalarValue(backendType is { Length: > 0 } ? backendType : "backend")),
-        };
-        Add(props, ServerLog.WorkerProperty, worker);
-        Add(props, ServerLog.DetailProperty, detail);
-        Add(props, ServerLog.HintProperty, hint);
-        Add(props, ServerLog.ContextProperty, context);
-        if (slot is int s)
-            props.Add(new LogEventProperty(ServerLog.SlotProperty, new ScalarValue(s)));
-        var time = TryParseTimestamp(timestamp, out var t) ? t : DateTimeOffset.UtcNow;
-        return new LogEvent(time, severity.ToSerilog(), null, new MessageTemplate([new TextToken(message ?? "")]), props);
+        bool ours = TryParseTimestamp(timestamp, out var t);
+        record = new RecordFields(ours ? t : DateTimeOffset.UtcNow, ours ? timestamp : null, pid ?? pipePid,
+            backendType is { Length: > 0 } ? backendType : "backend", worker, slot, severity, message ?? "",
+            NullIfEmpty(detail), NullIfEmpty(hint), NullIfEmpty(context));
+        return true;
     }
+
+    private static string? NullIfEmpty(string? text) => text is { Length: > 0 } ? text : null;
 
     private enum Field { Unknown, Timestamp, Pid, BackendType, Worker, Slot, Severity, Message, Detail, Hint, Context }
 
@@ -134,11 +132,6 @@ internal static class BackendRecord
         }
     }
 
-    private static void Add(List<LogEventProperty> props, string name, string? value)
-    {
-        if (value is { Length: > 0 })
-            props.Add(new LogEventProperty(name, new ScalarValue(value)));
-    }
 
     /// <summary>Our timestamp, <c>yyyy-MM-dd HH:mm:ss.fff UTC</c> exactly, as a UTC time; false for anything else
     /// (then the collector stamps the record with its own time of arrival).</summary>
@@ -170,5 +163,35 @@ internal static class BackendRecord
             value = value * 10 + d;
         }
         return true;
+    }
+}
+
+/// <summary>A backend's record as read from the pipe (<see cref="BackendRecord.TryRead"/>): what the text log needs
+/// directly, and the log event for the other destinations.</summary>
+/// <param name="TimestampText">The record's own timestamp text when it was in our format (written as it came).</param>
+internal readonly record struct RecordFields(DateTimeOffset Time, string? TimestampText, int Pid, string BackendType,
+    string? Worker, int? Slot, Severity Severity, string Message, string? Detail, string? Hint, string? Context)
+{
+    public LogEvent ToLogEvent()
+    {
+        var props = new List<LogEventProperty>(8)
+        {
+            new(ServerLog.SeverityProperty, new ScalarValue(Severity.Label())),
+            new(ServerLog.PidProperty, new ScalarValue(Pid)),
+            new(ServerLog.BackendTypeProperty, new ScalarValue(BackendType)),
+        };
+        Add(props, ServerLog.WorkerProperty, Worker);
+        Add(props, ServerLog.DetailProperty, Detail);
+        Add(props, ServerLog.HintProperty, Hint);
+        Add(props, ServerLog.ContextProperty, Context);
+        if (Slot is int s)
+            props.Add(new LogEventProperty(ServerLog.SlotProperty, new ScalarValue(s)));
+        return new LogEvent(Time, Severity.ToSerilog(), null, new MessageTemplate([new TextToken(Message)]), props);
+    }
+
+    private static void Add(List<LogEventProperty> props, string name, string? value)
+    {
+        if (value is { Length: > 0 })
+            props.Add(new LogEventProperty(name, new ScalarValue(value)));
     }
 }

@@ -11,9 +11,6 @@ namespace Postmaster.Logging;
 /// </summary>
 public sealed class PgTextFormatter : ITextFormatter
 {
-    private static readonly (string Property, string Label)[] s_extraLines =
-        [(ServerLog.DetailProperty, "DETAIL"), (ServerLog.HintProperty, "HINT")];
-
     public void Format(LogEvent logEvent, TextWriter output)
     {
         if (logEvent.Properties.ContainsKey(ServerLog.RawProperty))
@@ -22,18 +19,31 @@ public sealed class PgTextFormatter : ITextFormatter
             output.Write('\n');
             return;
         }
-        string prefix = LogTime.Format(logEvent.Timestamp) + " [" + Scalar(logEvent, ServerLog.PidProperty) + "] ";
-        Line(output, prefix, Scalar(logEvent, ServerLog.SeverityProperty), logEvent.MessageTemplate.Text);
-        foreach (var (property, label) in s_extraLines)
-        {
-            var text = Scalar(logEvent, property);
-            if (text.Length > 0)
-                Line(output, prefix, label, text);
-        }
         string context = Scalar(logEvent, ServerLog.ContextProperty);
         if (logEvent.Exception is { } ex)
             context = context.Length > 0 ? context + "\n" + ex : ex.ToString();
-        if (context.Length == 0)
+        string detail = Scalar(logEvent, ServerLog.DetailProperty), hint = Scalar(logEvent, ServerLog.HintProperty);
+        Write(output, LogTime.Format(logEvent.Timestamp), Scalar(logEvent, ServerLog.PidProperty),
+            Scalar(logEvent, ServerLog.SeverityProperty), logEvent.MessageTemplate.Text,
+            detail.Length > 0 ? detail : null, hint.Length > 0 ? hint : null, context.Length > 0 ? context : null);
+    }
+
+    /// <summary>A backend's record from the pipe, formatted as its log event would be (the collector's text path: no
+    /// log event is built for it).</summary>
+    internal static void Format(in RecordFields r, TextWriter output) =>
+        Write(output, r.TimestampText ?? LogTime.Format(r.Time), r.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            r.Severity.Label(), r.Message, r.Detail, r.Hint, r.Context);
+
+    private static void Write(TextWriter output, string timestamp, string pid, string label, string message, string? detail,
+        string? hint, string? context)
+    {
+        string prefix = timestamp + " [" + pid + "] ";
+        Line(output, prefix, label, message);
+        if (detail is not null)
+            Line(output, prefix, "DETAIL", detail);
+        if (hint is not null)
+            Line(output, prefix, "HINT", hint);
+        if (context is null)
             return;
         foreach (string line in context.Split('\n'))
             if (line.Length > 0)

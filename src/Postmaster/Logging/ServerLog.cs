@@ -37,6 +37,7 @@ public sealed class ServerLog : IDisposable
     private readonly Logger _logger;
     private readonly AppendFileSink? _file;
     private readonly List<IBatchingSink> _batching = new(2);
+    private readonly StderrSink? _stderr;
     private volatile int _minimum;
 
     public ServerLog(LogSinks sinks, string? jsonDirectory, Severity minimum, string backendType = "postmaster", LogRotation? rotation = null)
@@ -48,9 +49,9 @@ public sealed class ServerLog : IDisposable
             .Enrich.WithProperty(BackendTypeProperty, backendType);
         if (sinks.HasFlag(LogSinks.Stderr))
         {
-            var stderr = new StderrSink(new PgTextFormatter());
-            _batching.Add(stderr);
-            config = config.WriteTo.Sink(stderr);
+            _stderr = new StderrSink(new PgTextFormatter());
+            _batching.Add(_stderr);
+            config = config.WriteTo.Sink(_stderr);
         }
         if (sinks.HasFlag(LogSinks.Json) && jsonDirectory is not null)
         {
@@ -98,10 +99,15 @@ public sealed class ServerLog : IDisposable
     /// written as the text it is (never an exception: whatever a process writes cannot stop the collector).</summary>
     public void WriteRecord(int pid, byte[] json)
     {
-        if (BackendRecord.Parse(pid, json) is { } e)
-            _logger.Write(e);
-        else
+        if (!BackendRecord.TryRead(pid, json, out var record))
+        {
             WriteRaw(System.Text.Encoding.UTF8.GetString(json));
+            return;
+        }
+        // Straight to the destinations (the collector's hot path): the text from the record's fields, a log event only
+        // for the JSON file. The output is what the logger would write for the record's event.
+        _stderr?.Emit(record);
+        _file?.Emit(record.ToLogEvent());
     }
 
     /// <summary>Holds what is written until the returned scope ends, then writes it to each destination at once (the

@@ -51,6 +51,20 @@ internal sealed class StderrSink : ILogEventSink, IBatchingSink
         }
     }
 
+    /// <summary>A backend's record, formatted straight from its fields (<see cref="PgTextFormatter.Format(in RecordFields, TextWriter)"/>).</summary>
+    public void Emit(in RecordFields record)
+    {
+        lock (_gate)
+        {
+            var sb = _text.GetStringBuilder();
+            sb.Clear();
+            PgTextFormatter.Format(record, _text);
+            Append(sb);
+            if (_batches == 0 || _length >= FlushBytes)
+                Flush();
+        }
+    }
+
     public void BeginBatch()
     {
         lock (_gate)

@@ -109,4 +109,19 @@ public sealed class BackendRecordTests
             Assert.Equal(t, back);
         }
     }
+
+    [Theory]
+    [InlineData("""{"timestamp":"2026-12-03 14:05:06.789 UTC","pid":42,"error_severity":"WARNING","message":"two\nlines","detail":"d","hint":"h","context":"c1\nc2"}""")]
+    [InlineData("""{"message":"no timestamp, no pid"}""")]
+    [InlineData("""{"timestamp":"not ours","error_severity":"FATAL","message":"m","context":"\r\n\nx\r"}""")]
+    public void The_text_written_from_a_records_fields_is_the_text_of_its_log_event(string json)
+    {
+        Assert.True(BackendRecord.TryRead(9, Encoding.UTF8.GetBytes(json), out var record));
+        var direct = new StringWriter();
+        PgTextFormatter.Format(record, direct);
+        var viaEvent = new StringWriter();
+        new PgTextFormatter().Format(record.ToLogEvent(), viaEvent);
+        Assert.Equal(viaEvent.ToString(), direct.ToString());
+        Assert.EndsWith("\n", direct.ToString());
+    }
 }
