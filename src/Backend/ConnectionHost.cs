@@ -102,23 +102,37 @@ internal sealed class ConnectionHost
             ready = false;
             if (ticket && direct && accepting.Listeners.Count > 0)
             {
-                int which = accepting.Wait(-1);
-                if (which == AcceptSet.None)
-                    continue;
-                if (which >= 0)
+                int which = accepting.Wait(-1, out bool message);
+                if (which >= 0 && !message && !slots.TryClaimSession(slot, BackendSlotArray.SessionClaimedByBackend))
+                    message = true; // the acceptor claimed this backend for a hand-off: its 'S' is on the way
+                if (message)
+                {
+                    if (which >= 0) // that connection woke only this process: let the acceptor look at the listeners
+                        FdPassing.Send(fd, "A"u8, -1, nonBlocking: true);
+                    // below: the channel's message (a hand-off, a withdrawal, or its end)
+                }
+                else if (which < 0)
+                {
+                    continue; // a signal, or nothing
+                }
+                else
                 {
                     int client = accepting.TryAccept(which);
                     if (client == -Shmem.Interop.Errno.EAGAIN)
+                    {
+                        slots.ReleaseSessionClaim(slot);
                         continue; // another backend (or the acceptor) took it
+                    }
                     if (client < 0)
                     {
-                        // Shut down by the postmaster (EINVAL), or out of descriptors: give the ticket back, and take
-                        // connections only from the acceptor from now on.
+                        // Out of descriptors, or a listener shut down: give the ticket back ('N' also says "ready"),
+                        // and take connections only from the acceptor from now on.
+                        slots.ReleaseSessionClaim(slot);
                         direct = false;
                         ticket = false;
+                        counters!.LeaveAccepting();
                         _log.Write(BackendLog.Debug1, $"connection backend: accept on a listening socket failed (errno {-client}); hand-offs only");
                         FdPassing.Send(fd, "N"u8, -1, nonBlocking: false);
-                        ready = true;
                         continue;
                     }
                     // Accepted here: the acceptor learns of it from the slot, and is woken only when this leaves fewer
@@ -134,12 +148,14 @@ internal sealed class ConnectionHost
                     if (left < Math.Max(1, counters.SpareTarget))
                         FdPassing.Send(fd, "A"u8, -1, nonBlocking: true); // full: the acceptor has messages to read anyway
                     bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
-                    slots.EndSession(slot);
+                    bool leaving = !clean || (maxSessions > 0 && served >= maxSessions) || _stop.IsSet;
+                    if (!leaving)
+                        counters.ReturnAccepting(); // first: the hint errs low (an extra wake-up), never high
+                    slots.EndSession(slot, leaving); // leaving: nobody hands this backend another session
                     if (!clean)
                         return BackendHost.ExitFailure;
                     if (maxSessions > 0 && served >= maxSessions)
                         return SessionLimit(served);
-                    counters.ReturnAccepting();
                     continue; // the ticket stands: accept the next one
                 }
             }
@@ -155,9 +171,10 @@ internal sealed class ConnectionHost
                     accepting.AddListener(receivedFd);
                     continue;
                 case (byte)'T' when n == 1 && receivedFd < 0: // a ticket: accept connections here until withdrawn
-                    ticket = true;
                     if (direct)
-                        counters!.ReturnAccepting();
+                        ticket = true; // the acceptor counts this backend as accepting from now on
+                    else
+                        FdPassing.Send(fd, "N"u8, -1, nonBlocking: false); // cannot: hand-offs only ('N' says ready)
                     continue;
                 case (byte)'W' when n == 1 && receivedFd < 0: // the ticket withdrawn (max_connections was lowered)
                     if (ticket && direct)
@@ -172,19 +189,15 @@ internal sealed class ConnectionHost
                     string peer = Encoding.UTF8.GetString(buffer, 17, n - 17);
                     FdPassing.MakeBlocking(receivedFd);
                     var socket = new Socket(new SafeSocketHandle(receivedFd, ownsHandle: true));
-                    bool counted = ticket && direct;
-                    if (counted)
-                        counters!.LeaveAccepting();
                     served++;
-                    slots.SetSession(slot, id, acceptedMs, served, peer);
+                    slots.SetSession(slot, id, acceptedMs, served, peer); // replaces the acceptor's claim, if any
                     bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
-                    slots.EndSession(slot);
+                    bool leaving = !clean || (maxSessions > 0 && served >= maxSessions) || _stop.IsSet;
+                    slots.EndSession(slot, leaving);
                     if (!clean)
                         return BackendHost.ExitFailure;
                     if (maxSessions > 0 && served >= maxSessions)
                         return SessionLimit(served);
-                    if (counted)
-                        counters!.ReturnAccepting();
                     ready = true; // after a hand-off the acceptor waits for "ready"; a ticket still stands
                     continue;
                 }

@@ -84,6 +84,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private BackendSlotArray? _slots;
     private InstanceCounters? _counters; // written under _gate only
     private ConnectionTotals? _totals; // of the segment before a rebuild
+    private long _uncountedAccepted, _uncountedRejected; // while there are no counters (during a rebuild)
     private AcceptMode _mode = AcceptMode.Starting; // Open once the supervisor is ready
     private int _maxConnections;
     private int _spare;
@@ -133,7 +134,14 @@ internal sealed class ConnectionAcceptor : IDisposable
             if (_counters is not null && counters is null)
                 _totals = _counters.SnapshotConnections(); // the segment is about to be rebuilt: keep its totals
             else if (counters is not null && _counters is null && _totals is { } totals)
-                counters.RestoreConnections(totals); // a rebuilt segment gets the totals of the one before
+            {
+                // A rebuilt segment gets the totals of the one before, and what was counted meanwhile.
+                counters.RestoreConnections(totals with
+                {
+                    Accepted = totals.Accepted + _uncountedAccepted, Rejected = totals.Rejected + _uncountedRejected,
+                });
+                _uncountedAccepted = _uncountedRejected = 0;
+            }
             _counters = counters;
             counters?.PublishSpareTarget(spare);
             _maxConnections = maxConnections;
@@ -260,6 +268,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         bool listening = true;
         int accepting = 0;
         bool ticketsOut = false;
+        bool polledListeners = false;
         while (true)
         {
             entries.Clear();
@@ -294,7 +303,8 @@ internal sealed class ConnectionAcceptor : IDisposable
                 accepting = Accepting();
                 _counters?.PublishAccepting(accepting);
                 ticketsOut = _channels.Any(c => c.Ticket);
-                if (listening && _mode != AcceptMode.Starting && !paused && accepting == 0)
+                polledListeners = listening && _mode != AcceptMode.Starting && !paused && accepting == 0;
+                if (polledListeners)
                 {
                     foreach (var l in _listeners.All)
                     {
@@ -345,6 +355,15 @@ internal sealed class ConnectionAcceptor : IDisposable
                     }
                 }
                 Dispatch();
+                if (!polledListeners && listening && _mode is AcceptMode.Open or AcceptMode.Recovery
+                    && Environment.TickCount64 >= _listenersPausedUntil)
+                {
+                    // Backends were accepting, so the listeners were not polled; a connection can still be waiting in
+                    // the backlog (its EPOLLEXCLUSIVE wake-up went to a backend that then had to read its channel, or
+                    // died): after a wake-up ("A") and at each look while tickets are out, take what is pending.
+                    CheckListenersNow();
+                    Dispatch();
+                }
                 // Only after the hand-offs: a connection an idle backend took needs nothing from the supervisor, so
                 // the common case (a spare was idle) never wakes the supervisor loop.
                 wanted = _mode == AcceptMode.Open && WantedLocked() > 0;
@@ -352,6 +371,19 @@ internal sealed class ConnectionAcceptor : IDisposable
             if (wanted)
                 WantChanged?.Invoke();
         }
+    }
+
+    /// <summary>Accepts what is pending on the listeners now (a zero-timeout poll). Caller holds <see cref="_gate"/>.</summary>
+    private void CheckListenersNow()
+    {
+        Span<PollEntry> entries = stackalloc PollEntry[Math.Min(_listeners.All.Count, 16)];
+        for (int i = 0; i < entries.Length; i++)
+            entries[i] = new PollEntry((int)_listeners.All[i].Socket.Handle);
+        if (Poller.Wait(entries, 0) <= 0)
+            return;
+        for (int i = 0; i < entries.Length; i++)
+            if (entries[i].IsReadable)
+                AcceptFrom(_listeners.All[i]);
     }
 
     /// <summary>Spares missing plus one per waiting connection, capped at max_connections + spares backends in all
@@ -394,7 +426,10 @@ internal sealed class ConnectionAcceptor : IDisposable
                 break;
             }
             Accepted++;
-            _counters?.CountAccepted(direct: false);
+            if (_counters is { } counters)
+                counters.CountAccepted(direct: false);
+            else
+                _uncountedAccepted++;
             int busy = _channels.Count(c => c.Busy || c.Ticket);
             if (_mode == AcceptMode.Recovery)
             {
@@ -413,7 +448,10 @@ internal sealed class ConnectionAcceptor : IDisposable
     private void Refuse(Socket client, byte[] line)
     {
         Rejected++;
-        _counters?.CountRejected();
+        if (_counters is { } counters)
+            counters.CountRejected();
+        else
+            _uncountedRejected++;
         try
         {
             client.Blocking = false;
@@ -509,10 +547,11 @@ internal sealed class ConnectionAcceptor : IDisposable
                 case AcceptedMessage when n == 1:
                     break; // a wake-up: the backends accepting are few now (counted from the slots below)
                 case NoTicketMessage when n == 1:
-                    c.Ticket = false; // its accept failed: hand-offs only for this backend; it says ready next
+                    // It cannot accept (its accept failed, or it has no counters): hand-offs only for this backend, and
+                    // it is ready for one, unless one is on its way (then its "ready" follows that session).
+                    c.Ticket = false;
                     c.Direct = false;
-                    c.Busy = true;
-                    c.Idle = false;
+                    c.Idle = !c.Busy;
                     break;
                 default:
                     _log.Log($"acceptor: connection backend {c.Pid} sent an unexpected message ({n} bytes, kind {buf[0]}); its channel is closed");
@@ -538,9 +577,10 @@ internal sealed class ConnectionAcceptor : IDisposable
             return;
         while (_waiting.Count > 0)
         {
-            // An idle backend for it: one waiting for hand-offs, or a ticketed one not in a session (it takes the
-            // hand-off on its channel, and says ready after it).
-            var c = _channels.FirstOrDefault(x => x.Idle && !x.Ticket) ?? _channels.FirstOrDefault(IsAccepting);
+            // An idle backend for it: one waiting for hand-offs, or a ticketed one that is free, claimed in its slot
+            // first (so that it does not accept one itself meanwhile); it takes the hand-off on its channel, and says
+            // ready after it.
+            var c = _channels.FirstOrDefault(x => x.Idle && !x.Ticket) ?? ClaimAccepting();
             if (c is null)
                 return;
             var w = _waiting.Peek();
@@ -598,6 +638,15 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// <summary>The backend of a ticketed channel serves a session now (its slot says so; false without slots).</summary>
     private bool InSession(Channel c) => _slots is { } slots && slots.InSession(c.Slot);
 
+    /// <summary>A ticketed backend that is free for a hand-off, claimed in its slot (null when there is none).</summary>
+    private Channel? ClaimAccepting()
+    {
+        foreach (var c in _channels)
+            if (c.Ticket && !c.Busy && _slots is { } slots && slots.TryClaimSession(c.Slot, BackendSlotArray.SessionClaimedForHandOff))
+                return c;
+        return null;
+    }
+
     /// <summary>A ticketed backend not in a session (neither one it accepted nor one handed to it): it accepts new
     /// connections itself.</summary>
     private bool IsAccepting(Channel c) => c.Ticket && !c.Busy && !InSession(c);
@@ -632,7 +681,21 @@ internal sealed class ConnectionAcceptor : IDisposable
     {
         _listeners.StopListening(); // for the backends' copies too: nobody accepts from here on
         foreach (var l in _listeners.All)
+        {
+            // A Unix listener keeps its queue after shutdown(2) while backends hold copies: those get the reason too.
+            for (int n = 0; n < 1024; n++)
+            {
+                try
+                {
+                    Refuse(l.Socket.Accept(), ShuttingDown);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidOperationException)
+                {
+                    break;
+                }
+            }
             l.Socket.Dispose();
+        }
         while (_waiting.Count > 0)
             Refuse(_waiting.Dequeue().Client, ShuttingDown);
         foreach (var c in _channels.Where(c => c.Idle || c.Ticket).ToList())

@@ -303,9 +303,24 @@ internal sealed unsafe class BackendSlotArray
             Volatile.Read(ref s.AttachedGeneration), ReadSession(ref s));
     }
 
-    /// <summary>The connection backend in <paramref name="slot"/> serves a session now (between its
-    /// <see cref="SetSession"/> and <see cref="EndSession"/>).</summary>
+    // The session word (SessionStartedAtUnixMs) of a connection backend's slot: 0 free, a time in a session, or one of
+    // these claims, taken with a compare-and-swap from 0, so that the backend (accepting a connection itself) and the
+    // acceptor (handing one over) never both take a free backend.
+    public const long SessionClaimedByBackend = -1;
+    public const long SessionClaimedForHandOff = -2;
+    public const long SessionLeaving = -3;
+
+    /// <summary>The connection backend in <paramref name="slot"/> is not free: in a session, claimed, or leaving.</summary>
     public bool InSession(int slot) => Volatile.Read(ref At(slot).SessionStartedAtUnixMs) != 0;
+
+    /// <summary>Takes a free connection backend's session word with <paramref name="claim"/>
+    /// (<see cref="SessionClaimedByBackend"/> or <see cref="SessionClaimedForHandOff"/>); false when it was not free.</summary>
+    public bool TryClaimSession(int slot, long claim) =>
+        Interlocked.CompareExchange(ref At(slot).SessionStartedAtUnixMs, claim, 0) == 0;
+
+    /// <summary>Backend: gives back its claim (the accept found nothing).</summary>
+    public void ReleaseSessionClaim(int slot) =>
+        Interlocked.CompareExchange(ref At(slot).SessionStartedAtUnixMs, 0, SessionClaimedByBackend);
 
     /// <summary>Connection backend, for its own slot: it serves session <paramref name="id"/>, its
     /// <paramref name="count"/>th, from <paramref name="client"/>.</summary>
@@ -319,11 +334,12 @@ internal sealed unsafe class BackendSlotArray
         Volatile.Write(ref s.SessionStartedAtUnixMs, Math.Max(1, startedAtUnixMs)); // last: it says "in session"
     }
 
-    /// <summary>Connection backend, for its own slot: the session ended; it waits for the next one (count kept).</summary>
-    public void EndSession(int slot)
+    /// <summary>Connection backend, for its own slot: the session ended; it waits for the next one (count kept), or,
+    /// when <paramref name="leaving"/>, it exits (nobody may hand it another).</summary>
+    public void EndSession(int slot, bool leaving = false)
     {
         ref var s = ref At(slot);
-        Volatile.Write(ref s.SessionStartedAtUnixMs, 0);
+        Volatile.Write(ref s.SessionStartedAtUnixMs, leaving ? SessionLeaving : 0);
         fixed (Slot* p = &s)
             Put((byte*)p + SessionClientOffset, MaxClientBytes, "");
     }
@@ -337,7 +353,7 @@ internal sealed unsafe class BackendSlotArray
     }
 
     private static SessionInfo ReadSession(ref Slot s) =>
-        new(ReadText(ref s, SessionClientOffset, MaxClientBytes), s.SessionStartedAtUnixMs, s.SessionId, Volatile.Read(ref s.SessionCount));
+        new(ReadText(ref s, SessionClientOffset, MaxClientBytes), Math.Max(0, s.SessionStartedAtUnixMs), s.SessionId, Volatile.Read(ref s.SessionCount));
 
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>
     public static string? Validate(string name, string entry, string argument)

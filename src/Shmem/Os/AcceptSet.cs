@@ -11,9 +11,6 @@ namespace Postmaster.Shmem.Os;
 /// </summary>
 internal sealed unsafe class AcceptSet : IDisposable
 {
-    /// <summary><see cref="Wait"/>'s result for the channel.</summary>
-    public const int Channel = -1;
-
     /// <summary><see cref="Wait"/>'s result when nothing was ready (timeout, or a signal).</summary>
     public const int None = -2;
 
@@ -58,11 +55,13 @@ internal sealed unsafe class AcceptSet : IDisposable
             throw new OsCallException($"could not add descriptor {fd} to an epoll set (epoll_ctl)", Libc.Errno);
     }
 
-    /// <summary>Waits up to <paramref name="timeoutMs"/> (-1: no limit): <see cref="Channel"/> when the channel is
-    /// readable (a message, or its end: that comes first), else the index of a readable listener, else
-    /// <see cref="None"/>.</summary>
-    public int Wait(int timeoutMs)
+    /// <summary>Waits up to <paramref name="timeoutMs"/> (-1: no limit): the index of a readable listener, or
+    /// <see cref="None"/>; <paramref name="channel"/> says whether the channel is readable too (a message, or its end:
+    /// the caller reads it first, and then owes the acceptor a wake-up if a listener was ready: with EPOLLEXCLUSIVE that
+    /// connection woke this process only).</summary>
+    public int Wait(int timeoutMs, out bool channel)
     {
+        channel = false;
         fixed (byte* events = _events)
         {
             int n = Libc.epoll_wait(_epoll.Fd, events, _events.Length / Libc.EpollEventSize, timeoutMs);
@@ -78,8 +77,8 @@ internal sealed unsafe class AcceptSet : IDisposable
             {
                 ulong data = *(ulong*)(events + i * Libc.EpollEventSize + Libc.EpollDataOffset);
                 if (data == ulong.MaxValue)
-                    return Channel;
-                if (data < (ulong)_listeners.Count)
+                    channel = true;
+                else if (data < (ulong)_listeners.Count)
                     listener = (int)data;
             }
             return listener;
@@ -87,8 +86,8 @@ internal sealed unsafe class AcceptSet : IDisposable
     }
 
     /// <summary>accept4(2) of one pending connection on listener <paramref name="index"/> (non-blocking: the listener
-    /// is): the client's descriptor, close-on-exec and blocking; or -errno (-EAGAIN: another process took it;
-    /// -EINVAL: the postmaster shut the listener down).</summary>
+    /// is): the client's descriptor, close-on-exec and blocking; or -errno (-EAGAIN: another process took it, or a
+    /// Unix listener was shut down; -EINVAL: a TCP listener was shut down; -EMFILE and the like: out of resources).</summary>
     public int TryAccept(int index)
     {
         while (true)

@@ -101,7 +101,9 @@ public sealed class AcceptorModeTests
 
             // This "backend" accepts one itself and is in a session: the acceptor listens again.
             var direct = Connect(port, clients);
-            Assert.Equal(0, accepting.Wait((int)ClusterOptions.DefaultTimeout.TotalMilliseconds)); // listener 0 is readable
+            Assert.Equal(0, accepting.Wait((int)ClusterOptions.DefaultTimeout.TotalMilliseconds, out bool message)); // listener 0 is readable
+            Assert.False(message);
+            Assert.True(shmem.Instance.Slots.TryClaimSession(0, Shmem.Backends.BackendSlotArray.SessionClaimedByBackend)); // as a backend does
             int accepted = accepting.TryAccept(0);
             Assert.True(accepted >= 0, $"accept4: errno {-accepted}");
             using (var mine = new Socket(new SafeSocketHandle(accepted, ownsHandle: true)))

@@ -173,6 +173,38 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public void Every_connection_is_served_while_backends_come_and_go_at_their_session_limit()
+    {
+        // Backends accept for themselves and leave every third session: no connection may be handed to one that is
+        // leaving, or left in a queue, while others come and go (two clients at once, 90 connections in all).
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-churn", port, "max_sessions_per_backend = 3", "spare_connection_backends = 2");
+        pm.Start();
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 45; i++)
+            {
+                try
+                {
+                    using var c = EchoClient.Tcp(port);
+                    if (c.Ask($"{t}/{i}") != $"{t}/{i}")
+                        errors.Enqueue($"{t}/{i}: wrong answer");
+                }
+                catch (Exception e)
+                {
+                    errors.Enqueue($"{t}/{i}: {e.GetType().Name}: {e.Message}");
+                }
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Empty(errors);
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
     public void Over_max_connections_a_connection_is_refused_and_the_next_one_after_a_session_ends_is_served()
     {
         int port = EchoClient.FreePort();
