@@ -129,7 +129,7 @@ internal static class PostmasterServer
                 log.Log($"postmaster is ready (PID {ProcessControl.CurrentPid}, data directory \"{dataDir}\", " +
                         $"{memory.Main.Mapping.Size} bytes of {KindName(memory.Main)} shared memory, key {memory.Main.Mapping.Key})");
                 NotifyReady(options.ReadyFd);
-            }, systemd);
+            }, systemd) { SyncLogs = () => collector.Sync(TimeSpan.FromMilliseconds(200)) };
             return loop.Run();
         }
         catch (StartupException e)

@@ -17,11 +17,23 @@ internal sealed class LogCollector : IDisposable
 {
     public static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(1);
 
+    /// <summary>After a read, how long the collector lets more arrive before it reads again: under a storm one wake-up
+    /// a millisecond instead of one per write (each costs a context switch on a 2-core machine), at most this much later
+    /// in the log. <see cref="Sync"/> does not wait for it.</summary>
+    public const int CoalesceMs = 1;
+
+    /// <summary>The pipe's capacity asked for (F_SETPIPE_SZ; the default limit for a user is 1 MiB): room for what
+    /// 20 backends write in a coalescing pause and more, so a writer does not block on a collector that is pausing.</summary>
+    private const int PipeBytes = 1 << 20;
+
     private readonly ServerLog _log;
     private readonly SafeFd _read;
     private SafeFd? _write;
     private readonly Thread _thread;
     private readonly LogPipeReader _reader = new();
+    private readonly WakeEvent _wake = new();
+    private readonly object _syncGate = new();
+    private long _syncRequested, _syncDone;
     private volatile bool _draining;
     private bool _reportedFailure;
 
@@ -29,6 +41,7 @@ internal sealed class LogCollector : IDisposable
     {
         _log = log;
         (_read, _write) = ProcessSpawner.CreatePipe();
+        ProcessSpawner.TryResizePipe(_write.Fd, PipeBytes);
         _thread = new Thread(Run) { Name = "log collector", IsBackground = true };
         _thread.Start();
     }
@@ -36,38 +49,97 @@ internal sealed class LogCollector : IDisposable
     /// <summary>The write end, for the backends' stdout and stderr.</summary>
     public int WriteFd => _write?.Fd ?? throw new ObjectDisposedException(nameof(LogCollector));
 
+    /// <summary>Returns once everything in the pipe now has been written to the log (or after <paramref name="limit"/>):
+    /// the supervisor calls it before it reports a backend's exit, so a backend's last words always come before the
+    /// line about its death.</summary>
+    public void Sync(TimeSpan limit)
+    {
+        long ticket;
+        lock (_syncGate)
+            ticket = ++_syncRequested;
+        _wake.Signal();
+        long until = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        lock (_syncGate)
+        {
+            while (_syncDone < ticket && _thread.IsAlive)
+            {
+                long left = until - Environment.TickCount64;
+                if (left <= 0)
+                    return;
+                Monitor.Wait(_syncGate, (int)Math.Min(left, 100));
+            }
+        }
+    }
+
     private void Run()
     {
         var buffer = new byte[64 * 1024];
         long drainUntil = long.MaxValue;
-        while (true)
+        var entries = new PollEntry[2];
+        bool pause = false;
+        try
         {
-            int n;
-            try
+            while (true)
             {
-                if (_draining && drainUntil == long.MaxValue)
-                    drainUntil = Environment.TickCount64 + (long)DrainLimit.TotalMilliseconds; // from the stop, however busy the pipe
-                if (Environment.TickCount64 >= drainUntil)
-                    break; // a leftover writer (a worker's own child) keeps the pipe open: stop waiting for it
-                if (!ProcessSpawner.WaitReadable(_read.Fd, 100))
-                    continue;
-                n = ProcessSpawner.Read(_read.Fd, buffer);
+                int n;
+                try
+                {
+                    if (_draining && drainUntil == long.MaxValue)
+                        drainUntil = Environment.TickCount64 + (long)DrainLimit.TotalMilliseconds; // from the stop, however busy the pipe
+                    if (Environment.TickCount64 >= drainUntil)
+                        break; // a leftover writer (a worker's own child) keeps the pipe open: stop waiting for it
+                    long requested = Volatile.Read(ref _syncRequested);
+                    bool syncing = requested != Volatile.Read(ref _syncDone);
+                    if (pause && !syncing && !_draining)
+                    {
+                        // Let more arrive (a sync request ends the pause at once).
+                        entries[0] = new PollEntry(_wake.Fd);
+                        Poller.Wait(entries.AsSpan(0, 1), CoalesceMs);
+                    }
+                    pause = false;
+                    entries[0] = new PollEntry(_read.Fd);
+                    entries[1] = new PollEntry(_wake.Fd);
+                    Poller.Wait(entries, syncing ? 0 : 100);
+                    if (entries[1].IsReadable)
+                        _wake.Drain();
+                    if (!entries[0].IsReadable)
+                    {
+                        if (syncing)
+                            CompleteSync(requested); // nothing (more) in the pipe
+                        continue;
+                    }
+                    n = ProcessSpawner.Read(_read.Fd, buffer);
+                }
+                catch (OsCallException e)
+                {
+                    _log.Warning($"log collector: {e.Message}");
+                    break;
+                }
+                if (n == 0)
+                    break; // every writer closed it
+                using (_log.Batch()) // the records of one read cost one write(2) per destination
+                {
+                    foreach (var item in _reader.Feed(buffer.AsSpan(0, n)))
+                        Emit(item);
+                }
+                pause = n < buffer.Length; // a full read: more is waiting, read on at once
             }
-            catch (OsCallException e)
-            {
-                _log.Warning($"log collector: {e.Message}");
-                break;
-            }
-            if (n == 0)
-                break; // every writer closed it
-            using (_log.Batch()) // the records of one read cost one write(2) per destination
-            {
-                foreach (var item in _reader.Feed(buffer.AsSpan(0, n)))
-                    Emit(item);
-            }
+            foreach (var item in _reader.Flush())
+                Emit(item);
         }
-        foreach (var item in _reader.Flush())
-            Emit(item);
+        finally
+        {
+            CompleteSync(long.MaxValue); // nobody waits for a collector that has stopped
+        }
+    }
+
+    private void CompleteSync(long requested)
+    {
+        lock (_syncGate)
+        {
+            _syncDone = Math.Min(requested, _syncRequested);
+            Monitor.PulseAll(_syncGate);
+        }
     }
 
     private void Emit(LogPipeItem item)
@@ -99,7 +171,9 @@ internal sealed class LogCollector : IDisposable
         _draining = true;
         _write?.Dispose();
         _write = null;
+        _wake.Signal();
         _thread.Join();
         _read.Dispose();
+        _wake.Dispose();
     }
 }

@@ -429,11 +429,16 @@ internal sealed class PostmasterLoop
 
     // ---- children ----
 
+    /// <summary>Writes what backends have written to the log pipe so far (the collector's <c>Sync</c>): called before
+    /// exits are reported, so that a backend's last words come before the line about its death.</summary>
+    public Action? SyncLogs { get; init; }
+
     private void ReapChildren()
     {
         var reaped = _children.Reap();
         if (reaped.Count == 0)
             return;
+        SyncLogs?.Invoke();
         foreach (var r in reaped)
         {
             if (_acceptor?.ProcessGone(r.Process.Pid) == true && PmStateMachine.AcceptsNewBackends(_state))

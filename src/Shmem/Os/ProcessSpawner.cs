@@ -142,6 +142,10 @@ internal static unsafe class ProcessSpawner
         }
     }
 
+    /// <summary>fcntl(F_SETPIPE_SZ): asks for a pipe of <paramref name="bytes"/>; false when refused (above the
+    /// user's limit, /proc/sys/fs/pipe-max-size): the pipe keeps its size.</summary>
+    public static bool TryResizePipe(int fd, int bytes) => Libc.fcntl_int(fd, 1031 /* F_SETPIPE_SZ */, bytes) >= 0;
+
     /// <summary>A pipe; both ends close-on-exec (pass one to a child through <see cref="SpawnOptions.InheritFds"/>).</summary>
     public static (SafeFd Read, SafeFd Write) CreatePipe()
     {
