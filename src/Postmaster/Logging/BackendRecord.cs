@@ -21,8 +21,7 @@ internal static class BackendRecord
     public static bool TryRead(int pipePid, ReadOnlySpan<byte> json, out RecordFields record)
     {
         record = default;
-        string? timestamp = null, backendType = null, worker = null, severityLabel = null, message = null,
-            detail = null, hint = null, context = null;
+        var text = new string?[TextFields]; // by Field: the string fields; Pid and Slot are numbers
         int? pid = null, slot = null;
         try
         {
@@ -34,43 +33,22 @@ internal static class BackendRecord
                 Field field = FieldOf(ref reader);
                 if (!reader.Read())
                     return false;
-                switch (reader.TokenType)
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                    reader.Skip();
+                // A field of the wrong type (or null) is absent, whatever an earlier key of the same name said.
+                bool isString = reader.TokenType == JsonTokenType.String;
+                switch (field)
                 {
-                    case JsonTokenType.String:
-                        string? text = field is Field.Unknown or Field.Pid or Field.Slot ? null : reader.GetString();
-                        switch (field)
-                        {
-                            case Field.Timestamp: timestamp = text; break;
-                            case Field.BackendType: backendType = text; break;
-                            case Field.Worker: worker = text; break;
-                            case Field.Severity: severityLabel = text; break;
-                            case Field.Message: message = text; break;
-                            case Field.Detail: detail = text; break;
-                            case Field.Hint: hint = text; break;
-                            case Field.Context: context = text; break;
-                            case Field.Pid: pid = null; break;
-                            case Field.Slot: slot = null; break;
-                        }
+                    case Field.Unknown:
                         break;
-                    case JsonTokenType.Number:
-                        int? number = reader.TryGetInt32(out int n) ? n : null;
-                        if (field == Field.Pid)
-                            pid = number;
-                        else if (field == Field.Slot)
-                            slot = number;
-                        else
-                            Clear(field, ref timestamp, ref backendType, ref worker, ref severityLabel, ref message, ref detail, ref hint, ref context);
+                    case Field.Pid:
+                        pid = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int p) ? p : null;
                         break;
-                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
-                        reader.Skip();
-                        goto default;
-                    default: // null, true, false, or a nested value: the field is absent
-                        if (field == Field.Pid)
-                            pid = null;
-                        else if (field == Field.Slot)
-                            slot = null;
-                        else
-                            Clear(field, ref timestamp, ref backendType, ref worker, ref severityLabel, ref message, ref detail, ref hint, ref context);
+                    case Field.Slot:
+                        slot = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int n) ? n : null;
+                        break;
+                    default:
+                        text[(int)field] = isString ? reader.GetString() : null;
                         break;
                 }
             }
@@ -81,17 +59,21 @@ internal static class BackendRecord
         {
             return false;
         }
-        var severity = SeverityText.TryParseLabel(severityLabel ?? "", out var sv) ? sv : Severity.Log;
+        var severity = SeverityText.TryParseLabel(text[(int)Field.Severity] ?? "", out var sv) ? sv : Severity.Log;
+        string? timestamp = text[(int)Field.Timestamp], backendType = text[(int)Field.BackendType];
         bool ours = TryParseTimestamp(timestamp, out var t);
         record = new RecordFields(ours ? t : DateTimeOffset.UtcNow, ours ? timestamp : null, pid ?? pipePid,
-            backendType is { Length: > 0 } ? backendType : "backend", worker, slot, severity, message ?? "",
-            NullIfEmpty(detail), NullIfEmpty(hint), NullIfEmpty(context));
+            backendType is { Length: > 0 } ? backendType : "backend", text[(int)Field.Worker], slot, severity,
+            text[(int)Field.Message] ?? "", NullIfEmpty(text[(int)Field.Detail]), NullIfEmpty(text[(int)Field.Hint]),
+            NullIfEmpty(text[(int)Field.Context]));
         return true;
     }
 
     private static string? NullIfEmpty(string? text) => text is { Length: > 0 } ? text : null;
 
-    private enum Field { Unknown, Timestamp, Pid, BackendType, Worker, Slot, Severity, Message, Detail, Hint, Context }
+    private enum Field { Unknown, Pid, Slot, Timestamp, BackendType, Worker, Severity, Message, Detail, Hint, Context }
+
+    private const int TextFields = (int)Field.Context + 1;
 
     private static Field FieldOf(ref Utf8JsonReader reader)
     {
@@ -115,23 +97,6 @@ internal static class BackendRecord
         _ when key.SequenceEqual("context"u8) => Field.Context,
         _ => Field.Unknown,
     };
-
-    private static void Clear(Field field, ref string? timestamp, ref string? backendType, ref string? worker,
-        ref string? severity, ref string? message, ref string? detail, ref string? hint, ref string? context)
-    {
-        switch (field)
-        {
-            case Field.Timestamp: timestamp = null; break;
-            case Field.BackendType: backendType = null; break;
-            case Field.Worker: worker = null; break;
-            case Field.Severity: severity = null; break;
-            case Field.Message: message = null; break;
-            case Field.Detail: detail = null; break;
-            case Field.Hint: hint = null; break;
-            case Field.Context: context = null; break;
-        }
-    }
-
 
     /// <summary>Our timestamp, <c>yyyy-MM-dd HH:mm:ss.fff UTC</c> exactly, as a UTC time; false for anything else
     /// (then the collector stamps the record with its own time of arrival).</summary>

@@ -38,27 +38,18 @@ internal sealed class StderrSink : ILogEventSink, IBatchingSink
 
     public StderrSink(ITextFormatter formatter) => _formatter = formatter;
 
-    public void Emit(LogEvent logEvent)
-    {
-        lock (_gate)
-        {
-            var sb = _text.GetStringBuilder();
-            sb.Clear();
-            _formatter.Format(logEvent, _text);
-            Append(sb);
-            if (_batches == 0 || _length >= FlushBytes)
-                Flush();
-        }
-    }
+    public void Emit(LogEvent logEvent) => Emit((_formatter, logEvent), static (s, w) => s._formatter.Format(s.logEvent, w));
 
     /// <summary>A backend's record, formatted straight from its fields (<see cref="PgTextFormatter.Format(in RecordFields, TextWriter)"/>).</summary>
-    public void Emit(in RecordFields record)
+    public void Emit(in RecordFields record) => Emit(record, static (r, w) => PgTextFormatter.Format(r, w));
+
+    private void Emit<T>(T state, Action<T, TextWriter> format)
     {
         lock (_gate)
         {
             var sb = _text.GetStringBuilder();
             sb.Clear();
-            PgTextFormatter.Format(record, _text);
+            format(state, _text);
             Append(sb);
             if (_batches == 0 || _length >= FlushBytes)
                 Flush();
