@@ -7,15 +7,12 @@ namespace Postmaster.Logging;
 /// <summary>
 /// A backend's log record from the pipe (one JSON object in the schema of docs/logging.md), read in one forward pass
 /// with <see cref="Utf8JsonReader"/>: no document is built, unknown keys and nested values are skipped, a key given
-/// twice counts by its last value, and a field of the wrong type counts as absent. The collector turns every record
-/// into a log event this way, so it is the collector's hot path (tens of thousands of records a second under a storm).
+/// twice counts by its last value, and a field of the wrong type counts as absent. The collector reads every record
+/// this way, so it is the collector's hot path (tens of thousands of records a second under a storm); the text log is
+/// written from the fields, and a log event (<see cref="RecordFields.ToLogEvent"/>) is built only for the JSON file.
 /// </summary>
 internal static class BackendRecord
 {
-    /// <summary>The event <paramref name="json"/> describes, or null when it is not a JSON object (then the caller
-    /// writes it as text). Never throws for any input.</summary>
-    public static LogEvent? Parse(int pipePid, ReadOnlySpan<byte> json) => TryRead(pipePid, json, out var r) ? r.ToLogEvent() : null;
-
     /// <summary>The record's fields, read from <paramref name="json"/>; false when it is not one JSON object (then the
     /// caller writes it as text). Never throws for any input.</summary>
     public static bool TryRead(int pipePid, ReadOnlySpan<byte> json, out RecordFields record)

@@ -10,7 +10,9 @@ namespace Postmaster.Tests.Units;
 /// and the timestamp read back exactly as the formatters write it.</summary>
 public sealed class BackendRecordTests
 {
-    private static LogEvent? Parse(string json, int pid = 77) => BackendRecord.Parse(pid, Encoding.UTF8.GetBytes(json));
+    private static LogEvent? Parse(string json, int pid = 77) => Parse(Encoding.UTF8.GetBytes(json), pid);
+
+    private static LogEvent? Parse(byte[] json, int pid = 77) => BackendRecord.TryRead(pid, json, out var r) ? r.ToLogEvent() : null;
 
     private static string Prop(LogEvent e, string name) => PgTextFormatter.Scalar(e, name);
 
@@ -75,7 +77,7 @@ public sealed class BackendRecordTests
     public void Invalid_utf8_in_a_value_is_refused_not_thrown()
     {
         byte[] bytes = [.. "{\"message\":\""u8, 0xC3, 0x28, .. "\"}"u8];
-        Assert.Null(BackendRecord.Parse(1, bytes));
+        Assert.Null(Parse(bytes));
     }
 
     [Fact]
