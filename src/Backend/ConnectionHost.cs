@@ -147,15 +147,8 @@ internal sealed class ConnectionHost
                     slots.SetSession(slot, id, acceptedMs, served, peer);
                     if (left < Math.Max(1, counters.SpareTarget))
                         FdPassing.Send(fd, "A"u8, -1, nonBlocking: true); // full: the acceptor has messages to read anyway
-                    bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
-                    bool leaving = !clean || (maxSessions > 0 && served >= maxSessions) || _stop.IsSet;
-                    if (!leaving)
-                        counters.ReturnAccepting(); // first: the hint errs low (an extra wake-up), never high
-                    slots.EndSession(slot, leaving); // leaving: nobody hands this backend another session
-                    if (!clean)
-                        return BackendHost.ExitFailure;
-                    if (maxSessions > 0 && served >= maxSessions)
-                        return SessionLimit(served);
+                    if (RunSession(worker, socket, id, served, acceptedMs, peer, maxSessions, slots, slot, counters) is int exit)
+                        return exit;
                     continue; // the ticket stands: accept the next one
                 }
             }
@@ -191,13 +184,8 @@ internal sealed class ConnectionHost
                     var socket = new Socket(new SafeSocketHandle(receivedFd, ownsHandle: true));
                     served++;
                     slots.SetSession(slot, id, acceptedMs, served, peer); // replaces the acceptor's claim, if any
-                    bool clean = Serve(worker, socket, id, served, acceptedMs, peer);
-                    bool leaving = !clean || (maxSessions > 0 && served >= maxSessions) || _stop.IsSet;
-                    slots.EndSession(slot, leaving);
-                    if (!clean)
-                        return BackendHost.ExitFailure;
-                    if (maxSessions > 0 && served >= maxSessions)
-                        return SessionLimit(served);
+                    if (RunSession(worker, socket, id, served, acceptedMs, peer, maxSessions, slots, slot, accepting: null) is int exit)
+                        return exit;
                     ready = true; // after a hand-off the acceptor waits for "ready"; a ticket still stands
                     continue;
                 }
@@ -209,9 +197,24 @@ internal sealed class ConnectionHost
         }
     }
 
-    private int SessionLimit(int served)
+    /// <summary>Serves a session already shown in the slot, then clears the slot: free again, or "leaving" when the
+    /// backend exits now (the session did not end cleanly, the session limit, a stop), so nobody hands it another.
+    /// <paramref name="accepting"/>: the counters whose hint of accepting backends this one returns to (a direct
+    /// session; before the slot says free, so the hint errs low, never high). The exit code, or null to go on.</summary>
+    private int? RunSession(object worker, Socket socket, long id, int number, long acceptedMs, string peer, int maxSessions,
+        BackendSlotArray slots, int slot, InstanceCounters? accepting)
     {
-        _log.Write(BackendLog.Debug1, $"connection backend served {served} sessions (max_sessions_per_backend); exiting");
+        bool clean = Serve(worker, socket, id, number, acceptedMs, peer);
+        bool limit = maxSessions > 0 && number >= maxSessions;
+        bool leaving = !clean || limit || _stop.IsSet;
+        if (!leaving)
+            accepting?.ReturnAccepting();
+        slots.EndSession(slot, leaving);
+        if (!clean)
+            return BackendHost.ExitFailure;
+        if (!limit)
+            return null;
+        _log.Write(BackendLog.Debug1, $"connection backend served {number} sessions (max_sessions_per_backend); exiting");
         return BackendHost.ExitDone;
     }
 

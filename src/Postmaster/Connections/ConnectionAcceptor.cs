@@ -683,7 +683,8 @@ internal sealed class ConnectionAcceptor : IDisposable
         foreach (var l in _listeners.All)
         {
             // A Unix listener keeps its queue after shutdown(2) while backends hold copies: those get the reason too.
-            for (int n = 0; n < 1024; n++)
+            // (Not on a socket systemd passed: its queue waits for the next start.)
+            for (int n = 0; n < 1024 && !l.Passed; n++)
             {
                 try
                 {
@@ -707,6 +708,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         public Socket Socket { get; } = socket;
         public int Pid { get; } = pid;
         public int Slot { get; } = slot;
+
         /// <summary>Waiting for a hand-off (said "ready", holds no ticket).</summary>
         public bool Idle { get; set; }
 
