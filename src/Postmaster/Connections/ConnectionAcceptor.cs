@@ -430,7 +430,9 @@ internal sealed class ConnectionAcceptor : IDisposable
                 counters.CountAccepted(direct: false);
             else
                 _uncountedAccepted++;
-            int busy = _channels.Count(c => c.Busy || c.Ticket);
+            // Sessions in progress (handed over, or accepted by a ticketed backend): a ticketed backend that is free
+            // would take this connection itself, so its ticket is this connection's place, not another one's.
+            int busy = _channels.Count(c => c.Busy || (c.Ticket && InSession(c)));
             if (_mode == AcceptMode.Recovery)
             {
                 Refuse(client, InRecovery);

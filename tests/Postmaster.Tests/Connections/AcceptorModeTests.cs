@@ -134,6 +134,56 @@ public sealed class AcceptorModeTests
         }
     }
 
+    /// <summary>At <c>max_connections = 1</c> with one idle ticketed backend that does not take a pending connection
+    /// (its wake-up went elsewhere), the acceptor takes it at its next look and hands it to that backend: the free
+    /// ticket is this connection's place, so it is not refused as one too many.</summary>
+    [Fact]
+    public void A_pending_connection_the_acceptor_takes_uses_a_free_tickets_place_not_another()
+    {
+        int port = EchoClient.FreePort();
+        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
+        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
+        using var shmem = new Dsm.DsmTestInstance("acceptor-place", Shmem.Dsm.DsmType.Posix);
+        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
+        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        var clients = new List<Socket>();
+        var counters = Shmem.Instance.InstanceCounters.Require(shmem.Main.Index);
+        using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            acceptor.Configure(maxConnections: 1, spare: 0, rejection: "too many", slots: shmem.Instance.Slots, counters: counters);
+            acceptor.Start();
+            acceptor.SetMode(AcceptMode.Open);
+            acceptor.Expect(Environment.ProcessId, slot: 0);
+            channel.Connect(new UnixDomainSocketEndPoint(acceptor.ChannelName));
+            channel.Send("R"u8);
+            var buffer = new byte[64];
+            var (kind, fd) = Receive(channel, buffer);
+            Assert.Equal('F', kind);
+            Postmaster.Shmem.Os.FdPassing.Close(fd); // this "backend" never accepts itself
+            Assert.Equal('T', Receive(channel, buffer).Kind);
+            Wait.Until(() => counters.DirectConnections.Accepting == 1, "the acceptor to count the ticketed backend as accepting");
+
+            var client = Connect(port, clients); // pending: the only ticketed backend does not take it
+            (kind, fd) = Receive(channel, buffer); // the acceptor's next look takes it and hands it over
+            Assert.Equal('S', kind);
+            Assert.True(fd >= 0);
+            Postmaster.Shmem.Os.FdPassing.MakeBlocking(fd);
+            using (var handed = new Socket(new SafeSocketHandle(fd, ownsHandle: true)))
+            {
+                handed.Send("served\r\n"u8);
+                Assert.Equal("served", ReadLine(client));
+            }
+            Assert.Equal((1L, 0L), counters.Connections); // accepted, none refused
+        }
+        finally
+        {
+            acceptor.Dispose();
+            clients.ForEach(c => c.Dispose());
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static (char Kind, int Fd) Receive(Socket channel, byte[] buffer)
     {
         channel.ReceiveTimeout = (int)ClusterOptions.DefaultTimeout.TotalMilliseconds;
