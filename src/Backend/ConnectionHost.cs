@@ -47,8 +47,13 @@ internal sealed class ConnectionHost
 
     /// <summary>Runs the session loop; the backend's exit code. The channel failing (the postmaster closed it, or is
     /// gone) ends the loop like a release.</summary>
-    public int Run(string channelName, int maxSessions, string entry, string dataDir)
+    public int Run(string channelName, int maxSessions, CpuSchedulingPolicy policy, string entry, string dataDir)
     {
+        // connection_scheduling_policy: set before the worker starts any thread, so that its threads inherit it.
+        if (CpuScheduling.TrySetForProcess(policy) is int errno and not 0)
+            _log.Write(BackendLog.Warning, $"connection backend: could not set the CPU scheduling policy to "
+                + $"\"{CpuScheduling.Name(policy)}\" (sched_setscheduler: {Shmem.Os.OsError.Text(errno)}, errno {errno}); "
+                + "it keeps the one it has", hint: "Set connection_scheduling_policy = other where the call is not allowed.");
         try
         {
             return RunSessions(channelName, maxSessions, entry, dataDir);

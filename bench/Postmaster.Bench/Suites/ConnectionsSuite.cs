@@ -99,16 +99,22 @@ public sealed partial class ConnectionsSuite : IBenchSuite
             Console.WriteLine("(redis-server or redis-benchmark not installed: the connection-rate and throughput rows are left out)");
             return;
         }
-        int ourPort = FreePort(), redisPort = FreePort();
+        int ourPort = FreePort(), otherPort = FreePort(), redisPort = FreePort();
         using var server = BenchServer.Start("conn-kv", Settings(KeyValueEntry, ourPort));
+        // The same server with connection_scheduling_policy = other (Linux's default policy): what the default, batch,
+        // is worth, measured in the same rounds.
+        var otherSettings = Settings(KeyValueEntry, otherPort);
+        otherSettings["connection_scheduling_policy"] = "other";
+        using var otherServer = BenchServer.Start("conn-kv-other", otherSettings);
         int redisPid = BenchProcess.Start(redisServer, "--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no");
         try
         {
             WaitForPort(ourPort);
+            WaitForPort(otherPort);
             WaitForPort(redisPort);
             int[] clientCounts = [1, 2];
-            string[] persistent = ["-c", "50", "-t", "set,get", "-n", "100000", "-q"];
+            string[] persistent = ["-c", "50", "-t", "set,get", "-n", "100000"];
             // Cold: the first run on a fresh server, where 46 of the 50 backends start on demand and each compiles the
             // worker's code (tiered JIT) as its first requests arrive. Reported, not held to the target.
             var cold = RpsAll(benchmark, ourPort, persistent);
@@ -119,9 +125,9 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                 Rps(benchmark, ourPort, NewConnectionArgs(clients), "PING_INLINE");
             }
             RpsAll(benchmark, redisPort, persistent);
+            RpsAll(benchmark, otherPort, persistent);
             var rate = clientCounts.ToDictionary(c => c, _ => (Redis: new List<double>(), Ours: new List<double>()));
-            var sets = (Redis: new List<double>(), Ours: new List<double>());
-            var gets = (Redis: new List<double>(), Ours: new List<double>());
+            var persistentRuns = new[] { "SET", "GET" }.ToDictionary(op => op, _ => (Redis: new List<Rate>(), Ours: new List<Rate>(), Other: new List<Rate>()));
             for (int round = 0; round < MeasuredRounds; round++) // interleaved: a change in the machine's load hits both
             {
                 foreach (int clients in clientCounts)
@@ -131,10 +137,13 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                 }
                 var r = RpsAll(benchmark, redisPort, persistent);
                 var o = RpsAll(benchmark, ourPort, persistent);
-                sets.Redis.Add(r["SET"]);
-                sets.Ours.Add(o["SET"]);
-                gets.Redis.Add(r["GET"]);
-                gets.Ours.Add(o["GET"]);
+                var other = RpsAll(benchmark, otherPort, persistent);
+                foreach (var (op, runs) in persistentRuns)
+                {
+                    runs.Redis.Add(r[op]);
+                    runs.Ours.Add(o[op]);
+                    runs.Other.Add(other[op]);
+                }
             }
             var postgres = MeasurePostgres(clientCounts);
             foreach (int clients in clientCounts)
@@ -146,12 +155,18 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                     table.AddThroughput($"same, against PostgreSQL's own rate (pgbench -n -C, select 1), {clients} client(s)",
                         "PostgreSQL", postgres[clients], ours, "≥ 5× PostgreSQL");
             }
-            foreach (var (op, runs) in new[] { ("SET", sets), ("GET", gets) })
+            foreach (var (op, runs) in persistentRuns)
+            {
                 table.AddThroughput($"50 persistent clients, {op} (redis-benchmark, no pipelining), median of {MeasuredRounds}",
-                    "redis-server", Median(runs.Redis), Median(runs.Ours), "≥ 0.8× redis-server");
-            foreach (string op in new[] { "SET", "GET" })
+                    "redis-server", MedianRps(runs.Redis), MedianRps(runs.Ours), "≥ 0.8× redis-server");
+                table.AddTime($"50 persistent clients, {op}, p99 latency (median of the rounds' p99)", "redis-server",
+                    MedianP99(runs.Redis), MedianP99(runs.Ours), "ms", "report");
+                table.AddThroughput($"50 persistent clients, {op}, connection_scheduling_policy = other, against the default (batch)",
+                    "batch", MedianRps(runs.Ours), MedianRps(runs.Other), "report");
+            }
+            foreach (var (op, runs) in persistentRuns)
                 table.AddThroughput($"50 persistent clients, {op}, first run on a fresh server (backends start on demand)",
-                    "redis-server", Median(op == "SET" ? sets.Redis : gets.Redis), cold[op], "report");
+                    "redis-server", MedianRps(runs.Redis), cold[op].PerSecond, "report");
         }
         finally
         {
@@ -163,23 +178,33 @@ public sealed partial class ConnectionsSuite : IBenchSuite
     private const int MeasuredRounds = 3;
 
     private static string[] NewConnectionArgs(int clients) =>
-        ["-k", "0", "-t", "ping_inline", "-c", clients.ToString(CultureInfo.InvariantCulture), "-n", "3000", "-q"];
+        ["-k", "0", "-t", "ping_inline", "-c", clients.ToString(CultureInfo.InvariantCulture), "-n", "3000"];
 
-    private static double Rps(string benchmark, int port, string[] args, string op) => RpsAll(benchmark, port, args)[op];
+    /// <summary>One test of a redis-benchmark run: requests per second and the p99 latency in milliseconds.</summary>
+    private readonly record struct Rate(double PerSecond, double P99Ms);
 
-    private static Dictionary<string, double> RpsAll(string benchmark, int port, string[] args)
+    private static double Rps(string benchmark, int port, string[] args, string op) => RpsAll(benchmark, port, args)[op].PerSecond;
+
+    private static double MedianRps(List<Rate> runs) => Median(runs.Select(r => r.PerSecond).Order().ToArray());
+
+    private static double MedianP99(List<Rate> runs) => Median(runs.Select(r => r.P99Ms).Order().ToArray());
+
+    /// <summary>Runs redis-benchmark with <c>--csv</c> (a line per test: name, rps, avg, min, p50, p95, p99, max).</summary>
+    private static Dictionary<string, Rate> RpsAll(string benchmark, int port, string[] args)
     {
-        string output = BenchProcess.Output(benchmark, ["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), .. args]);
-        var rates = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (Match m in RateLine().Matches(output))
-            rates[m.Groups[1].Value] = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        string output = BenchProcess.Output(benchmark, ["-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), .. args, "--csv"]);
+        var rates = new Dictionary<string, Rate>(StringComparer.Ordinal);
+        foreach (Match m in CsvLine().Matches(output))
+            rates[m.Groups[1].Value] = new Rate(double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture),
+                double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture));
         if (rates.Count == 0)
             throw new InvalidOperationException($"redis-benchmark printed no rate:\n{output}");
         return rates;
     }
 
-    [GeneratedRegex(@"([A-Z_]+): ([0-9.]+) requests per second")]
-    private static partial Regex RateLine();
+    // "SET","72202.16","0.365","0.080","0.343","0.455","0.919","3.463": test, rps, avg, min, p50, p95, p99, max
+    [GeneratedRegex(@"""([A-Z_]+)"",""([0-9.]+)"",""[0-9.]+"",""[0-9.]+"",""[0-9.]+"",""[0-9.]+"",""([0-9.]+)""")]
+    private static partial Regex CsvLine();
 
     private static string? Which(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);

@@ -33,6 +33,17 @@ internal static unsafe partial class Libc
     [LibraryImport(Name, SetLastError = true)]
     public static partial int setsid();
 
+    public const int SCHED_OTHER = 0;
+    public const int SCHED_BATCH = 3;
+
+    // sched_setscheduler(2) on Linux sets one thread's policy (pid is a thread id; 0 = the calling thread);
+    // param points at struct sched_param { int sched_priority; }, which must be 0 for SCHED_OTHER and SCHED_BATCH
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int sched_setscheduler(int pid, int policy, int* param);
+
+    [LibraryImport(Name, SetLastError = true)]
+    public static partial int sched_getscheduler(int pid);
+
     [LibraryImport(Name, SetLastError = true)]
     public static partial int posix_spawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
 

@@ -86,6 +86,65 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public void Connection_backends_run_under_connection_scheduling_policy_and_a_reload_applies_to_new_ones()
+    {
+        int port = EchoClient.FreePort();
+        using var pm = Server("conn-sched", port, "spare_connection_backends = 1", "max_sessions_per_backend = 1");
+        pm.Start();
+        using (var c = EchoClient.Tcp(port))
+        {
+            // The default, batch: every thread of the backend, those the runtime started before Main included.
+            Assert.All(ThreadPolicies(c.Session.Pid), p => Assert.Equal(SchedBatch, p));
+            Assert.Equal("x", c.Ask("x"));
+        }
+        Assert.Equal(SchedOther, ThreadPolicies(pm.PostmasterPid).Distinct().Single()); // the postmaster keeps Linux's default
+
+        pm.Configure("connection_scheduling_policy", "other");
+        pm.Reload();
+        // Backends started before the reload keep batch; each session here ends its backend (max_sessions_per_backend
+        // = 1), so the ones started after it come soon, and from then on every one runs under SCHED_OTHER.
+        bool sawOther = false;
+        for (int i = 0; i < 20; i++)
+        {
+            using var c = EchoClient.Tcp(port);
+            var policies = ThreadPolicies(c.Session.Pid).Distinct().ToArray();
+            Assert.Single(policies);
+            if (sawOther)
+                Assert.Equal(SchedOther, policies[0]);
+            sawOther |= policies[0] == SchedOther;
+            Assert.Equal("y", c.Ask("y"));
+        }
+        Assert.True(sawOther, "no connection backend started after the reload ran under SCHED_OTHER");
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    private const int SchedOther = 0;
+    private const int SchedBatch = 3;
+
+    /// <summary>The scheduling policy of each thread of <paramref name="pid"/> (field 41 of /proc/PID/task/TID/stat).</summary>
+    private static List<int> ThreadPolicies(int pid)
+    {
+        var policies = new List<int>();
+        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                continue; // the thread ended
+            }
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields from 3 (state) on
+            policies.Add(int.Parse(fields[41 - 3]));
+        }
+        Assert.NotEmpty(policies);
+        return policies;
+    }
+
+    [Fact]
     public void A_session_that_throws_or_keeps_a_lock_ends_its_backend()
     {
         int port = EchoClient.FreePort();
