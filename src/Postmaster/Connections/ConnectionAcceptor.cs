@@ -152,6 +152,29 @@ internal sealed class ConnectionAcceptor : IDisposable
         _wake.Signal();
     }
 
+    /// <summary>
+    /// Just before a rebuild, once every backend of the old segment has exited: reads the totals again from the old
+    /// segment's counters (<paramref name="old"/>, null when they are damaged), so what backends counted after
+    /// <see cref="Configure"/> took the first snapshot (while they were being stopped: a ticketed backend may still
+    /// accept, and take a session id) is carried over too, and no session id is issued twice. Each total is the larger
+    /// of the two snapshots: a damaged segment can make it wrong, never go back.
+    /// </summary>
+    public void RefreshTotals(InstanceCounters? old)
+    {
+        if (old is null)
+            return;
+        lock (_gate)
+        {
+            if (_counters is not null)
+                return; // not between two segments
+            var t = old.SnapshotConnections();
+            _totals = _totals is { } before
+                ? new ConnectionTotals(Math.Max(before.Accepted, t.Accepted), Math.Max(before.Rejected, t.Rejected),
+                    Math.Max(before.Direct, t.Direct), Math.Max(before.LastSessionId, t.LastSessionId))
+                : t;
+        }
+    }
+
     public void SetMode(AcceptMode mode)
     {
         lock (_gate)

@@ -390,6 +390,8 @@ internal sealed class PostmasterLoop
             return;
         }
         _log.Log("all backends terminated; reinitializing");
+        if (_acceptor is not null && _memory.IsMapped)
+            _acceptor.RefreshTotals(OldCounters()); // what the stopped backends counted last
         _doorbell.Stop(); // its word is in the segment about to be destroyed
         try
         {
@@ -543,6 +545,19 @@ internal sealed class PostmasterLoop
         _log.Log("terminating any other active backends", detail: $"{p.Describe()} (PID {p.Pid}) {reason}.");
         Transition(PmInput.FullRestartNeeded, "a backend crashed");
         return false;
+    }
+
+    /// <summary>The counters of the segment about to be rebuilt, or null when they cannot be trusted.</summary>
+    private InstanceCounters? OldCounters()
+    {
+        try
+        {
+            return InstanceCounters.Open(_memory.Main.Index, out _);
+        }
+        catch (ShmemException)
+        {
+            return null;
+        }
     }
 
     private void ConfigureAcceptor()

@@ -65,6 +65,45 @@ public sealed class AcceptorModeTests
         }
     }
 
+    /// <summary>Across a rebuilt segment the connection totals and the session ids go on from where the old segment's
+    /// backends left them, including what a backend counted while it was being stopped (after the acceptor's first
+    /// snapshot): no session id is issued twice.</summary>
+    [Fact]
+    public void A_rebuilt_segment_goes_on_from_the_last_session_id_the_old_one_issued()
+    {
+        int port = EchoClient.FreePort();
+        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
+        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
+        using var before = new Dsm.DsmTestInstance("acceptor-rebuild-a", Shmem.Dsm.DsmType.Posix);
+        using var after = new Dsm.DsmTestInstance("acceptor-rebuild-b", Shmem.Dsm.DsmType.Posix);
+        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
+        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        try
+        {
+            var old = Shmem.Instance.InstanceCounters.Require(before.Main.Index);
+            acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: before.Instance.Slots, counters: old);
+            for (int i = 0; i < 3; i++) // three sessions that backends accepted themselves
+            {
+                old.TakeSessionId();
+                old.CountAccepted(direct: true);
+            }
+            acceptor.Configure(10, 0, "too many", null, null); // a crash: the segment is about to be rebuilt
+            old.TakeSessionId(); // a ticketed backend accepts once more before its SIGQUIT arrives
+            old.CountAccepted(direct: true);
+            acceptor.RefreshTotals(old); // every backend has exited: just before the rebuild
+            var rebuilt = Shmem.Instance.InstanceCounters.Require(after.Main.Index);
+            acceptor.Configure(10, 0, "too many", after.Instance.Slots, rebuilt);
+            Assert.Equal(5, rebuilt.TakeSessionId());
+            Assert.Equal(4, rebuilt.DirectConnections.Direct);
+            Assert.Equal(4, rebuilt.Connections.Accepted);
+        }
+        finally
+        {
+            acceptor.Dispose();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     /// <summary>The acceptor's side of tickets, with this test process as the connection backend (a real channel, real
     /// slots in a real main segment): a ready backend gets the listening sockets and a ticket, and the acceptor stops
     /// listening; while the ticketed backend is in a session (its slot says so) the acceptor listens and accepts; when
