@@ -12,8 +12,10 @@ namespace Postmaster.Bench.Suites;
 /// Client connections against peers measured in the same run: (1) connect → the connection worker's first line (the
 /// test echo worker's greeting), from a spare connection backend, against a bare accept loop in this process that
 /// writes the same line; (2) a new connection per request with redis-benchmark (<c>-k 0 -t ping_inline</c>, 1 and 2
-/// clients) and (3) 50 persistent clients doing SET and GET, the KeyValue sample against redis-server. (2) and (3)
-/// need redis-server and redis-benchmark; without them those rows are left out and the run says so.
+/// clients) and (3) 50 persistent clients doing SET and GET, the KeyValue sample against redis-server, against the same
+/// server under SCHED_OTHER, and against a C process-per-connection server (bench/Prefork/prefork.c, built with the
+/// system's C compiler when there is one: the model's ceiling). (2) and (3) need redis-server and redis-benchmark;
+/// without them those rows are left out and the run says so.
 /// </summary>
 public sealed partial class ConnectionsSuite : IBenchSuite
 {
@@ -108,11 +110,18 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         using var otherServer = BenchServer.Start("conn-kv-other", otherSettings);
         int redisPid = BenchProcess.Start(redisServer, "--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no");
+        // The model's ceiling: a C process-per-connection server (no .NET, no postmaster), under both policies.
+        int cBatchPort = FreePort(), cOtherPort = FreePort();
+        var prefork = BuildPrefork() is { } preforkExe
+            ? new[] { (Port: cBatchPort, Pid: StartPrefork(preforkExe, cBatchPort, "batch")), (Port: cOtherPort, Pid: StartPrefork(preforkExe, cOtherPort, "other")) }
+            : [];
         try
         {
             WaitForPort(ourPort);
             WaitForPort(otherPort);
             WaitForPort(redisPort);
+            foreach (var (port, _) in prefork)
+                WaitForPort(port);
             int[] clientCounts = [1, 2];
             string[] persistent = ["-c", "50", "-t", "set,get", "-n", "200000"];
             string[] warmUp = ["-c", "50", "-t", "set,get", "-n", "100000"];
@@ -130,6 +139,8 @@ public sealed partial class ConnectionsSuite : IBenchSuite
             }
             RpsAll(benchmark, redisPort, warmUp);
             RpsAll(benchmark, otherPort, warmUp);
+            foreach (var (port, _) in prefork)
+                RpsAll(benchmark, port, warmUp);
             var curve = new List<string> { $"{cold["SET"].PerSecond / 1000:F0}/{cold["GET"].PerSecond / 1000:F0}" };
             for (int run = 1; run < PersistentWarmUpRuns; run++)
             {
@@ -139,7 +150,8 @@ public sealed partial class ConnectionsSuite : IBenchSuite
             }
             Console.WriteLine($"warm-up of a fresh server, SET/GET k ops/s per run of 100k requests: {string.Join(", ", curve)}");
             var rate = clientCounts.ToDictionary(c => c, _ => (Redis: new List<double>(), Ours: new List<double>()));
-            var persistentRuns = new[] { "SET", "GET" }.ToDictionary(op => op, _ => (Redis: new List<Rate>(), Ours: new List<Rate>(), Other: new List<Rate>()));
+            var persistentRuns = new[] { "SET", "GET" }.ToDictionary(op => op, _ => (Redis: new List<Rate>(), Ours: new List<Rate>(),
+                Other: new List<Rate>(), CBatch: new List<Rate>(), COther: new List<Rate>()));
             for (int round = 0; round < MeasuredRounds; round++) // interleaved: a change in the machine's load hits both
             {
                 foreach (int clients in clientCounts)
@@ -150,11 +162,17 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                 var r = RpsAll(benchmark, redisPort, persistent);
                 var o = RpsAll(benchmark, ourPort, persistent);
                 var other = RpsAll(benchmark, otherPort, persistent);
+                var c = prefork.Select(p => RpsAll(benchmark, p.Port, persistent)).ToArray();
                 foreach (var (op, runs) in persistentRuns)
                 {
                     runs.Redis.Add(r[op]);
                     runs.Ours.Add(o[op]);
                     runs.Other.Add(other[op]);
+                    if (c.Length == 2)
+                    {
+                        runs.CBatch.Add(c[0][op]);
+                        runs.COther.Add(c[1][op]);
+                    }
                 }
             }
             var postgres = MeasurePostgres(clientCounts);
@@ -177,6 +195,14 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                     "batch", MedianRps(runs.Ours), MedianRps(runs.Other), "report");
                 table.AddTime($"50 persistent clients, {op}, p99 latency with connection_scheduling_policy = other", "redis-server",
                     MedianP99(runs.Redis), MedianP99(runs.Other), "ms", "report");
+                if (runs.CBatch.Count == 0)
+                    continue;
+                table.AddThroughput($"50 persistent clients, {op}, C prefork server (60 processes, blocking I/O, fixed replies), SCHED_BATCH",
+                    "redis-server", MedianRps(runs.Redis), MedianRps(runs.CBatch), "report (the model's ceiling)");
+                table.AddThroughput($"50 persistent clients, {op}, the same C prefork server under SCHED_OTHER",
+                    "redis-server", MedianRps(runs.Redis), MedianRps(runs.COther), "report");
+                table.AddThroughput($"50 persistent clients, {op}, ours (batch) against the C prefork server (batch)",
+                    "C prefork", MedianRps(runs.CBatch), MedianRps(runs.Ours), "report");
             }
             foreach (var (op, runs) in persistentRuns)
                 table.AddThroughput($"50 persistent clients, {op}, first run on a fresh server (backends start on demand)",
@@ -184,10 +210,31 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         }
         finally
         {
-            ProcessControl.Signal(redisPid, Signals.SIGTERM);
-            BenchProcess.WaitForExit(redisPid);
+            foreach (int pid in prefork.Select(p => p.Pid).Append(redisPid))
+            {
+                ProcessControl.Signal(pid, Signals.SIGTERM);
+                BenchProcess.WaitForExit(pid);
+            }
         }
     }
+
+    /// <summary>Builds bench/Prefork/prefork.c into out/ with the system's C compiler; null (and a line saying so) when
+    /// there is no compiler or no source.</summary>
+    private static string? BuildPrefork()
+    {
+        string source = Path.Combine(Directory.GetCurrentDirectory(), "bench", "Prefork", "prefork.c");
+        if (!File.Exists(source) || (Which("cc") ?? Which("gcc")) is not { } cc)
+        {
+            Console.WriteLine("(no C compiler, or no bench/Prefork/prefork.c here: the C prefork rows are left out)");
+            return null;
+        }
+        string exe = Path.Combine(BenchPaths.Out, "bench-prefork");
+        BenchProcess.Run(cc, null, "-O2", "-o", exe, source);
+        return exe;
+    }
+
+    private static int StartPrefork(string exe, int port, string policy) =>
+        BenchProcess.Start(exe, port.ToString(CultureInfo.InvariantCulture), "60", policy);
 
     private const int MeasuredRounds = 5;
 
