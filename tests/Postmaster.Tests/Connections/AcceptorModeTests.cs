@@ -21,11 +21,8 @@ public sealed class AcceptorModeTests
     [Fact]
     public void Each_phase_gives_a_connection_its_documented_outcome()
     {
-        int port = EchoClient.FreePort();
-        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
-        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
-        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
-        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        using var test = new TestAcceptor();
+        var (acceptor, port) = (test.Acceptor, test.Port);
         var clients = new List<Socket>();
         try
         {
@@ -59,9 +56,7 @@ public sealed class AcceptorModeTests
         }
         finally
         {
-            acceptor.Dispose();
             clients.ForEach(c => c.Dispose());
-            Directory.Delete(dir, recursive: true);
         }
     }
 
@@ -71,37 +66,26 @@ public sealed class AcceptorModeTests
     [Fact]
     public void A_rebuilt_segment_goes_on_from_the_last_session_id_the_old_one_issued()
     {
-        int port = EchoClient.FreePort();
-        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
-        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
         using var before = new Dsm.DsmTestInstance("acceptor-rebuild-a", Shmem.Dsm.DsmType.Posix);
         using var after = new Dsm.DsmTestInstance("acceptor-rebuild-b", Shmem.Dsm.DsmType.Posix);
-        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
-        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
-        try
+        using var test = new TestAcceptor();
+        var acceptor = test.Acceptor;
+        var old = Shmem.Instance.InstanceCounters.Require(before.Main.Index);
+        acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: before.Instance.Slots, counters: old);
+        for (int i = 0; i < 3; i++) // three sessions that backends accepted themselves
         {
-            var old = Shmem.Instance.InstanceCounters.Require(before.Main.Index);
-            acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: before.Instance.Slots, counters: old);
-            for (int i = 0; i < 3; i++) // three sessions that backends accepted themselves
-            {
-                old.TakeSessionId();
-                old.CountAccepted(direct: true);
-            }
-            acceptor.Configure(10, 0, "too many", null, null); // a crash: the segment is about to be rebuilt
-            old.TakeSessionId(); // a ticketed backend accepts once more before its SIGQUIT arrives
+            old.TakeSessionId();
             old.CountAccepted(direct: true);
-            acceptor.RefreshTotals(old); // every backend has exited: just before the rebuild
-            var rebuilt = Shmem.Instance.InstanceCounters.Require(after.Main.Index);
-            acceptor.Configure(10, 0, "too many", after.Instance.Slots, rebuilt);
-            Assert.Equal(5, rebuilt.TakeSessionId());
-            Assert.Equal(4, rebuilt.DirectConnections.Direct);
-            Assert.Equal(4, rebuilt.Connections.Accepted);
         }
-        finally
-        {
-            acceptor.Dispose();
-            Directory.Delete(dir, recursive: true);
-        }
+        acceptor.Configure(10, 0, "too many", null, null); // a crash: the segment is about to be rebuilt
+        old.TakeSessionId(); // a ticketed backend accepts once more before its SIGQUIT arrives
+        old.CountAccepted(direct: true);
+        acceptor.RefreshTotals(old); // every backend has exited: just before the rebuild
+        var rebuilt = Shmem.Instance.InstanceCounters.Require(after.Main.Index);
+        acceptor.Configure(10, 0, "too many", after.Instance.Slots, rebuilt);
+        Assert.Equal(5, rebuilt.TakeSessionId());
+        Assert.Equal(4, rebuilt.DirectConnections.Direct);
+        Assert.Equal(4, rebuilt.Connections.Accepted);
     }
 
     /// <summary>The acceptor's side of tickets, with this test process as the connection backend (a real channel, real
@@ -112,12 +96,9 @@ public sealed class AcceptorModeTests
     [Fact]
     public void A_connection_accepted_while_every_ticketed_backend_was_busy_goes_to_the_first_that_is_free()
     {
-        int port = EchoClient.FreePort();
-        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
-        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
         using var shmem = new Dsm.DsmTestInstance("acceptor-tickets", Shmem.Dsm.DsmType.Posix);
-        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
-        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        using var test = new TestAcceptor();
+        var (acceptor, port) = (test.Acceptor, test.Port);
         var clients = new List<Socket>();
         var counters = Shmem.Instance.InstanceCounters.Require(shmem.Main.Index);
         using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
@@ -167,9 +148,7 @@ public sealed class AcceptorModeTests
         }
         finally
         {
-            acceptor.Dispose();
             clients.ForEach(c => c.Dispose());
-            Directory.Delete(dir, recursive: true);
         }
     }
 
@@ -179,12 +158,9 @@ public sealed class AcceptorModeTests
     [Fact]
     public void A_pending_connection_the_acceptor_takes_uses_a_free_tickets_place_not_another()
     {
-        int port = EchoClient.FreePort();
-        var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {port}\nconnection_worker = 'x.dll:X'\n");
-        string dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
         using var shmem = new Dsm.DsmTestInstance("acceptor-place", Shmem.Dsm.DsmType.Posix);
-        using var log = new ServerLog(LogSinks.Stderr, null, Severity.Warning);
-        var acceptor = new ConnectionAcceptor(log, Listeners.Open(settings, dir, log));
+        using var test = new TestAcceptor();
+        var (acceptor, port) = (test.Acceptor, test.Port);
         var clients = new List<Socket>();
         var counters = Shmem.Instance.InstanceCounters.Require(shmem.Main.Index);
         using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
@@ -217,9 +193,33 @@ public sealed class AcceptorModeTests
         }
         finally
         {
-            acceptor.Dispose();
             clients.ForEach(c => c.Dispose());
-            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>A real acceptor listening on a free loopback port, with a directory and a log of its own; disposing it
+    /// ends the acceptor and removes the directory.</summary>
+    private sealed class TestAcceptor : IDisposable
+    {
+        private readonly string _dir = Directory.CreateTempSubdirectory("pm-acceptor-").FullName;
+        private readonly ServerLog _log = new(LogSinks.Stderr, null, Severity.Warning);
+
+        public TestAcceptor()
+        {
+            Port = EchoClient.FreePort();
+            var settings = ConfigAssert.Load($"listen_addresses = '127.0.0.1'\nport = {Port}\nconnection_worker = 'x.dll:X'\n");
+            Acceptor = new ConnectionAcceptor(_log, Listeners.Open(settings, _dir, _log));
+        }
+
+        public int Port { get; }
+
+        public ConnectionAcceptor Acceptor { get; }
+
+        public void Dispose()
+        {
+            Acceptor.Dispose();
+            _log.Dispose();
+            Directory.Delete(_dir, recursive: true);
         }
     }
 
