@@ -65,7 +65,7 @@ internal sealed class Settings
         MaxConnections = (int)Number(SettingCatalog.MaxConnections);
         SpareConnectionBackends = (int)Number(SettingCatalog.SpareConnectionBackends);
         MaxSessionsPerBackend = (int)Number(SettingCatalog.MaxSessionsPerBackend);
-        ConnectionSchedulingPolicy = (CpuSchedulingPolicy)Number(SettingCatalog.ConnectionSchedulingPolicy);
+        ConnectionSchedulingPolicy = (Shmem.Os.CpuSchedulingPolicy)Number(SettingCatalog.ConnectionSchedulingPolicy);
         ConnectionRejectionMessage = _byName[SettingCatalog.ConnectionRejectionMessage].Value.Text;
         CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
         RestartAfterCrash = Number(SettingCatalog.RestartAfterCrash) != 0;
@@ -149,7 +149,7 @@ internal sealed class Settings
     public int MaxSessionsPerBackend { get; }
 
     /// <summary><c>connection_scheduling_policy</c>. Reload (connection backends started afterwards).</summary>
-    public CpuSchedulingPolicy ConnectionSchedulingPolicy { get; }
+    public Shmem.Os.CpuSchedulingPolicy ConnectionSchedulingPolicy { get; }
 
     /// <summary><c>connection_rejection_message</c>. Reload.</summary>
     public string ConnectionRejectionMessage { get; }

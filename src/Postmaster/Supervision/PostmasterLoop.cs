@@ -594,10 +594,8 @@ internal sealed class PostmasterLoop
         if (_acceptor is null || !PmStateMachine.AcceptsNewBackends(_state) || _clock.NowMs < _connectionRetryAt)
             return;
         var s = _settings.Current;
-        var policy = s.ConnectionSchedulingPolicy == Configuration.CpuSchedulingPolicy.Batch
-            ? Shmem.Os.CpuSchedulingPolicy.Batch : Shmem.Os.CpuSchedulingPolicy.Other;
-        string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend, policy,
-            s.ConnectionWorker, s.ConnectionWorkerArgument);
+        string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend,
+            s.ConnectionSchedulingPolicy, s.ConnectionWorker, s.ConnectionWorkerArgument);
         for (int n = _acceptor.Wanted(); n > 0; n--)
         {
             if (_children.FreeSlots - _workers.WaitingForSlot <= 0 && _pool.Idle == 0)

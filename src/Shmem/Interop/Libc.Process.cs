@@ -42,9 +42,6 @@ internal static unsafe partial class Libc
     public static partial int sched_setscheduler(int pid, int policy, int* param);
 
     [LibraryImport(Name, SetLastError = true)]
-    public static partial int sched_getscheduler(int pid);
-
-    [LibraryImport(Name, SetLastError = true)]
     public static partial int posix_spawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
 
     [LibraryImport(Name)]

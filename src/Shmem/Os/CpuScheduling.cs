@@ -2,16 +2,17 @@ using Postmaster.Shmem.Interop;
 
 namespace Postmaster.Shmem.Os;
 
-/// <summary>The Linux CPU scheduling policies a process may choose without privileges (systemd's
-/// <c>CPUSchedulingPolicy=</c> names them the same way).</summary>
+/// <summary>The Linux CPU scheduling policies a connection backend may take without privileges (systemd's
+/// <c>CPUSchedulingPolicy=</c> names them the same way); the value of <c>connection_scheduling_policy</c>, whose allowed
+/// values are in this order.</summary>
 internal enum CpuSchedulingPolicy
 {
-    /// <summary>SCHED_OTHER: the default time-sharing policy; a woken thread may preempt the running one.</summary>
-    Other,
-
     /// <summary>SCHED_BATCH: time-sharing at the same priority, but a woken thread does not preempt the one running on its
     /// CPU: it waits for that one to block or use up its slice.</summary>
     Batch,
+
+    /// <summary>SCHED_OTHER: Linux's default time-sharing policy; a woken thread may preempt the running one.</summary>
+    Other,
 }
 
 /// <summary>Sets the CPU scheduling policy of a whole process (sched_setscheduler(2)).</summary>
@@ -21,8 +22,8 @@ internal static class CpuScheduling
 
     public static bool TryParse(string text, out CpuSchedulingPolicy policy)
     {
-        policy = text switch { "batch" => CpuSchedulingPolicy.Batch, "other" => CpuSchedulingPolicy.Other, _ => (CpuSchedulingPolicy)(-1) };
-        return (int)policy >= 0;
+        policy = text == "batch" ? CpuSchedulingPolicy.Batch : CpuSchedulingPolicy.Other;
+        return text is "batch" or "other";
     }
 
     /// <summary>
@@ -58,12 +59,4 @@ internal static class CpuScheduling
         }
         return 0;
     }
-
-    /// <summary>The calling thread's policy, or null when it is neither of ours (a real-time policy, SCHED_IDLE).</summary>
-    public static CpuSchedulingPolicy? OfCallingThread() => Libc.sched_getscheduler(0) switch
-    {
-        Libc.SCHED_OTHER => CpuSchedulingPolicy.Other,
-        Libc.SCHED_BATCH => CpuSchedulingPolicy.Batch,
-        _ => null,
-    };
 }

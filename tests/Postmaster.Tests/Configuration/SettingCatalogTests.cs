@@ -14,7 +14,7 @@ public sealed class SettingCatalogTests
         { SettingCatalog.LogDestination, typeof(LogDestination) },
         { SettingCatalog.LogMinMessages, typeof(Severity) },
         { SettingCatalog.CrashRecovery, typeof(CrashRecovery) },
-        { SettingCatalog.ConnectionSchedulingPolicy, typeof(CpuSchedulingPolicy) },
+        { SettingCatalog.ConnectionSchedulingPolicy, typeof(Shmem.Os.CpuSchedulingPolicy) },
         { WorkerSettingCatalog.Restart, typeof(RestartPolicy) },
         { WorkerSettingCatalog.Globalization, typeof(WorkerGlobalization) },
     };
