@@ -105,19 +105,10 @@ public sealed class AcceptorModeTests
         try
         {
             acceptor.Configure(maxConnections: 10, spare: 0, rejection: "too many", slots: shmem.Instance.Slots, counters: counters);
-            acceptor.Start();
-            acceptor.SetMode(AcceptMode.Open);
-            acceptor.Expect(Environment.ProcessId, slot: 0);
-            channel.Connect(new UnixDomainSocketEndPoint(acceptor.ChannelName));
-            channel.Send("R"u8);
             var buffer = new byte[64];
-            var (kind, fd) = Receive(channel, buffer);
-            Assert.Equal('F', kind); // the listening socket
-            Assert.True(fd >= 0);
+            int fd = JoinAsTicketedBackend(acceptor, channel, counters, buffer);
             using var accepting = new Postmaster.Shmem.Os.AcceptSet((int)channel.Handle); // as a backend waits
             accepting.AddListener(fd);
-            Assert.Equal('T', Receive(channel, buffer).Kind);
-            Wait.Until(() => counters.DirectConnections.Accepting == 1, "the acceptor to count the ticketed backend as accepting");
 
             // This "backend" accepts one itself and is in a session: the acceptor listens again.
             var direct = Connect(port, clients);
@@ -135,7 +126,7 @@ public sealed class AcceptorModeTests
                 Wait.Until(() => acceptor.Accepted == 1, "the acceptor to accept the second connection");
                 Assert.False(channel.Poll(200_000, SelectMode.SelectRead), "nothing is handed to a backend in a session");
                 shmem.Instance.Slots.EndSession(0); // the session is over; a ticketed backend sends nothing
-                (kind, fd) = Receive(channel, buffer); // within the acceptor's next look at the slots
+                (char kind, fd) = Receive(channel, buffer); // within the acceptor's next look at the slots
                 Assert.Equal('S', kind);
                 Assert.True(fd >= 0);
                 Postmaster.Shmem.Os.FdPassing.MakeBlocking(fd); // as the backend does
@@ -167,20 +158,11 @@ public sealed class AcceptorModeTests
         try
         {
             acceptor.Configure(maxConnections: 1, spare: 0, rejection: "too many", slots: shmem.Instance.Slots, counters: counters);
-            acceptor.Start();
-            acceptor.SetMode(AcceptMode.Open);
-            acceptor.Expect(Environment.ProcessId, slot: 0);
-            channel.Connect(new UnixDomainSocketEndPoint(acceptor.ChannelName));
-            channel.Send("R"u8);
             var buffer = new byte[64];
-            var (kind, fd) = Receive(channel, buffer);
-            Assert.Equal('F', kind);
-            Postmaster.Shmem.Os.FdPassing.Close(fd); // this "backend" never accepts itself
-            Assert.Equal('T', Receive(channel, buffer).Kind);
-            Wait.Until(() => counters.DirectConnections.Accepting == 1, "the acceptor to count the ticketed backend as accepting");
+            Postmaster.Shmem.Os.FdPassing.Close(JoinAsTicketedBackend(acceptor, channel, counters, buffer)); // it never accepts itself
 
             var client = Connect(port, clients); // pending: the only ticketed backend does not take it
-            (kind, fd) = Receive(channel, buffer); // the acceptor's next look takes it and hands it over
+            var (kind, fd) = Receive(channel, buffer); // the acceptor's next look takes it and hands it over
             Assert.Equal('S', kind);
             Assert.True(fd >= 0);
             Postmaster.Shmem.Os.FdPassing.MakeBlocking(fd);
@@ -195,6 +177,25 @@ public sealed class AcceptorModeTests
         {
             clients.ForEach(c => c.Dispose());
         }
+    }
+
+    /// <summary>Starts <paramref name="acceptor"/> open and joins it as a connection backend would, with this process in
+    /// slot 0: connects <paramref name="channel"/>, says ready, gets the listening socket ('F') and a ticket ('T'), and
+    /// waits until the acceptor counts it as accepting. The listening socket's descriptor (the caller's to close).</summary>
+    private static int JoinAsTicketedBackend(ConnectionAcceptor acceptor, Socket channel, Shmem.Instance.InstanceCounters counters,
+        byte[] buffer)
+    {
+        acceptor.Start();
+        acceptor.SetMode(AcceptMode.Open);
+        acceptor.Expect(Environment.ProcessId, slot: 0);
+        channel.Connect(new UnixDomainSocketEndPoint(acceptor.ChannelName));
+        channel.Send("R"u8);
+        var (kind, fd) = Receive(channel, buffer);
+        Assert.Equal('F', kind); // the listening socket
+        Assert.True(fd >= 0);
+        Assert.Equal('T', Receive(channel, buffer).Kind);
+        Wait.Until(() => counters.DirectConnections.Accepting == 1, "the acceptor to count the ticketed backend as accepting");
+        return fd;
     }
 
     /// <summary>A real acceptor listening on a free loopback port, with a directory and a log of its own; disposing it
