@@ -5,8 +5,23 @@ using Xunit;
 
 namespace KeyValue.Tests;
 
-/// <summary>The session loop over a loopback TCP connection, with the table in a byte array.</summary>
-public sealed class KvServerTests : IDisposable
+/// <summary>The session loop over a loopback TCP connection, with the table in a byte array: the synchronous one
+/// (<see cref="KvServer"/>).</summary>
+public sealed class KvServerTests : KvSessionTests
+{
+    protected override void Serve(Socket server, KvCommands commands, CancellationToken stopping) =>
+        KvServer.ServeConnection(server, commands, stopping);
+}
+
+/// <summary>The same tests for the asynchronous session loop (<see cref="KvServerAsync"/>).</summary>
+public sealed class KvServerAsyncTests : KvSessionTests
+{
+    protected override void Serve(Socket server, KvCommands commands, CancellationToken stopping) =>
+        KvServerAsync.ServeConnectionAsync(server, commands, stopping).GetAwaiter().GetResult();
+}
+
+/// <summary>The session loop's behaviour, whichever shape serves it.</summary>
+public abstract class KvSessionTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
@@ -16,7 +31,7 @@ public sealed class KvServerTests : IDisposable
     private readonly LocalKvStorage _storage = new();
     private readonly Task _session;
 
-    public KvServerTests()
+    protected KvSessionTests()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -30,7 +45,7 @@ public sealed class KvServerTests : IDisposable
         {
             try
             {
-                KvServer.ServeConnection(_server, commands, _stopping.Token);
+                Serve(_server, commands, _stopping.Token);
             }
             finally
             {
@@ -39,8 +54,12 @@ public sealed class KvServerTests : IDisposable
         }, TaskCreationOptions.LongRunning);
     }
 
+    /// <summary>Runs one session on <paramref name="server"/> until it ends.</summary>
+    protected abstract void Serve(Socket server, KvCommands commands, CancellationToken stopping);
+
     public void Dispose()
     {
+        GC.SuppressFinalize(this);
         _client.Dispose();
         _server.Dispose();
         _stopping.Dispose();

@@ -23,6 +23,8 @@ public sealed class RedisClientTests
         return PostmasterCluster.StartNew(options);
     }
 
+    private static string AsyncEntry => $"{typeof(KvServerAsync).Assembly.Location}:{typeof(KvServerAsync).FullName}";
+
     private static string Tool(string name)
     {
         foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
@@ -38,10 +40,14 @@ public sealed class RedisClientTests
         return r.Stdout.TrimEnd('\n');
     }
 
-    [Fact]
-    public void Redis_cli_runs_every_command_against_the_shared_table()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Redis_cli_runs_every_command_against_the_shared_table(bool async)
     {
-        using var pm = Start("kv-cli", out int port);
+        using var pm = async
+            ? Start("kv-cli-async", out int port, ("connection_worker", AsyncEntry), ("concurrent_sessions_per_backend", "8"))
+            : Start("kv-cli", out port);
         Assert.Equal("PONG", Cli(port, "PING"));
         Assert.Equal("hello", Cli(port, "ECHO", "hello"));
         Assert.Equal("OK", Cli(port, "SET", "greeting", "hi there"));
@@ -108,6 +114,23 @@ public sealed class RedisClientTests
         Assert.True(fresh.ExitCode == 0, fresh.ToString());
         Assert.Contains("PING_INLINE:", fresh.Stdout);
         Assert.Equal("PONG", Cli(port, "PING"));
+        pm.Stop();
+        pm.AssertNothingLeaked();
+    }
+
+    [Fact]
+    public void The_asynchronous_server_serves_50_redis_benchmark_clients_from_a_few_backends()
+    {
+        using var pm = Start("kv-async-bench", out int port, ("connection_worker", AsyncEntry),
+            ("concurrent_sessions_per_backend", "25"), ("max_connections", "120"), ("spare_connection_backends", "4"));
+        var run = ProcessRunner.Run(Tool("redis-benchmark"),
+            ["-h", "127.0.0.1", "-p", port.ToString(), "-c", "50", "-n", "20000", "-t", "set,get,incr", "-q"], timeout: TimeSpan.FromMinutes(3));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("INCR:", run.Stdout);
+        Assert.Equal("20000", Cli(port, "GET", "counter:__rand_int__")); // redis-benchmark's INCR key: no increment lost
+        var connection = pm.Status().Backends.Where(b => b.Session is not null).ToList();
+        Assert.True(connection.Sum(b => b.Session!.Served) >= 100, "both tests' 50 connections were served");
+        Assert.True(connection.Count <= 4, $"{connection.Count} connection backends for 50 clients at 25 each");
         pm.Stop();
         pm.AssertNothingLeaked();
     }

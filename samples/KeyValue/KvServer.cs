@@ -41,13 +41,19 @@ public sealed class KvServer : IConnectionWorker
     /// <summary>Output buffered beyond this is sent before the next command (long pipelines of GETs).</summary>
     public const int FlushThreshold = 64 * 1024;
 
-    private KvCommands? _commands; // kept across the sessions of this backend, like the mapping it uses
+    private readonly object _gate = new();
+    private SharedKvStorage? _storage; // kept across the sessions of this backend, like the mapping it uses
 
     /// <inheritdoc />
-    public void Serve(WorkerContext context, ClientSession session)
+    public void Serve(WorkerContext context, ClientSession session) =>
+        ServeConnection(session.Socket, new KvCommands(Storage(context, ref _storage, _gate)), session.Stopping);
+
+    /// <summary>The table, opened by the first session of a backend (sessions may run at once: a thread each with
+    /// <c>concurrent_sessions_per_backend</c>; each gets its own <see cref="KvCommands"/>).</summary>
+    internal static SharedKvStorage Storage(WorkerContext context, ref SharedKvStorage? storage, object gate)
     {
-        _commands ??= new KvCommands(SharedKvStorage.Open(context, ParseSize(context.Argument)));
-        ServeConnection(session.Socket, _commands, session.Stopping);
+        lock (gate)
+            return storage ??= SharedKvStorage.Open(context, ParseSize(context.Argument));
     }
 
     /// <summary>The session loop, on any connected socket (the tests use a loopback connection).</summary>
@@ -57,17 +63,7 @@ public sealed class KvServer : IConnectionWorker
         var output = new RespWriter();
         var arguments = new List<ReadOnlyMemory<byte>>();
         // A stop must also end a session whose client is idle: shutdown(2) makes the blocking Receive return 0.
-        using var wake = stopping.Register(() =>
-        {
-            try
-            {
-                socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // Already closed: nothing to wake.
-            }
-        });
+        using var wake = ShutDownOnStop(socket, stopping);
         try
         {
             while (!stopping.IsCancellationRequested)
@@ -76,7 +72,7 @@ public sealed class KvServer : IConnectionWorker
                 if (received == 0)
                     return; // the client closed the connection
                 input.Commit(received);
-                bool more = ExecuteReceived(socket, commands, stopping, input, output, arguments);
+                bool more = ExecuteReceived(commands, stopping, input, output, arguments, socket) == Executed.NeedInput;
                 Send(socket, output); // no complete command is left: answer those executed (QUIT's and errors' too)
                 if (!more)
                     return;
@@ -89,24 +85,60 @@ public sealed class KvServer : IConnectionWorker
     }
 
     /// <summary>Executes the complete commands received. False when the session is to end once the output is sent.</summary>
-    private static bool ExecuteReceived(Socket socket, KvCommands commands, CancellationToken stopping, RespReader input,
-        RespWriter output, List<ReadOnlyMemory<byte>> arguments)
+    /// <summary>Shuts <paramref name="socket"/> down when <paramref name="stopping"/> fires: a receive waiting for an
+    /// idle client returns 0, and replies not sent yet are not sent.</summary>
+    internal static CancellationTokenRegistration ShutDownOnStop(Socket socket, CancellationToken stopping) =>
+        stopping.Register(() =>
+        {
+            try
+            {
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Already closed: nothing to wake.
+            }
+        });
+
+    /// <summary>What <see cref="ExecuteReceived"/> stopped at.</summary>
+    internal enum Executed
+    {
+        /// <summary>No complete command is left: send the output, then receive.</summary>
+        NeedInput,
+
+        /// <summary>The output passed <see cref="FlushThreshold"/> (only without a socket to flush it to): send it,
+        /// then execute what is left.</summary>
+        Flush,
+
+        /// <summary>The session is over (QUIT, a protocol error, a stop): send the output, then end.</summary>
+        End,
+    }
+
+    /// <summary>Executes the complete commands received into <paramref name="output"/>; when <paramref name="flushTo"/>
+    /// is given, sends the output there whenever it passes <see cref="FlushThreshold"/> (no lock is held between
+    /// commands), else stops then with <see cref="Executed.Flush"/>.</summary>
+    internal static Executed ExecuteReceived(KvCommands commands, CancellationToken stopping, RespReader input,
+        RespWriter output, List<ReadOnlyMemory<byte>> arguments, Socket? flushTo)
     {
         try
         {
             while (input.TryReadCommand(arguments))
             {
                 if (!commands.Execute(arguments, output) || stopping.IsCancellationRequested)
-                    return false;
+                    return Executed.End;
                 if (output.Length >= FlushThreshold)
-                    Send(socket, output); // no lock is held between commands
+                {
+                    if (flushTo is null)
+                        return Executed.Flush;
+                    Send(flushTo, output);
+                }
             }
-            return true;
+            return Executed.NeedInput;
         }
         catch (RespProtocolException e)
         {
             output.WriteError("ERR " + e.Message);
-            return false;
+            return Executed.End;
         }
     }
 

@@ -55,7 +55,10 @@ public sealed class RespReader
 
     /// <summary>Free space to receive into (at least 16 KiB); then <see cref="Commit"/> what was received. Moves the
     /// unparsed bytes: the arguments <see cref="TryReadCommand"/> returned are no longer valid.</summary>
-    public Span<byte> GetReceiveSpace()
+    public Span<byte> GetReceiveSpace() => GetReceiveMemory().Span;
+
+    /// <summary><see cref="GetReceiveSpace"/> as memory, for asynchronous receives.</summary>
+    public Memory<byte> GetReceiveMemory()
     {
         if (_start == _end)
             _start = _end = 0;
@@ -65,7 +68,7 @@ public sealed class RespReader
             _buffer.AsSpan(_start, _end - _start).CopyTo(target);
             (_buffer, _end, _start) = (target, _end - _start, 0);
         }
-        return _buffer.AsSpan(_end);
+        return _buffer.AsMemory(_end);
     }
 
     /// <summary>Adds <paramref name="count"/> bytes received into <see cref="GetReceiveSpace"/>.</summary>

@@ -16,6 +16,9 @@ public sealed class RespWriter
     /// <summary>The replies written since the last <see cref="Clear"/>.</summary>
     public ReadOnlySpan<byte> Written => _buffer.AsSpan(0, _length);
 
+    /// <summary><see cref="Written"/> as memory, for asynchronous sends (valid until the next write).</summary>
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _length);
+
     /// <summary>Bytes in <see cref="Written"/>.</summary>
     public int Length => _length;
 

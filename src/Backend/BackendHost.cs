@@ -211,14 +211,14 @@ internal sealed class BackendHost
         }
         if (entry == ConnectionHostArgument.Entry)
         {
-            if (!ConnectionHostArgument.TryParse(argument, out string channel, out int maxSessions, out var policy,
-                    out string workerEntry, out string workerArgument))
+            if (!ConnectionHostArgument.TryParse(argument, out string channel, out int maxSessions, out int concurrent,
+                    out var policy, out string workerEntry, out string workerArgument))
             {
                 Fatal($"connection backend: invalid argument \"{argument}\"");
                 return ExitFailure;
             }
             var host = new HostWorkerContext(_name, workerArgument, _p.Slot, shmem, owner, _log, _stop, _exit, _p.PostmasterPid, dsm);
-            return new ConnectionHost(host, owner, _stop, _log, _name).Run(channel, maxSessions, policy, workerEntry, _p.DataDir);
+            return new ConnectionHost(host, owner, _stop, _log, _name).Run(channel, maxSessions, concurrent, policy, workerEntry, _p.DataDir);
         }
         object worker;
         try

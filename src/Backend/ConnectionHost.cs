@@ -47,7 +47,7 @@ internal sealed class ConnectionHost
 
     /// <summary>Runs the session loop; the backend's exit code. The channel failing (the postmaster closed it, or is
     /// gone) ends the loop like a release.</summary>
-    public int Run(string channelName, int maxSessions, CpuSchedulingPolicy policy, string entry, string dataDir)
+    public int Run(string channelName, int maxSessions, int concurrent, CpuSchedulingPolicy policy, string entry, string dataDir)
     {
         // connection_scheduling_policy: set before the worker starts any thread, so that its threads inherit it.
         if (CpuScheduling.TrySetForProcess(policy) is int errno and not 0)
@@ -56,7 +56,7 @@ internal sealed class ConnectionHost
                 + "it keeps the one it has", hint: "Set connection_scheduling_policy = other where the call is not allowed.");
         try
         {
-            return RunSessions(channelName, maxSessions, entry, dataDir);
+            return RunSessions(channelName, maxSessions, concurrent, entry, dataDir);
         }
         catch (Shmem.Errors.OsCallException e)
         {
@@ -65,7 +65,7 @@ internal sealed class ConnectionHost
         }
     }
 
-    private int RunSessions(string channelName, int maxSessions, string entry, string dataDir)
+    private int RunSessions(string channelName, int maxSessions, int concurrent, string entry, string dataDir)
     {
         object worker;
         try
@@ -89,6 +89,8 @@ internal sealed class ConnectionHost
         }
         // A stop request wakes the blocking receive (and the epoll wait): shutdown(2) ends the channel with 0 bytes.
         using var wake = _stop.Token.Register(() => ShutDown(channel));
+        if (concurrent > 1)
+            return new ConcurrentSessions(_context, _owner, _stop, _log, _name, worker, channel, maxSessions, concurrent).Run();
         int fd = (int)channel.Handle;
         using var accepting = new AcceptSet(fd);
         var slots = _context.Shmem.Slots;
@@ -261,7 +263,7 @@ internal sealed class ConnectionHost
         return true;
     }
 
-    private static void ShutDown(Socket socket)
+    internal static void ShutDown(Socket socket)
     {
         try
         {
@@ -272,7 +274,7 @@ internal sealed class ConnectionHost
         }
     }
 
-    private static void Close(ClientSession session)
+    internal static void Close(ClientSession session)
     {
         try
         {

@@ -210,7 +210,7 @@ public static class StatusCommand
     /// <summary>A connection backend's session in text ("" for other backends), after its row.</summary>
     internal static string SessionText(BackendSlotInfo b) => b.Entry != ConnectionHostArgument.Entry ? ""
         : b.Session.Client.Length > 0
-            ? $"  session {b.Session.Id} ({b.Session.Count} served) from {b.Session.Client} since {Iso(b.Session.StartedAtUnixMs)}"
+            ? $"  session {b.Session.Id} ({b.Session.Count} served{(b.Session.Open > 1 ? $", {b.Session.Open} open" : "")}) from {b.Session.Client} since {Iso(b.Session.StartedAtUnixMs)}"
             : $"  {b.Session.Count} sessions served";
 
     /// <summary>A connection backend's <c>session</c> object (nothing for other backends).</summary>
@@ -232,6 +232,7 @@ public static class StatusCommand
             w.WriteNull("startedAt");
         }
         w.WriteNumber("served", b.Session.Count);
+        w.WriteNumber("open", b.Session.Client.Length > 0 ? Math.Max(1, b.Session.Open) : 0);
         w.WriteEndObject();
     }
 }

@@ -26,6 +26,7 @@ public static class SettingCatalog
     public const string SpareConnectionBackends = "spare_connection_backends";
     public const string MaxSessionsPerBackend = "max_sessions_per_backend";
     public const string ConnectionSchedulingPolicy = "connection_scheduling_policy";
+    public const string ConcurrentSessionsPerBackend = "concurrent_sessions_per_backend";
     public const string ConnectionRejectionMessage = "connection_rejection_message";
     public const string LogDestination = "log_destination";
     public const string LogDirectory = "log_directory";
@@ -214,6 +215,23 @@ public static class SettingCatalog
             Description = "sessions a connection backend serves before it is replaced; 0 = no limit",
             Documentation = "gunicorn's `max_requests`, php-fpm's `pm.max_requests`. A session that did not end cleanly "
                 + "(the worker threw, left a lock held, or the process died) ends its backend whatever this says.",
+        },
+        new()
+        {
+            Name = ConcurrentSessionsPerBackend, Kind = SettingKind.Int, DefaultText = "1", Min = 1, Max = 10000,
+            Context = SettingContext.Reload, Group = SettingGroup.Connections,
+            Description = "sessions one connection backend serves at once",
+            Documentation = "1 (the default) is PostgreSQL's model: a process per session, so a backend that crashes "
+                + "without holding a lock disconnects only its own client. More (nginx's and gunicorn's "
+                + "`worker_connections`) lets a backend serve that many sessions concurrently: an asynchronous worker "
+                + "(`IAsyncConnectionWorker`) runs them as tasks on the process's socket event loop (.NET's socket "
+                + "continuations run inline, `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1`, unless the environment "
+                + "says otherwise), a synchronous one on a thread each. One wake-up then serves every client that is "
+                + "ready, which is what lets 50 busy clients on 2 cores match redis-server (`docs/benchmarks.md`). The "
+                + "price: a backend that crashes, throws or leaves a lock held ends all of its sessions, and code that "
+                + "blocks delays the other sessions of its backend. Such backends take connections from the acceptor "
+                + "(they do not accept on the listening sockets themselves); `spare_connection_backends` and "
+                + "`max_connections` count sessions, not backends. Applies to connection backends started after a reload.",
         },
         new()
         {

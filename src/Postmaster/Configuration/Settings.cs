@@ -66,6 +66,7 @@ internal sealed class Settings
         SpareConnectionBackends = (int)Number(SettingCatalog.SpareConnectionBackends);
         MaxSessionsPerBackend = (int)Number(SettingCatalog.MaxSessionsPerBackend);
         ConnectionSchedulingPolicy = (Shmem.Os.CpuSchedulingPolicy)Number(SettingCatalog.ConnectionSchedulingPolicy);
+        ConcurrentSessionsPerBackend = (int)Number(SettingCatalog.ConcurrentSessionsPerBackend);
         ConnectionRejectionMessage = _byName[SettingCatalog.ConnectionRejectionMessage].Value.Text;
         CrashRecovery = (CrashRecovery)Number(SettingCatalog.CrashRecovery);
         RestartAfterCrash = Number(SettingCatalog.RestartAfterCrash) != 0;
@@ -150,6 +151,10 @@ internal sealed class Settings
 
     /// <summary><c>connection_scheduling_policy</c>. Reload (connection backends started afterwards).</summary>
     public Shmem.Os.CpuSchedulingPolicy ConnectionSchedulingPolicy { get; }
+
+    /// <summary><c>concurrent_sessions_per_backend</c>: sessions one connection backend serves at once. Reload (connection
+    /// backends started afterwards).</summary>
+    public int ConcurrentSessionsPerBackend { get; }
 
     /// <summary><c>connection_rejection_message</c>. Reload.</summary>
     public string ConnectionRejectionMessage { get; }

@@ -60,6 +60,9 @@ internal sealed class ConnectionAcceptor : IDisposable
     private const byte AcceptedMessage = (byte)'A';
     private const byte NoTicketMessage = (byte)'N';
 
+    // Multiplexing backend → acceptor: it takes no more sessions (its session limit); it exits after those it serves.
+    private const byte LeavingMessage = (byte)'L';
+
     // Acceptor → backend: a session handed over (with its descriptor); a listening socket; a ticket (accept connections
     // yourself until it is withdrawn); the ticket withdrawn.
     private const byte SessionMessage = (byte)'S';
@@ -76,7 +79,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private readonly Listeners _listeners;
     private readonly Socket _channelListener;
     private readonly WakeEvent _wake = new();
-    private readonly Dictionary<int, int> _expected = new(); // pid → slot: started, not connected yet
+    private readonly Dictionary<int, (int Slot, int Capacity)> _expected = new(); // pid → slot: started, not connected yet
     private readonly List<(Socket Socket, int Pid, long Since)> _early = new(); // connected before Expect: parked briefly
     private readonly List<Channel> _channels = new();
     private readonly Queue<Waiting> _waiting = new();
@@ -88,6 +91,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     private AcceptMode _mode = AcceptMode.Starting; // Open once the supervisor is ready
     private int _maxConnections;
     private int _spare;
+    private int _concurrent = 1; // concurrent_sessions_per_backend of backends started from now on
     private byte[] _rejection = [];
     private long _localSessionId; // session ids while there are no counters (never in practice: tests of the acceptor)
     private long _sessions; // handed over
@@ -127,7 +131,8 @@ internal sealed class ConnectionAcceptor : IDisposable
     public void Start() => _thread.Start();
 
     /// <summary>The supervisor's settings and shared memory (null while it is being rebuilt: nothing is written then).</summary>
-    public void Configure(int maxConnections, int spare, string rejection, BackendSlotArray? slots, InstanceCounters? counters)
+    public void Configure(int maxConnections, int spare, string rejection, BackendSlotArray? slots, InstanceCounters? counters,
+        int concurrent = 1)
     {
         lock (_gate)
         {
@@ -146,6 +151,7 @@ internal sealed class ConnectionAcceptor : IDisposable
             counters?.PublishSpareTarget(spare);
             _maxConnections = maxConnections;
             _spare = spare;
+            _concurrent = Math.Max(1, concurrent);
             _rejection = Encoding.UTF8.GetBytes(rejection + "\r\n");
             _slots = slots;
         }
@@ -193,19 +199,20 @@ internal sealed class ConnectionAcceptor : IDisposable
             return _mode == AcceptMode.Open ? Math.Max(0, WantedLocked()) : 0;
     }
 
-    /// <summary>The supervisor started <paramref name="pid"/> in <paramref name="slot"/> as a connection backend.</summary>
-    public void Expect(int pid, int slot)
+    /// <summary>The supervisor started <paramref name="pid"/> in <paramref name="slot"/> as a connection backend that
+    /// serves <paramref name="capacity"/> sessions at once.</summary>
+    public void Expect(int pid, int slot, int capacity = 1)
     {
         lock (_gate)
         {
-            _expected[pid] = slot;
+            _expected[pid] = (slot, capacity);
             int k = _early.FindIndex(e => e.Pid == pid);
             if (k >= 0) // it connected before the supervisor got to say so (a cold start that was quick)
             {
                 var early = _early[k];
                 _early.RemoveAt(k);
                 _expected.Remove(pid);
-                _channels.Add(new Channel(early.Socket, pid, slot));
+                _channels.Add(new Channel(early.Socket, pid, slot, capacity));
                 Interlocked.Increment(ref _channelsConnected);
             }
         }
@@ -222,7 +229,7 @@ internal sealed class ConnectionAcceptor : IDisposable
         {
             // Backends still starting, connected ones not ready yet and idle ones all take a waiting connection (the
             // next dispatch hands it over): only what is beyond them is refused.
-            int coming = _expected.Count + _channels.Count(c => !c.Busy && !c.Ticket) + Accepting();
+            int coming = ExpectedPlaces() + FreePlaces();
             int refused = 0;
             while (_waiting.Count > coming)
             {
@@ -231,7 +238,8 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             if (refused > 0)
                 _log.Log($"refused {refused} connection(s): no connection backend could be started: {why}",
-                    detail: $"Connection backends: {_expected.Count} starting, {_channels.Count(c => !c.Idle && !c.Busy)} connecting, {_channels.Count(c => c.Idle)} idle, {_channels.Count(c => c.Busy)} serving.");
+                    detail: $"Connection backends: {_expected.Count} starting, {_channels.Count(c => !c.Idle && !c.Busy)} connecting, "
+                        + $"{_channels.Count(c => c.Idle)} idle, {_channels.Count(c => c.Busy)} serving.");
         }
     }
 
@@ -357,6 +365,11 @@ internal sealed class ConnectionAcceptor : IDisposable
             bool wanted;
             lock (_gate)
             {
+                // The channels first, then the listeners: a session that ended ("ready") frees its place before the
+                // connections that came meanwhile are counted against max_connections.
+                for (int i = 0; i < span.Length; i++)
+                    if (span[i].IsReadable && owners[i] is Channel first)
+                        ReadChannel(first);
                 for (int i = 0; i < span.Length; i++)
                 {
                     if (!span[i].IsReadable)
@@ -372,9 +385,8 @@ internal sealed class ConnectionAcceptor : IDisposable
                         case Socket s when ReferenceEquals(s, _channelListener):
                             AcceptChannels();
                             break;
-                        case Channel c:
-                            ReadChannel(c);
-                            break;
+                        case Channel:
+                            break; // read above
                     }
                 }
                 Dispatch();
@@ -413,12 +425,46 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// (may be negative). Caller holds <see cref="_gate"/>.</summary>
     private int WantedLocked()
     {
-        // Idle, or connected and about to say ready; and ticketed ones not in a session.
-        int idle = _channels.Count(c => !c.Ticket && !c.Busy) + Accepting();
-        int need = _spare + _waiting.Count - idle - _expected.Count;
-        int room = _maxConnections + _spare - _channels.Count - _expected.Count;
-        return Math.Min(need, room);
+        // In session places: a backend serving one session at a time is one place, a multiplexing one as many as it
+        // serves at once. Free: idle, or connected and about to say ready, and ticketed ones not in a session.
+        int expected = ExpectedPlaces();
+        int need = _spare + _waiting.Count - FreePlaces() - expected;
+        int room = _maxConnections + _spare - _channels.Sum(c => c.Capacity) - expected;
+        int places = Math.Min(need, room);
+        return places <= 0 ? places : (places + _concurrent - 1) / _concurrent; // backends started from now on
     }
+
+    /// <summary>Session places of backends started but not connected yet. Caller holds <see cref="_gate"/>.</summary>
+    private int ExpectedPlaces()
+    {
+        int n = 0;
+        foreach (var e in _expected.Values)
+            n += e.Capacity;
+        return n;
+    }
+
+    /// <summary>Session places free in connected backends: idle ones (or about to say ready), ticketed ones not in a
+    /// session, and what multiplexing ones have left. Caller holds <see cref="_gate"/>.</summary>
+    private int FreePlaces()
+    {
+        int n = 0;
+        foreach (var c in _channels)
+        {
+            if (c.Multiplexing)
+                n += c.Leaving ? 0 : c.Capacity - c.Sessions;
+            else if ((!c.Ticket && !c.Busy) || IsAccepting(c))
+                n++;
+        }
+        return n;
+    }
+
+    /// <summary>Sessions in progress (handed over, or accepted by a ticketed backend): a ticketed backend that is free
+    /// would take a new connection itself, so its ticket is that connection's place, not another one's.</summary>
+    private int InProgress() => _channels.Sum(c => c.Multiplexing ? c.Sessions : c.Busy || (c.Ticket && InSession(c)) ? 1 : 0);
+
+    /// <summary>Sessions a channel's backend serves or has a place held for (a ticket, a withdrawal it has not
+    /// answered): what counts against max_connections.</summary>
+    private static int Held(Channel c) => c.Multiplexing ? c.Sessions : c.Busy || c.Ticket ? 1 : 0;
 
     /// <summary>Accepts what is pending on <paramref name="l"/> (a bounded batch, so one busy listener cannot starve the
     /// others) into the waiting queue, refusing what is over the limit.</summary>
@@ -453,13 +499,19 @@ internal sealed class ConnectionAcceptor : IDisposable
                 counters.CountAccepted(direct: false);
             else
                 _uncountedAccepted++;
-            // Sessions in progress (handed over, or accepted by a ticketed backend): a ticketed backend that is free
-            // would take this connection itself, so its ticket is this connection's place, not another one's.
-            int busy = _channels.Count(c => c.Busy || (c.Ticket && InSession(c)));
+            int busy = InProgress();
             if (_mode == AcceptMode.Recovery)
             {
                 Refuse(client, InRecovery);
                 continue;
+            }
+            if (busy + _waiting.Count >= _maxConnections && _channels.Any(c => c.Multiplexing))
+            {
+                // Sessions of multiplexing backends are counted until their "ready" is read: read what the channels
+                // hold now (a client that closed one connection and opened another is not refused for its own).
+                foreach (var c in _channels.ToList())
+                    ReadChannel(c);
+                busy = InProgress();
             }
             if (busy + _waiting.Count >= _maxConnections)
             {
@@ -521,7 +573,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 s.Dispose(); // not a connection backend this postmaster started
                 continue;
             }
-            if (!_expected.Remove(pid, out int slot))
+            if (!_expected.Remove(pid, out var expected))
             {
                 // Started a moment ago and quicker than the supervisor's Expect: parked until then (or until the limit).
                 if (_early.Count < 64)
@@ -531,7 +583,7 @@ internal sealed class ConnectionAcceptor : IDisposable
                 continue;
             }
             s.Blocking = false;
-            _channels.Add(new Channel(s, pid, slot));
+            _channels.Add(new Channel(s, pid, expected.Slot, expected.Capacity));
             Interlocked.Increment(ref _channelsConnected);
         }
     }
@@ -560,6 +612,20 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             switch (buf[0])
             {
+                case ReadyMessage when n == 1 && c.Multiplexing: // at first, then after each session that ended cleanly
+                    if (c.Idle)
+                        c.Sessions = Math.Max(0, c.Sessions - 1);
+                    c.Idle = true;
+                    c.Busy = c.Sessions > 0;
+                    if (_mode == AcceptMode.Closed && c.Sessions == 0)
+                    {
+                        Drop(c);
+                        return;
+                    }
+                    break;
+                case LeavingMessage when n == 1 && c.Multiplexing:
+                    c.Leaving = true; // its sessions still count until it says they ended, or exits
+                    break;
                 case ReadyMessage when n == 1: // idle after a hand-off (a ticketed backend accepts again), a withdrawal, or at first
                     c.Busy = false;
                     c.Idle = !c.Ticket;
@@ -605,7 +671,8 @@ internal sealed class ConnectionAcceptor : IDisposable
             // An idle backend for it: one waiting for hand-offs, or a ticketed one that is free, claimed in its slot
             // first (so that it does not accept one itself meanwhile); it takes the hand-off on its channel, and says
             // ready after it.
-            var c = _channels.FirstOrDefault(x => x.Idle && !x.Ticket) ?? ClaimAccepting();
+            var c = _channels.FirstOrDefault(x => x.Idle && !x.Ticket && !x.Multiplexing) ?? ClaimAccepting()
+                ?? _channels.FirstOrDefault(x => x.Multiplexing && x.Idle && !x.Leaving && x.Sessions < x.Capacity);
             if (c is null)
                 return;
             var w = _waiting.Peek();
@@ -623,13 +690,16 @@ internal sealed class ConnectionAcceptor : IDisposable
             }
             _waiting.Dequeue();
             w.Client.Dispose(); // the backend has its own descriptor now (it shows the session in its slot)
-            c.Idle = false;
+            if (c.Multiplexing)
+                c.Sessions++;
+            else
+                c.Idle = false;
             c.Busy = true;
             Interlocked.Increment(ref _sessions);
         }
         if (_listeners.All.Count == 0)
             return;
-        int used = _channels.Count(c => c.Busy || c.Ticket);
+        int used = _channels.Sum(Held);
         foreach (var c in _channels.Where(c => c.Idle && !c.Ticket && c.Direct).ToList())
         {
             if (used >= _maxConnections)
@@ -728,13 +798,26 @@ internal sealed class ConnectionAcceptor : IDisposable
             Drop(c); // a ticketed one in a session serves it to the end, then finds its channel closed and exits
     }
 
-    private sealed class Channel(Socket socket, int pid, int slot)
+    private sealed class Channel(Socket socket, int pid, int slot, int capacity)
     {
         public Socket Socket { get; } = socket;
         public int Pid { get; } = pid;
         public int Slot { get; } = slot;
 
-        /// <summary>Waiting for a hand-off (said "ready", holds no ticket).</summary>
+        /// <summary>Sessions its backend serves at once (concurrent_sessions_per_backend when it was started).</summary>
+        public int Capacity { get; } = Math.Max(1, capacity);
+
+        /// <summary>It serves several sessions at once: it gets hand-offs only (no ticket), up to
+        /// <see cref="Capacity"/>, and says "ready" after each session that ended.</summary>
+        public bool Multiplexing => Capacity > 1;
+
+        /// <summary>A multiplexing backend's sessions in progress (handed over, not said ended).</summary>
+        public int Sessions { get; set; }
+
+        /// <summary>A multiplexing backend takes no more sessions (its session limit).</summary>
+        public bool Leaving { get; set; }
+
+        /// <summary>Waiting for a hand-off (said "ready", holds no ticket); a multiplexing backend: said ready once.</summary>
         public bool Idle { get; set; }
 
         /// <summary>Serving a handed-over session (ticketed or not), or about to say ready after a withdrawal.</summary>
@@ -747,8 +830,8 @@ internal sealed class ConnectionAcceptor : IDisposable
         /// <summary>It has the listening sockets.</summary>
         public bool HasListeners { get; set; }
 
-        /// <summary>False once its accept failed: it gets hand-offs only.</summary>
-        public bool Direct { get; set; } = true;
+        /// <summary>False once its accept failed, and for a multiplexing backend: it gets hand-offs only.</summary>
+        public bool Direct { get; set; } = capacity <= 1;
     }
 
     private sealed record Waiting(Socket Client, long AcceptedUnixMs, string Peer);

@@ -282,7 +282,8 @@ internal sealed class PostmasterLoop
         });
         if (_state.State is PmState.CrashWaitBackends or PmState.Reinit)
             _acceptor?.Configure(_settings.Current.MaxConnections, _settings.Current.SpareConnectionBackends,
-                _settings.Current.ConnectionRejectionMessage, null, null); // the slots are about to be rebuilt
+                _settings.Current.ConnectionRejectionMessage, null, null,
+                _settings.Current.ConcurrentSessionsPerBackend); // the slots are about to be rebuilt
         if (a.HasFlag(PmAction.Reinitialize))
             Reinitialize();
         if (a.HasFlag(PmAction.StartBackends) && !_pendingImmediate)
@@ -564,7 +565,8 @@ internal sealed class PostmasterLoop
     {
         var s = _settings.Current;
         _acceptor?.Configure(s.MaxConnections, s.SpareConnectionBackends, s.ConnectionRejectionMessage,
-            _memory.IsMapped ? _memory.Shmem.Slots : null, _memory.IsMapped ? InstanceCounters.Require(_memory.Main.Index) : null);
+            _memory.IsMapped ? _memory.Shmem.Slots : null, _memory.IsMapped ? InstanceCounters.Require(_memory.Main.Index) : null,
+            s.ConcurrentSessionsPerBackend);
     }
 
     /// <summary>A connection backend exited before it connected to the acceptor (its worker does not load, or it died
@@ -595,7 +597,7 @@ internal sealed class PostmasterLoop
             return;
         var s = _settings.Current;
         string argument = ConnectionHostArgument.Format(_acceptor.ChannelName, s.MaxSessionsPerBackend,
-            s.ConnectionSchedulingPolicy, s.ConnectionWorker, s.ConnectionWorkerArgument);
+            s.ConcurrentSessionsPerBackend, s.ConnectionSchedulingPolicy, s.ConnectionWorker, s.ConnectionWorkerArgument);
         for (int n = _acceptor.Wanted(); n > 0; n--)
         {
             if (_children.FreeSlots - _workers.WaitingForSlot <= 0 && _pool.Idle == 0)
@@ -611,7 +613,7 @@ internal sealed class PostmasterLoop
                 _acceptor.CouldNotStart("the backend could not be started");
                 return;
             }
-            _acceptor.Expect(p.Pid, p.Slot);
+            _acceptor.Expect(p.Pid, p.Slot, s.ConcurrentSessionsPerBackend);
             _pool.WakeAssigned();
         }
     }

@@ -19,7 +19,7 @@ internal readonly record struct BackendSlotInfo(int Slot, BackendSlotState State
 /// <summary>A connection backend's client session as its slot shows it: the client's address (empty when the backend
 /// waits for a connection), when the postmaster accepted it, the instance-wide session id, and how many sessions this
 /// backend has been given (0 = none yet: not a connection backend, or one that has not served yet).</summary>
-internal readonly record struct SessionInfo(string Client, long StartedAtUnixMs, long Id, int Count);
+internal readonly record struct SessionInfo(string Client, long StartedAtUnixMs, long Id, int Count, int Open = 0);
 
 /// <summary>
 /// The backend slots in the main segment: one per possible backend (max_backends). Overview: the postmaster assigns
@@ -43,7 +43,7 @@ internal sealed unsafe class BackendSlotArray
     /// <summary>A parked pool member re-checks its word this often even without a wake-up (a backstop only).</summary>
     public static readonly TimeSpan PoolRecheck = TimeSpan.FromSeconds(5);
     private const uint Magic = 0x504D_4253; // "PMBS"
-    private const uint LayoutVersion = 4; // 3: session fields; 4: assigned-at timestamp
+    private const uint LayoutVersion = 5; // 3: session fields; 4: assigned-at timestamp; 5: open sessions
 
     [StructLayout(LayoutKind.Explicit, Size = 64)]
     private struct Header
@@ -77,6 +77,7 @@ internal sealed unsafe class BackendSlotArray
         [FieldOffset(1472)] public int SessionCount;
         [FieldOffset(1480)] public long SessionStartedAtUnixMs;
         [FieldOffset(1488)] public long SessionId;
+        [FieldOffset(1496)] public int SessionsOpen; // sessions in progress (more than one: concurrent_sessions_per_backend)
     }
 
     /// <summary>Most slots an array may declare (a sanity bound for validation; max_backends is far lower).</summary>
@@ -324,15 +325,20 @@ internal sealed unsafe class BackendSlotArray
 
     /// <summary>Connection backend, for its own slot: it serves session <paramref name="id"/>, its
     /// <paramref name="count"/>th, from <paramref name="client"/>.</summary>
-    public void SetSession(int slot, long id, long startedAtUnixMs, int count, string client)
+    public void SetSession(int slot, long id, long startedAtUnixMs, int count, string client, int open = 1)
     {
         ref var s = ref At(slot);
         s.SessionId = id;
+        Volatile.Write(ref s.SessionsOpen, open);
         Volatile.Write(ref s.SessionCount, count);
         fixed (Slot* p = &s)
             Put((byte*)p + SessionClientOffset, MaxClientBytes, client.Length > MaxClientBytes ? client[..MaxClientBytes] : client);
         Volatile.Write(ref s.SessionStartedAtUnixMs, Math.Max(1, startedAtUnixMs)); // last: it says "in session"
     }
+
+    /// <summary>Connection backend serving several sessions at once, for its own slot: <paramref name="open"/> are in
+    /// progress (the newest one's fields stay).</summary>
+    public void SetSessionsOpen(int slot, int open) => Volatile.Write(ref At(slot).SessionsOpen, open);
 
     /// <summary>Connection backend, for its own slot: the session ended; it waits for the next one (count kept), or,
     /// when <paramref name="leaving"/>, it exits (nobody may hand it another).</summary>
@@ -340,6 +346,7 @@ internal sealed unsafe class BackendSlotArray
     {
         ref var s = ref At(slot);
         Volatile.Write(ref s.SessionStartedAtUnixMs, leaving ? SessionLeaving : 0);
+        Volatile.Write(ref s.SessionsOpen, 0);
         fixed (Slot* p = &s)
             Put((byte*)p + SessionClientOffset, MaxClientBytes, "");
     }
@@ -349,11 +356,13 @@ internal sealed unsafe class BackendSlotArray
         s.SessionCount = 0;
         s.SessionId = 0;
         s.SessionStartedAtUnixMs = 0;
+        s.SessionsOpen = 0;
         s.SessionClient[0] = 0;
     }
 
     private static SessionInfo ReadSession(ref Slot s) =>
-        new(ReadText(ref s, SessionClientOffset, MaxClientBytes), Math.Max(0, s.SessionStartedAtUnixMs), s.SessionId, Volatile.Read(ref s.SessionCount));
+        new(ReadText(ref s, SessionClientOffset, MaxClientBytes), Math.Max(0, s.SessionStartedAtUnixMs), s.SessionId, Volatile.Read(ref s.SessionCount),
+            Math.Max(0, Volatile.Read(ref s.SessionsOpen)));
 
     /// <summary>Checks that texts fit the slot; the caller reports the error before anything is started.</summary>
     public static string? Validate(string name, string entry, string argument)

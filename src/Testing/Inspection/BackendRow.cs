@@ -51,4 +51,8 @@ public sealed record SessionRow
 
     /// <summary>Sessions this backend has been given, the current one included.</summary>
     public int Served { get; init; }
+
+    /// <summary>Sessions in progress: 0 or 1, or up to <c>concurrent_sessions_per_backend</c> for a backend serving
+    /// several at once (<see cref="Id"/> and <see cref="Client"/> are then the newest one's).</summary>
+    public int Open { get; init; }
 }

@@ -137,7 +137,7 @@ public sealed class ShmemValidationTests : IDisposable
         var array = _pm.Instance.Slots;
         Corrupt(slots, 0, 0, array.Validate, "backend slot array: wrong magic number 0x00000000 (expected 0x504D4253)");
         Corrupt(slots, 0, Garbage, _pm.Instance.Validate, "backend slot array: wrong magic number 0xDEADBEEF (expected 0x504D4253)");
-        Corrupt(slots, 4, 2, array.Validate, "backend slot array: wrong layout version 2 (expected 4)");
+        Corrupt(slots, 4, 2, array.Validate, "backend slot array: wrong layout version 2 (expected 5)");
         Corrupt(slots, 12, 8, array.Validate, "backend slot array: slot size 8 (expected 1536)");
         Corrupt(slots, 8, 1000, array.Validate, "backend slot array: size");
         const long Slot2State = 64 + 2 * 1536;

@@ -9,24 +9,26 @@ namespace Postmaster.Tests.Units;
 public sealed class ConnectionHostArgumentTests
 {
     [Theory]
-    [InlineData(true, "/opt/my app/Kv.dll:Kv.Server", "")]
-    [InlineData(false, "/w.dll:W", "a b  c")]
-    public void What_is_formatted_reads_back(bool batch, string entry, string argument)
+    [InlineData(true, 1, "/opt/my app/Kv.dll:Kv.Server", "")]
+    [InlineData(false, 64, "/w.dll:W", "a b  c")]
+    public void What_is_formatted_reads_back(bool batch, int concurrent, string entry, string argument)
     {
         var policy = batch ? CpuSchedulingPolicy.Batch : CpuSchedulingPolicy.Other;
-        string text = ConnectionHostArgument.Format("\0postmaster.12.AB", 7, policy, entry, argument);
-        Assert.True(ConnectionHostArgument.TryParse(text, out string channel, out int maxSessions, out var parsedPolicy,
-            out string parsedEntry, out string parsedArgument));
-        Assert.Equal(("\0postmaster.12.AB", 7, policy, entry, argument), (channel, maxSessions, parsedPolicy, parsedEntry, parsedArgument));
+        string text = ConnectionHostArgument.Format("\0postmaster.12.AB", 7, concurrent, policy, entry, argument);
+        Assert.True(ConnectionHostArgument.TryParse(text, out string channel, out int maxSessions, out int parsedConcurrent,
+            out var parsedPolicy, out string parsedEntry, out string parsedArgument));
+        Assert.Equal(("\0postmaster.12.AB", 7, concurrent, policy, entry, argument),
+            (channel, maxSessions, parsedConcurrent, parsedPolicy, parsedEntry, parsedArgument));
     }
 
     [Theory]
     [InlineData("")]
-    [InlineData("chan 0 9 /w.dll:W ")] // the old shape, without a policy
-    [InlineData("chan 0 fifo 8 /w.dll:W ")] // not a policy a backend may take
-    [InlineData("chan -1 batch 8 /w.dll:W ")]
-    [InlineData("chan 0 batch 99 /w.dll:W ")] // the entry's length runs past the text
-    [InlineData(" 0 batch 8 /w.dll:W ")] // no channel
+    [InlineData("chan 0 batch 8 /w.dll:W ")] // the old shape, without the sessions at once
+    [InlineData("chan 0 1 fifo 8 /w.dll:W ")] // not a policy a backend may take
+    [InlineData("chan -1 1 batch 8 /w.dll:W ")]
+    [InlineData("chan 0 0 batch 8 /w.dll:W ")] // no session at once
+    [InlineData("chan 0 1 batch 99 /w.dll:W ")] // the entry's length runs past the text
+    [InlineData(" 0 1 batch 8 /w.dll:W ")] // no channel
     public void Anything_else_is_refused(string text) =>
-        Assert.False(ConnectionHostArgument.TryParse(text, out _, out _, out _, out _, out _));
+        Assert.False(ConnectionHostArgument.TryParse(text, out _, out _, out _, out _, out _, out _));
 }
