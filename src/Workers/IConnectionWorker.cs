@@ -11,6 +11,13 @@ namespace Postmaster.Workers;
 /// another session. What survives between sessions of one backend: the worker instance and its fields, static state,
 /// attached DSM segments and anything else in the process; not: the connection, held locks (a session must release
 /// them), the <see cref="ClientSession"/>.</para>
+/// <para><b>Several sessions at once</b> (<c>concurrent_sessions_per_backend</c> &gt; 1): the one instance serves
+/// that many sessions concurrently, so its fields are shared between them and must be safe for that. An
+/// <see cref="IAsyncConnectionWorker"/> is the shape for it: its sessions run as tasks whose socket continuations run
+/// inline on the process's socket event loop, so code that blocks (a long computation, a contended lock, a synchronous
+/// read) delays every other session of the backend. An <see cref="IConnectionWorker"/> gets a thread per session. A
+/// session that throws ends the backend and all its sessions; a lock left held is detected when no session of the
+/// backend is in progress.</para>
 /// <para>The type implements exactly one of <see cref="IConnectionWorker"/> and <see cref="IAsyncConnectionWorker"/>.</para>
 /// </summary>
 public interface IConnectionWorker

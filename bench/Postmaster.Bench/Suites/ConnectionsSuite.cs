@@ -13,7 +13,8 @@ namespace Postmaster.Bench.Suites;
 /// test echo worker's greeting), from a spare connection backend, against a bare accept loop in this process that
 /// writes the same line; (2) a new connection per request with redis-benchmark (<c>-k 0 -t ping_inline</c>, 1 and 2
 /// clients) and (3) 50 persistent clients doing SET and GET, the KeyValue sample against redis-server, against the same
-/// server under SCHED_OTHER, and against a C process-per-connection server (bench/Prefork/prefork.c, built with the
+/// server under SCHED_OTHER, against its asynchronous shape on backends that serve 25 sessions each
+/// (<c>concurrent_sessions_per_backend = 25</c>), and against a C process-per-connection server (bench/Prefork/prefork.c, built with the
 /// system's C compiler when there is one: the model's ceiling). (2) and (3) need redis-server and redis-benchmark;
 /// without them those rows are left out and the run says so.
 /// </summary>
@@ -38,6 +39,11 @@ public sealed partial class ConnectionsSuite : IBenchSuite
     private static string EchoEntry => Path.Combine(BenchPaths.Out, "testchild", "TestChild.dll") + ":Postmaster.TestChild.Workers.EchoConnectionWorker";
 
     private static string KeyValueEntry => Path.Combine(BenchPaths.Out, "samples", "KeyValue", "KeyValue.dll") + ":KeyValue.KvServer";
+
+    private static string KeyValueAsyncEntry => Path.Combine(BenchPaths.Out, "samples", "KeyValue", "KeyValue.dll") + ":KeyValue.KvServerAsync";
+
+    /// <summary>Sessions per backend of the multiplexing server: 50 clients on two backends, one per core.</summary>
+    private const int MuxSessions = 25;
 
     private static Dictionary<string, string> Settings(string entry, int port) => new()
     {
@@ -108,6 +114,11 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         var otherSettings = Settings(KeyValueEntry, otherPort);
         otherSettings["connection_scheduling_policy"] = "other";
         using var otherServer = BenchServer.Start("conn-kv-other", otherSettings);
+        // Backends that serve several sessions at once, with the sample's asynchronous shape.
+        int muxPort = FreePort();
+        var muxSettings = Settings(KeyValueAsyncEntry, muxPort);
+        muxSettings["concurrent_sessions_per_backend"] = MuxSessions.ToString(CultureInfo.InvariantCulture);
+        using var muxServer = BenchServer.Start("conn-kv-mux", muxSettings);
         int redisPid = BenchProcess.Start(redisServer, "--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no");
         // The model's ceiling: a C process-per-connection server (no .NET, no postmaster), under both policies.
@@ -119,6 +130,7 @@ public sealed partial class ConnectionsSuite : IBenchSuite
         {
             WaitForPort(ourPort);
             WaitForPort(otherPort);
+            WaitForPort(muxPort);
             WaitForPort(redisPort);
             foreach (var (port, _) in prefork)
                 WaitForPort(port);
@@ -136,38 +148,46 @@ public sealed partial class ConnectionsSuite : IBenchSuite
             {
                 Rps(benchmark, redisPort, NewConnectionArgs(clients), "PING_INLINE");
                 Rps(benchmark, ourPort, NewConnectionArgs(clients), "PING_INLINE");
+                Rps(benchmark, muxPort, NewConnectionArgs(clients), "PING_INLINE");
             }
             RpsAll(benchmark, redisPort, warmUp);
             RpsAll(benchmark, otherPort, warmUp);
             foreach (var (port, _) in prefork)
                 RpsAll(benchmark, port, warmUp);
             var curve = new List<string> { $"{cold["SET"].PerSecond / 1000:F0}/{cold["GET"].PerSecond / 1000:F0}" };
+            var muxCurve = new List<string>();
             for (int run = 1; run < PersistentWarmUpRuns; run++)
             {
                 var w = RpsAll(benchmark, ourPort, warmUp);
                 curve.Add($"{w["SET"].PerSecond / 1000:F0}/{w["GET"].PerSecond / 1000:F0}");
                 RpsAll(benchmark, otherPort, warmUp);
+                var m = RpsAll(benchmark, muxPort, warmUp);
+                muxCurve.Add($"{m["SET"].PerSecond / 1000:F0}/{m["GET"].PerSecond / 1000:F0}");
             }
             Console.WriteLine($"warm-up of a fresh server, SET/GET k ops/s per run of 100k requests: {string.Join(", ", curve)}");
-            var rate = clientCounts.ToDictionary(c => c, _ => (Redis: new List<double>(), Ours: new List<double>()));
+            Console.WriteLine($"the same, {MuxSessions} sessions per backend (runs 1–{PersistentWarmUpRuns - 1}): {string.Join(", ", muxCurve)}");
+            var rate = clientCounts.ToDictionary(c => c, _ => (Redis: new List<double>(), Ours: new List<double>(), Mux: new List<double>()));
             var persistentRuns = new[] { "SET", "GET" }.ToDictionary(op => op, _ => (Redis: new List<Rate>(), Ours: new List<Rate>(),
-                Other: new List<Rate>(), CBatch: new List<Rate>(), COther: new List<Rate>()));
+                Other: new List<Rate>(), Mux: new List<Rate>(), CBatch: new List<Rate>(), COther: new List<Rate>()));
             for (int round = 0; round < MeasuredRounds; round++) // interleaved: a change in the machine's load hits both
             {
                 foreach (int clients in clientCounts)
                 {
                     rate[clients].Redis.Add(Rps(benchmark, redisPort, NewConnectionArgs(clients), "PING_INLINE"));
                     rate[clients].Ours.Add(Rps(benchmark, ourPort, NewConnectionArgs(clients), "PING_INLINE"));
+                    rate[clients].Mux.Add(Rps(benchmark, muxPort, NewConnectionArgs(clients), "PING_INLINE"));
                 }
                 var r = RpsAll(benchmark, redisPort, persistent);
                 var o = RpsAll(benchmark, ourPort, persistent);
                 var other = RpsAll(benchmark, otherPort, persistent);
+                var mux = RpsAll(benchmark, muxPort, persistent);
                 var c = prefork.Select(p => RpsAll(benchmark, p.Port, persistent)).ToArray();
                 foreach (var (op, runs) in persistentRuns)
                 {
                     runs.Redis.Add(r[op]);
                     runs.Ours.Add(o[op]);
                     runs.Other.Add(other[op]);
+                    runs.Mux.Add(mux[op]);
                     if (c.Length == 2)
                     {
                         runs.CBatch.Add(c[0][op]);
@@ -184,6 +204,8 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                 if (postgres is not null)
                     table.AddThroughput($"same, against PostgreSQL's own rate (pgbench -n -C, select 1), {clients} client(s)",
                         "PostgreSQL", postgres[clients], ours, "≥ 5× PostgreSQL");
+                table.AddThroughput($"same, {MuxSessions} sessions per backend (every connection through the acceptor), {clients} client(s)",
+                    "redis-server", Median(rate[clients].Redis), Median(rate[clients].Mux), "report");
             }
             foreach (var (op, runs) in persistentRuns)
             {
@@ -191,6 +213,10 @@ public sealed partial class ConnectionsSuite : IBenchSuite
                     "redis-server", MedianRps(runs.Redis), MedianRps(runs.Ours), "≥ 0.8× redis-server");
                 table.AddTime($"50 persistent clients, {op}, p99 latency (median of the rounds' p99)", "redis-server",
                     MedianP99(runs.Redis), MedianP99(runs.Ours), "ms", "report");
+                table.AddThroughput($"50 persistent clients, {op}, concurrent_sessions_per_backend = {MuxSessions} (KvServerAsync), median of {MeasuredRounds}",
+                    "redis-server", MedianRps(runs.Redis), MedianRps(runs.Mux), "≥ 0.8× redis-server");
+                table.AddTime($"50 persistent clients, {op}, p99 latency with {MuxSessions} sessions per backend", "redis-server",
+                    MedianP99(runs.Redis), MedianP99(runs.Mux), "ms", "report");
                 table.AddThroughput($"50 persistent clients, {op}, connection_scheduling_policy = other, against the default (batch)",
                     "batch", MedianRps(runs.Ours), MedianRps(runs.Other), "report");
                 table.AddTime($"50 persistent clients, {op}, p99 latency with connection_scheduling_policy = other", "redis-server",
