@@ -30,6 +30,9 @@ internal sealed class ConcurrentSessions
 {
     private const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
+    /// <summary>How long a backend whose session failed waits for its other sessions to end before it exits.</summary>
+    private static readonly TimeSpan FailedDrain = TimeSpan.FromSeconds(5);
+
     private readonly HostWorkerContext _context;
     private readonly LockOwner _owner;
     private readonly StopRequest _stop;
@@ -59,12 +62,19 @@ internal sealed class ConcurrentSessions
         _concurrent = concurrent;
     }
 
+    /// <summary>Asks .NET to run socket continuations inline on its event-loop thread, for an asynchronous worker, unless
+    /// the environment says otherwise. The runtime reads the variable once, when the process creates its first socket
+    /// (the channel to the postmaster is one), so this comes before any.</summary>
+    public static void PrepareRuntime(object worker)
+    {
+        if (worker is IAsyncConnectionWorker && Environment.GetEnvironmentVariable(InlineCompletions) is null)
+            Environment.SetEnvironmentVariable(InlineCompletions, "1");
+    }
+
     /// <summary>Receives sessions until the channel ends (or a session failed); then waits for those in progress. The
     /// backend's exit code.</summary>
     public int Run()
     {
-        if (_worker is IAsyncConnectionWorker && Environment.GetEnvironmentVariable(InlineCompletions) is null)
-            Environment.SetEnvironmentVariable(InlineCompletions, "1");
         _log.Write(BackendLog.Debug1, $"connection backend: serving up to {_concurrent} sessions at once");
         int fd = (int)_channel.Handle;
         if (FdPassing.Send(fd, "R"u8, -1, nonBlocking: false) != 0)
@@ -207,8 +217,19 @@ internal sealed class ConcurrentSessions
             if (_failed)
                 foreach (var other in _open.Values)
                     ConnectionHost.ShutDown(other.Session.Socket);
+            // A backend in doubt gives its other sessions a moment to notice their connection is gone (one may wait for
+            // a lock the failed one left held), then exits anyway; otherwise, its sessions end when their clients do.
+            long deadline = Environment.TickCount64 + (long)FailedDrain.TotalMilliseconds;
             while (_open.Count > 0)
-                Monitor.Wait(_gate);
+            {
+                long left = deadline - Environment.TickCount64;
+                if (_failed && left <= 0)
+                {
+                    _log.Write(BackendLog.Warning, $"connection backend: {_open.Count} session(s) did not end within {FailedDrain.TotalSeconds:F0} s; exiting without them");
+                    break;
+                }
+                Monitor.Wait(_gate, _failed ? (int)Math.Max(1, left) : Timeout.Infinite);
+            }
             _context.Shmem.Slots.EndSession(_context.Slot, leaving: true);
             return _failed ? BackendHost.ExitFailure : BackendHost.ExitDone;
         }

@@ -77,6 +77,8 @@ internal sealed class ConnectionHost
             _log.Write(BackendLog.Fatal, $"connection worker: {e.Message}", hint: e.Hint);
             return BackendHost.ExitFailure;
         }
+        if (concurrent > 1)
+            ConcurrentSessions.PrepareRuntime(worker); // before the first socket of the process is created
         using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
         try
         {
