@@ -17,7 +17,7 @@ public sealed class BenchTable
     /// <summary>A throughput row (higher is better).</summary>
     public void AddThroughput(string what, string baseline, double baselineOpsPerSecond, double oursOpsPerSecond, string target) =>
         _rows.Add([what, $"{baseline}: {FormatRate(baselineOpsPerSecond)}", FormatRate(oursOpsPerSecond),
-            $"{Format(baselineOpsPerSecond / oursOpsPerSecond)}×", target]);
+            $"{Format(baselineOpsPerSecond / oursOpsPerSecond)}× ({Format(oursOpsPerSecond / baselineOpsPerSecond)}× the throughput)", target]);
 
     public string ToMarkdown()
     {

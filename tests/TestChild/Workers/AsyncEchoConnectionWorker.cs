@@ -6,7 +6,8 @@ namespace Postmaster.TestChild.Workers;
 /// <summary>
 /// <see cref="EchoConnectionWorker"/>'s asynchronous shape, for backends that serve several sessions at once: the same
 /// greeting (<c>hello session ID NUMBER PID PEER</c>) and commands (<c>quit</c>, <c>lock NAME</c>, <c>unlock NAME</c>,
-/// <c>throw</c>, <c>argument</c>; anything else is echoed), with asynchronous reads and writes.
+/// <c>throw</c>, <c>argument</c>; <c>thread</c> replies the name of the thread the
+/// session's code runs on after its last receive; anything else is echoed), with asynchronous reads and writes.
 /// </summary>
 public sealed class AsyncEchoConnectionWorker : IAsyncConnectionWorker
 {
@@ -33,6 +34,10 @@ public sealed class AsyncEchoConnectionWorker : IAsyncConnectionWorker
             else if (line == "throw")
             {
                 throw new InvalidOperationException("the client asked for it");
+            }
+            else if (line == "thread")
+            {
+                await Reply(Thread.CurrentThread.Name ?? "(unnamed)"); // where the receive's continuation ran
             }
             else if (line == "argument")
             {
