@@ -84,7 +84,6 @@ public sealed class KvServer : IConnectionWorker
         }
     }
 
-    /// <summary>Executes the complete commands received. False when the session is to end once the output is sent.</summary>
     /// <summary>Shuts <paramref name="socket"/> down when <paramref name="stopping"/> fires: a receive waiting for an
     /// idle client returns 0, and replies not sent yet are not sent.</summary>
     internal static CancellationTokenRegistration ShutDownOnStop(Socket socket, CancellationToken stopping) =>

@@ -470,6 +470,7 @@ internal sealed class ConnectionAcceptor : IDisposable
     /// others) into the waiting queue, refusing what is over the limit.</summary>
     private void AcceptFrom(Listener l)
     {
+        bool channelsRead = false;
         for (int n = 0; n < 64; n++)
         {
             Socket client;
@@ -505,10 +506,12 @@ internal sealed class ConnectionAcceptor : IDisposable
                 Refuse(client, InRecovery);
                 continue;
             }
-            if (busy + _waiting.Count >= _maxConnections && _channels.Any(c => c.Multiplexing))
+            if (busy + _waiting.Count >= _maxConnections && !channelsRead && _channels.Any(c => c.Multiplexing))
             {
                 // Sessions of multiplexing backends are counted until their "ready" is read: read what the channels
-                // hold now (a client that closed one connection and opened another is not refused for its own).
+                // hold now (a client that closed one connection and opened another is not refused for its own), once
+                // per batch, so a flood of connections at the limit costs no receive per channel each.
+                channelsRead = true;
                 foreach (var c in _channels.ToList())
                     ReadChannel(c);
                 busy = InProgress();
